@@ -1,0 +1,260 @@
+"""Command line: ``vcoresim list | check | replay | simulate``.
+
+Exit codes: 0 no violation within the bounds (or, for several scenarios,
+every verdict as expected), 1 violation found (or an unexpected verdict),
+2 bad input, 3 budget ran out before the bounds were covered.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from vcoresim.check.driver import STRATEGIES, CheckResult, check, replay
+from vcoresim.check.trace import TraceError
+from vcoresim.engine.strategies.base import Bounds, Stats
+from vcoresim.scenarios.registry import Scenario, ScenarioError, builtin_scenarios, get_scenario, program_for
+
+# Off a terminal (CI logs, pipes) keep tables readable rather than 80 columns wide.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(msg: str) -> NoReturn:
+    """Bad input: one line on stderr, exit 2."""
+    err.print(f"vcoresim: error: {msg}", markup=False)
+    sys.exit(2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="vcoresim")
+def main() -> None:
+    """An executable, checkable model of KVM on IBM POWER (Book3S HV)."""
+
+
+# ----------------------------------------------------------------------- list
+@main.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def list_cmd(as_json: bool) -> None:
+    """Show the built-in scenarios, patches, kernel presets and invariants."""
+    from vcoresim import catalog
+
+    doc = catalog.describe(builtin_scenarios())
+    if as_json:
+        click.echo(json.dumps(doc, indent=1))
+        return
+    t = Table(title="Scenarios", title_justify="left")
+    for col in ("name", "kind", "expected", "strategy", "description"):
+        t.add_column(col)
+    for s in doc["scenarios"]:
+        t.add_row(s["name"], s["kind"], s["expected"] or "-", s["strategy"], s["description"])
+    out.print(t)
+    for section, cols in (("patches", ("name", "seed", "default", "description")), ("presets", ("name", "patches", "description")), ("invariants", ("name", "kind", "description"))):
+        if not doc[section]:
+            continue
+        t = Table(title=section.capitalize(), title_justify="left")
+        for col in cols:
+            t.add_column(col)
+        for row in doc[section]:
+            t.add_row(*[", ".join(row[c]) if isinstance(row[c], list) else str(row[c]) for c in cols])
+        out.print(t)
+
+
+# ---------------------------------------------------------------------- check
+def _parse_patches(values: tuple[str, ...]) -> dict[str, bool]:
+    patches: dict[str, bool] = {}
+    for v in values:
+        name, sep, state = v.partition("=")
+        if not sep or state not in ("on", "off") or not name:
+            fail(f"--patch: expected NAME=on|off, got {v!r}")
+        patches[name] = state == "on"
+    return patches
+
+
+def _progress_printer(enabled: bool, label: str) -> tuple[Any, Any]:
+    if not enabled:
+        return None, None
+    prog = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err, transient=True)
+    task = prog.add_task(label, info="")
+
+    def update(stats: Stats) -> None:
+        prog.update(task, info=f"{stats.executions} executions, {stats.states} states, {stats.steps} steps")
+
+    return prog, update
+
+
+@main.command("check")
+@click.argument("scenarios", nargs=-1)
+@click.option("--strategy", type=click.Choice(STRATEGIES), default=None, help="Exploration strategy (default: the scenario's, usually exhaustive DPOR).")
+@click.option("--seed", type=int, default=None, help="Seed for random and pct (default: the scenario's).")
+@click.option("--max-steps", type=click.IntRange(1), default=None, help="Steps per execution (a bound).")
+@click.option("--max-preemptions", type=click.IntRange(0), default=None, help="Preemptions per execution (a bound).")
+@click.option("--max-executions", type=click.IntRange(1), default=None, help="Executions (a budget; for random/pct, the sample size).")
+@click.option("--max-seconds", type=click.FloatRange(0, min_open=True), default=None, help="Wall-clock budget (makes results timing-dependent).")
+@click.option("--pct-depth", type=click.IntRange(1), default=3, show_default=True, help="PCT bug depth d.")
+@click.option("--cache/--no-cache", default=False, help="State caching by fingerprint (exhaustive strategies).")
+@click.option("--kernel", "kernel", default=None, help="Kernel release preset (overrides the scenario's kernel).")
+@click.option("--patch", "patches", multiple=True, help="NAME=on|off, repeatable (overrides the scenario's kernel).")
+@click.option("--trace-out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Where to write the counterexample trace.")
+@click.option("--no-shrink", is_flag=True, help="Write the counterexample as found, unshrunk.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object (a list for several scenarios).")
+@click.option("--reproducible", is_flag=True, help="Leave wall-clock figures out of the output, so reruns are byte-identical.")
+@click.option("--quiet", is_flag=True, help="No progress display.")
+def check_cmd(
+    scenarios: tuple[str, ...],
+    strategy: str | None,
+    seed: int | None,
+    max_steps: int | None,
+    max_preemptions: int | None,
+    max_executions: int | None,
+    max_seconds: float | None,
+    pct_depth: int,
+    cache: bool,
+    kernel: str | None,
+    patches: tuple[str, ...],
+    trace_out: Path | None,
+    no_shrink: bool,
+    as_json: bool,
+    reproducible: bool,
+    quiet: bool,
+) -> None:
+    """Explore interleavings of SCENARIOS (default: every built-in scenario)."""
+    reproducible = reproducible or os.environ.get("VCORESIM_REPRODUCIBLE") == "1"
+    overrides: dict[str, Any] = {}
+    if kernel is not None:
+        overrides["kernel"] = kernel
+    if patches:
+        overrides["patches"] = _parse_patches(patches)
+    try:
+        chosen = [get_scenario(n) for n in scenarios] if scenarios else list(builtin_scenarios().values())
+        runs: list[tuple[Scenario, Any]] = [(sc, sc.make(overrides)) for sc in chosen]
+    except ScenarioError as e:
+        fail(str(e))
+    if trace_out is not None and len(runs) > 1:
+        fail("--trace-out: give one scenario when naming the trace file")
+    results: list[CheckResult] = []
+    show_progress = not quiet and not as_json and err.is_terminal
+    for sc, program in runs:
+        b = sc.bounds
+        bounds = Bounds(
+            max_steps=max_steps or b.max_steps,
+            max_preemptions=max_preemptions if max_preemptions is not None else b.max_preemptions,
+            max_executions=max_executions or b.max_executions,
+            max_seconds=max_seconds or b.max_seconds,
+        )
+        expected = sc.expected if not overrides else None
+        prog, update = _progress_printer(show_progress, sc.name)
+        try:
+            if prog is not None:
+                prog.start()
+            res = check(
+                program,
+                strategy=strategy or sc.strategy,
+                bounds=bounds,
+                seed=seed if seed is not None else sc.seed,
+                pct_depth=pct_depth,
+                cache=cache,
+                trace_out=trace_out,
+                do_shrink=not no_shrink,
+                expected=expected,
+                progress=update,
+            )
+        finally:
+            if prog is not None:
+                prog.stop()
+        results.append(res)
+    if as_json:
+        docs = [r.as_dict(timing=not reproducible) for r in results]
+        click.echo(json.dumps(docs[0] if len(docs) == 1 else docs, indent=1))
+    elif len(results) == 1:
+        _print_one(results[0], reproducible)
+    else:
+        _print_table(results, reproducible)
+    if len(results) == 1:
+        sys.exit(results[0].exit_code)
+    sys.exit(0 if all(r.expected is None or r.verdict == r.expected for r in results) else 1)
+
+
+def _fmt_stats(r: CheckResult, reproducible: bool) -> str:
+    s = r.stats
+    secs = "" if reproducible else f", {s.seconds:.2f}s"
+    return f"{s.executions} executions, {s.states} states, {s.steps} steps{secs}"
+
+
+def _print_one(r: CheckResult, reproducible: bool) -> None:
+    colour = {"holds": "green", "violation": "red", "incomplete": "yellow"}[r.verdict]
+    out.print(f"[bold]{r.scenario}[/]: [{colour}]{r.verdict}[/]" + (f" — {r.invariant}: {r.message}" if r.invariant else ""))
+    b = r.bounds
+    bounds = ", ".join(f"{k}={v}" for k, v in b.items() if v is not None)
+    out.print(f"  strategy {r.strategy['name']} ({', '.join(f'{k}={v}' for k, v in r.strategy.items() if k != 'name')}); bounds: {bounds}", markup=False)
+    out.print(f"  coverage {r.coverage}: {_fmt_stats(r, reproducible)}", markup=False)
+    if r.trace:
+        sh = r.shrink
+        out.print(f"  trace: {r.trace} ({sh.get('steps_after')} steps, shrunk from {sh.get('steps_before')}); replay with: vcoresim replay {r.trace}", markup=False)
+
+
+def _print_table(results: list[CheckResult], reproducible: bool) -> None:
+    t = Table(title="vcoresim check", title_justify="left")
+    for col in ("scenario", "expected", "verdict", "invariant", "coverage", "executions", "states", "steps", "seconds", "trace"):
+        t.add_column(col, justify="right" if col in ("executions", "states", "steps", "seconds") else "left")
+    for r in results:
+        colour = {"holds": "green", "violation": "red", "incomplete": "yellow"}[r.verdict]
+        ok = r.expected is None or r.verdict == r.expected
+        t.add_row(
+            r.scenario,
+            r.expected or "-",
+            f"[{colour}]{r.verdict}[/]" + ("" if ok else " [bold red](unexpected)[/]"),
+            r.invariant or "-",
+            r.coverage,
+            str(r.stats.executions),
+            str(r.stats.states),
+            str(r.stats.steps),
+            "-" if reproducible else f"{r.stats.seconds:.2f}",
+            r.trace or "-",
+        )
+    out.print(t)
+    bad = [r.scenario for r in results if r.expected is not None and r.verdict != r.expected]
+    out.print("[green]every verdict as expected[/]" if not bad else f"[red]unexpected verdicts: {', '.join(bad)}[/]")
+
+
+# --------------------------------------------------------------------- replay
+@main.command("replay")
+@click.argument("trace_file", type=click.Path(path_type=Path))
+@click.option("--quiet", is_flag=True, help="Only the verdict line.")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write a self-contained HTML swimlane page.")
+@click.option("--perfetto", "perfetto_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write a Chrome trace-event JSON timeline.")
+def replay_cmd(trace_file: Path, quiet: bool, html_out: Path | None, perfetto_out: Path | None) -> None:
+    """Re-execute TRACE_FILE and print one line per step with its call stack."""
+    try:
+        res = replay(trace_file, program_for)
+    except (TraceError, ScenarioError) as e:
+        fail(str(e))
+    if not quiet:
+        from vcoresim.report.text import format_steps
+
+        for line in format_steps(res.execution):
+            click.echo(line)
+    if html_out is not None or perfetto_out is not None:
+        try:
+            from vcoresim.report import visual
+        except ImportError:
+            fail("--html/--perfetto: the visual reports are not available in this build")
+        if html_out is not None:
+            visual.write_html(res, html_out)
+        if perfetto_out is not None:
+            visual.write_perfetto_replay(res, perfetto_out)
+    colour = "green" if res.reproduced else "red"
+    out.print(f"[{colour}]{res.summary}[/]", markup=True)
+    sys.exit(0 if res.reproduced else 1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

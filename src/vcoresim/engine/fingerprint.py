@@ -1,0 +1,72 @@
+"""State fingerprints for state caching.
+
+Two states with equal fingerprints must behave the same for every future
+step, so the fingerprint covers shared memory, every actor's MSR, status and
+stack (each generator's code, program point and live locals), the parked
+stacks of host tasks and napping threads, saved frames and monitor state.
+
+Locals are canonicalised: plain data by value; model objects by their
+``__fp__()`` (model handles such as a vCPU define it); anything else by its
+type name.  A model that keeps decision-relevant state in an object without
+``__fp__`` would make caching unsound; model code keeps such state in shared
+memory instead.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vcoresim.engine.runtime import Execution
+    from vcoresim.engine.world import Frame
+
+_PLAIN = (int, str, float, bool, type(None))
+
+
+def canon(v: Any, depth: int = 0) -> Any:
+    if isinstance(v, _PLAIN):
+        return v
+    fp = getattr(v, "__fp__", None)
+    if fp is not None:
+        return fp()
+    if depth > 4:
+        return type(v).__name__
+    if isinstance(v, (tuple, list)):
+        return tuple(canon(x, depth + 1) for x in v)
+    if isinstance(v, dict):
+        return tuple(sorted((repr(k), canon(x, depth + 1)) for k, x in v.items()))
+    if isinstance(v, (set, frozenset)):
+        return tuple(sorted(repr(canon(x, depth + 1)) for x in v))
+    if hasattr(v, "gi_code"):  # a generator: it is on a stack, fingerprinted there
+        return "<gen>"
+    return type(v).__name__
+
+
+def _frame_key(fr: Frame) -> tuple[Any, ...]:
+    out: list[Any] = [fr.kind, fr.msr_on_return, fr.label]
+    g: Any = fr.gen
+    while g is not None and hasattr(g, "gi_code"):
+        f = g.gi_frame
+        if f is None:
+            out.append((g.gi_code.co_qualname, -1))
+            break
+        loc = f.f_locals
+        out.append((g.gi_code.co_qualname, f.f_lasti, tuple((k, canon(v)) for k, v in loc.items())))
+        g = g.gi_yieldfrom
+    op = fr.op
+    out.append(op.describe() if op is not None else None)
+    return tuple(out)
+
+
+def _stack_key(stack: list[Frame] | None) -> tuple[Any, ...] | None:
+    if stack is None:
+        return None
+    return tuple(_frame_key(fr) for fr in stack)
+
+
+def state_fingerprint(ex: Execution) -> int:
+    mem = tuple(sorted((k, canon(v)) for k, v in ex.mem.items()))
+    actors = tuple((a.status, a.msr, _stack_key(a.stack), _stack_key(a.parked)) for a in ex.actors)
+    tasks = tuple((getattr(t, "name", ""), _stack_key(getattr(t, "stack", None))) for t in ex.world.tasks)
+    frames = tuple(sorted((k, r[0], r[3]) for k, r in ex.frames.items()))
+    return hash((mem, actors, tasks, frames, tuple(ex._live_armed)))

@@ -1,0 +1,406 @@
+"""Operations a process yields to the engine.
+
+Model code is a generator: every access to state another actor can see is a
+``yield`` of one of these objects, and the value sent back is the operation's
+result.  Code between two yields is atomic and touches only its locals, so the
+engine sees every conflict (which partial-order reduction relies on).
+
+Each operation declares its *footprint*: the shared locations it reads and
+writes.  Two steps of different actors are dependent iff their footprints
+conflict (same location, at least one write).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+# Barrier kinds, as the kernel spells them.  Under sequential consistency they
+# are recorded and otherwise no-ops.
+BARRIER_KINDS = frozenset({"smp_mb", "smp_wmb", "smp_rmb", "sync", "lwsync", "isync", "wmb", "mb"})
+
+NO_LOCS: tuple[str, ...] = ()
+
+
+class Op:
+    """Base class.  ``reads``/``writes`` are the footprint; ``name`` shows in traces."""
+
+    __slots__ = ()
+    name = "op"
+    reads: tuple[str, ...] = NO_LOCS
+    writes: tuple[str, ...] = NO_LOCS
+
+    @property
+    def loc(self) -> str | None:
+        return None
+
+    def describe(self) -> str:
+        return self.name
+
+
+class _LocOp(Op):
+    __slots__ = ("loc_",)
+
+    def __init__(self, loc: str) -> None:
+        self.loc_ = loc
+
+    @property
+    def loc(self) -> str | None:
+        return self.loc_
+
+    def describe(self) -> str:
+        return f"{self.name} {self.loc_}"
+
+
+class Load(_LocOp):
+    """Read a shared location; returns its value."""
+
+    __slots__ = ()
+    name = "load"
+
+    @property
+    def reads(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (self.loc_,)
+
+
+class Store(_LocOp):
+    """Write ``value`` to a shared location."""
+
+    __slots__ = ("value",)
+    name = "store"
+
+    def __init__(self, loc: str, value: Any) -> None:
+        self.loc_ = loc
+        self.value = value
+
+    @property
+    def writes(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (self.loc_,)
+
+    def describe(self) -> str:
+        return f"store {self.loc_} = {self.value!r}"
+
+
+class RMW(_LocOp):
+    """Atomic read-modify-write (lwarx/stwcx. loop): ``new = fn(old)``.
+
+    Returns the *old* value.  ``what`` names the operation in traces.
+    """
+
+    __slots__ = ("fn", "what")
+    name = "rmw"
+
+    def __init__(self, loc: str, fn: Callable[[Any], Any], what: str = "rmw") -> None:
+        self.loc_ = loc
+        self.fn = fn
+        self.what = what
+
+    @property
+    def reads(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (self.loc_,)
+
+    @property
+    def writes(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (self.loc_,)
+
+    def describe(self) -> str:
+        return f"{self.what} {self.loc_}"
+
+
+def atomic_add(loc: str, delta: int) -> RMW:
+    return RMW(loc, lambda v: v + delta, f"atomic_add({delta:+d})")
+
+
+def test_and_set_bit(loc: str, bit: int) -> RMW:
+    mask = 1 << bit
+    return RMW(loc, lambda v: v | mask, f"test_and_set_bit({bit})")
+
+
+def clear_bit(loc: str, bit: int) -> RMW:
+    mask = ~(1 << bit)
+    return RMW(loc, lambda v: v & mask, f"clear_bit({bit})")
+
+
+def atomic_or(loc: str, mask: int) -> RMW:
+    return RMW(loc, lambda v: v | mask, f"atomic_or({mask:#x})")
+
+
+class Barrier(Op):
+    """Memory barrier.  A no-op under sequential consistency."""
+
+    __slots__ = ("kind",)
+    name = "barrier"
+
+    def __init__(self, kind: str) -> None:
+        if kind not in BARRIER_KINDS:
+            raise ValueError(f"unknown barrier kind {kind!r}")
+        self.kind = kind
+
+    def describe(self) -> str:
+        return self.kind
+
+
+def smp_mb() -> Barrier:
+    return Barrier("smp_mb")
+
+
+def smp_wmb() -> Barrier:
+    return Barrier("smp_wmb")
+
+
+def smp_rmb() -> Barrier:
+    return Barrier("smp_rmb")
+
+
+def sync() -> Barrier:
+    return Barrier("sync")
+
+
+def lwsync() -> Barrier:
+    return Barrier("lwsync")
+
+
+def isync() -> Barrier:
+    return Barrier("isync")
+
+
+class SpinLock(_LocOp):
+    """Acquire a spin lock: blocks (costs no steps) while the lock is held."""
+
+    __slots__ = ()
+    name = "spin_lock"
+
+    @property
+    def reads(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (self.loc_,)
+
+    @property
+    def writes(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (self.loc_,)
+
+
+class SpinTryLock(SpinLock):
+    """Try once; returns True if the lock was taken."""
+
+    __slots__ = ()
+    name = "spin_trylock"
+
+
+class SpinUnlock(SpinLock):
+    __slots__ = ()
+    name = "spin_unlock"
+
+
+class WaitUntil(Op):
+    """Spin until ``cond(*values)`` holds for the values of ``locs``.
+
+    Modelled as a blocking wait: the actor is enabled only when the condition
+    holds, so a spin costs one step however long it lasts.  Returns the tuple
+    of values that satisfied it.  With ``timeout`` (model nanoseconds), the
+    wait may instead give up and return ``TIMEOUT``: in checking mode only
+    when nothing else in the system can move (timeouts are long compared with
+    every protocol step), in timed mode when the time has passed.
+    """
+
+    __slots__ = ("locs", "cond", "timeout", "what")
+    name = "wait"
+
+    def __init__(
+        self,
+        locs: Sequence[str],
+        cond: Callable[..., bool],
+        timeout: int | None = None,
+        what: str = "",
+    ) -> None:
+        self.locs = tuple(locs)
+        self.cond = cond
+        self.timeout = timeout
+        self.what = what
+
+    @property
+    def reads(self) -> tuple[str, ...]:  # type: ignore[override]
+        return self.locs
+
+    @property
+    def loc(self) -> str | None:
+        return self.locs[0] if len(self.locs) == 1 else ",".join(self.locs)
+
+    def describe(self) -> str:
+        tail = f" <= {self.timeout}ns" if self.timeout is not None else ""
+        return f"wait {self.what or ','.join(self.locs)}{tail}"
+
+
+class _Timeout:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "TIMEOUT"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+TIMEOUT: Any = _Timeout()
+
+
+class Delay(Op):
+    """Let time pass (``udelay``, a guest running for a while).  Local in checking."""
+
+    __slots__ = ("ns", "what")
+    name = "delay"
+
+    def __init__(self, ns: int, what: str = "") -> None:
+        self.ns = ns
+        self.what = what
+
+    def describe(self) -> str:
+        return f"delay {self.ns}ns {self.what}".rstrip()
+
+
+class Choose(Op):
+    """Nondeterministic choice among ``options``; returns the chosen option.
+
+    Checking explores every option; random strategies pick one; timed runs
+    may pass ``weights``.
+    """
+
+    __slots__ = ("options", "what", "weights")
+    name = "choose"
+
+    def __init__(self, options: Sequence[Any], what: str = "", weights: Sequence[float] | None = None) -> None:
+        if not options:
+            raise ValueError("Choose needs at least one option")
+        self.options = tuple(options)
+        self.what = what
+        self.weights = tuple(weights) if weights is not None else None
+
+    def describe(self) -> str:
+        return f"choose {self.what}".rstrip()
+
+
+class SendIPI(_LocOp):
+    """Raise an interrupt on another actor: writes the target's interrupt location.
+
+    ``loc`` is the location the target's pending-interrupt test reads (for
+    XICS, the thread's MFRR); ``value`` is what to store there.
+    """
+
+    __slots__ = ("target", "value")
+    name = "ipi"
+
+    def __init__(self, loc: str, value: Any, target: str) -> None:
+        self.loc_ = loc
+        self.value = value
+        self.target = target
+
+    @property
+    def writes(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (self.loc_,)
+
+    def describe(self) -> str:
+        return f"ipi -> {self.target} ({self.loc_} = {self.value!r})"
+
+
+class IrqDisable(Op):
+    """Hard-disable interrupts (clear MSR[EE]) on the current hardware thread."""
+
+    __slots__ = ()
+    name = "hard_irq_disable"
+
+
+class IrqEnable(Op):
+    """Set MSR[EE]; a pending interrupt is taken right after."""
+
+    __slots__ = ()
+    name = "irq_enable"
+
+
+class MtMsr(Op):
+    """Set and clear MSR bits of the current thread (``mtmsrd``, ``rfid``'s MSR half)."""
+
+    __slots__ = ("set_bits", "clear_bits", "what")
+    name = "mtmsr"
+
+    def __init__(self, set_bits: int = 0, clear_bits: int = 0, what: str = "mtmsrd") -> None:
+        self.set_bits = set_bits
+        self.clear_bits = clear_bits
+        self.what = what
+
+    def describe(self) -> str:
+        return self.what
+
+
+class Nap(Op):
+    """Execute ``nap``: the thread stops; it next runs at its reset vector.
+
+    The current stack is parked, unreachable unless a frame saved with
+    ``SaveFrame`` before the nap is resumed with ``ResumeFrame``.
+    """
+
+    __slots__ = ("what",)
+    name = "nap"
+
+    def __init__(self, what: str = "nap") -> None:
+        self.what = what
+
+    def describe(self) -> str:
+        return self.what
+
+
+class SaveFrame(Op):
+    """Save the current stack as a resumable continuation; returns a frame id.
+
+    Models ``PACAR1``: the stack pointer the idle entry saves so that the
+    wake-up path can return as if the idle call had returned.
+    """
+
+    __slots__ = ()
+    name = "save_frame"
+
+
+class ResumeFrame(Op):
+    """Return to a continuation saved by ``SaveFrame`` (restoring its MSR).
+
+    A frame can be resumed once; resuming it again (a stale ``PACAR1``) runs
+    the actor's ``stale_frame`` continuation: code executed from a dead stack.
+    """
+
+    __slots__ = ("frame",)
+    name = "resume_frame"
+
+    def __init__(self, frame: int) -> None:
+        self.frame = frame
+
+    def describe(self) -> str:
+        return f"resume_frame {self.frame}"
+
+
+class ContextSwitch(Op):
+    """``__switch_to``: park the running task's stack in ``prev`` and run ``next``.
+
+    ``prev``/``next`` are task objects with ``stack`` (list of generators or
+    None) and ``entry()`` (a fresh generator for a task that has not run yet).
+    """
+
+    __slots__ = ("prev", "next")
+    name = "context_switch"
+
+    def __init__(self, prev: Any, next: Any) -> None:  # noqa: A002 - kernel name
+        self.prev = prev
+        self.next = next
+
+    def describe(self) -> str:
+        return f"switch {self.prev.name} -> {self.next.name}"
+
+
+class Note(Op):
+    """A labelled no-op: marks a program point in traces (e.g. ``enter guest``)."""
+
+    __slots__ = ("text",)
+    name = "note"
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def describe(self) -> str:
+        return self.text

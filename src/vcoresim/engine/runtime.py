@@ -1,0 +1,470 @@
+"""One execution: runs atomic steps chosen by a strategy and checks monitors.
+
+A *step* is one transition of one actor: its pending visible operation (or
+taking an interrupt, or waking from nap), followed by every thread-local
+operation up to its next visible one (those are fused: nothing else can
+observe the difference).  Each step's footprint (locations read / written) is
+recorded for partial-order reduction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from vcoresim.engine import ops as O
+from vcoresim.engine.msr import MSR_EE, MSR_INTERRUPT, msr_str
+from vcoresim.engine.world import BASE, DONE, IRQ, NAP, RUN, Actor, Frame, Program, World
+
+#: Footprint write that conflicts with everything (timeouts depend on global quiescence).
+GLOBAL = "*"
+#: Maximum thread-local operations fused into one step before we call it a livelock.
+MAX_FUSED = 100_000
+
+
+class ModelError(Exception):
+    """The model itself misbehaved (bad op, runaway local loop): a bug in model code."""
+
+
+class Rfid(O.Op):
+    """Return from an interrupt handler: restore the interrupted MSR (SRR1)."""
+
+    __slots__ = ()
+    name = "rfid"
+
+
+RFID = Rfid()
+
+
+@dataclass
+class Violation:
+    kind: str  # "invariant" | "liveness" | "deadlock"
+    name: str
+    message: str
+    step: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "invariant": self.name, "message": self.message, "step": self.step}
+
+
+@dataclass
+class OpRecord:
+    """What one operation did, for traces."""
+
+    stack: list[str]
+    op: str
+    loc: str | None
+    value: Any
+    msr: int
+
+
+@dataclass
+class StepRecord:
+    index: int
+    actor: str
+    alt: int
+    ops: list[OpRecord] = field(default_factory=list)
+
+
+class Execution:
+    """Runs one execution of ``program``; a strategy calls :meth:`step` until ``finished``."""
+
+    def __init__(self, program: Program, *, record: bool = False, timed: bool = False) -> None:
+        self.program = program
+        self.world: World = program.new_world()
+        self.mem = self.world.mem
+        self.actors = self.world.actors
+        self.record = record
+        self.timed = timed
+        self.schedule: list[tuple[int, int]] = []
+        self.footprints: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
+        self.records: list[StepRecord] = []
+        self.violation: Violation | None = None
+        self.outcome: str | None = None  # done | deadlock | violation | bound
+        self.steps = 0
+        self.frames: dict[int, list[Any]] = {}  # id -> [actor idx, stack, msr, state]
+        self._next_frame = 1
+        self._cur: StepRecord | None = None
+        self._alias = self._invariant_aliases()
+        self._live_armed: list[int | None] = [None] * len(self.world.liveness)
+        self.on_op: Callable[[Actor, O.Op, Any], None] | None = None  # timed driver hook
+        for a in self.actors:
+            self._prime(a)
+        self._check_monitors()
+
+    # ------------------------------------------------------------------ state
+    def actor(self, name: str) -> Actor:
+        for a in self.actors:
+            if a.name == name:
+                return a
+        raise KeyError(name)
+
+    def _invariant_aliases(self) -> dict[str, tuple[str, ...]]:
+        """Writes to locations a monitor reads also write ``mon:NAME``, so two
+        such writes are dependent and no ordering visible to the monitor is pruned."""
+        alias: dict[str, list[str]] = {}
+        for mon in [*self.world.invariants, *self.world.liveness]:
+            tag = f"mon:{mon.name}"
+            for loc in mon.reads:
+                alias.setdefault(loc, []).append(tag)
+        return {k: tuple(v) for k, v in alias.items()}
+
+    # -------------------------------------------------------------- enabling
+    def _delivers(self, a: Actor) -> bool:
+        hw = a.hw
+        return hw is not None and bool(a.msr & MSR_EE) and hw.pending(self.mem) is not None
+
+    def is_enabled(self, a: Actor) -> bool:
+        st = a.status
+        if st == RUN:
+            if a.hw is not None and a.msr & MSR_EE and a.hw.pending(self.mem) is not None:
+                return True
+            op = a.stack[-1].op
+            cls = op.__class__
+            if cls is O.SpinLock:
+                return not self.mem[op.loc_]  # type: ignore[attr-defined]
+            if cls is O.WaitUntil:
+                mem = self.mem
+                return bool(op.cond(*[mem[loc] for loc in op.locs]))  # type: ignore[attr-defined]
+            return True
+        if st == NAP:
+            return a.hw is not None and a.hw.wakeup(self.mem) is not None
+        return False
+
+    def enabled(self) -> list[int]:
+        """Actors with an enabled transition; at quiescence, the waits that may time out."""
+        en = [a.idx for a in self.actors if self.is_enabled(a)]
+        if en:
+            return en
+        return self.timeout_candidates()
+
+    def timeout_candidates(self) -> list[int]:
+        return [
+            a.idx
+            for a in self.actors
+            if a.status == RUN and a.stack[-1].op.__class__ is O.WaitUntil and a.stack[-1].op.timeout is not None  # type: ignore[union-attr]
+        ]
+
+    def alternatives(self, idx: int) -> int:
+        """How many branches the actor's next transition has (options of a Choose)."""
+        a = self.actors[idx]
+        if a.status != RUN or self._delivers(a):
+            return 1
+        op = a.stack[-1].op
+        return len(op.options) if op.__class__ is O.Choose else 1  # type: ignore[union-attr]
+
+    def footprint(self, idx: int, pending: bool = False) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Locations the actor's next transition reads and writes.
+
+        A wait that is not satisfied can only time out, which depends on the
+        whole system being quiescent; ``pending=True`` asks instead for the
+        footprint of the wait itself (what race analysis needs)."""
+        a = self.actors[idx]
+        hw = a.hw
+        if a.status == NAP or self._delivers(a):
+            assert hw is not None
+            return hw.irq_locs, self._aliased((a.cpu_loc,))
+        op = a.stack[-1].op
+        assert op is not None
+        if not pending and op.__class__ is O.WaitUntil and not self.is_enabled(a):
+            return (GLOBAL,), (GLOBAL,)  # a timeout: depends on global quiescence
+        reads = op.reads
+        writes = op.writes
+        if op.__class__ in _CPU_WRITERS:
+            writes = (*writes, a.cpu_loc)
+        if hw is not None and (a.msr & MSR_EE or _may_enable_ee(op)):
+            reads = (*reads, *hw.irq_locs)
+        return reads, self._aliased(writes)
+
+    def _aliased(self, writes: tuple[str, ...]) -> tuple[str, ...]:
+        alias = self._alias
+        if not alias:
+            return writes
+        extra: tuple[str, ...] = ()
+        for w in writes:
+            t = alias.get(w)
+            if t:
+                extra += t
+        return writes + extra if extra else writes
+
+    def is_local(self, a: Actor, op: O.Op) -> bool:
+        """Can this operation be fused into the current step?"""
+        cls = op.__class__
+        if cls in _NEVER_LOCAL:
+            return False
+        if cls is O.Choose:
+            return len(op.options) == 1  # type: ignore[attr-defined]
+        if cls is O.Delay and self.timed:
+            return False
+        if a.hw is not None and (a.msr & MSR_EE or _may_enable_ee(op)):
+            return False
+        if op.reads or op.writes:
+            return False
+        if cls in _CPU_WRITERS and a.cpu_loc in self._alias:
+            return False
+        return True
+
+    # ------------------------------------------------------------- stepping
+    def step(self, idx: int, alt: int = 0) -> None:
+        """Run one transition of actor ``idx`` (branch ``alt`` of a Choose)."""
+        a = self.actors[idx]
+        self.schedule.append((idx, alt))
+        self.footprints.append(self.footprint(idx))
+        self.steps += 1
+        if self.record:
+            self._cur = StepRecord(len(self.schedule) - 1, a.name, alt)
+            self.records.append(self._cur)
+        if a.status == NAP:
+            self._wake(a)
+        elif self._delivers(a):
+            self._deliver(a)
+        else:
+            op = a.stack[-1].op
+            assert op is not None
+            if op.__class__ is O.WaitUntil and not self.is_enabled(a):
+                self._log(a, op, O.TIMEOUT, suffix=" -> timeout")
+                self._advance(a, O.TIMEOUT)
+            else:
+                self._exec(a, op, alt)
+        self._fuse(a)
+        if self.violation is None:
+            self._check_monitors()
+
+    def _fuse(self, a: Actor) -> None:
+        n = 0
+        while self.violation is None and a.status == RUN:
+            op = a.stack[-1].op
+            assert op is not None
+            if self._delivers(a) or not self.is_local(a, op):
+                return
+            self._exec(a, op, 0)
+            n += 1
+            if n > MAX_FUSED:
+                raise ModelError(f"{a.name}: more than {MAX_FUSED} local operations without a visible one")
+
+    def _prime(self, a: Actor) -> None:
+        self._advance(a, None)
+        self._fuse(a)
+
+    def _advance(self, a: Actor, value: Any) -> None:
+        """Send ``value`` into the top frame and store the next pending op."""
+        fr = a.stack[-1]
+        try:
+            op = fr.gen.send(value)
+        except StopIteration:
+            if fr.kind == IRQ:
+                fr.op = RFID
+                return
+            a.stack.pop()
+            if a.stack:
+                raise ModelError(f"{a.name}: base frame returned with frames below it")
+            a.status = DONE
+            return
+        if not isinstance(op, O.Op):
+            raise ModelError(f"{a.name}: yielded {op!r}, not an operation (missing 'yield from'?)")
+        fr.op = op
+
+    def _log(self, a: Actor, op: O.Op, value: Any, suffix: str = "") -> None:
+        if self.on_op is not None:
+            self.on_op(a, op, value)
+        cur = self._cur
+        if cur is not None:
+            cur.ops.append(OpRecord(stack_of(a), op.describe() + suffix, op.loc, value, a.msr))
+
+    def _exec(self, a: Actor, op: O.Op, alt: int) -> None:
+        mem = self.mem
+        cls = op.__class__
+        result: Any = None
+        if cls is O.Load:
+            result = mem[op.loc_]  # type: ignore[attr-defined]
+        elif cls is O.Store:
+            mem[op.loc_] = result = op.value  # type: ignore[attr-defined]
+        elif cls is O.RMW:
+            result = mem[op.loc_]  # type: ignore[attr-defined]
+            mem[op.loc_] = op.fn(result)  # type: ignore[attr-defined]
+        elif cls is O.SpinLock:
+            mem[op.loc_] = result = a.idx + 1  # type: ignore[attr-defined]
+        elif cls is O.SpinTryLock:
+            result = not mem[op.loc_]  # type: ignore[attr-defined]
+            if result:
+                mem[op.loc_] = a.idx + 1  # type: ignore[attr-defined]
+        elif cls is O.SpinUnlock:
+            if mem[op.loc_] != a.idx + 1:  # type: ignore[attr-defined]
+                raise ModelError(f"{a.name}: spin_unlock of {op.loc} it does not hold")
+            mem[op.loc_] = 0  # type: ignore[attr-defined]
+        elif cls is O.WaitUntil:
+            result = tuple(mem[loc] for loc in op.locs)  # type: ignore[attr-defined]
+        elif cls is O.SendIPI:
+            mem[op.loc_] = result = op.value  # type: ignore[attr-defined]
+        elif cls is O.Choose:
+            result = op.options[alt]  # type: ignore[attr-defined]
+        elif cls is O.IrqDisable:
+            a.msr &= ~MSR_EE
+        elif cls is O.IrqEnable:
+            a.msr |= MSR_EE
+        elif cls is O.MtMsr:
+            a.msr = (a.msr | op.set_bits) & ~op.clear_bits  # type: ignore[attr-defined]
+        elif cls is Rfid:
+            fr = a.stack.pop()
+            a.msr = fr.msr_on_return
+            self._log(a, op, msr_str(a.msr))
+            return  # the interrupted frame's pending op stays pending
+        elif cls is O.Nap:
+            self._log(a, op, None)
+            self._park(a)
+            return
+        elif cls is O.SaveFrame:
+            result = self._next_frame
+            self._next_frame += 1
+            self.frames[result] = [a.idx, a.stack, a.msr, "live"]
+        elif cls is O.ResumeFrame:
+            self._log(a, op, None)
+            self._resume_frame(a, op.frame)  # type: ignore[attr-defined]
+            return
+        elif cls is O.ContextSwitch:
+            self._log(a, op, None)
+            self._context_switch(a, op)  # type: ignore[arg-type]
+            return
+        elif cls in (O.Barrier, O.Delay, O.Note):
+            pass
+        else:
+            raise ModelError(f"{a.name}: unknown operation {op!r}")
+        self._log(a, op, result)
+        self._advance(a, result)
+
+    # ---------------------------------------------------- context changes
+    def _deliver(self, a: Actor) -> None:
+        hw = a.hw
+        assert hw is not None
+        kind = hw.pending(self.mem)
+        assert kind is not None
+        frame = Frame(hw.vector(kind), IRQ, a.msr, label=kind)
+        a.msr = MSR_INTERRUPT
+        a.stack.append(frame)
+        if self._cur is not None:
+            self._cur.ops.append(OpRecord(stack_of(a), f"interrupt {kind}", None, None, a.msr))
+        self._advance(a, None)
+
+    def _park(self, a: Actor) -> None:
+        for rec in self.frames.values():
+            if rec[1] is a.stack and rec[3] == "live":
+                rec[3] = "parked"
+        a.parked = a.stack
+        a.stack = []
+        a.status = NAP
+
+    def _wake(self, a: Actor) -> None:
+        hw = a.hw
+        assert hw is not None
+        kind = hw.wakeup(self.mem)
+        assert kind is not None
+        a.status = RUN
+        a.msr = MSR_INTERRUPT
+        a.stack = [Frame(hw.reset_vector(kind), BASE, label=f"wake:{kind}")]
+        if self._cur is not None:
+            self._cur.ops.append(OpRecord([], f"wake from nap ({kind})", None, None, a.msr))
+        self._advance(a, None)
+
+    def _resume_frame(self, a: Actor, frame_id: int) -> None:
+        rec = self.frames.get(frame_id)
+        if rec is not None and rec[0] == a.idx and rec[3] == "parked":
+            rec[3] = "resumed"
+            a.stack = rec[1]
+            a.msr = rec[2]
+            a.parked = None
+            self._advance(a, None)
+            return
+        hw = a.hw
+        assert hw is not None
+        if rec is not None:
+            a.msr = rec[2]
+        a.stack = [Frame(hw.stale_frame(), BASE, label="stale frame")]
+        self._advance(a, None)
+
+    def _context_switch(self, a: Actor, op: O.ContextSwitch) -> None:
+        op.prev.stack = a.stack
+        op.prev.msr = a.msr
+        nxt = op.next
+        if nxt.stack is None:
+            a.stack = [Frame(nxt.entry(), BASE, label=nxt.name)]
+            self._advance(a, None)
+        else:
+            a.stack = nxt.stack
+            a.msr = nxt.msr
+            nxt.stack = None
+            self._advance(a, None)
+
+    # -------------------------------------------------------------- monitors
+    def _check_monitors(self) -> None:
+        for inv in self.world.invariants:
+            msg = inv.check(self)
+            if msg:
+                self._violate("invariant", inv.name, msg)
+                return
+        for i, live in enumerate(self.world.liveness):
+            armed = self._live_armed[i]
+            if armed is None:
+                if live.trigger(self):
+                    self._live_armed[i] = self.steps
+                    if live.goal(self):
+                        self._live_armed[i] = None
+            elif live.goal(self):
+                self._live_armed[i] = None
+            elif self.steps - armed > live.bound:
+                self._violate("liveness", live.name, f"not reached within {live.bound} steps of step {armed}")
+                return
+
+    def _violate(self, kind: str, name: str, msg: str) -> None:
+        self.violation = Violation(kind, name, msg, len(self.schedule))
+        self.outcome = "violation"
+
+    def finish(self, bounded: bool) -> None:
+        """Classify the end of an execution (no transition left, or the step bound hit)."""
+        if self.outcome is not None:
+            return
+        if bounded:
+            self.outcome = "bound"
+            return
+        stuck = [a for a in self.actors if a.status != DONE and not a.daemon]
+        if stuck and self.world.check_deadlock:
+            what = ", ".join(f"{a.name} at {a.op.describe() if a.op else 'nap'}" for a in stuck)
+            self._violate("deadlock", "no-deadlock", f"no step enabled; blocked: {what}")
+            return
+        for i, live in enumerate(self.world.liveness):
+            if self._live_armed[i] is not None:
+                self._violate("liveness", live.name, f"still not reached when the run ended (armed at step {self._live_armed[i]})")
+                return
+        self.outcome = "done"
+
+    # ------------------------------------------------------------ fingerprint
+    def fingerprint(self) -> int:
+        """Hash of everything that decides the future: memory, every stack and its locals."""
+        from vcoresim.engine.fingerprint import state_fingerprint
+
+        return state_fingerprint(self)
+
+
+_NEVER_LOCAL = frozenset({O.Nap, O.SpinLock, O.SpinTryLock, O.SpinUnlock, O.WaitUntil, O.SendIPI, O.Load, O.Store, O.RMW})
+_CPU_WRITERS = frozenset({O.MtMsr, O.IrqEnable, O.IrqDisable, O.Nap, O.ResumeFrame, O.ContextSwitch, Rfid})
+_MAY_ENABLE_EE = frozenset({O.IrqEnable, O.ResumeFrame, O.ContextSwitch, Rfid})
+
+
+def _may_enable_ee(op: O.Op) -> bool:
+    """Could MSR[EE] be on after this op (so a pending interrupt is taken next)?"""
+    if op.__class__ is O.MtMsr:
+        return bool(op.set_bits & MSR_EE)  # type: ignore[attr-defined]
+    return op.__class__ in _MAY_ENABLE_EE
+
+
+def stack_of(a: Actor) -> list[str]:
+    """The actor's call stack, outermost first, as function names."""
+    names: list[str] = []
+    for fr in a.stack:
+        if fr.kind == IRQ:
+            names.append(f"<{fr.label}>")
+        g: Any = fr.gen
+        while g is not None and hasattr(g, "gi_code"):
+            names.append(g.gi_code.co_name)
+            g = g.gi_yieldfrom
+    return names

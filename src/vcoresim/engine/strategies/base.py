@@ -1,0 +1,99 @@
+"""What every strategy shares: bounds, statistics, the result of an exploration."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from vcoresim.engine.runtime import Execution, Violation
+from vcoresim.engine.world import Program
+
+
+@dataclass
+class Bounds:
+    """Limits of one exploration.  ``max_steps`` and ``max_preemptions`` shape the
+    space that is covered; ``max_executions`` and ``max_seconds`` are budgets:
+    running out of them before the space is covered makes the result incomplete."""
+
+    max_steps: int = 2_000
+    max_preemptions: int | None = None
+    max_executions: int | None = None
+    max_seconds: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Stats:
+    executions: int = 0
+    states: int = 0
+    steps: int = 0
+    seconds: float = 0.0
+    truncated: int = 0  # executions cut by max_steps
+    pruned: int = 0  # executions cut by sleep sets, the state cache or the preemption bound
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["seconds"] = round(self.seconds, 3)
+        return d
+
+
+@dataclass
+class Exploration:
+    """The outcome of one strategy run."""
+
+    strategy: str
+    violation: Violation | None
+    schedule: list[tuple[int, int]] | None  # the violating execution's schedule
+    stats: Stats
+    complete: bool  # the bounded space was covered (exhaustive) / all executions ran (sampling)
+    exhaustive: bool
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+Progress = Callable[[Stats], None]
+
+
+class Budget:
+    """Tracks wall-clock and execution budgets."""
+
+    def __init__(self, bounds: Bounds) -> None:
+        self.bounds = bounds
+        self.start = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def exhausted(self, stats: Stats) -> bool:
+        b = self.bounds
+        if b.max_executions is not None and stats.executions >= b.max_executions:
+            return True
+        return b.max_seconds is not None and self.elapsed() >= b.max_seconds
+
+
+def run_schedule(program: Program, schedule: list[tuple[int, int]], *, record: bool = False, strict: bool = True) -> Execution:
+    """Re-execute ``schedule``.  ``strict``: every entry must be enabled (a replay);
+    otherwise entries that are not enabled are skipped (used by the shrinker)."""
+    ex = Execution(program, record=record)
+    for idx, alt in schedule:
+        if ex.violation is not None:
+            break
+        en = ex.enabled()
+        if idx not in en or alt >= ex.alternatives(idx):
+            if strict:
+                raise ReplayDivergence(len(ex.schedule), ex.actors[idx].name if idx < len(ex.actors) else str(idx))
+            continue
+        ex.step(idx, alt)
+    if ex.violation is None and not ex.enabled():
+        ex.finish(bounded=False)
+    return ex
+
+
+class ReplayDivergence(Exception):
+    def __init__(self, step: int, actor: str) -> None:
+        super().__init__(f"step {step}: actor {actor} has no enabled transition there; the trace does not match this model")
+        self.step = step
+        self.actor = actor

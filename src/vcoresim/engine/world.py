@@ -1,0 +1,171 @@
+"""What a model builds: shared memory, actors, monitors.
+
+A ``Program`` is a recipe; every execution calls ``Program.build()`` to get a
+fresh ``World`` (generators cannot be copied, so exploration re-executes from
+the start, as CHESS and loom do).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from vcoresim.engine.ops import Op
+
+if TYPE_CHECKING:
+    from vcoresim.engine.runtime import Execution
+
+Body = Generator[Op, Any, Any]
+
+# Actor status values.
+RUN, NAP, DONE = 0, 1, 2
+# Frame kinds.
+BASE, IRQ = 0, 1
+
+
+class Frame:
+    """One generator chain on an actor's stack: a task's code or an interrupt handler."""
+
+    __slots__ = ("gen", "op", "kind", "msr_on_return", "label")
+
+    def __init__(self, gen: Body, kind: int = BASE, msr_on_return: int = 0, label: str = "") -> None:
+        self.gen = gen
+        self.op: Op | None = None
+        self.kind = kind
+        self.msr_on_return = msr_on_return
+        self.label = label
+
+
+@dataclass
+class HwThread:
+    """Interrupt wiring of a hardware thread, supplied by the machine model.
+
+    ``pending(mem)`` names the interrupt the thread would take now if MSR[EE]
+    allows it; ``wakeup(mem)`` the one that ends a nap (LPCR wake-up enables
+    apply); both read only ``irq_locs``.  ``vector``/``reset_vector`` return
+    the handler generators; ``stale_frame`` is what runs when the thread
+    returns through a saved frame that is no longer live.
+    """
+
+    irq_locs: tuple[str, ...]
+    pending: Callable[[dict[str, Any]], str | None]
+    wakeup: Callable[[dict[str, Any]], str | None]
+    vector: Callable[[str], Body]
+    reset_vector: Callable[[str], Body]
+    stale_frame: Callable[[], Body]
+
+
+class Actor:
+    """An execution context: a hardware thread, or an environment actor (fault injector)."""
+
+    __slots__ = ("name", "idx", "stack", "status", "daemon", "msr", "hw", "cpu_loc", "parked", "role")
+
+    def __init__(self, name: str, idx: int, body: Body, daemon: bool, hw: HwThread | None, msr: int, role: str) -> None:
+        self.name = name
+        self.idx = idx
+        self.stack: list[Frame] = [Frame(body)]
+        self.status = RUN
+        self.daemon = daemon
+        self.hw = hw
+        self.msr = msr
+        self.cpu_loc = f"cpu:{name}"  # pseudo-location: this context's MSR and status
+        self.parked: list[Frame] | None = None
+        self.role = role
+
+    @property
+    def op(self) -> Op | None:
+        return self.stack[-1].op if self.stack else None
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+@dataclass
+class Invariant:
+    """A safety property checked after every operation.
+
+    ``reads`` lists the locations ``check`` looks at (use ``cpu:NAME`` for a
+    thread's MSR and status); the reducer treats writes to them as mutually
+    dependent so no ordering that could violate the property is pruned.
+    """
+
+    name: str
+    description: str
+    reads: tuple[str, ...]
+    check: Callable[[Execution], str | None]
+
+
+@dataclass
+class Liveness:
+    """Bounded liveness: within ``bound`` steps of ``trigger`` holding, ``goal`` holds.
+
+    An execution that ends with the obligation open also violates it.
+    """
+
+    name: str
+    description: str
+    reads: tuple[str, ...]
+    trigger: Callable[[Execution], bool]
+    goal: Callable[[Execution], bool]
+    bound: int
+
+
+@dataclass
+class World:
+    mem: dict[str, Any] = field(default_factory=dict)
+    actors: list[Actor] = field(default_factory=list)
+    invariants: list[Invariant] = field(default_factory=list)
+    liveness: list[Liveness] = field(default_factory=list)
+    check_deadlock: bool = True
+    #: Objects whose parked stacks belong in the state fingerprint (host tasks).
+    tasks: list[Any] = field(default_factory=list)
+
+    def loc(self, name: str, init: Any = 0) -> str:
+        if name in self.mem:
+            raise ValueError(f"location {name!r} declared twice")
+        self.mem[name] = init
+        return name
+
+    def spawn(
+        self,
+        name: str,
+        body: Body,
+        *,
+        daemon: bool = False,
+        hw: HwThread | None = None,
+        msr: int = 0,
+        role: str = "actor",
+    ) -> Actor:
+        if any(a.name == name for a in self.actors):
+            raise ValueError(f"actor {name!r} spawned twice")
+        actor = Actor(name, len(self.actors), body, daemon, hw, msr, role)
+        self.actors.append(actor)
+        return actor
+
+    def add_invariant(self, inv: Invariant) -> None:
+        self.invariants.append(inv)
+
+    def add_liveness(self, live: Liveness) -> None:
+        self.liveness.append(live)
+
+
+@dataclass
+class Program:
+    """A model to run: ``build`` fills a fresh world.  ``config`` goes into traces."""
+
+    name: str
+    build: Callable[[World], None]
+    config: dict[str, Any] = field(default_factory=dict)
+    #: Names of invariants/liveness properties to check (None: all the model adds).
+    select: Iterable[str] | None = None
+
+    def new_world(self) -> World:
+        world = World()
+        self.build(world)
+        if self.select is not None:
+            keep = set(self.select)
+            world.invariants = [i for i in world.invariants if i.name in keep]
+            world.liveness = [lv for lv in world.liveness if lv.name in keep]
+            world.check_deadlock = world.check_deadlock and "no-deadlock" in keep
+        return world

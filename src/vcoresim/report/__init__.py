@@ -1,0 +1,1 @@
+"""Output formats: text step listings, JSON, timelines."""

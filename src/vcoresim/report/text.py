@@ -1,0 +1,23 @@
+"""One line per step: index, actor, call stack, operation, location and value."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from vcoresim.engine.msr import msr_str
+from vcoresim.engine.runtime import Execution
+
+
+def format_steps(ex: Execution, width: int = 60) -> Iterator[str]:
+    viol_step = ex.violation.step if ex.violation else None
+    for rec in ex.records:
+        for k, op in enumerate(rec.ops):
+            head = f"{rec.index:5d}" if k == 0 else "     "
+            actor = rec.actor if k == 0 else ""
+            stack = " > ".join(op.stack) or "-"
+            if len(stack) > width:
+                stack = "…" + stack[-(width - 1):]
+            value = "" if op.value is None or op.op.startswith("store") else f" -> {op.value!r}"
+            yield f"{head} {actor:<10} {stack:<{width}}  {op.op}{value}  [{msr_str(op.msr)}]"
+        if viol_step is not None and rec.index == viol_step - 1:
+            yield f"      ^^^ {ex.violation.kind} {ex.violation.name}: {ex.violation.message}"  # type: ignore[union-attr]
