@@ -1,0 +1,151 @@
+"""The configuration a KVM scenario describes (validated; errors name the field).
+
+This is the contract between scenario files and the model: the model reads
+only these fields.  TOML layout, one table per class below::
+
+    name = "smt-vcore"
+    [machine]   cpu = "POWER7", cores = 1
+    [kernel]    preset = "v3.1", patches = { stray-ipi-guard = false }
+    [[vm]]      vcpus = [0, 1]
+    [workload]  rounds = 2, actions = ["exit", "cede"]
+    [faults]    stray_ipi = 1
+    [check]     strategy = "exhaustive", max_steps = 4000
+    [simulate]  duration_us = 1000
+    [expect]    verdict = "violation", invariant = "no-host-code-in-guest"
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+CPU_THREADS = {"POWER7": 4, "POWER8": 8, "POWER9": 4}
+#: arch/powerpc/include/asm/kvm_host.h: KVM_MAX_VCPUS / threads_per_core in 3.1 (NR_CPUS 1024 / 4).
+KVM_MAX_VCORES = 256
+
+Action = Literal["exit", "cede", "idle"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MachineConfig(_Strict):
+    cpu: Literal["POWER7", "POWER8", "POWER9"] = "POWER7"
+    cores: int = Field(1, ge=1, le=16)
+    #: Optional: must equal the CPU's threads per core if given (catches "9 threads on POWER7").
+    threads_per_core: int | None = None
+    #: POWER8 split-core mode: 1, 2 or 4 subcores per core.
+    split_core: Literal[1, 2, 4] = 1
+
+    @model_validator(mode="after")
+    def _check(self) -> MachineConfig:
+        native = CPU_THREADS[self.cpu]
+        if self.threads_per_core is not None and self.threads_per_core != native:
+            raise ValueError(f"threads_per_core: {self.cpu} has {native} threads per core, not {self.threads_per_core}")
+        if self.split_core != 1 and self.cpu != "POWER8":
+            raise ValueError(f"split_core: only POWER8 supports split-core, not {self.cpu}")
+        return self
+
+    @property
+    def threads(self) -> int:
+        return CPU_THREADS[self.cpu]
+
+    @property
+    def threads_per_subcore(self) -> int:
+        return self.threads // self.split_core
+
+
+class KernelConfig(_Strict):
+    preset: str | None = None
+    patches: dict[str, bool] = Field(default_factory=dict)
+
+
+class VmConfig(_Strict):
+    name: str = "vm0"
+    vcpus: list[int] = Field(default_factory=lambda: [0])
+    radix: bool = False
+    #: Guest timebase offset in ticks (a migrated guest's TB differs from the host's).
+    tb_offset: int = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> VmConfig:
+        if not self.vcpus:
+            raise ValueError("vcpus: a VM needs at least one vCPU")
+        if len(set(self.vcpus)) != len(self.vcpus):
+            raise ValueError("vcpus: duplicate vCPU id")
+        if any(v < 0 for v in self.vcpus):
+            raise ValueError("vcpus: vCPU ids are >= 0")
+        return self
+
+
+class WorkloadConfig(_Strict):
+    #: Guest rounds per vCPU in checking: each round the vCPU runs, then takes one action.
+    rounds: int = Field(2, ge=0, le=16)
+    #: What a vCPU may do at the end of a round (checking explores every choice).
+    actions: list[Action] = Field(default_factory=lambda: ["exit"])
+    # Simulation: mean durations (exponential), nanoseconds.
+    run_ns: int = Field(50_000, ge=1)
+    userspace_ns: int = Field(20_000, ge=0)
+    cede_ns: int = Field(30_000, ge=0)
+
+
+class FaultsConfig(_Strict):
+    stray_ipi: int = Field(0, ge=0, le=8)
+    signal: int = Field(0, ge=0, le=8)
+    resched: int = Field(0, ge=0, le=8)
+    hmi: int = Field(0, ge=0, le=8)
+    nmi: int = Field(0, ge=0, le=8)
+    #: Simulation: mean time between faults of each kind, microseconds.
+    mean_interval_us: int = Field(500, ge=1)
+
+
+class CheckConfig(_Strict):
+    strategy: Literal["exhaustive", "dfs", "random", "pct"] = "exhaustive"
+    max_steps: int = Field(4000, ge=1)
+    max_preemptions: int | None = Field(None, ge=0)
+    max_executions: int | None = Field(None, ge=1)
+    max_seconds: float | None = Field(None, gt=0)
+    seed: int = 0
+    cache: bool = False
+
+
+class SimulateConfig(_Strict):
+    duration_us: int = Field(10_000, ge=1)
+    seed: int = 0
+    #: Overrides of the timing model's parameters (name -> nanoseconds).
+    timing: dict[str, int] = Field(default_factory=dict)
+
+
+class ExpectConfig(_Strict):
+    verdict: Literal["holds", "violation"] | None = None
+    invariant: str | None = None
+
+
+class VariantConfig(_Strict):
+    """A named kernel variant of the scenario, listed as ``NAME@VARIANT``."""
+
+    description: str = ""
+    kernel: KernelConfig = Field(default_factory=KernelConfig)
+    expect: ExpectConfig = Field(default_factory=ExpectConfig)
+    #: Optional: replaces the scenario's ``[[vm]]`` list (e.g. the same bug with 2 vCPUs).
+    vm: list[VmConfig] | None = None
+    #: Optional: replaces the scenario's ``[check]`` table (a bigger guest may need other bounds).
+    check: CheckConfig | None = None
+
+
+class ScenarioConfig(_Strict):
+    name: str
+    description: str = ""
+    machine: MachineConfig = Field(default_factory=MachineConfig)
+    kernel: KernelConfig = Field(default_factory=KernelConfig)
+    vm: list[VmConfig] = Field(default_factory=lambda: [VmConfig()])
+    workload: WorkloadConfig = Field(default_factory=WorkloadConfig)
+    faults: FaultsConfig = Field(default_factory=FaultsConfig)
+    check: CheckConfig = Field(default_factory=CheckConfig)
+    simulate: SimulateConfig = Field(default_factory=SimulateConfig)
+    #: Invariants to check (names from ``vcoresim list``); None means every one that applies.
+    invariants: list[str] | None = None
+    expect: ExpectConfig = Field(default_factory=ExpectConfig)
+    variants: dict[str, VariantConfig] = Field(default_factory=dict)
