@@ -69,6 +69,10 @@ def builtin_scenarios() -> dict[str, Scenario]:
 
 
 def get_scenario(name: str) -> Scenario:
+    if name.split("@", 1)[0].endswith(".toml"):  # a scenario file: path/to/file.toml[@VARIANT]
+        from vcoresim.scenarios.builtin import file_scenario
+
+        return file_scenario(name)
     scenarios = builtin_scenarios()
     if name in scenarios:
         return scenarios[name]
@@ -80,4 +84,8 @@ def get_scenario(name: str) -> Scenario:
 def program_for(name: str, config: dict[str, Any]) -> Program:
     """Rebuild the program a trace was recorded from."""
     base = name.split("@", 1)[0]
+    if base not in builtin_scenarios() and "machine" in config:  # a KVM scenario loaded from a file
+        from vcoresim.scenarios.builtin import config_from_doc, program_from_config
+
+        return program_from_config(config_from_doc(config))
     return get_scenario(base).make(config)

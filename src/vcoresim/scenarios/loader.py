@@ -1,0 +1,116 @@
+"""Load a scenario TOML file into a validated ``ScenarioConfig``.
+
+Every problem becomes one ``ScenarioError`` line that names the file and the
+field, e.g. ``smt-vcore.toml: machine.threads_per_core: POWER7 has 4 threads
+per core, not 9``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from vcoresim.kvm.config import ScenarioConfig
+from vcoresim.scenarios.registry import ScenarioError
+
+
+def _loc_str(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model that holds the field at ``loc`` (for listing known fields)."""
+    cls: Any = ScenarioConfig
+    for part in loc:
+        if isinstance(part, int) or not (isinstance(cls, type) and issubclass(cls, BaseModel)):
+            continue  # list index / dict key: the element type was already taken
+        info = cls.model_fields.get(part)
+        if info is None:
+            return None
+        ann: Any = info.annotation
+        # Unwrap Optional / list / dict down to a model class, if there is one.
+        while True:
+            args = [a for a in typing.get_args(ann) if a is not type(None)]
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                break
+            if typing.get_origin(ann) in (list, dict, typing.Union, types.UnionType) and args:
+                ann = args[-1]
+                continue
+            break
+        cls = ann
+    return cls if isinstance(cls, type) and issubclass(cls, BaseModel) else None
+
+
+def format_validation_error(e: ValidationError) -> str:
+    """The first error as ``field.path: message``."""
+    err = e.errors()[0]
+    loc = tuple(err.get("loc", ()))
+    msg = str(err.get("msg", "invalid value"))
+    kind = err.get("type", "")
+    if kind == "extra_forbidden":
+        owner = _model_at(loc[:-1])
+        known = f" (known: {', '.join(owner.model_fields)})" if owner is not None else ""
+        return f"{_loc_str(loc)}: unknown field{known}"
+    if kind == "missing":
+        return f"{_loc_str(loc)}: required field is missing"
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+        # Our model validators say "field: message"; fold the field into the path.
+        head, sep, rest = msg.partition(": ")
+        if sep and head.isidentifier():
+            loc, msg = (*loc, head), rest
+    elif "input" in err and isinstance(err["input"], (str, int, float, bool)):
+        msg = f"{msg}, got {err['input']!r}"
+    path = _loc_str(loc)
+    return f"{path}: {msg}" if path else msg
+
+
+def validate_kernels(cfg: ScenarioConfig) -> None:
+    """Check the kernel tables (presets and patch names) of a scenario and its variants."""
+    from vcoresim.kvm.patches import resolve_kernel
+
+    resolve_kernel(cfg.kernel.preset, cfg.kernel.patches, "kernel")
+    for vname, v in cfg.variants.items():
+        if v.kernel.preset is not None or v.kernel.patches:
+            resolve_kernel(v.kernel.preset, v.kernel.patches, f"variants.{vname}.kernel")
+
+
+def parse_config(doc: dict[str, Any], source: str = "") -> ScenarioConfig:
+    """Validate a scenario given as a dict (as TOML gives it); errors are one line."""
+    prefix = f"{source}: " if source else ""
+    try:
+        cfg = ScenarioConfig.model_validate(doc)
+        validate_kernels(cfg)
+    except ValidationError as e:
+        raise ScenarioError(prefix + format_validation_error(e)) from None
+    except ScenarioError as e:
+        raise ScenarioError(prefix + str(e)) from None
+    return cfg
+
+
+def loads(text: str, source: str = "<string>") -> ScenarioConfig:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ScenarioError(f"{source}: TOML syntax error: {e}") from None
+    return parse_config(doc, source)
+
+
+def load(path: str | Path) -> ScenarioConfig:
+    """Load a scenario file; the error prefix is the file's name."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(f"scenario: no such file {str(path)!r}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ScenarioError(f"{p.name}: cannot read: {e}") from None
+    return loads(text, p.name)
