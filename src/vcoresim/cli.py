@@ -256,5 +256,8 @@ def replay_cmd(trace_file: Path, quiet: bool, html_out: Path | None, perfetto_ou
     sys.exit(0 if res.reproduced else 1)
 
 
+from vcoresim.simulate.cli import simulate_cmd  # noqa: E402  (last: it uses this module's helpers)
+main.add_command(simulate_cmd)
+
 if __name__ == "__main__":  # pragma: no cover
     main()

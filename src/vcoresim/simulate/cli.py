@@ -1,0 +1,94 @@
+"""``vcoresim simulate SCENARIO``: a timed run and its metrics.
+
+Exit codes: 0 the run ended normally (duration reached or everything
+finished), 1 an invariant was violated or the system deadlocked, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from vcoresim.scenarios.registry import ScenarioError, get_scenario
+from vcoresim.simulate.metrics import compute, render, write_csv
+from vcoresim.simulate.timed import Timing, simulate
+
+#: Used when neither the command line nor the scenario gives a duration (matches SimulateConfig).
+DEFAULT_DURATION_US = 10_000
+
+
+def _sim_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The scenario's ``[simulate]`` table, if its program carries one."""
+    sim = config.get("simulate")
+    if sim is None:
+        return {}
+    if hasattr(sim, "model_dump"):
+        sim = sim.model_dump()
+    return dict(sim) if isinstance(sim, dict) else {}
+
+
+@click.command("simulate")
+@click.argument("scenario")
+@click.option("--duration-us", type=int, default=None, help=f"Simulated time in µs (default: the scenario's, else {DEFAULT_DURATION_US}).")
+@click.option("--seed", type=int, default=None, help="Seed for workload draws and tie-breaks (default: the scenario's).")
+@click.option("--kernel", "kernel", default=None, help="Kernel release preset (overrides the scenario's kernel).")
+@click.option("--patch", "patches", multiple=True, help="NAME=on|off, repeatable (overrides the scenario's kernel).")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
+@click.option("--csv", "csv_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the metrics as CSV (section,name,metric,value).")
+def simulate_cmd(
+    scenario: str,
+    duration_us: int | None,
+    seed: int | None,
+    kernel: str | None,
+    patches: tuple[str, ...],
+    as_json: bool,
+    csv_out: Path | None,
+) -> None:
+    """Run SCENARIO under the timed driver and print guest time, IPIs, naps and latencies."""
+    # Imported here: vcoresim.cli imports this module at its end (no import cycle at load time).
+    from vcoresim.cli import _parse_patches, fail, out
+
+    overrides: dict[str, Any] = {}
+    if kernel is not None:
+        overrides["kernel"] = kernel
+    if patches:
+        overrides["patches"] = _parse_patches(patches)
+    if duration_us is not None and duration_us <= 0:
+        fail(f"--duration-us: must be a positive number of microseconds, got {duration_us}")
+    try:
+        sc = get_scenario(scenario)
+        program = sc.make(overrides)
+    except ScenarioError as e:
+        fail(str(e))
+    cfg = _sim_config(program.config)
+    dur_us = duration_us if duration_us is not None else int(cfg.get("duration_us") or DEFAULT_DURATION_US)
+    run_seed = seed if seed is not None else int(cfg.get("seed", sc.seed))
+    try:
+        timing = Timing().replace(**dict(cfg.get("timing") or {}))
+    except (TypeError, ValueError) as e:
+        fail(f"simulate.{e}" if str(e).startswith("timing:") else f"simulate.timing: {e}")
+    result = simulate(program, duration_ns=dur_us * 1_000, seed=run_seed, timing=timing)
+    metrics = compute(result)
+    if csv_out is not None:
+        try:
+            write_csv(metrics, csv_out)
+        except OSError as e:
+            fail(f"--csv: cannot write {csv_out}: {e.strerror}")
+    if as_json:
+        doc = {
+            "scenario": sc.name,
+            "seed": run_seed,
+            "duration_ns": result.duration_ns,
+            "config": program.config,
+            "timing": timing.as_dict(),
+            "counts": result.counts,
+            "metrics": metrics.as_dict(),
+        }
+        click.echo(json.dumps(doc, indent=1, default=str))
+    else:
+        render(metrics, out)
+    sys.exit(1 if result.outcome in ("violation", "deadlock") else 0)

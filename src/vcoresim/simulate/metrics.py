@@ -1,0 +1,321 @@
+"""Metrics of a timed run, computed from its event log alone.
+
+Event vocabulary.  The model emits these with
+``Note(text, event=NAME, data={...})``; ``vm`` is optional everywhere (a vCPU
+is identified by ``(vm, vcpu)``) and extra keys are ignored:
+
+=================  =========================================  ==================================
+event              data                                       meaning
+=================  =========================================  ==================================
+``guest_enter``    ``vcpu``, ``vm``, ``thread``?, ``core``?   the vCPU starts running guest code
+                                                              (on ``thread``, default: the actor
+                                                              that emits it; ``core`` groups
+                                                              threads for per-core figures)
+``guest_exit``     ``vcpu``, ``vm``, ``reason``?              the vCPU stops running guest code
+``vcpu_runnable``  ``vcpu``, ``vm``                           the vCPU wants to run (its task was
+                                                              woken / entered KVM_RUN)
+``signal``         ``vcpu``, ``vm``                           a signal is pending for its task
+``ipi_sent``       ``target``, ``stray`` (bool)               one per IPI the model sends, right
+                                                              before the ``SendIPI``; ``stray`` for
+                                                              an IPI nobody asked for (a fault)
+``work``           ``vcpu``, ``vm``, ``units``? (default 1)   guest work completed (throughput)
+=================  =========================================  ==================================
+
+The driver logs, without help from the model: ``nap`` and ``wake`` (data:
+``reason``) for a hardware thread, ``irq`` (``kind``), ``ipi`` (``target``,
+``loc``; one per ``SendIPI`` op), ``timeout`` (``what``).  So the model need
+not (and should not) emit ``nap``/``wake`` notes.
+
+Definitions.  Guest time of a vCPU: the sum of its ``guest_enter`` →
+``guest_exit`` intervals, an interval still open at the end closed there.
+Napping time of a thread: ``nap`` → ``wake``, likewise.  A latency pair
+``start → end`` matches every ``start`` with the first later ``end`` having
+the same key (the vCPU, or IPI target = the woken thread); starts never
+matched are reported as ``open``.  Percentiles are nearest-rank on
+integer nanoseconds, so figures are exact and reproducible.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from vcoresim.simulate.timed import Event, SimResult
+
+
+@dataclass(frozen=True)
+class LatencyPair:
+    """``start`` → first later ``end`` with the same key.  A key names a data field,
+    ``vcpu`` (meaning ``(vm, vcpu)``), or ``actor`` (the emitting actor)."""
+
+    name: str
+    start: str
+    end: str
+    start_key: str = "vcpu"
+    end_key: str = "vcpu"
+
+
+DEFAULT_PAIRS: tuple[LatencyPair, ...] = (
+    LatencyPair("wake_to_entry", "vcpu_runnable", "guest_enter"),
+    LatencyPair("signal_to_exit", "signal", "guest_exit"),
+    LatencyPair("exit_to_entry", "guest_exit", "guest_enter"),
+    LatencyPair("ipi_to_wake", "ipi", "wake", "target", "actor"),
+)
+
+
+def _key(e: Event, key: str) -> Any:
+    if key == "actor":
+        return e.actor
+    if key == "vcpu":
+        return (e.data.get("vm"), e.data.get("vcpu"))
+    return e.data.get(key)
+
+
+def vcpu_name(vm: Any, vcpu: Any) -> str:
+    return f"{vm}/{vcpu}" if vm is not None else str(vcpu)
+
+
+def percentile(sorted_values: Sequence[int], p: float) -> int:
+    """Nearest-rank percentile of an ascending list (``p`` in 0..100)."""
+    n = len(sorted_values)
+    return sorted_values[max(0, math.ceil(p / 100 * n) - 1)]
+
+
+@dataclass
+class Distribution:
+    count: int = 0
+    open: int = 0
+    p50: int | None = None
+    p99: int | None = None
+    max: int | None = None
+    mean: int | None = None
+
+    @classmethod
+    def of(cls, values: list[int], open_: int) -> Distribution:
+        if not values:
+            return cls(0, open_)
+        v = sorted(values)
+        return cls(len(v), open_, percentile(v, 50), percentile(v, 99), v[-1], sum(v) // len(v))
+
+
+@dataclass
+class Metrics:
+    program: str
+    seed: int
+    end_ns: int
+    outcome: str
+    vcpus: dict[str, dict[str, int]] = field(default_factory=dict)
+    threads: dict[str, dict[str, int]] = field(default_factory=dict)
+    cores: dict[str, dict[str, int]] = field(default_factory=dict)
+    ipis: dict[str, int] = field(default_factory=dict)
+    latencies: dict[str, Distribution] = field(default_factory=dict)
+    totals: dict[str, Any] = field(default_factory=dict)
+    events: dict[str, int] = field(default_factory=dict)
+    violation: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "program": self.program,
+            "seed": self.seed,
+            "end_ns": self.end_ns,
+            "outcome": self.outcome,
+            "violation": self.violation,
+            "totals": self.totals,
+            "vcpus": self.vcpus,
+            "threads": self.threads,
+            "cores": self.cores,
+            "ipis": self.ipis,
+            "latencies": {k: vars(v) for k, v in self.latencies.items()},
+            "events": self.events,
+        }
+
+    def rows(self) -> list[tuple[str, str, str, Any]]:
+        """Long-format rows (section, name, metric, value): the CSV layout."""
+        out: list[tuple[str, str, str, Any]] = [("run", "", k, v) for k, v in (("program", self.program), ("seed", self.seed), ("end_ns", self.end_ns), ("outcome", self.outcome))]
+        out += [("totals", "", k, v) for k, v in self.totals.items()]
+        for section in ("vcpus", "threads", "cores"):
+            for name, d in getattr(self, section).items():
+                out += [(section, name, k, v) for k, v in d.items()]
+        out += [("ipis", "", k, v) for k, v in self.ipis.items()]
+        for name, dist in self.latencies.items():
+            out += [("latency", name, k, v) for k, v in vars(dist).items()]
+        out += [("events", name, "count", n) for name, n in self.events.items()]
+        return out
+
+
+def compute(result: SimResult, pairs: Sequence[LatencyPair] = DEFAULT_PAIRS) -> Metrics:
+    end = result.end_ns
+    m = Metrics(result.program, result.seed, end, result.outcome, violation=result.violation)
+    vcpus: dict[tuple[Any, Any], dict[str, int]] = {}
+    guest_open: dict[tuple[Any, Any], tuple[int, str, Any]] = {}
+    thread_guest: dict[str, int] = {}
+    core_guest: dict[str, int] = {}
+    core_threads: dict[str, dict[str, None]] = {}
+    nap_open: dict[str, int] = {}
+    nap_ns: dict[str, int] = {}
+    naps: dict[str, int] = {}
+    ipis = {"intended": 0, "stray": 0, "sent_ops": 0}
+    events: dict[str, int] = {}
+    pending: dict[str, dict[Any, list[int]]] = {p.name: {} for p in pairs}
+    samples: dict[str, list[int]] = {p.name: [] for p in pairs}
+
+    def vc(key: tuple[Any, Any]) -> dict[str, int]:
+        d = vcpus.get(key)
+        if d is None:
+            d = vcpus[key] = {"guest_ns": 0, "entries": 0, "exits": 0, "work": 0}
+        return d
+
+    def close_guest(key: tuple[Any, Any], t: int) -> None:
+        t0, thread, core = guest_open.pop(key)
+        span = max(0, min(t, end) - t0)
+        vc(key)["guest_ns"] += span
+        thread_guest[thread] = thread_guest.get(thread, 0) + span
+        if core is not None:
+            core_guest[str(core)] = core_guest.get(str(core), 0) + span
+
+    for e in result.events:
+        name = e.event
+        events[name] = events.get(name, 0) + 1
+        t = min(e.t, end)
+        d = e.data
+        if name == "guest_enter":
+            key = (d.get("vm"), d.get("vcpu"))
+            vc(key)["entries"] += 1
+            if key not in guest_open:  # a second enter while inside is a model slip; keep the first
+                thread = str(d.get("thread", e.actor))
+                core = d.get("core")
+                guest_open[key] = (t, thread, core)
+                if core is not None:
+                    core_threads.setdefault(str(core), {})[thread] = None
+        elif name == "guest_exit":
+            key = (d.get("vm"), d.get("vcpu"))
+            vc(key)["exits"] += 1
+            if key in guest_open:
+                close_guest(key, t)
+        elif name == "work":
+            vc((d.get("vm"), d.get("vcpu")))["work"] += int(d.get("units", 1))
+        elif name == "nap":
+            nap_open.setdefault(e.actor, t)
+            naps[e.actor] = naps.get(e.actor, 0) + 1
+        elif name == "wake":
+            t0 = nap_open.pop(e.actor, None)
+            if t0 is not None:
+                nap_ns[e.actor] = nap_ns.get(e.actor, 0) + t - t0
+        elif name == "ipi_sent":
+            ipis["stray" if d.get("stray") else "intended"] += 1
+        elif name == "ipi":
+            ipis["sent_ops"] += 1
+        for p in pairs:
+            if name == p.end:
+                waiting = pending[p.name].pop(_key(e, p.end_key), None)
+                if waiting:
+                    samples[p.name].extend(e.t - s for s in waiting)
+            if name == p.start:
+                pending[p.name].setdefault(_key(e, p.start_key), []).append(e.t)
+    for key in sorted(guest_open, key=repr):
+        close_guest(key, end)
+    for actor, t0 in nap_open.items():
+        nap_ns[actor] = nap_ns.get(actor, 0) + max(0, end - t0)
+
+    def ratio(x: int, y: int) -> float:
+        return round(x / y, 4) if y else 0.0
+
+    for key in sorted(vcpus, key=lambda k: (str(k[0]), str(k[1]))):
+        d = vcpus[key]
+        m.vcpus[vcpu_name(*key)] = {**d, "guest_share": ratio(d["guest_ns"], end)}  # type: ignore[dict-item]
+    for actor in result.actors:
+        g = thread_guest.get(actor, 0)
+        m.threads[actor] = {
+            "busy_ns": result.busy_ns.get(actor, 0),
+            "wait_ns": result.wait_ns.get(actor, 0),
+            "nap_ns": nap_ns.get(actor, 0),
+            "naps": naps.get(actor, 0),
+            "guest_ns": g,
+            "guest_util": ratio(g, end),  # type: ignore[dict-item]
+        }
+    for core in sorted(core_guest):
+        n = len(core_threads.get(core, {}))
+        m.cores[core] = {"threads": n, "guest_ns": core_guest[core], "guest_util": ratio(core_guest[core], end * max(n, 1))}  # type: ignore[dict-item]
+    m.ipis = ipis
+    for p in pairs:
+        m.latencies[p.name] = Distribution.of(samples[p.name], sum(len(v) for v in pending[p.name].values()))
+    total_guest = sum(d["guest_ns"] for d in vcpus.values())
+    total_work = sum(d["work"] for d in vcpus.values())
+    m.totals = {
+        "guest_ns": total_guest,
+        "entries": sum(d["entries"] for d in vcpus.values()),
+        "exits": sum(d["exits"] for d in vcpus.values()),
+        # Throughput: guest CPU time delivered per unit of simulated time (vCPUs' worth).
+        "guest_cpus": ratio(total_guest, end),
+        "work": total_work,
+        "work_per_s": round(total_work * 1e9 / end, 3) if end else 0.0,
+    }
+    m.events = dict(sorted(events.items()))
+    return m
+
+
+# ----------------------------------------------------------------- output
+def _ns(v: int | None) -> str:
+    if v is None:
+        return "-"
+    if v >= 1_000_000:
+        return f"{v / 1e6:.3f} ms"
+    if v >= 1_000:
+        return f"{v / 1e3:.3f} µs"
+    return f"{v} ns"
+
+
+def render(m: Metrics, console: Console) -> None:
+    colour = {"violation": "red", "deadlock": "red"}.get(m.outcome, "green")
+    console.print(f"[bold]{m.program}[/] seed {m.seed}: simulated {_ns(m.end_ns)}, outcome [{colour}]{m.outcome}[/]")
+    if m.violation:
+        console.print(f"  [red]{m.violation.get('invariant')}: {m.violation.get('message')}[/]", markup=True)
+    tot = m.totals
+    console.print(
+        f"  guest time {_ns(tot['guest_ns'])} ({tot['guest_cpus']} vCPUs' worth), {tot['entries']} entries, {tot['exits']} exits"
+        + (f", {tot['work']} work units ({tot['work_per_s']}/s)" if tot["work"] else ""),
+        markup=False,
+    )
+    if m.vcpus:
+        t = Table(title="vCPUs", title_justify="left")
+        for col in ("vcpu", "guest time", "share", "entries", "exits", "work"):
+            t.add_column(col, justify="left" if col == "vcpu" else "right")
+        for name, d in m.vcpus.items():
+            t.add_row(name, _ns(d["guest_ns"]), f"{d['guest_share']:.1%}", str(d["entries"]), str(d["exits"]), str(d["work"]))
+        console.print(t)
+    t = Table(title="Threads and actors", title_justify="left")
+    for col in ("actor", "busy", "waiting", "napping", "naps", "guest", "guest util"):
+        t.add_column(col, justify="left" if col == "actor" else "right")
+    for name, d in m.threads.items():
+        t.add_row(name, _ns(d["busy_ns"]), _ns(d["wait_ns"]), _ns(d["nap_ns"]), str(d["naps"]), _ns(d["guest_ns"]), f"{d['guest_util']:.1%}")
+    console.print(t)
+    if m.cores:
+        t = Table(title="Cores", title_justify="left")
+        for col in ("core", "threads", "guest", "guest util"):
+            t.add_column(col, justify="left" if col == "core" else "right")
+        for name, d in m.cores.items():
+            t.add_row(name, str(d["threads"]), _ns(d["guest_ns"]), f"{d['guest_util']:.1%}")
+        console.print(t)
+    ip = m.ipis
+    console.print(f"IPIs: {ip['intended']} intended, {ip['stray']} stray (model marks); {ip['sent_ops']} SendIPI ops", markup=False)
+    t = Table(title="Latencies", title_justify="left")
+    for col in ("pair", "count", "open", "p50", "p99", "max"):
+        t.add_column(col, justify="left" if col == "pair" else "right")
+    for name, dist in m.latencies.items():
+        t.add_row(name, str(dist.count), str(dist.open), _ns(dist.p50), _ns(dist.p99), _ns(dist.max))
+    console.print(t)
+
+
+def write_csv(m: Metrics, path: Path) -> None:
+    with path.open("w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(("section", "name", "metric", "value"))
+        for row in m.rows():
+            w.writerow(row)

@@ -1,0 +1,346 @@
+"""The timed driver and its metrics, on small models written here."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import Cli
+from vcoresim.engine.msr import MSR_EE
+from vcoresim.engine.ops import TIMEOUT, Choose, Delay, Load, Nap, Note, SendIPI, Store, WaitUntil
+from vcoresim.engine.runtime import Execution
+from vcoresim.engine.world import Body, HwThread, Program, World
+from vcoresim.simulate.metrics import compute, write_csv
+from vcoresim.simulate.timed import SimContext, SimResult, Timing, sim_of, simulate
+
+NO_IPI = 0xFF
+#: Round figures so expected times can be written down by hand.
+T = Timing(ipi_send_ns=0, ipi_latency_ns=1_000, nap_entry_ns=0, nap_wakeup_ns=5_000, irq_entry_ns=0, guest_entry_ns=0, guest_exit_ns=0)
+
+
+def _empty() -> Body:
+    return
+    yield  # pragma: no cover
+
+
+def xics_thread(mfrr: str, handler: Callable[[str], Body] | None = None, on_wake: Callable[[str], Body] | None = None) -> HwThread:
+    """A thread whose only interrupt is an IPI raised by writing ``mfrr``."""
+    return HwThread(
+        (mfrr,),
+        pending=lambda m: "ipi" if m[mfrr] != NO_IPI else None,
+        wakeup=lambda m: "ipi" if m[mfrr] != NO_IPI else None,
+        vector=handler or (lambda kind: _empty()),
+        reset_vector=on_wake or (lambda kind: _empty()),
+        stale_frame=_empty,
+    )
+
+
+def events_of(r: SimResult, name: str | None = None) -> list[tuple[int, str, str, dict[str, Any]]]:
+    return [tuple(e) for e in r.events if name is None or e.event == name]  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------- determinism
+def _random_model(w: World) -> None:
+    sim = sim_of(w)
+    assert sim is not None
+    w.loc("x", 0)
+
+    def worker(me: int) -> Body:
+        for _ in range(20):
+            kind = yield Choose(("short", "long", "never"), "kind", weights=(3, 1, 0))
+            assert kind != "never"  # weight 0 is never drawn
+            yield Delay(sim.exp(1_000) if kind == "short" else sim.uniform(5_000, 9_000))
+            v = yield Load("x")
+            yield Store("x", v + 1)
+            yield Note("tick", event="work", data={"vcpu": me})
+
+    for i in range(3):
+        w.spawn(f"W{i}", worker(i))
+
+
+def _dump(r: SimResult) -> str:
+    return json.dumps(r.as_dict(), sort_keys=False)
+
+
+def test_same_seed_same_run_byte_for_byte() -> None:
+    prog = Program("random", _random_model)
+    a = simulate(prog, duration_ns=1_000_000, seed=7)
+    b = simulate(prog, duration_ns=1_000_000, seed=7)
+    assert _dump(a) == _dump(b)
+    assert json.dumps(compute(a).as_dict()) == json.dumps(compute(b).as_dict())
+    assert a.counts["choices"] == 60
+
+
+def test_different_seeds_differ() -> None:
+    prog = Program("random", _random_model)
+    a = simulate(prog, duration_ns=1_000_000, seed=1)
+    b = simulate(prog, duration_ns=1_000_000, seed=2)
+    assert [e.t for e in a.events] != [e.t for e in b.events]
+
+
+def test_world_sim_only_in_timed_runs() -> None:
+    seen: list[SimContext | None] = []
+
+    def build(w: World) -> None:
+        seen.append(sim_of(w))
+        w.spawn("A", _empty())
+
+    Execution(Program("p", build))
+    simulate(Program("p", build), duration_ns=10)
+    assert seen[0] is None and isinstance(seen[1], SimContext)
+
+
+def test_sample_specs() -> None:
+    sim = SimContext(3, Timing())
+    assert sim.sample(250) == 250
+    assert sim.sample({"dist": "const", "us": 2}) == 2_000
+    assert 100 <= sim.sample({"dist": "uniform", "lo_ns": 100, "hi_us": 0.9}) <= 900
+    with pytest.raises(ValueError, match="unknown distribution"):
+        sim.sample({"dist": "zipf"})
+    with pytest.raises(ValueError, match="unknown parameter"):
+        Timing().replace(warp_ns=1)
+
+
+# ---------------------------------------------------------------------- time
+def test_delay_advances_time() -> None:
+    def build(w: World) -> None:
+        def a() -> Body:
+            yield Note("a", event="a")
+            yield Delay(5_000)
+            yield Note("b", event="b")
+            yield Store("x", 1)  # 1 ns
+            yield Note("c", event="c")
+
+        w.loc("x", 0)
+        w.spawn("A", a())
+
+    r = simulate(Program("delay", build), duration_ns=1_000_000, timing=T)
+    assert events_of(r) == [(0, "A", "a", {}), (5_000, "A", "b", {}), (5_001, "A", "c", {})]
+    assert (r.outcome, r.end_ns, r.busy_ns["A"]) == ("done", 5_001, 5_001)
+
+
+def _waiter(write_at: int | None) -> Program:
+    def build(w: World) -> None:
+        w.loc("flag", 0)
+
+        def waiter() -> Body:
+            yield Delay(1_000)
+            got = yield WaitUntil(("flag",), lambda f: f == 1, timeout=10_000, what="flag")
+            yield Note("after", event="after", data={"timeout": got is TIMEOUT})
+
+        def writer() -> Body:
+            assert write_at is not None
+            yield Delay(write_at - 1)
+            yield Store("flag", 1)  # lands at write_at
+
+        w.spawn("W", waiter())
+        if write_at is not None:
+            w.spawn("S", writer())
+
+    return Program("wait", build)
+
+
+def test_timeout_fires_at_deadline() -> None:
+    r = simulate(_waiter(None), duration_ns=1_000_000, timing=T)
+    # pending from t=1000, timeout 10 µs: gives up at 11000, not before
+    assert events_of(r) == [(11_000, "W", "timeout", {"what": "flag"}), (11_000, "W", "after", {"timeout": True})]
+    assert r.wait_ns["W"] == 10_000
+
+
+def test_wait_satisfied_before_deadline_does_not_time_out() -> None:
+    r = simulate(_waiter(6_000), duration_ns=1_000_000, timing=T)
+    assert events_of(r) == [(6_001, "W", "after", {"timeout": False})]  # the write, then its load (1 ns)
+    assert r.counts["timeouts"] == 0
+
+
+def test_write_after_deadline_is_too_late() -> None:
+    r = simulate(_waiter(11_500), duration_ns=1_000_000, timing=T)
+    assert events_of(r, "after") == [(11_000, "W", "after", {"timeout": True})]
+
+
+def test_duration_stops_the_run() -> None:
+    r = simulate(_waiter(None), duration_ns=5_000, timing=T)
+    assert (r.outcome, r.end_ns, r.events) == ("duration", 5_000, [])
+
+
+# ------------------------------------------------------------- IPIs and nap
+def _nap_model(w: World) -> None:
+    w.loc("mfrr", NO_IPI)
+
+    def sender() -> Body:
+        yield Delay(10_000)
+        yield SendIPI("mfrr", 5, target="T1")
+
+    def wake(kind: str) -> Body:
+        yield Store("mfrr", NO_IPI)
+        yield Note("back", event="back")
+
+    def idle() -> Body:
+        yield Nap()
+
+    w.spawn("T0", sender())
+    w.spawn("T1", idle(), hw=xics_thread("mfrr", on_wake=wake))
+
+
+def test_napping_thread_wakes_after_ipi_latency_plus_wakeup() -> None:
+    r = simulate(Program("nap", _nap_model), duration_ns=1_000_000, timing=T)
+    assert events_of(r) == [
+        (0, "T1", "nap", {"what": "nap"}),
+        (10_000, "T0", "ipi", {"target": "T1", "loc": "mfrr"}),
+        (16_000, "T1", "wake", {"reason": "ipi"}),  # + 1 µs IPI latency + 5 µs wake-up
+        (16_001, "T1", "back", {}),
+    ]
+    assert r.nap_ns["T1"] == 16_000
+
+
+class Kick(Exception):
+    """Thrown into the interrupted code: the interrupt does not return there."""
+
+
+def test_ipi_preempts_a_delay_and_the_delay_resumes() -> None:
+    """A handler that returns: the delay ends when it would have; one that throws: it ends at the IPI."""
+
+    def build(w: World) -> None:
+        w.loc("mfrr", NO_IPI)
+        w.loc("mfrr2", NO_IPI)
+
+        def sender() -> Body:
+            yield Delay(2_000)
+            yield SendIPI("mfrr", 5, target="T1")
+            yield SendIPI("mfrr2", 5, target="T2")
+
+        def handler(loc: str) -> Callable[[str], Body]:
+            def h(kind: str) -> Body:
+                yield Store(loc, NO_IPI)
+                yield Note("irq done", event="handled")
+
+            return h
+
+        def guest() -> Body:
+            yield Delay(50_000)
+            yield Note("end", event="end")
+
+        def guest_kicked() -> Body:
+            try:
+                yield Delay(50_000)
+            except Kick:
+                yield Note("kicked", event="kicked")
+
+        w.spawn("T0", sender())
+        w.spawn("T1", guest(), hw=xics_thread("mfrr", handler("mfrr")), msr=MSR_EE)
+        w.spawn("T2", guest_kicked(), hw=HwThread(("mfrr2",), lambda m: "ipi" if m["mfrr2"] != NO_IPI else None, lambda m: None, lambda k: Kick(), lambda k: _empty(), _empty), msr=MSR_EE)
+
+    r = simulate(Program("preempt", build), duration_ns=1_000_000, timing=T)
+    got = [(t, a, e) for t, a, e, _ in events_of(r)]
+    assert (3_000, "T1", "irq") in got and (3_001, "T1", "handled") in got
+    assert (50_000, "T1", "end") in got
+    assert (3_000, "T2", "irq") in got and (3_000, "T2", "kicked") in got
+
+
+# ------------------------------------------------------------------ metrics
+def _metrics_model(w: World) -> None:
+    """vCPU 0 runs twice; vm1/1 enters once and is still in the guest at the end;
+    an injector signals vCPU 0, marks one intended and one stray IPI, and wakes T2."""
+    w.loc("mfrr", NO_IPI)
+
+    def vcpu0() -> Body:
+        yield Note("runnable", event="vcpu_runnable", data={"vcpu": 0})
+        yield Delay(1_000)
+        yield Note("enter", event="guest_enter", data={"vcpu": 0, "core": 0})
+        yield Delay(5_000)
+        yield Note("exit", event="guest_exit", data={"vcpu": 0})
+        yield Note("work", event="work", data={"vcpu": 0, "units": 3})
+        yield Delay(2_000)
+        yield Note("enter", event="guest_enter", data={"vcpu": 0, "core": 0})
+        yield Delay(3_000)
+        yield Note("exit", event="guest_exit", data={"vcpu": 0})
+
+    def vcpu1() -> Body:
+        yield Note("runnable", event="vcpu_runnable", data={"vcpu": 1, "vm": "vm1"})
+        yield Delay(3_000)
+        yield Note("enter", event="guest_enter", data={"vcpu": 1, "vm": "vm1", "core": 0})
+        yield Delay(100_000)
+
+    def injector() -> Body:
+        yield Delay(4_000)
+        yield Note("signal", event="signal", data={"vcpu": 0})
+        yield Note("stray", event="ipi_sent", data={"target": "T9", "stray": True})
+        yield Note("ipi", event="ipi_sent", data={"target": "T2", "stray": False})
+        yield SendIPI("mfrr", 5, target="T2")
+
+    def wake(kind: str) -> Body:
+        yield Store("mfrr", NO_IPI)
+        yield Nap()
+
+    def idle() -> Body:
+        yield Nap()
+
+    w.spawn("T0", vcpu0())
+    w.spawn("T1", vcpu1())
+    w.spawn("T2", idle(), hw=xics_thread("mfrr", on_wake=wake))
+    w.spawn("INJ", injector(), role="fault")
+
+
+def test_metrics_exact() -> None:
+    r = simulate(Program("metrics", _metrics_model), duration_ns=20_000, timing=T)
+    m = compute(r)
+    assert (m.outcome, m.end_ns) == ("duration", 20_000)
+    assert m.vcpus == {
+        "0": {"guest_ns": 8_000, "entries": 2, "exits": 2, "work": 3, "guest_share": 0.4},
+        "vm1/1": {"guest_ns": 17_000, "entries": 1, "exits": 0, "work": 0, "guest_share": 0.85},
+    }
+    assert m.totals == {"guest_ns": 25_000, "entries": 3, "exits": 2, "guest_cpus": 1.25, "work": 3, "work_per_s": 150_000.0}
+    assert m.ipis == {"intended": 1, "stray": 1, "sent_ops": 1}
+    # T2: napping 0..10000 (IPI at 4000 + 1 µs + 5 µs), wakes, naps again at 10001 until the end
+    assert m.threads["T2"] == {"busy_ns": 1, "wait_ns": 0, "nap_ns": 19_999, "naps": 2, "guest_ns": 0, "guest_util": 0.0}
+    assert r.nap_ns["T2"] == 19_999  # the driver's own accounting agrees
+    assert m.threads["T0"]["busy_ns"] == 11_000 and m.threads["T0"]["guest_ns"] == 8_000
+    assert m.threads["T1"]["busy_ns"] == 20_000 and m.threads["T1"]["guest_util"] == 0.85
+    assert m.cores == {"0": {"threads": 2, "guest_ns": 25_000, "guest_util": 0.625}}
+    lat = {k: vars(v) for k, v in m.latencies.items()}
+    assert lat["wake_to_entry"] == {"count": 2, "open": 0, "p50": 1_000, "p99": 3_000, "max": 3_000, "mean": 2_000}
+    assert lat["signal_to_exit"] == {"count": 1, "open": 0, "p50": 2_000, "p99": 2_000, "max": 2_000, "mean": 2_000}
+    assert lat["exit_to_entry"] == {"count": 1, "open": 1, "p50": 2_000, "p99": 2_000, "max": 2_000, "mean": 2_000}
+    assert lat["ipi_to_wake"] == {"count": 1, "open": 0, "p50": 6_000, "p99": 6_000, "max": 6_000, "mean": 6_000}
+
+
+def test_metrics_csv(tmp_path: Path) -> None:
+    m = compute(simulate(Program("metrics", _metrics_model), duration_ns=20_000, timing=T))
+    out = tmp_path / "m.csv"
+    write_csv(m, out)
+    lines = out.read_text().splitlines()
+    assert lines[0] == "section,name,metric,value"
+    assert "vcpus,vm1/1,guest_ns,17000" in lines and "latency,ipi_to_wake,p99,6000" in lines
+
+
+# ---------------------------------------------------------------------- CLI
+def test_cli_simulate_json_is_reproducible(cli: Cli, tmp_path: Path) -> None:
+    a = cli("simulate", "example/peterson", "--json", "--seed", "3", "--csv", "m.csv")
+    b = cli("simulate", "example/peterson", "--json", "--seed", "3")
+    assert a.code == 0 and a.stdout == b.stdout
+    doc = json.loads(a.stdout)
+    assert doc["seed"] == 3 and doc["metrics"]["outcome"] == "done"
+    assert (tmp_path / "m.csv").read_text().startswith("section,name,metric,value\n")
+
+
+def test_cli_simulate_deadlock_exits_1(cli: Cli) -> None:
+    r = cli("simulate", "lock-order")
+    assert r.code == 1 and "deadlock" in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("no-such-scenario",), "scenario"),
+        (("peterson", "--duration-us", "0"), "--duration-us"),
+        (("peterson", "--patch", "smt-guests"), "--patch"),
+    ],
+)
+def test_cli_simulate_bad_input(cli: Cli, args: tuple[str, ...], needle: str) -> None:
+    r = cli("simulate", *args)
+    assert r.code == 2
+    assert len(r.stderr_lines) == 1 and r.stderr_lines[0].startswith("vcoresim: error: ") and needle in r.stderr_lines[0]
