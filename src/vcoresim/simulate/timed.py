@@ -532,14 +532,21 @@ class TimedDriver:
             self.events.append(Event(t, a.name, "irq", {"kind": hw.pending(ex.mem)}))
             self._clock = t + self.timing.irq_entry_ns
         else:
-            n = ex.alternatives(i)
-            if n > 1:
-                op = a.stack[-1].op
+            op = a.stack[-1].op
+            if op.__class__ is O.Choose and len(op.options) > 1:  # type: ignore[union-attr]
+                n = len(op.options)  # type: ignore[union-attr]
                 w = op.weights  # type: ignore[union-attr]
                 self.counts["choices"] += 1
                 alt = self.sim.rng.randrange(n) if w is None else self.sim.rng.choices(range(n), weights=w)[0]
         ex.step(i, alt)
-        self.counts["steps"] += 1
+        steps = self.counts["steps"] = self.counts["steps"] + 1
+        if steps & 0xFFFF == 0:
+            # The engine keeps every step's schedule entry and footprint for
+            # exploration and replay; a timed run needs neither, and a long one
+            # would hold millions.  (A violation's step index then counts from
+            # the last trim; timed results report its time instead.)
+            ex.schedule.clear()
+            ex.footprints.clear()
         clock = self._clock
         self.busy[i] += clock - t
         self.ready[i] = self.last[i] = clock
