@@ -81,6 +81,48 @@ class Store(_LocOp):
         return f"store {self.loc_} = {self.value!r}"
 
 
+class LoadN(Op):
+    """Read several locations in one step: for C code under a lock that guards them all."""
+
+    __slots__ = ("locs",)
+    name = "load"
+
+    def __init__(self, *locs: str) -> None:
+        self.locs = locs
+
+    @property
+    def reads(self) -> tuple[str, ...]:  # type: ignore[override]
+        return self.locs
+
+    @property
+    def loc(self) -> str | None:
+        return ",".join(self.locs)
+
+    def describe(self) -> str:
+        return "load " + ", ".join(self.locs)
+
+
+class StoreN(Op):
+    """Write several locations in one step (C code under a lock that guards them all)."""
+
+    __slots__ = ("items",)
+    name = "store"
+
+    def __init__(self, items: dict[str, Any]) -> None:
+        self.items = tuple(items.items())
+
+    @property
+    def writes(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(k for k, _ in self.items)
+
+    @property
+    def loc(self) -> str | None:
+        return ",".join(k for k, _ in self.items)
+
+    def describe(self) -> str:
+        return "store " + ", ".join(f"{k} = {v!r}" for k, v in self.items)
+
+
 class RMW(_LocOp):
     """Atomic read-modify-write (lwarx/stwcx. loop): ``new = fn(old)``.
 
@@ -394,13 +436,20 @@ class ContextSwitch(Op):
 
 
 class Note(Op):
-    """A labelled no-op: marks a program point in traces (e.g. ``enter guest``)."""
+    """A labelled no-op marking a program point (``enter guest``).
 
-    __slots__ = ("text",)
+    ``event`` and ``data`` make it machine-readable: the timed driver turns
+    events into metrics and timeline slices (e.g. ``event="guest_enter"``,
+    ``data={"vcpu": 1}``).
+    """
+
+    __slots__ = ("text", "event", "data")
     name = "note"
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, event: str | None = None, data: dict[str, Any] | None = None) -> None:
         self.text = text
+        self.event = event
+        self.data = data
 
     def describe(self) -> str:
         return self.text

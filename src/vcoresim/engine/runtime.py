@@ -91,7 +91,18 @@ class Execution:
         self.on_op: Callable[[Actor, O.Op, Any], None] | None = None  # timed driver hook
         for a in self.actors:
             self._prime(a)
+        self._boot()
         self._check_monitors()
+
+    def _boot(self) -> None:
+        """Run boot actors alone until each naps or blocks (not part of the schedule)."""
+        for a in self.actors:
+            n = 0
+            while a.boot and a.status == RUN and self.is_enabled(a) and not self._delivers(a):
+                self._transition(a, 0)
+                n += 1
+                if n > MAX_FUSED:
+                    raise ModelError(f"{a.name}: boot does not reach a nap")
 
     # ------------------------------------------------------------------ state
     def actor(self, name: str) -> Actor:
@@ -105,9 +116,11 @@ class Execution:
         such writes are dependent and no ordering visible to the monitor is pruned."""
         alias: dict[str, list[str]] = {}
         for mon in [*self.world.invariants, *self.world.liveness]:
-            tag = f"mon:{mon.name}"
-            for loc in mon.reads:
-                alias.setdefault(loc, []).append(tag)
+            groups = getattr(mon, "groups", None) or (mon.reads,)
+            for g, locs in enumerate(groups):
+                tag = f"mon:{mon.name}:{g}"
+                for loc in locs:
+                    alias.setdefault(loc, []).append(tag)
         return {k: tuple(v) for k, v in alias.items()}
 
     # -------------------------------------------------------------- enabling
@@ -171,7 +184,8 @@ class Execution:
             return (GLOBAL,), (GLOBAL,)  # a timeout: depends on global quiescence
         reads = op.reads
         writes = op.writes
-        if op.__class__ in _CPU_WRITERS:
+        cls = op.__class__
+        if cls in _CPU_WRITERS and not (cls is O.MtMsr and not (op.set_bits | op.clear_bits) & ~MSR_EE):  # type: ignore[attr-defined]
             writes = (*writes, a.cpu_loc)
         if hw is not None and (a.msr & MSR_EE or _may_enable_ee(op)):
             reads = (*reads, *hw.irq_locs)
@@ -202,6 +216,8 @@ class Execution:
         if op.reads or op.writes:
             return False
         if cls in _CPU_WRITERS and a.cpu_loc in self._alias:
+            if cls is O.MtMsr and not (op.set_bits | op.clear_bits) & ~MSR_EE:  # type: ignore[attr-defined]
+                return True  # only EE changes: the thread's mode is unchanged
             return False
         return True
 
@@ -215,6 +231,11 @@ class Execution:
         if self.record:
             self._cur = StepRecord(len(self.schedule) - 1, a.name, alt)
             self.records.append(self._cur)
+        self._transition(a, alt)
+        if self.violation is None:
+            self._check_monitors()
+
+    def _transition(self, a: Actor, alt: int) -> None:
         if a.status == NAP:
             self._wake(a)
         elif self._delivers(a):
@@ -228,8 +249,6 @@ class Execution:
             else:
                 self._exec(a, op, alt)
         self._fuse(a)
-        if self.violation is None:
-            self._check_monitors()
 
     def _fuse(self, a: Actor) -> None:
         n = 0
@@ -280,6 +299,11 @@ class Execution:
             result = mem[op.loc_]  # type: ignore[attr-defined]
         elif cls is O.Store:
             mem[op.loc_] = result = op.value  # type: ignore[attr-defined]
+        elif cls is O.LoadN:
+            result = tuple(mem[loc] for loc in op.locs)  # type: ignore[attr-defined]
+        elif cls is O.StoreN:
+            for loc, value in op.items:  # type: ignore[attr-defined]
+                mem[loc] = value
         elif cls is O.RMW:
             result = mem[op.loc_]  # type: ignore[attr-defined]
             mem[op.loc_] = op.fn(result)  # type: ignore[attr-defined]
@@ -339,12 +363,33 @@ class Execution:
         assert hw is not None
         kind = hw.pending(self.mem)
         assert kind is not None
-        frame = Frame(hw.vector(kind), IRQ, a.msr, label=kind)
+        handler = hw.vector(kind)
+        if isinstance(handler, BaseException):
+            # The interrupt does not return to the interrupted code (a guest
+            # exit): unwind it to the handler the model code wrote for it.
+            a.msr = MSR_INTERRUPT
+            if self._cur is not None:
+                self._cur.ops.append(OpRecord(stack_of(a), f"interrupt {kind}", None, None, a.msr))
+            self._throw(a, handler)
+            return
+        frame = Frame(handler, IRQ, a.msr, label=kind)
         a.msr = MSR_INTERRUPT
         a.stack.append(frame)
         if self._cur is not None:
             self._cur.ops.append(OpRecord(stack_of(a), f"interrupt {kind}", None, None, a.msr))
         self._advance(a, None)
+
+    def _throw(self, a: Actor, exc: BaseException) -> None:
+        fr = a.stack[-1]
+        try:
+            op = fr.gen.throw(exc)
+        except StopIteration:
+            a.stack.pop()
+            if a.stack:
+                raise ModelError(f"{a.name}: frame ended while unwinding an interrupt") from None
+            a.status = DONE
+            return
+        fr.op = op
 
     def _park(self, a: Actor) -> None:
         for rec in self.frames.values():
@@ -445,8 +490,12 @@ class Execution:
         return state_fingerprint(self)
 
 
-_NEVER_LOCAL = frozenset({O.Nap, O.SpinLock, O.SpinTryLock, O.SpinUnlock, O.WaitUntil, O.SendIPI, O.Load, O.Store, O.RMW})
-_CPU_WRITERS = frozenset({O.MtMsr, O.IrqEnable, O.IrqDisable, O.Nap, O.ResumeFrame, O.ContextSwitch, Rfid})
+_NEVER_LOCAL = frozenset({O.Nap, O.SpinLock, O.SpinTryLock, O.SpinUnlock, O.WaitUntil, O.SendIPI, O.Load, O.Store, O.LoadN, O.StoreN, O.RMW})
+# Operations that change a thread's mode (MSR bits other than EE, its stack or
+# power state): they write its ``cpu:NAME`` pseudo-location.  Enabling and
+# disabling interrupts changes only EE, which matters through the interrupt
+# locations the step reads, not through the mode.
+_CPU_WRITERS = frozenset({O.MtMsr, O.Nap, O.ResumeFrame, O.ContextSwitch, Rfid})
 _MAY_ENABLE_EE = frozenset({O.IrqEnable, O.ResumeFrame, O.ContextSwitch, Rfid})
 
 

@@ -43,15 +43,19 @@ class HwThread:
 
     ``pending(mem)`` names the interrupt the thread would take now if MSR[EE]
     allows it; ``wakeup(mem)`` the one that ends a nap (LPCR wake-up enables
-    apply); both read only ``irq_locs``.  ``vector``/``reset_vector`` return
-    the handler generators; ``stale_frame`` is what runs when the thread
-    returns through a saved frame that is no longer live.
+    apply); both read only ``irq_locs`` (and the thread's own MSR).
+    ``vector(kind)`` returns the handler generator, run on top of the
+    interrupted code, or an exception to throw into the interrupted code when
+    the interrupt does not return there (a guest exit unwinds the guest to
+    KVM's exit path).  ``reset_vector`` runs on wake-up from nap;
+    ``stale_frame`` runs when the thread returns through a saved frame that
+    is no longer live.
     """
 
     irq_locs: tuple[str, ...]
     pending: Callable[[dict[str, Any]], str | None]
     wakeup: Callable[[dict[str, Any]], str | None]
-    vector: Callable[[str], Body]
+    vector: Callable[[str], Body | BaseException]
     reset_vector: Callable[[str], Body]
     stale_frame: Callable[[], Body]
 
@@ -59,9 +63,9 @@ class HwThread:
 class Actor:
     """An execution context: a hardware thread, or an environment actor (fault injector)."""
 
-    __slots__ = ("name", "idx", "stack", "status", "daemon", "msr", "hw", "cpu_loc", "parked", "role")
+    __slots__ = ("name", "idx", "stack", "status", "daemon", "msr", "hw", "cpu_loc", "parked", "role", "boot")
 
-    def __init__(self, name: str, idx: int, body: Body, daemon: bool, hw: HwThread | None, msr: int, role: str) -> None:
+    def __init__(self, name: str, idx: int, body: Body, daemon: bool, hw: HwThread | None, msr: int, role: str, boot: bool = False) -> None:
         self.name = name
         self.idx = idx
         self.stack: list[Frame] = [Frame(body)]
@@ -72,6 +76,7 @@ class Actor:
         self.cpu_loc = f"cpu:{name}"  # pseudo-location: this context's MSR and status
         self.parked: list[Frame] | None = None
         self.role = role
+        self.boot = boot  # runs alone until it naps or blocks, before exploration starts
 
     @property
     def op(self) -> Op | None:
@@ -94,6 +99,11 @@ class Invariant:
     description: str
     reads: tuple[str, ...]
     check: Callable[[Execution], str | None]
+    #: Finer dependency: groups of locations whose relative order matters to
+    #: ``check`` (it conjoins facts from one group at a time).  Two writes are
+    #: made dependent only if they fall in a common group.  Default: ``reads``
+    #: is one group.
+    groups: tuple[tuple[str, ...], ...] | None = None
 
 
 @dataclass
@@ -136,10 +146,13 @@ class World:
         hw: HwThread | None = None,
         msr: int = 0,
         role: str = "actor",
+        boot: bool = False,
     ) -> Actor:
+        """``boot``: the actor's first steps (up to its first nap or block) are the
+        machine's boot, run alone and deterministically before exploration."""
         if any(a.name == name for a in self.actors):
             raise ValueError(f"actor {name!r} spawned twice")
-        actor = Actor(name, len(self.actors), body, daemon, hw, msr, role)
+        actor = Actor(name, len(self.actors), body, daemon, hw, msr, role, boot)
         self.actors.append(actor)
         return actor
 

@@ -279,6 +279,11 @@ def exhaustive(
                     break
                 visited[key] = (depth, sleep_keys) if seen is None else (min(seen[0], depth), seen[1] & sleep_keys)
         stats.executions += 1
+        if end_reason in ("bound", "cached"):
+            # The leaf's own transitions are out of bounds, or were explored from an
+            # earlier visit of the same state: drop it, or backtracking would resume
+            # right there (an endless loop at the step bound, no pruning by the cache).
+            stack.pop()
         if progress is not None and stats.executions % 64 == 0:
             stats.seconds = budget.elapsed()
             progress(stats)

@@ -1,0 +1,174 @@
+"""Generic invariants of the machine and the vcore protocol.
+
+Each is a statement about state (memory, MSR bits, what a thread is doing),
+never about which patches are in force: a bug is found when the unpatched
+model reaches a state that breaks one of them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from vcoresim.engine.msr import MSR_HV, in_host_virtual_mode, msr_str
+from vcoresim.engine.world import RUN, Invariant, Liveness, World
+from vcoresim.kvm.state import BLOCKED, LPID_HOST, RUNNABLE, core, hstate, vcore, vcpu
+
+if TYPE_CHECKING:
+    from vcoresim.engine.runtime import Execution
+    from vcoresim.kvm.model import Kvm
+
+INVARIANTS: dict[str, str] = {
+    "no-host-code-in-guest": "safety: while a core is in a guest partition, none of its threads executes host kernel code in virtual mode (MSR[HV]=1, IR=1)",
+    "vcpu-on-one-thread": "safety: a vCPU runs guest code on at most one hardware thread at a time",
+    "vcpu-on-its-thread": "safety: a vCPU runs only on thread pcpu + ptid of its vcore's core",
+    "core-one-partition": "safety: guest code runs only while its core is in that guest's partition, and a core runs one vcore at a time",
+    "vcore-counters": "safety: with vc->lock free, n_runnable and n_blocked agree with the vCPU states and the runnable list",
+    "no-wait-for-nap-timeout": "safety: the runner leaves only after every woken secondary has napped (kvmppc_wait_for_nap never times out)",
+    "no-grab-timeout": "safety: kvmppc_grab_hwthread never gives up (-EBUSY, 'couldn't grab cpu')",
+    "vcpus-complete": "liveness: every vCPU thread runs its guest to the end and exits (checked when the run ends)",
+    "no-deadlock": "liveness: no hard lock-up: when nothing can move, no CPU is stuck in a wait and every task has finished",
+}
+
+
+def _threads_in_guest(ex: Execution, k: Kvm, cpus: range | list[int]) -> list[tuple[int, Any]]:
+    out = []
+    for cpu in cpus:
+        a = ex.actors[cpu]
+        if a.status == RUN and not (a.msr & MSR_HV):
+            out.append((cpu, ex.mem[hstate(cpu, "kvm_vcpu")]))
+    return out
+
+
+def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
+    want = set(INVARIANTS) if selected is None else set(selected)
+    unknown = want - set(INVARIANTS)
+    if unknown:
+        from vcoresim.kvm.model import ConfigError
+
+        raise ConfigError("invariants", f"unknown invariant {sorted(unknown)[0]!r} (known: {', '.join(INVARIANTS)})")
+    cpu_locs = tuple(f"cpu:cpu{cpu}" for cpu in k.cpus)
+    core_threads = {c: [k.pcpu_of_core(c) + t for t in range(k.threads_per_core)] for c in range(k.ncores)}
+
+    def no_host_code_in_guest(ex: Execution) -> str | None:
+        for c, cpus in core_threads.items():
+            lpid = ex.mem[core(c, "lpid")]
+            if lpid == LPID_HOST:
+                continue
+            for cpu in cpus:
+                a = ex.actors[cpu]
+                if a.status == RUN and in_host_virtual_mode(a.msr):
+                    return f"cpu{cpu} executes host kernel code [{msr_str(a.msr)}] while core {c} is in partition {lpid}"
+        return None
+
+    def vcpu_on_one_thread(ex: Execution) -> str | None:
+        seen: dict[Any, int] = {}
+        for cpu, v in _threads_in_guest(ex, k, k.cpus):
+            if v in seen:
+                return f"vcpu {k.vcpu_label(v)} runs on cpu{seen[v]} and cpu{cpu}"
+            seen[v] = cpu
+        return None
+
+    def vcpu_on_its_thread(ex: Execution) -> str | None:
+        for cpu, v in _threads_in_guest(ex, k, k.cpus):
+            if v is None:
+                return f"cpu{cpu} runs guest code with no vCPU"
+            want_cpu = ex.mem[vcore(k.vcore_of(v), "pcpu")] + ex.mem[vcpu(v, "ptid")]
+            if cpu != want_cpu:
+                return f"vcpu {k.vcpu_label(v)} runs on cpu{cpu}, not on pcpu + ptid = cpu{want_cpu}"
+        return None
+
+    def core_one_partition(ex: Execution) -> str | None:
+        for c, cpus in core_threads.items():
+            lpid = ex.mem[core(c, "lpid")]
+            vcores = set()
+            for cpu, v in _threads_in_guest(ex, k, cpus):
+                if v is None:
+                    continue
+                vc = k.vcore_of(v)
+                vcores.add(vc)
+                if k.lpid_of_vcore(vc) != lpid:
+                    return f"cpu{cpu} runs vcpu {k.vcpu_label(v)} of LPID {k.lpid_of_vcore(vc)} while core {c} is in partition {lpid}"
+            if len(vcores) > 1:
+                return f"core {c} runs vcores {sorted(vcores)} at once"
+        return None
+
+    vcore_locs: list[str] = []
+    for vc in k.vcores.values():
+        vcore_locs += [vcore(vc.index, f) for f in ("lock", "n_runnable", "n_blocked", "runnable_threads")]
+        vcore_locs += [vcpu(v, "state") for v in vc.vcpus]
+
+    def vcore_counters(ex: Execution) -> str | None:
+        m = ex.mem
+        for vc in k.vcores.values():
+            if m[vcore(vc.index, "lock")]:
+                continue
+            states = [m[vcpu(v, "state")] for v in vc.vcpus]
+            n_run, n_blk, lst = m[vcore(vc.index, "n_runnable")], m[vcore(vc.index, "n_blocked")], m[vcore(vc.index, "runnable_threads")]
+            if n_run != states.count(RUNNABLE) or n_run != len(lst) or n_blk != states.count(BLOCKED):
+                return f"vcore {vc.index}: n_runnable={n_run} n_blocked={n_blk} runnable_threads={list(lst)} but states are {states}"
+            if any(m[vcpu(v, "state")] != RUNNABLE for v in lst):
+                return f"vcore {vc.index}: runnable_threads {list(lst)} holds a vCPU that is not RUNNABLE"
+        return None
+
+    nap_locs = tuple(vcore(vc, "wait_for_nap_timeouts") for vc in k.vcores)
+
+    def no_wait_for_nap_timeout(ex: Execution) -> str | None:
+        for vc in k.vcores:
+            if ex.mem[vcore(vc, "wait_for_nap_timeouts")]:
+                return f"kvmppc_wait_for_nap timed out on vcore {vc}: a woken secondary never napped"
+        return None
+
+    grab_locs = tuple(f"kvm.grab_failures[{cpu}]" for cpu in k.cpus)
+
+    def no_grab_timeout(ex: Execution) -> str | None:
+        for cpu in k.cpus:
+            if ex.mem[f"kvm.grab_failures[{cpu}]"]:
+                return f"KVM: couldn't grab cpu {cpu} (kvmppc_grab_hwthread returned -EBUSY)"
+        return None
+
+    lpid_locs = tuple(core(c, "lpid") for c in range(k.ncores))
+    vcpu_locs = tuple(hstate(cpu, "kvm_vcpu") for cpu in k.cpus)
+    placement_locs = tuple(vcore(vc, "pcpu") for vc in k.vcores) + tuple(vcpu(v, "ptid") for v in k.vcpu_vcore)
+    # The partition of a core against the context of each of its threads.
+    host_in_guest_groups = tuple((core(c, "lpid"), f"cpu:cpu{cpu}") for c, cpus in core_threads.items() for cpu in cpus)
+    # Two threads' guest state (context and vCPU pointer) against each other.
+    pair_groups = tuple(
+        (f"cpu:cpu{x}", hstate(x, "kvm_vcpu"), f"cpu:cpu{y}", hstate(y, "kvm_vcpu")) for x in k.cpus for y in k.cpus if x < y
+    )
+    table = [
+        Invariant("no-host-code-in-guest", INVARIANTS["no-host-code-in-guest"], lpid_locs + cpu_locs, no_host_code_in_guest, host_in_guest_groups),
+        Invariant("vcpu-on-one-thread", INVARIANTS["vcpu-on-one-thread"], cpu_locs + vcpu_locs, vcpu_on_one_thread, pair_groups),
+        Invariant(
+            "vcpu-on-its-thread",
+            INVARIANTS["vcpu-on-its-thread"],
+            cpu_locs + vcpu_locs + placement_locs,
+            vcpu_on_its_thread,
+            tuple((f"cpu:cpu{x}", hstate(x, "kvm_vcpu"), *placement_locs) for x in k.cpus),
+        ),
+        Invariant(
+            "core-one-partition",
+            INVARIANTS["core-one-partition"],
+            cpu_locs + vcpu_locs + lpid_locs,
+            core_one_partition,
+            tuple((core(k.core_of(x), "lpid"), f"cpu:cpu{x}", hstate(x, "kvm_vcpu")) for x in k.cpus) + pair_groups,
+        ),
+        Invariant("vcore-counters", INVARIANTS["vcore-counters"], tuple(vcore_locs), vcore_counters),
+        Invariant("no-wait-for-nap-timeout", INVARIANTS["no-wait-for-nap-timeout"], nap_locs, no_wait_for_nap_timeout),
+        Invariant("no-grab-timeout", INVARIANTS["no-grab-timeout"], grab_locs, no_grab_timeout),
+    ]
+    for inv in table:
+        if inv.name in want:
+            w.add_invariant(inv)
+    done_locs = tuple(vcpu(v, "thread_done") for v in k.vcpu_vcore)
+    if "vcpus-complete" in want:
+        w.add_liveness(
+            Liveness(
+                "vcpus-complete",
+                INVARIANTS["vcpus-complete"],
+                done_locs,
+                trigger=lambda ex: True,
+                goal=lambda ex: all(ex.mem[loc] for loc in done_locs),
+                bound=10**9,
+            )
+        )
+    w.check_deadlock = "no-deadlock" in want

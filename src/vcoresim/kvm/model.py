@@ -1,0 +1,334 @@
+"""Build a world from a scenario: the POWER machine, the host, KVM, the guests, the faults.
+
+``build_world(world, cfg, patches)`` is what a scenario's program runs.  The
+model reads a patch flag (``k.patch(name)``) only at the places the commit
+changed; nothing here or in the monitors does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vcoresim.engine.msr import MSR_EE, MSR_HV, MSR_KERNEL, MSR_RI
+from vcoresim.engine.ops import Choose, IrqDisable, Note, SendIPI, Store, WaitUntil
+from vcoresim.engine.world import Body, HwThread, World
+from vcoresim.kvm import book3s_hv, book3s_hv_rmhandlers, host, idle
+from vcoresim.kvm.config import KVM_MAX_VCORES, ScenarioConfig
+from vcoresim.kvm.invariants import INVARIANTS, install_monitors
+from vcoresim.kvm.state import (
+    BLOCKED,
+    IPI_PRIORITY,
+    KVM_GUEST_MODE_NONE,
+    KVM_HWTHREAD_IN_KERNEL,
+    LPID_HOST,
+    MFRR_NONE,
+    TASK_INTERRUPTIBLE,
+    TASK_RUNNING,
+    VCORE_INACTIVE,
+    Task,
+    Vcore,
+    core,
+    hstate,
+    mfrr,
+    paca,
+    rq,
+    task,
+    vcore,
+    vcpu,
+)
+
+__all__ = ["INVARIANTS", "ConfigError", "Kvm", "build_world"]
+
+#: Guest DEC period for a vCPU blocked in the host (check: fires only when all else is quiet).
+DEC_TIMER_NS = 10_000_000
+
+
+class ConfigError(Exception):
+    """Something only the model can reject (as the kernel would); names the field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class Kvm:
+    """The model's context: configuration, patches, topology, tasks."""
+
+    rm = book3s_hv_rmhandlers
+    idle = idle
+
+    def __init__(self, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
+        self.cfg = cfg
+        self.patches = patches
+        self.cpu_gen = cfg.machine.cpu
+        self.threads_per_core = cfg.machine.threads
+        self.ncores = cfg.machine.cores
+        if self.cpu_gen == "POWER8" and "stray-ipi-guard" not in patches:
+            raise ConfigError("kernel.patches", "the POWER8 idle code (pnv_powersave_wakeup) postdates stray-ipi-guard; it cannot be off on POWER8")
+        # Seed 001: vcores of threads_per_core vCPUs; before it, one vCPU per core.
+        self.threads_per_vcore = cfg.machine.threads_per_subcore if self.patch("smt-guests") else 1
+        actions = list(dict.fromkeys(cfg.workload.actions))
+        self.guest_actions = tuple(actions)
+        self.vcores: dict[int, Vcore] = {}
+        self.vcpu_vcore: dict[int, int] = {}
+        self.vcpu_labels: dict[int, str] = {}
+        self.vcpu_task: dict[int, Task] = {}
+        self.tasks: dict[str, Task] = {}
+        self.idle_task: dict[int, Task] = {}
+        self.multi_vm = len(cfg.vm) > 1
+
+    # -------------------------------------------------------------- patches
+    def patch(self, name: str) -> bool:
+        return name in self.patches
+
+    # ------------------------------------------------------------- topology
+    @property
+    def cpus(self) -> range:
+        return range(self.ncores * self.threads_per_core)
+
+    def core_of(self, cpu: int) -> int:
+        return cpu // self.threads_per_core
+
+    def thread_of(self, cpu: int) -> int:
+        return cpu % self.threads_per_core
+
+    def pcpu_of_core(self, c: int) -> int:
+        return c * self.threads_per_core
+
+    def online(self, cpu: int) -> bool:
+        """Host SMT off: thread 0 of each core is online, the secondaries are offline."""
+        return self.thread_of(cpu) == 0
+
+    def ptid_of_cpu(self, cpu: int) -> int:
+        return self.thread_of(cpu)
+
+    def vcore_of(self, v: int) -> int:
+        return self.vcpu_vcore[v]
+
+    def lpid_of_vcore(self, vc: int) -> int:
+        return self.vcores[vc].lpid
+
+    def vcpu_label(self, v: int) -> str:
+        return self.vcpu_labels[v]
+
+    def vm_of(self, v: int) -> int:
+        return self.vcores[self.vcpu_vcore[v]].vm
+
+    def vm_vcpus(self, vm: int) -> list[int]:
+        return [v for v, vc in self.vcpu_vcore.items() if self.vcores[vc].vm == vm]
+
+
+def kvm_dev_ioctl_check_extension_smt(k: Kvm) -> int:
+    """``KVM_CAP_PPC_SMT``: vCPUs per vcore (0 before seed 001: no such capability)."""
+    return k.threads_per_vcore if k.patch("smt-guests") else 0
+
+
+def kvmppc_core_vcpu_create(k: Kvm, w: World, vm_index: int, vcpu_id: int, gid: int, field: str) -> None:
+    """Setup-time ``KVM_CREATE_VCPU``: vcore = id / threads_per_core; -EINVAL past KVM_MAX_VCORES."""
+    core_no = vcpu_id // k.threads_per_vcore
+    if core_no >= KVM_MAX_VCORES:
+        raise ConfigError(field, f"KVM_CREATE_VCPU({vcpu_id}) fails with -EINVAL: vcore {core_no} >= KVM_MAX_VCORES ({KVM_MAX_VCORES})")
+    key = vm_index * KVM_MAX_VCORES + core_no
+    if key not in k.vcores:
+        k.vcores[key] = Vcore(index=key, vm=vm_index, lpid=vm_index + 1)
+    vc = k.vcores[key]
+    vc.vcpus.append(gid)
+    k.vcpu_vcore[gid] = key
+    k.vcpu_labels[gid] = str(vcpu_id) if not k.multi_vm else f"{k.cfg.vm[vm_index].name}.{vcpu_id}"
+
+
+# ------------------------------------------------------------------ actors
+def _hw_thread(k: Kvm, w: World, cpu: int, actor_ref: list[Any]) -> HwThread:
+    c = k.core_of(cpu)
+    irq_locs = (mfrr(cpu), core(c, "hdec_expired"))
+
+    def pending(mem: dict[str, Any]) -> str | None:
+        if mem[mfrr(cpu)] != MFRR_NONE:
+            return "external"
+        a = actor_ref[0]
+        if mem[core(c, "hdec_expired")] and not (a.msr & MSR_HV):
+            return "hdec"  # HDEC interrupts reach threads running the guest
+        return None
+
+    def wakeup(mem: dict[str, Any]) -> str | None:
+        return "external" if mem[mfrr(cpu)] != MFRR_NONE else None  # LPCR: PECE0 only
+
+    def vector(kind: str) -> Body | BaseException:
+        a = actor_ref[0]
+        if not (a.msr & MSR_HV):
+            return book3s_hv_rmhandlers.guest_interrupt_kind(kind)
+        return host.xics_ipi_action(k, cpu)
+
+    def reset_vector(reason: str) -> Body:
+        return idle.reset_vector(k, cpu, reason)
+
+    def stale_frame() -> Body:
+        return executing_stale_frame(k, cpu)
+
+    return HwThread(irq_locs, pending, wakeup, vector, reset_vector, stale_frame)
+
+
+def executing_stale_frame(k: Kvm, cpu: int) -> Body:
+    """A return through a frame whose function already returned: garbage, then a hang."""
+    yield Note(f"cpu{cpu} returns through a dead stack frame (PACAR1)", event="stale_frame", data={"cpu": cpu})
+    yield IrqDisable()
+    yield WaitUntil((paca(cpu, "saved_r1"),), lambda _v: False, what="executing garbage: stuck")
+
+
+def qemu_start_vcpus(k: Kvm, vcpus: list[int]) -> Body:
+    """QEMU's main thread (on some other CPU) starts each vCPU thread."""
+    for v in vcpus:
+        yield from host.try_to_wake_up(k, k.vcpu_task[v])
+
+
+def stray_ipi_source(k: Kvm, budget: int) -> Body:
+    """Fault: raise the MFRR of any secondary thread at any time, up to ``budget`` times."""
+    targets = tuple(cpu for cpu in k.cpus if not k.online(cpu))
+    for _ in range(budget):
+        target = yield Choose((*targets, None), what="stray IPI target (None: no more)")
+        if target is None:
+            return
+        yield Note(f"stray IPI to cpu{target}", event="ipi_sent", data={"target": target, "stray": True})
+        yield SendIPI(mfrr(target), IPI_PRIORITY, f"cpu{target}")
+
+
+def signal_source(k: Kvm, budget: int) -> Body:
+    """Fault: send a signal to a vCPU task (QEMU kicking its vCPU thread)."""
+    names = tuple(t.name for t in k.vcpu_task.values())
+    for _ in range(budget):
+        target = yield Choose((*names, None), what="signal target (None: no more)")
+        if target is None:
+            return
+        yield Note(f"signal to {target}", event="signal", data={"task": target})
+        yield from host.send_signal(k, k.tasks[target])
+
+
+def dec_timer_source(k: Kvm, vcpus: list[int]) -> Body:
+    """The guest DEC hrtimers of vCPUs blocked in the host: fire when all else is quiet."""
+    locs = tuple(vcpu(v, "dec_timer") for v in vcpus)
+    while True:
+        yield WaitUntil(locs, lambda *armed: any(armed), what="a blocked vCPU's DEC timer armed")
+        yield WaitUntil(locs, lambda *_a: False, timeout=DEC_TIMER_NS, what="DEC timer period")
+        armed = [v for v in vcpus]
+        for v in armed:
+            yield from _fire_dec_timer(k, v)
+
+
+def _fire_dec_timer(k: Kvm, v: int) -> Body:
+    from vcoresim.engine.ops import Load
+
+    on = yield Load(vcpu(v, "dec_timer"))
+    if on:
+        yield Store(vcpu(v, "dec_timer"), 0)
+        yield from host.try_to_wake_up(k, k.vcpu_task[v])
+
+
+# ------------------------------------------------------------------- build
+def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
+    k = Kvm(cfg, patches)
+    gid = 0
+    for vi, vm in enumerate(cfg.vm):
+        for vid in vm.vcpus:
+            kvmppc_core_vcpu_create(k, w, vi, vid, gid, f"vm[{vi}].vcpus")
+            gid += 1
+    all_vcpus = list(range(gid))
+    online = [cpu for cpu in k.cpus if k.online(cpu)]
+    # Memory: machine, PACA, XICS.
+    for c in range(k.ncores):
+        w.loc(core(c, "lpid"), LPID_HOST)
+        w.loc(core(c, "hdec_expired"), 0)
+    for cpu in k.cpus:
+        w.loc(mfrr(cpu), MFRR_NONE)
+        w.loc(paca(cpu, "saved_r1"), 0)
+        w.loc(paca(cpu, "nap_state_lost"), 0)
+        w.loc(paca(cpu, "cpu_start"), 0)
+        w.loc(hstate(cpu, "kvm_vcpu"), None)
+        w.loc(hstate(cpu, "kvm_vcore"), None)
+        w.loc(hstate(cpu, "in_guest"), KVM_GUEST_MODE_NONE)
+        w.loc(hstate(cpu, "napping"), 0)
+        w.loc(hstate(cpu, "host_r1"), 0)
+        w.loc(hstate(cpu, "hwthread_req"), 0)
+        w.loc(hstate(cpu, "hwthread_state"), KVM_HWTHREAD_IN_KERNEL)
+    # Vcores and vCPUs.
+    for vc in k.vcores.values():
+        n = len(vc.vcpus)
+        for name, init in (
+            ("lock", 0),
+            ("num_threads", n),
+            ("n_runnable", 0),
+            ("n_blocked", n),  # new vCPUs start BLOCKED
+            ("runnable_threads", ()),
+            ("vcore_running", VCORE_INACTIVE),
+            ("pcpu", 0),
+            ("n_woken", 0),
+            ("nap_count", 0),
+            ("entry_exit_count", 0),
+            ("in_guest", 0),
+            ("napping_threads", 0),
+            ("wait_for_nap_timeouts", 0),
+        ):
+            w.loc(vcore(vc.index, name), init)
+    for v in all_vcpus:
+        for name, init in (
+            ("state", BLOCKED),
+            ("ptid", 0),
+            ("ret", 0),
+            ("trap", 0),
+            ("exit_reason", None),
+            ("hcall", None),
+            ("ceded", 0),
+            ("prodded", 0),
+            ("dec_timer", 0),
+            ("guest_rounds", cfg.workload.rounds),
+            ("thread_done", 0),
+        ):
+            w.loc(vcpu(v, name), init)
+    for cpu in k.cpus:
+        w.loc(f"kvm.grab_failures[{cpu}]", 0)
+    for vi in range(len(cfg.vm)):
+        w.loc(f"vm[{vi}].shutdown", 0)
+    # Host tasks: an idle task per online CPU and QEMU's vCPU threads.
+    for i, cpu in enumerate(online):
+        idle_t = Task(f"swapper/{cpu}", cpu, None, msr=MSR_KERNEL & ~MSR_EE, is_idle=True)
+        k.idle_task[cpu] = idle_t
+        k.tasks[idle_t.name] = idle_t
+        w.loc(rq(cpu, "lock"), 0)
+        w.loc(rq(cpu, "queue"), ())
+        w.loc(rq(cpu, "curr"), idle_t.name)
+        w.loc(rq(cpu, "preempt_count"), 0)
+        w.loc(task(idle_t.name, "state"), TASK_RUNNING)
+        w.loc(task(idle_t.name, "sigpending"), 0)
+        del i
+    for v in all_vcpus:
+        vc = k.vcores[k.vcore_of(v)]
+        cpu = online[(vc.index % KVM_MAX_VCORES) % len(online)]
+        name = f"qemu-vcpu{k.vcpu_label(v)}"
+        t = Task(name, cpu, None, msr=MSR_KERNEL)
+        t.entry = (lambda _v=v: book3s_hv.qemu_vcpu_thread(k, _v))
+        k.vcpu_task[v] = t
+        k.tasks[name] = t
+        w.loc(task(name, "state"), TASK_INTERRUPTIBLE)
+        w.loc(task(name, "sigpending"), 0)
+    w.tasks.extend(k.tasks.values())
+    # Hardware threads.
+    for cpu in k.cpus:
+        ref: list[Any] = [None]
+        hw = _hw_thread(k, w, cpu, ref)
+        if k.online(cpu):
+            body = host.cpu_idle(k, cpu)
+            msr = MSR_KERNEL & ~MSR_EE
+        else:
+            body = idle.pnv_smp_cpu_kill_self(k, cpu)
+            msr = MSR_KERNEL & ~MSR_EE
+        # Boot: every thread has gone idle (secondaries offline and napping) before KVM starts.
+        ref[0] = w.spawn(f"cpu{cpu}", body, daemon=True, hw=hw, msr=msr | MSR_RI, role="cpu", boot=True)
+    # Environment.
+    w.spawn("qemu", qemu_start_vcpus(k, all_vcpus), role="env")
+    if cfg.faults.stray_ipi:
+        w.spawn("stray_ipi", stray_ipi_source(k, cfg.faults.stray_ipi), role="env")
+    if cfg.faults.signal:
+        w.spawn("signal", signal_source(k, cfg.faults.signal), role="env")
+    if "cede" in k.guest_actions:
+        w.spawn("dec_timer", dec_timer_source(k, all_vcpus), daemon=True, role="env")
+    install_monitors(w, k, cfg.invariants)

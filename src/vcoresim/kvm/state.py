@@ -1,0 +1,105 @@
+"""Names of shared locations and kernel constants, as the kernel spells them.
+
+Every piece of state another CPU can see is a named location in shared
+memory: ``paca[3].kvm_hstate.hwthread_req``, ``vcore[0].entry_exit_count``.
+Traces and counterexamples therefore name fields the way the kernel does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# arch/powerpc/include/asm/kvm_book3s_asm.h
+KVM_HWTHREAD_IN_KERNEL = 0
+KVM_HWTHREAD_IN_NAP = 1  # KVM_HWTHREAD_IN_IDLE on POWER8: same value
+KVM_HWTHREAD_IN_KVM = 2
+KVM_GUEST_MODE_NONE = 0
+KVM_GUEST_MODE_GUEST = 1
+NAPPING_CEDE = 1
+
+# XICS (arch/powerpc/sysdev/xics): MFRR 0xff = no IPI; xics_wake_cpu writes IPI_PRIORITY.
+MFRR_NONE = 0xFF
+IPI_PRIORITY = 4
+XICS_IPI = 2
+
+# Interrupt vectors (trap numbers) and return codes.
+BOOK3S_INTERRUPT_EXTERNAL = 0x500
+BOOK3S_INTERRUPT_HV_DECREMENTER = 0x980
+BOOK3S_INTERRUPT_SYSCALL = 0xC00
+RESUME_GUEST = 0
+RESUME_HOST = 1  # return to userspace with exit_reason set (the model's name for RESUME_HOST)
+EINTR = -4
+EBUSY = -16
+EINVAL = -22
+
+# vcpu->arch.state (3.1): an enum in the model.
+BLOCKED, RUNNABLE, BUSY_IN_HOST = "BLOCKED", "RUNNABLE", "BUSY_IN_HOST"
+# vc->vcore_running (3.1): 0 not running, 1 running (latecomers may join), 2 exiting.
+VCORE_INACTIVE, VCORE_RUNNING, VCORE_EXITING = 0, 1, 2
+
+# Host task states (the scheduler's view).
+TASK_RUNNING, TASK_INTERRUPTIBLE, TASK_UNINTERRUPTIBLE, TASK_DEAD = "R", "S", "D", "X"
+
+# core.lpid: 0 = host partition; a guest's LPID otherwise; -1 = the reserved LPID during a switch.
+LPID_HOST = 0
+LPID_RESERVED = -1
+
+VCORE_EXIT_SHIFT = 8  # entry_exit_count: bits 0-7 entries, 8-15 exits
+
+
+def paca(cpu: int, field_: str) -> str:
+    return f"paca[{cpu}].{field_}"
+
+
+def hstate(cpu: int, field_: str) -> str:
+    return f"paca[{cpu}].kvm_hstate.{field_}"
+
+
+def mfrr(cpu: int) -> str:
+    return f"xics[{cpu}].mfrr"
+
+
+def core(c: int, field_: str) -> str:
+    return f"core[{c}].{field_}"
+
+
+def vcore(vc: int, field_: str) -> str:
+    return f"vcore[{vc}].{field_}"
+
+
+def vcpu(v: int, field_: str) -> str:
+    return f"vcpu[{v}].{field_}"
+
+
+def task(name: str, field_: str) -> str:
+    return f"task[{name}].{field_}"
+
+
+def rq(cpu: int, field_: str) -> str:
+    return f"rq[{cpu}].{field_}"
+
+
+@dataclass
+class Task:
+    """A host task.  ``stack`` holds its frames while another task runs on its CPU."""
+
+    name: str
+    cpu: int
+    entry: object  # () -> generator
+    stack: list | None = None  # type: ignore[type-arg]
+    msr: int = 0
+    is_idle: bool = False
+
+    def __fp__(self) -> str:
+        return self.name
+
+
+@dataclass
+class Vcore:
+    index: int
+    vm: int
+    lpid: int
+    vcpus: list[int] = field(default_factory=list)
+
+    def __fp__(self) -> str:
+        return f"vcore{self.index}"
