@@ -208,7 +208,14 @@ def exhaustive(
                 continue
             node = stack[i]
             if p in node.enabled:
-                node.backtrack.add(p)
+                if any((p, alt) not in node.sleep for alt in range(node.alts.get(p, 1))):
+                    node.backtrack.add(p)
+                else:
+                    # p is asleep there, so adding it explores nothing, yet the race can
+                    # still need another actor to move first (found by the hypothesis
+                    # soundness test): fall back to every enabled actor, as FG do when
+                    # p is not enabled.
+                    node.backtrack.update(node.enabled)
                 continue
             for q in node.enabled:
                 j = hb.first_step_after(q, i)
