@@ -63,11 +63,6 @@ def test_budget_exhausted_exits_3(cli: Cli) -> None:
     assert r.code == 3 and json.loads(r.stdout)["verdict"] == "incomplete"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli bug: off a terminal the verdict table is 160 columns wide and rich truncates long "
-    "scenario names ('example/peterson-brok…'); the scenario column needs no_wrap/overflow='fold'",
-)
 def test_check_examples_prints_table(cli: Cli) -> None:
     r = cli("check", *EXAMPLES, "--quiet")
     assert r.code == 0, r.stdout + r.stderr

@@ -101,7 +101,9 @@ def test_state_cache_prunes(name: str) -> None:
     plain = exhaustive(prog, Bounds(), dpor=False)
     cached = exhaustive(prog, Bounds(), dpor=False, cache=True)
     assert plain.complete and cached.complete and cached.stats.pruned > 0
-    assert cached.stats.steps < plain.stats.steps
+    assert cached.stats.steps <= plain.stats.steps
+    if name == "store-buffering":  # its two orders of independent stores meet in one state
+        assert cached.stats.steps < plain.stats.steps
 
 
 # ---------------------------------------------------------- DPOR soundness
@@ -333,11 +335,6 @@ def _for_loop_program() -> Program:
     return Program("for-loop", build)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: the state fingerprint omits a for-loop's iterator (it lives on the generator's "
-    "value stack, not in f_locals), so two loop iterations look like one state and the cache prunes a real one",
-)
 def test_fingerprint_sees_for_loop_position() -> None:
     prog = _for_loop_program()
     plain = _explored_finals(prog, dpor=False, cache=False)

@@ -204,7 +204,7 @@ def _print_one(r: CheckResult, reproducible: bool) -> None:
 def _print_table(results: list[CheckResult], reproducible: bool) -> None:
     t = Table(title="vcoresim check", title_justify="left")
     for col in ("scenario", "expected", "verdict", "invariant", "coverage", "executions", "states", "steps", "seconds", "trace"):
-        t.add_column(col, justify="right" if col in ("executions", "states", "steps", "seconds") else "left")
+        t.add_column(col, justify="right" if col in ("executions", "states", "steps", "seconds") else "left", no_wrap=col == "scenario", overflow="fold")
     for r in results:
         colour = {"holds": "green", "violation": "red", "incomplete": "yellow"}[r.verdict]
         ok = r.expected is None or r.verdict == r.expected

@@ -8,12 +8,14 @@ from typing import Any
 
 from vcoresim.check.trace import Trace, build_trace, context_switches, load_trace, schedule_indices, shrink
 from vcoresim.engine.runtime import Execution
-from vcoresim.engine.strategies.base import Bounds, Exploration, Progress, ReplayDivergence, Stats, run_schedule
+from vcoresim.engine.strategies.base import Bounds, Budget, Exploration, Progress, ReplayDivergence, Stats, run_schedule
 from vcoresim.engine.strategies.dpor import exhaustive
 from vcoresim.engine.strategies.sampling import pct, random_walk
 from vcoresim.engine.world import Program
 
-STRATEGIES = ("exhaustive", "dfs", "random", "pct")
+STRATEGIES = ("auto", "exhaustive", "dfs", "random", "pct")
+#: Executions of the random phase of ``auto``.
+AUTO_RANDOM_EXECUTIONS = 200
 
 
 @dataclass
@@ -57,7 +59,47 @@ class CheckResult:
         }
 
 
+def _add(total: Stats, part: Stats) -> None:
+    total.executions += part.executions
+    total.states += part.states
+    total.steps += part.steps
+    total.truncated += part.truncated
+    total.pruned += part.pruned
+
+
+def auto(program: Program, bounds: Bounds, seed: int, *, cache: bool = False, progress: Progress | None = None) -> Exploration:
+    """The default: a seeded random phase finds shallow bugs fast; then DPOR with
+    iterative preemption bounding (0, 1, ... up to ``max_preemptions``; unbounded
+    last when no bound is given) covers the space.  The verdict covers the last
+    bound completed.  ``max_executions`` applies to each phase; ``max_seconds``
+    to the whole."""
+    budget = Budget(bounds)
+    total = Stats()
+    phases: list[dict[str, Any]] = []
+    rnd = random_walk(program, Bounds(bounds.max_steps, None, AUTO_RANDOM_EXECUTIONS, bounds.max_seconds), seed, progress=progress)
+    _add(total, rnd.stats)
+    phases.append({"phase": "random", "executions": rnd.stats.executions})
+    if rnd.violation is not None:
+        total.seconds = budget.elapsed()
+        return Exploration("auto", rnd.violation, rnd.schedule, total, False, False, {"seed": seed, "phases": phases})
+    limits: list[int | None] = list(range(0, bounds.max_preemptions + 1)) if bounds.max_preemptions is not None else [0, 1, None]
+    res: Exploration | None = None
+    for limit in limits:
+        left = None if bounds.max_seconds is None else max(bounds.max_seconds - budget.elapsed(), 0.001)
+        res = exhaustive(program, Bounds(bounds.max_steps, limit, bounds.max_executions, left), dpor=True, cache=cache, progress=progress)
+        _add(total, res.stats)
+        phases.append({"phase": "exhaustive", "max_preemptions": limit, "executions": res.stats.executions, "complete": res.complete})
+        if res.violation is not None or not res.complete:
+            break
+    assert res is not None
+    total.seconds = budget.elapsed()
+    params = {"seed": seed, "phases": phases, "dpor": True, "sleep_sets": True, "state_cache": cache}
+    return Exploration("auto", res.violation, res.schedule, total, res.complete, True, params)
+
+
 def explore(program: Program, strategy: str, bounds: Bounds, seed: int, *, pct_depth: int = 3, cache: bool = False, progress: Progress | None = None) -> Exploration:
+    if strategy == "auto":
+        return auto(program, bounds, seed, cache=cache, progress=progress)
     if strategy == "exhaustive":
         return exhaustive(program, bounds, dpor=True, cache=cache, progress=progress)
     if strategy == "dfs":
@@ -72,7 +114,7 @@ def explore(program: Program, strategy: str, bounds: Bounds, seed: int, *, pct_d
 def check(
     program: Program,
     *,
-    strategy: str = "exhaustive",
+    strategy: str = "auto",
     bounds: Bounds | None = None,
     seed: int = 0,
     pct_depth: int = 3,
@@ -85,7 +127,7 @@ def check(
     bounds = bounds or Bounds()
     res = explore(program, strategy, bounds, seed, pct_depth=pct_depth, cache=cache, progress=progress)
     strat = {"name": strategy, **res.params}
-    if strategy in ("random", "pct"):
+    if strategy in ("random", "pct", "auto"):
         strat["seed"] = seed
     if res.violation is None:
         if res.complete:

@@ -1,15 +1,15 @@
 """State fingerprints for state caching.
 
 Two states with equal fingerprints must behave the same for every future
-step, so the fingerprint covers shared memory, every actor's MSR, status and
-stack (each generator's code, program point and live locals), the parked
-stacks of host tasks and napping threads, saved frames and monitor state.
-
-Locals are canonicalised: plain data by value; model objects by their
-``__fp__()`` (model handles such as a vCPU define it); anything else by its
-type name.  A model that keeps decision-relevant state in an object without
-``__fp__`` would make caching unsound; model code keeps such state in shared
-memory instead.
+step.  Model code is deterministic: an actor's local state (program point,
+locals, loop iterators, parked stacks of the tasks it ran) is a function of
+the values its operations returned.  So the fingerprint covers shared memory,
+every actor's MSR, status and the hash of its observation history, saved
+frames and monitor state.  Two interleavings that differ only in the order of
+independent steps give every actor the same history, which is exactly the
+equivalence partial-order reduction produces.  (Reading a generator's frame
+locals instead misses iterator state on the value stack, which made an
+earlier version unsound.)
 """
 
 from __future__ import annotations
@@ -65,8 +65,8 @@ def _stack_key(stack: list[Frame] | None) -> tuple[Any, ...] | None:
 
 
 def state_fingerprint(ex: Execution) -> int:
+    """Memory, each actor's mode and observation history, saved frames, monitors."""
     mem = tuple(sorted((k, canon(v)) for k, v in ex.mem.items()))
-    actors = tuple((a.status, a.msr, _stack_key(a.stack), _stack_key(a.parked)) for a in ex.actors)
-    tasks = tuple((getattr(t, "name", ""), _stack_key(getattr(t, "stack", None))) for t in ex.world.tasks)
+    actors = tuple((a.status, a.msr, len(a.stack), h) for a, h in zip(ex.actors, ex.history, strict=True))
     frames = tuple(sorted((k, r[0], r[3]) for k, r in ex.frames.items()))
-    return hash((mem, actors, tasks, frames, tuple(ex._live_armed)))
+    return hash((mem, actors, frames, tuple(ex._live_armed)))

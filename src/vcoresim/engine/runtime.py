@@ -89,6 +89,10 @@ class Execution:
         self._alias = self._invariant_aliases()
         self._live_armed: list[int | None] = [None] * len(self.world.liveness)
         self.on_op: Callable[[Actor, O.Op, Any], None] | None = None  # timed driver hook
+        # Per-actor hash of every value its operations returned: model code is
+        # deterministic, so equal histories mean equal local states (loop
+        # iterators included).  The state cache fingerprints these.
+        self.history: list[int] = [0] * len(self.actors)
         for a in self.actors:
             self._prime(a)
         self._boot()
@@ -285,6 +289,8 @@ class Execution:
         fr.op = op
 
     def _log(self, a: Actor, op: O.Op, value: Any, suffix: str = "") -> None:
+        h = self.history
+        h[a.idx] = hash((h[a.idx], op.name, _observed(value)))
         if self.on_op is not None:
             self.on_op(a, op, value)
         cur = self._cur
@@ -363,6 +369,7 @@ class Execution:
         assert hw is not None
         kind = hw.pending(self.mem)
         assert kind is not None
+        self.history[a.idx] = hash((self.history[a.idx], "interrupt", kind))
         handler = hw.vector(kind)
         if isinstance(handler, BaseException):
             # The interrupt does not return to the interrupted code (a guest
@@ -404,6 +411,7 @@ class Execution:
         assert hw is not None
         kind = hw.wakeup(self.mem)
         assert kind is not None
+        self.history[a.idx] = hash((self.history[a.idx], "wake", kind))
         a.status = RUN
         a.msr = MSR_INTERRUPT
         a.stack = [Frame(hw.reset_vector(kind), BASE, label=f"wake:{kind}")]
@@ -504,6 +512,15 @@ def _may_enable_ee(op: O.Op) -> bool:
     if op.__class__ is O.MtMsr:
         return bool(op.set_bits & MSR_EE)  # type: ignore[attr-defined]
     return op.__class__ in _MAY_ENABLE_EE
+
+
+def _observed(value: Any) -> Any:
+    """A hashable stand-in for what an operation returned."""
+    try:
+        hash(value)
+        return value
+    except TypeError:
+        return repr(value)
 
 
 def stack_of(a: Actor) -> list[str]:

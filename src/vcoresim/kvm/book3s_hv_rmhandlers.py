@@ -250,14 +250,14 @@ def kvmppc_h_cede(k: Kvm, cpu: int, v: int) -> Body:
         yield Store(vcpu(v, "prodded"), 0)
         yield Store(vcpu(v, "ceded"), 0)
         return True
-    # C3: set our napping bit unless every thread that entered would then nap.
+    # C3: set our napping bit unless every thread that entered would then nap
+    # (lwarx; or; PPC_POPCNTW; cmpw with the entry count loaded before; bge kvm_cede_exit).
     entered = yield Load(vcore(vc, "entry_exit_count"))
-    mask = (1 << (entered & 0xFF)) - 1
     got: list[bool] = [False]
 
     def set_bit(value: int) -> int:
         new = value | (1 << ptid)
-        if new == mask:
+        if bin(new).count("1") >= (entered & 0xFF):
             got[0] = False
             return value
         got[0] = True

@@ -102,7 +102,7 @@ class FaultsConfig(_Strict):
 
 
 class CheckConfig(_Strict):
-    strategy: Literal["exhaustive", "dfs", "random", "pct"] = "exhaustive"
+    strategy: Literal["auto", "exhaustive", "dfs", "random", "pct"] = "auto"
     max_steps: int = Field(4000, ge=1)
     max_preemptions: int | None = Field(None, ge=0)
     max_executions: int | None = Field(None, ge=1)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from vcoresim.engine.ops import Choose, ContextSwitch, IrqDisable, IrqEnable, Load, MtMsr, Note, SendIPI, SpinLock, SpinUnlock, Store
+from vcoresim.engine.ops import Choose, ContextSwitch, IrqDisable, IrqEnable, Load, LoadN, MtMsr, Note, SendIPI, SpinLock, SpinUnlock, Store
 from vcoresim.engine.msr import MSR_DR, MSR_IR
 from vcoresim.engine.world import Body
 from vcoresim.kvm.state import IPI_PRIORITY, MFRR_NONE, TASK_DEAD, TASK_INTERRUPTIBLE, TASK_RUNNING, Task, mfrr, rq, task
@@ -64,8 +64,11 @@ def schedule(k: Kvm, cpu: int, prev: Task) -> Body:
     """Give up the CPU if ``prev`` is no longer runnable, or let another runnable task in."""
     yield IrqDisable()
     yield SpinLock(rq(cpu, "lock"))
-    state = yield Load(task(prev.name, "state"))
-    queue = yield Load(rq(cpu, "queue"))
+    state, sig, queue = yield LoadN(task(prev.name, "state"), task(prev.name, "sigpending"), rq(cpu, "queue"))
+    if state == TASK_INTERRUPTIBLE and sig:
+        # signal_pending_state(): an interruptible sleeper with a signal stays runnable
+        state = TASK_RUNNING
+        yield Store(task(prev.name, "state"), TASK_RUNNING)
     candidates = list(queue)
     if state == TASK_RUNNING and not prev.is_idle:
         candidates.append(prev.name)  # prev may keep the CPU
@@ -104,6 +107,9 @@ def cpu_idle(k: Kvm, cpu: int) -> Body:
     """The idle task of an online CPU: run queued tasks, else nap (``power7_idle``)."""
     idle = k.idle_task[cpu]
     while True:
+        # Test for work with interrupts hard-disabled, so that a wake-up IPI
+        # arriving after the test stays pending and stops the nap.
+        yield IrqDisable()
         queue = yield Load(rq(cpu, "queue"))
         if queue:
             yield from schedule(k, cpu, idle)

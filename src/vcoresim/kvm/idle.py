@@ -36,6 +36,9 @@ def power7_nap(k: Kvm, cpu: int) -> Body:
     frame = yield SaveFrame()
     yield Store(paca(cpu, "saved_r1"), frame)  # PACAR1
     yield Store(paca(cpu, "nap_state_lost"), 0)
+    if k.patch("idle-nap-real-mode"):
+        # 8117ac6a6c2f: the MMU goes off before IN_NAP is published
+        yield MtMsr(clear_bits=MSR_IR | MSR_DR, what="rfid to real mode")
     if k.patch("stray-ipi-guard"):
         # seed 000: publish "napping" so a grabbing runner knows we are out of the kernel
         yield Store(hstate(cpu, "hwthread_state"), KVM_HWTHREAD_IN_NAP)

@@ -64,8 +64,9 @@ class Kvm:
         self.cpu_gen = cfg.machine.cpu
         self.threads_per_core = cfg.machine.threads
         self.ncores = cfg.machine.cores
-        if self.cpu_gen == "POWER8" and "stray-ipi-guard" not in patches:
-            raise ConfigError("kernel.patches", "the POWER8 idle code (pnv_powersave_wakeup) postdates stray-ipi-guard; it cannot be off on POWER8")
+        for needed in ("stray-ipi-guard", "idle-nap-real-mode"):
+            if self.cpu_gen == "POWER8" and needed not in patches:
+                raise ConfigError("kernel.patches", f"the POWER8 idle code (pnv_powersave_wakeup) postdates {needed}; it cannot be off on POWER8")
         # Seed 001: vcores of threads_per_core vCPUs; before it, one vCPU per core.
         self.threads_per_vcore = cfg.machine.threads_per_subcore if self.patch("smt-guests") else 1
         actions = list(dict.fromkeys(cfg.workload.actions))
@@ -301,8 +302,7 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
         w.loc(task(idle_t.name, "sigpending"), 0)
         del i
     for v in all_vcpus:
-        vc = k.vcores[k.vcore_of(v)]
-        cpu = online[(vc.index % KVM_MAX_VCORES) % len(online)]
+        cpu = online[v % len(online)]  # QEMU's vCPU threads spread over the online CPUs
         name = f"qemu-vcpu{k.vcpu_label(v)}"
         t = Task(name, cpu, None, msr=MSR_KERNEL)
         t.entry = (lambda _v=v: book3s_hv.qemu_vcpu_thread(k, _v))

@@ -70,6 +70,20 @@ PATCHES: dict[str, Patch] = {
             "(reference stray-ipi.md), so the next merge window, 3.3; not checked against a tagged tree",
         ),
         Patch(
+            "idle-nap-real-mode",
+            "8117ac6a6c2f",
+            "powerpc/powernv: Switch off MMU before entering nap/sleep/rvwinkle mode",
+            "",
+            "power7_nap turns the MMU off before publishing KVM_HWTHREAD_IN_NAP, so a runner that sees IN_NAP can no "
+            "longer switch the partition while the thread still runs host code (residual R3 of seed 000, found by "
+            "'vcoresim check stray-ipi@guard-only').",
+            "v3.19",
+            "medium",
+            "reference stray-ipi.md R3 ('fixed in late 2014'); the title appears in a stable changelog as backport "
+            "27f1f15; mainline id 8117ac6a6c2f and v3.19 are from memory, not checked against a tagged tree",
+            requires=("stray-ipi-guard",),
+        ),
+        Patch(
             "hmi-subcore-sync",
             "6d874a91f0cb",
             "KVM: PPC: Book3S HV: Fix TB corruption in guest exit path on HMI interrupt",
