@@ -86,8 +86,9 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
                     continue
                 vc = k.vcore_of(v)
                 vcores.add(vc)
-                if k.lpid_of_vcore(vc) != lpid:
-                    return f"cpu{cpu} runs vcpu {k.vcpu_label(v)} of LPID {k.lpid_of_vcore(vc)} while core {c} is in partition {lpid}"
+                want = k.vcores[vc].lpid  # the guest's LPID, as assigned when the VM was made
+                if want != lpid:
+                    return f"cpu{cpu} runs vcpu {k.vcpu_label(v)} of LPID {want} while core {c} is in partition {lpid}"
             if len(vcores) > 1:
                 return f"core {c} runs vcores {sorted(vcores)} at once"
         return None

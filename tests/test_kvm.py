@@ -1,0 +1,202 @@
+"""The KVM model: each seed's bug is found in the kernel without its fix and not
+with it; counterexamples tell the seed's story and replay; no invariant is vacuous."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vcoresim.check.driver import check, replay
+from vcoresim.engine.strategies.base import Bounds
+from vcoresim.kvm import book3s_hv, book3s_hv_rmhandlers
+from vcoresim.scenarios.registry import get_scenario, program_for
+
+
+def run(name: str, tmp_path: Path, overrides: dict | None = None, **kw):  # type: ignore[no-untyped-def]
+    sc = get_scenario(name)
+    kw.setdefault("strategy", sc.strategy)
+    kw.setdefault("bounds", sc.bounds)
+    return check(sc.make(overrides or {}), seed=sc.seed, trace_out=tmp_path / "t.json", **kw)
+
+
+def trace_ops(path: Path) -> list[tuple[str, str]]:
+    doc = json.loads(path.read_text())
+    return [(s["actor"], o["op"]) for s in doc["steps"] for o in s["ops"]]
+
+
+# ------------------------------------------------------------- seed 000
+def test_stray_ipi_found_without_the_guard(tmp_path: Path) -> None:
+    res = run("stray-ipi", tmp_path)
+    assert res.verdict == "violation" and res.invariant == "no-host-code-in-guest"
+    ops = trace_ops(Path(res.trace))  # type: ignore[arg-type]
+    # The story of the seed: a stray IPI, the woken secondary returning into the
+    # host kernel through PACAR1 (MMU on), and the core switched to the guest.
+    ipi = next(i for i, (a, o) in enumerate(ops) if a == "stray_ipi" and o.startswith("ipi ->"))
+    target = ops[ipi][1].split("-> ")[1].split()[0]
+    assert any(a == target and o.startswith("resume_frame") for a, o in ops[ipi:])
+    assert any(a == "cpu0" and "core[0].lpid" in o for a, o in ops)
+    out = replay(Path(res.trace), program_for)  # type: ignore[arg-type]
+    assert out.reproduced
+
+
+def test_stray_ipi_guard_with_real_mode_nap_holds(tmp_path: Path) -> None:
+    res = run("stray-ipi@fixed", tmp_path)
+    assert res.verdict == "holds" and res.coverage == "complete"
+    assert "stray-ipi-guard" in res.config["patches"] and res.config["faults"]["stray_ipi"] == 1
+
+
+def test_seed_000_as_shipped_has_residual_r3(tmp_path: Path) -> None:
+    """The guard alone publishes IN_NAP with the MMU still on (reference R3)."""
+    res = run("stray-ipi@guard-only", tmp_path)
+    assert res.verdict == "violation" and res.invariant == "no-host-code-in-guest"
+    ops = trace_ops(Path(res.trace))  # type: ignore[arg-type]
+    in_nap = [i for i, (_a, o) in enumerate(ops) if o.endswith("hwthread_state = 1")]
+    grab = [i for i, (a, o) in enumerate(ops) if a == "cpu0" and "hwthread_state != IN_KERNEL" in o]
+    assert in_nap and grab and in_nap[-1] < grab[-1]  # the runner saw IN_NAP before the thread napped
+
+
+# ------------------------------------------------------------- seed 003
+def test_p8_lockup_found_with_8c1c7fb0b5ec(tmp_path: Path) -> None:
+    res = run("p8-idle-lockup", tmp_path)
+    assert res.verdict == "violation" and res.invariant == "no-host-code-in-guest"
+    assert "idle-skip-kvm-sync" in res.config["patches"] and "idle-wakeup-test-req" not in res.config["patches"]
+    ops = trace_ops(Path(res.trace))  # type: ignore[arg-type]
+    assert any(a == "cpu0" and o == "nap (kvm_do_nap)" for a, o in ops)  # the primary cedes and naps in KVM
+    assert any(a == "cpu0" and o.startswith("resume_frame") for a, o in ops)  # then returns through a dead PACAR1
+    assert replay(Path(res.trace), program_for).reproduced  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("variant", ["fixed", "before"])
+def test_p8_lockup_absent_with_fix_or_before_bug(tmp_path: Path, variant: str) -> None:
+    res = run(f"p8-idle-lockup@{variant}", tmp_path)
+    assert res.verdict == "holds" and res.coverage == "complete"
+
+
+# ------------------------------------------------------------- seed 001
+@pytest.mark.slow
+def test_smt_vcore_holds(tmp_path: Path) -> None:
+    res = run("smt-vcore", tmp_path)
+    assert res.verdict == "holds" and res.coverage == "complete"
+
+
+def test_smt_vcore_random_holds_and_uses_secondaries(tmp_path: Path) -> None:
+    res = run("smt-vcore", tmp_path, strategy="random", bounds=Bounds(max_steps=4000, max_executions=150))
+    assert res.verdict == "holds"
+
+
+def test_kvm_cap_ppc_smt_and_vcpu_create() -> None:
+    from vcoresim.kvm.config import ScenarioConfig
+    from vcoresim.kvm.model import ConfigError, Kvm, kvm_dev_ioctl_check_extension_smt, kvmppc_core_vcpu_create
+    from vcoresim.engine.world import World
+
+    cfg = ScenarioConfig(name="x")
+    assert kvm_dev_ioctl_check_extension_smt(Kvm(cfg, frozenset({"smt-guests"}))) == 4
+    assert kvm_dev_ioctl_check_extension_smt(Kvm(cfg, frozenset())) == 0
+    k = Kvm(cfg, frozenset({"smt-guests"}))
+    kvmppc_core_vcpu_create(k, World(), 0, 5, 0, "vm[0].vcpus")
+    assert k.vcore_of(0) == 1  # vcore = id / threads_per_core
+    with pytest.raises(ConfigError, match="-EINVAL"):
+        kvmppc_core_vcpu_create(k, World(), 0, 1024, 1, "vm[0].vcpus")
+
+
+def test_vcpu_beyond_max_vcores_is_bad_input(tmp_path: Path) -> None:
+    f = tmp_path / "big.toml"
+    f.write_text('name = "big"\n[[vm]]\nvcpus = [1024]\n')
+    p = subprocess.run([sys.executable, "-m", "vcoresim.cli", "check", str(f)], capture_output=True, text=True)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr.count("\n") == 1 and "-EINVAL" in p.stderr and "vm[0].vcpus" in p.stderr
+
+
+# ----------------------------------------- every invariant can be violated
+def _broken(monkeypatch: pytest.MonkeyPatch, module: object, name: str, replacement: object) -> None:
+    monkeypatch.setattr(module, name, replacement)
+
+
+def _random(tmp_path: Path, name: str = "smt-vcore", n: int = 300):  # type: ignore[no-untyped-def]
+    return run(name, tmp_path, strategy="random", bounds=Bounds(max_steps=4000, max_executions=n), do_shrink=False)
+
+
+def test_vcore_counters_catches_a_lost_decrement(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vcoresim.engine.ops import LoadN, StoreN
+    from vcoresim.kvm.state import BUSY_IN_HOST, RUNNABLE, vcore, vcpu
+
+    def remove_runnable_forgets_count(k, vc, v):  # type: ignore[no-untyped-def]
+        state, runnable = yield LoadN(vcpu(v, "state"), vcore(vc, "runnable_threads"))
+        if state == RUNNABLE:
+            yield StoreN({vcpu(v, "state"): BUSY_IN_HOST, vcore(vc, "runnable_threads"): tuple(x for x in runnable if x != v)})
+
+    _broken(monkeypatch, book3s_hv, "kvmppc_remove_runnable", remove_runnable_forgets_count)
+    assert _random(tmp_path).invariant == "vcore-counters"
+
+
+def test_vcpu_on_its_thread_catches_a_wrong_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vcoresim.engine.ops import Load, LoadN, SendIPI, Store, StoreN
+    from vcoresim.kvm.state import IPI_PRIORITY, hstate, mfrr, paca, vcore, vcpu
+
+    def start_thread_off_by_one(k, v):  # type: ignore[no-untyped-def]
+        vc = k.vcore_of(v)
+        pcpu, ptid = yield LoadN(vcore(vc, "pcpu"), vcpu(v, "ptid"))
+        cpu = pcpu + ptid + (1 if ptid else 0)  # the bug: one thread too far
+        yield StoreN({hstate(cpu, "kvm_vcpu"): v, hstate(cpu, "kvm_vcore"): vc, hstate(cpu, "napping"): 0})
+        if ptid != 0:
+            yield Store(paca(cpu, "cpu_start"), 0x80)
+            yield SendIPI(mfrr(cpu), IPI_PRIORITY, f"cpu{cpu}")
+            n = yield Load(vcore(vc, "n_woken"))
+            yield Store(vcore(vc, "n_woken"), n + 1)
+
+    _broken(monkeypatch, book3s_hv, "kvmppc_start_thread", start_thread_off_by_one)
+    assert _random(tmp_path).invariant == "vcpu-on-its-thread"
+
+
+def test_no_wait_for_nap_timeout_catches_a_missing_nap_count(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vcoresim.engine.ops import Nap
+
+    def secondary_nap_without_count(k, cpu, v):  # type: ignore[no-untyped-def]
+        yield Nap("nap (secondary_nap)")
+
+    _broken(monkeypatch, book3s_hv_rmhandlers, "secondary_nap", secondary_nap_without_count)
+    assert _random(tmp_path).invariant == "no-wait-for-nap-timeout"
+
+
+def test_core_one_partition_catches_a_missing_partition_switch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vcoresim.kvm.state import LPID_HOST
+
+    # The primary "switches" to the host LPID: guest code then runs in the host partition.
+    from vcoresim.kvm.model import Kvm
+
+    monkeypatch.setattr(Kvm, "lpid_of_vcore", lambda self, vc: LPID_HOST)
+    monkeypatch.setattr(book3s_hv_rmhandlers, "LPID_RESERVED", LPID_HOST)
+    assert _random(tmp_path, n=50).invariant == "core-one-partition"
+
+
+def test_no_grab_timeout_and_deadlock_catch_a_thread_stuck_in_the_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vcoresim.kvm import idle
+
+    def power7_nap_never_publishes(k, cpu):  # type: ignore[no-untyped-def]
+        from vcoresim.engine.ops import IrqDisable, Nap, SaveFrame, Store
+        from vcoresim.kvm.state import paca
+
+        yield IrqDisable()
+        frame = yield SaveFrame()
+        yield Store(paca(cpu, "saved_r1"), frame)
+        yield Nap("nap")  # IN_NAP never published: the runner's grab waits forever
+
+    _broken(monkeypatch, idle, "power7_nap", power7_nap_never_publishes)
+    guarded = {"patches": {"stray-ipi-guard": True}}
+    res = run("smt-vcore", tmp_path, guarded, strategy="random", bounds=Bounds(max_steps=4000, max_executions=20), do_shrink=False)
+    assert res.invariant == "no-grab-timeout"
+
+
+def test_vcpus_complete_catches_a_lost_wakeup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vcoresim.kvm import host
+
+    def wake_up_lost(k, p):  # type: ignore[no-untyped-def]
+        return
+        yield
+
+    _broken(monkeypatch, host, "wake_up", wake_up_lost)
+    assert _random(tmp_path).invariant in ("vcpus-complete", "no-deadlock")
