@@ -200,3 +200,12 @@ def test_vcpus_complete_catches_a_lost_wakeup(tmp_path: Path, monkeypatch: pytes
 
     _broken(monkeypatch, host, "wake_up", wake_up_lost)
     assert _random(tmp_path).invariant in ("vcpus-complete", "no-deadlock")
+
+
+def test_req_honoured_alone_catches_seed_003(tmp_path: Path) -> None:
+    sc = get_scenario("p8-idle-lockup")
+    prog = sc.make({})
+    prog.select = ["req-honoured"]
+    res = check(prog, strategy=sc.strategy, bounds=sc.bounds, seed=sc.seed, trace_out=tmp_path / "t.json")
+    assert res.verdict == "violation" and res.invariant == "req-honoured"
+    assert "cpu0 woke with hwthread_req set" in (res.message or "")

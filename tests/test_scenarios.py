@@ -82,7 +82,8 @@ def stub_model(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
 def test_every_builtin_toml_loads(fname: str) -> None:
     cfg = loader.loads(resources.files("vcoresim.scenarios").joinpath(fname).read_text(), fname)
     assert cfg.name == fname.removesuffix(".toml")
-    assert cfg.expect.verdict in ("holds", "violation")
+    # smt-vcore-4 is a budgeted search that claims no verdict (its space does not finish yet)
+    assert cfg.expect.verdict in ("holds", "violation") or (cfg.name == "smt-vcore-4" and cfg.expect.verdict is None)
     for v in cfg.variants:
         eff = builtin.variant_config(cfg, v)
         assert eff.name == f"{cfg.name}@{v}" and eff.variants == {}
@@ -90,7 +91,7 @@ def test_every_builtin_toml_loads(fname: str) -> None:
 
 def test_required_scenarios_and_variants_are_listed() -> None:
     names = {s.name for s in builtin.provider()}
-    assert {"smt-vcore", "smt-vcore@4vcpu", "stray-ipi", "stray-ipi@fixed", "p8-idle-lockup@buggy", "p8-idle-lockup@fixed", "p8-idle-lockup@before"} <= names
+    assert {"smt-vcore", "smt-vcore-4", "stray-ipi", "stray-ipi@fixed", "p8-idle-lockup@buggy", "p8-idle-lockup@fixed", "p8-idle-lockup@before"} <= names
 
 
 def test_variant_kernels_and_expectations() -> None:
@@ -109,7 +110,7 @@ def test_variant_kernels_and_expectations() -> None:
     assert {"idle-skip-kvm-sync", "idle-wakeup-test-req"} <= patches(good)
     assert not {"idle-skip-kvm-sync", "idle-wakeup-test-req"} & patches(before)
     assert [buggy.expect.verdict, good.expect.verdict, before.expect.verdict] == ["violation", "holds", "holds"]
-    assert builtin.variant_config(sc["smt-vcore"], "4vcpu").vm[0].vcpus == [0, 1, 2, 3]
+    assert sc["smt-vcore-4"].vm[0].vcpus == [0, 1, 2, 3]
 
 
 # -------------------------------------------------------------------- presets
@@ -224,7 +225,7 @@ def test_make_applies_cli_overrides(stub_model: types.ModuleType) -> None:
     assert isinstance(cfg, ScenarioConfig) and patches == {"smt-guests", "stray-ipi-guard"}
 
 
-@pytest.mark.parametrize("name", ["smt-vcore", "smt-vcore@4vcpu", "stray-ipi@fixed-2vcpu", "p8-idle-lockup@before"])
+@pytest.mark.parametrize("name", ["smt-vcore", "smt-vcore-4", "stray-ipi@fixed-2vcpu", "p8-idle-lockup@before"])
 def test_round_trip(stub_model: types.ModuleType, name: str) -> None:
     prog = get_scenario(name).make({"patches": {"hmi-subcore-sync": False}})
     again = get_scenario(name).make(prog.config)

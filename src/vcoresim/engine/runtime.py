@@ -179,7 +179,10 @@ class Execution:
         footprint of the wait itself (what race analysis needs)."""
         a = self.actors[idx]
         hw = a.hw
-        if a.status == NAP or self._delivers(a):
+        if a.status == NAP:
+            assert hw is not None
+            return hw.irq_locs + hw.wake_reads, self._aliased((a.cpu_loc, *hw.wake_writes))
+        if self._delivers(a):
             assert hw is not None
             return hw.irq_locs, self._aliased((a.cpu_loc,))
         op = a.stack[-1].op
@@ -412,6 +415,8 @@ class Execution:
         kind = hw.wakeup(self.mem)
         assert kind is not None
         self.history[a.idx] = hash((self.history[a.idx], "wake", kind))
+        if hw.on_wake is not None:
+            self.mem.update(hw.on_wake(self.mem))
         a.status = RUN
         a.msr = MSR_INTERRUPT
         a.stack = [Frame(hw.reset_vector(kind), BASE, label=f"wake:{kind}")]

@@ -58,6 +58,12 @@ class HwThread:
     vector: Callable[[str], Body | BaseException]
     reset_vector: Callable[[str], Body]
     stale_frame: Callable[[], Body]
+    #: State the hardware latches at wake-up (as SRR1 latches the wake reason):
+    #: ``on_wake(mem)`` returns stores made atomically with the wake, reading
+    #: ``wake_reads`` and writing ``wake_writes`` (so they are in its footprint).
+    on_wake: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    wake_reads: tuple[str, ...] = ()
+    wake_writes: tuple[str, ...] = ()
 
 
 class Actor:

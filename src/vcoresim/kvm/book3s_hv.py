@@ -56,6 +56,7 @@ from vcoresim.kvm.state import (
     task,
     vcore,
     vcpu,
+    woke_with_req,
 )
 
 if TYPE_CHECKING:
@@ -305,7 +306,8 @@ def kvmppc_grab_hwthread(k: Kvm, cpu: int) -> Body:
 
 
 def kvmppc_release_hwthread(k: Kvm, cpu: int) -> Body:
-    yield StoreN({hstate(cpu, "hwthread_req"): 0, hstate(cpu, "kvm_vcpu"): None})
+    # (the ghost latch ends with the request it latched)
+    yield StoreN({hstate(cpu, "hwthread_req"): 0, hstate(cpu, "kvm_vcpu"): None, woke_with_req(cpu): 0})
 
 
 def kvmppc_wait_for_nap(k: Kvm, vc: int) -> Body:

@@ -51,6 +51,7 @@ from vcoresim.kvm.state import (
     paca,
     vcore,
     vcpu,
+    woke_with_req,
 )
 
 if TYPE_CHECKING:
@@ -84,6 +85,7 @@ def icp_ack_clear(k: Kvm, cpu: int) -> Body:
 # ----------------------------------------------------------- secondary start
 def kvm_start_guest(k: Kvm, cpu: int, reason: str) -> Body:
     """A woken thread that KVM asked for: run its vCPU, or go back to nap."""
+    yield Store(woke_with_req(cpu), 0)  # ghost: the request was honoured
     if k.patch("stray-ipi-guard"):
         yield Store(hstate(cpu, "hwthread_state"), KVM_HWTHREAD_IN_KVM)  # K2
         yield Store(paca(cpu, "nap_state_lost"), 1)  # K3

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from vcoresim.engine.msr import MSR_HV, in_host_virtual_mode, msr_str
 from vcoresim.engine.world import RUN, Invariant, Liveness, World
-from vcoresim.kvm.state import BLOCKED, LPID_HOST, RUNNABLE, core, hstate, vcore, vcpu
+from vcoresim.kvm.state import BLOCKED, LPID_HOST, RUNNABLE, core, hstate, vcore, vcpu, woke_with_req
 
 if TYPE_CHECKING:
     from vcoresim.engine.runtime import Execution
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 INVARIANTS: dict[str, str] = {
     "no-host-code-in-guest": "safety: while a core is in a guest partition, none of its threads executes host kernel code in virtual mode (MSR[HV]=1, IR=1)",
+    "req-honoured": "safety: a thread that wakes from nap while its hwthread_req is set reaches kvm_start_guest before running host code with the MMU on while the request stands",
     "vcpu-on-one-thread": "safety: a vCPU runs guest code on at most one hardware thread at a time",
     "vcpu-on-its-thread": "safety: a vCPU runs only on thread pcpu + ptid of its vcore's core",
     "core-one-partition": "safety: guest code runs only while its core is in that guest's partition, and a core runs one vcore at a time",
@@ -58,6 +59,14 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
                 a = ex.actors[cpu]
                 if a.status == RUN and in_host_virtual_mode(a.msr):
                     return f"cpu{cpu} executes host kernel code [{msr_str(a.msr)}] while core {c} is in partition {lpid}"
+        return None
+
+    def req_honoured(ex: Execution) -> str | None:
+        for cpu in k.cpus:
+            if ex.mem[woke_with_req(cpu)] and ex.mem[hstate(cpu, "hwthread_req")]:  # still requested
+                a = ex.actors[cpu]
+                if a.status == RUN and in_host_virtual_mode(a.msr):
+                    return f"cpu{cpu} woke with hwthread_req set and runs host kernel code [{msr_str(a.msr)}] without reaching kvm_start_guest"
         return None
 
     def vcpu_on_one_thread(ex: Execution) -> str | None:
@@ -138,6 +147,13 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
     )
     table = [
         Invariant("no-host-code-in-guest", INVARIANTS["no-host-code-in-guest"], lpid_locs + cpu_locs, no_host_code_in_guest, host_in_guest_groups),
+        Invariant(
+            "req-honoured",
+            INVARIANTS["req-honoured"],
+            cpu_locs + tuple(woke_with_req(c) for c in k.cpus) + tuple(hstate(c, "hwthread_req") for c in k.cpus),
+            req_honoured,
+            tuple((woke_with_req(c), hstate(c, "hwthread_req"), f"cpu:cpu{c}") for c in k.cpus),
+        ),
         Invariant("vcpu-on-one-thread", INVARIANTS["vcpu-on-one-thread"], cpu_locs + vcpu_locs, vcpu_on_one_thread, pair_groups),
         Invariant(
             "vcpu-on-its-thread",

@@ -35,6 +35,7 @@ from vcoresim.kvm.state import (
     task,
     vcore,
     vcpu,
+    woke_with_req,
 )
 
 __all__ = ["INVARIANTS", "ConfigError", "Kvm", "build_world"]
@@ -167,7 +168,12 @@ def _hw_thread(k: Kvm, w: World, cpu: int, actor_ref: list[Any]) -> HwThread:
     def stale_frame() -> Body:
         return executing_stale_frame(k, cpu)
 
-    return HwThread(irq_locs, pending, wakeup, vector, reset_vector, stale_frame)
+    req, latch = hstate(cpu, "hwthread_req"), woke_with_req(cpu)
+
+    def on_wake(mem: dict[str, Any]) -> dict[str, Any]:
+        return {latch: mem[req]}  # ghost: was KVM's request set when this thread woke?
+
+    return HwThread(irq_locs, pending, wakeup, vector, reset_vector, stale_frame, on_wake, (req,), (latch,))
 
 
 def executing_stale_frame(k: Kvm, cpu: int) -> Body:
@@ -251,6 +257,7 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
         w.loc(hstate(cpu, "host_r1"), 0)
         w.loc(hstate(cpu, "hwthread_req"), 0)
         w.loc(hstate(cpu, "hwthread_state"), KVM_HWTHREAD_IN_KERNEL)
+        w.loc(woke_with_req(cpu), 0)
     # Vcores and vCPUs.
     for vc in k.vcores.values():
         n = len(vc.vcpus)

@@ -55,6 +55,11 @@ def hstate(cpu: int, field_: str) -> str:
     return f"paca[{cpu}].kvm_hstate.{field_}"
 
 
+def woke_with_req(cpu: int) -> str:
+    """Ghost (not kernel state): the thread woke while its hwthread_req was set."""
+    return f"ghost[{cpu}].woke_with_req"
+
+
 def mfrr(cpu: int) -> str:
     return f"xics[{cpu}].mfrr"
 
