@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 import types
 from importlib import resources
 from pathlib import Path
@@ -20,6 +16,7 @@ from vcoresim.kvm.config import ScenarioConfig
 from vcoresim.kvm.patches import DEFAULT_PRESET, PATCHES, PRESETS, resolve_kernel
 from vcoresim.scenarios import builtin, loader
 from vcoresim.scenarios.registry import ScenarioError, get_scenario, program_for
+from conftest import Cli
 
 # The six the issues name, plus 8117ac6a6c2f, which fixes the residual race (R3) the checker finds in seed 000.
 ALL_PATCHES = {"smt-guests", "stray-ipi-guard", "idle-nap-real-mode", "idle-skip-kvm-sync", "idle-wakeup-test-req", "hmi-subcore-sync", "entry-irq-hard-disable"}
@@ -27,27 +24,6 @@ BUILTIN_TOML = sorted(e.name for e in resources.files("vcoresim.scenarios").iter
 HAVE_MODEL = importlib.util.find_spec("vcoresim.kvm.model") is not None
 
 
-@dataclass
-class Run:
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def stderr_lines(self) -> list[str]:
-        return [ln for ln in self.stderr.splitlines() if ln.strip()]
-
-
-@pytest.fixture
-def cli(tmp_path: Path) -> Callable[..., Run]:
-    """``vcoresim ARGS`` in a subprocess (real entry point and exit code), in ``tmp_path``."""
-
-    def run(*args: str) -> Run:
-        env = {**os.environ, "COLUMNS": "200"}
-        p = subprocess.run([sys.executable, "-m", "vcoresim.cli", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-        return Run(p.returncode, p.stdout, p.stderr)
-
-    return run
 
 
 @pytest.fixture
@@ -146,7 +122,7 @@ def test_resolve_kernel_errors_name_the_field(preset: str | None, patches: dict[
         resolve_kernel(preset, patches, prefix)
 
 
-def test_list_json_has_patches_and_presets(cli: Callable[..., Run]) -> None:
+def test_list_json_has_patches_and_presets(cli: Cli) -> None:
     r = cli("list", "--json")
     assert r.code == 0, r.stderr
     doc = json.loads(r.stdout)
@@ -184,7 +160,7 @@ def test_bad_file_one_line_error(tmp_path: Path, fname: str, text: str, msg: str
 
 
 @pytest.mark.parametrize(("fname", "text", "msg"), [BAD[0], BAD[1], BAD[2], BAD[3]], ids=[b[0] for b in BAD[:4]])
-def test_bad_file_through_cli_exits_2(cli: Callable[..., Run], tmp_path: Path, fname: str, text: str, msg: str) -> None:
+def test_bad_file_through_cli_exits_2(cli: Cli, tmp_path: Path, fname: str, text: str, msg: str) -> None:
     (tmp_path / fname).write_text(text)
     r = cli("check", fname)
     assert r.code == 2
@@ -200,12 +176,12 @@ def test_bad_file_through_cli_exits_2(cli: Callable[..., Run], tmp_path: Path, f
         (("--patch", "smt-guests=maybe"), "vcoresim: error: --patch: expected NAME=on|off"),
     ],
 )
-def test_bad_cli_overrides_exit_2(cli: Callable[..., Run], args: tuple[str, ...], msg: str) -> None:
+def test_bad_cli_overrides_exit_2(cli: Cli, args: tuple[str, ...], msg: str) -> None:
     r = cli("check", "smt-vcore", *args)
     assert r.code == 2 and len(r.stderr_lines) == 1 and r.stderr_lines[0].startswith(msg), r.stderr
 
 
-def test_unknown_scenario_file(cli: Callable[..., Run]) -> None:
+def test_unknown_scenario_file(cli: Cli) -> None:
     r = cli("check", "missing.toml")
     assert r.code == 2 and r.stderr_lines == ["vcoresim: error: scenario: no such file 'missing.toml'"]
 

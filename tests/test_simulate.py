@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +15,7 @@ from vcoresim.engine.runtime import Execution
 from vcoresim.engine.world import Body, HwThread, Program, World
 from vcoresim.simulate.metrics import compute, write_csv
 from vcoresim.simulate.timed import SimContext, SimResult, Timing, sim_of, simulate
+from conftest import Cli
 
 NO_IPI = 0xFF
 #: Round figures so expected times can be written down by hand.
@@ -321,43 +318,19 @@ def test_metrics_csv(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------- CLI
-@dataclass
-class Run:
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def stderr_lines(self) -> list[str]:
-        return [ln for ln in self.stderr.splitlines() if ln.strip()]
 
 
-Cli = Callable[..., Run]
-
-
-@pytest.fixture
-def sim_cli(tmp_path: Path) -> Cli:
-    """``vcoresim ARGS`` in a subprocess (real entry point and exit code), in ``tmp_path``."""
-
-    def run(*args: str) -> Run:
-        env = {**os.environ, "COLUMNS": "200"}
-        p = subprocess.run([sys.executable, "-m", "vcoresim.cli", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-        return Run(p.returncode, p.stdout, p.stderr)
-
-    return run
-
-
-def test_cli_simulate_json_is_reproducible(sim_cli: Cli, tmp_path: Path) -> None:
-    a = sim_cli("simulate", "example/peterson", "--json", "--seed", "3", "--csv", "m.csv")
-    b = sim_cli("simulate", "example/peterson", "--json", "--seed", "3")
+def test_cli_simulate_json_is_reproducible(cli: Cli, tmp_path: Path) -> None:
+    a = cli("simulate", "example/peterson", "--json", "--seed", "3", "--csv", "m.csv")
+    b = cli("simulate", "example/peterson", "--json", "--seed", "3")
     assert a.code == 0 and a.stdout == b.stdout
     doc = json.loads(a.stdout)
     assert doc["seed"] == 3 and doc["metrics"]["outcome"] == "done"
     assert (tmp_path / "m.csv").read_text().startswith("section,name,metric,value\n")
 
 
-def test_cli_simulate_deadlock_exits_1(sim_cli: Cli) -> None:
-    r = sim_cli("simulate", "lock-order")
+def test_cli_simulate_deadlock_exits_1(cli: Cli) -> None:
+    r = cli("simulate", "lock-order")
     assert r.code == 1 and "deadlock" in r.stdout
 
 
@@ -369,7 +342,7 @@ def test_cli_simulate_deadlock_exits_1(sim_cli: Cli) -> None:
         (("peterson", "--patch", "smt-guests"), "--patch"),
     ],
 )
-def test_cli_simulate_bad_input(sim_cli: Cli, args: tuple[str, ...], needle: str) -> None:
-    r = sim_cli("simulate", *args)
+def test_cli_simulate_bad_input(cli: Cli, args: tuple[str, ...], needle: str) -> None:
+    r = cli("simulate", *args)
     assert r.code == 2
     assert len(r.stderr_lines) == 1 and r.stderr_lines[0].startswith("vcoresim: error: ") and needle in r.stderr_lines[0]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from vcoresim.engine.msr import MSR_EE, MSR_HV, MSR_KERNEL, MSR_RI
-from vcoresim.engine.ops import Choose, IrqDisable, Note, SendIPI, Store, WaitUntil
+from vcoresim.engine.ops import Choose, IrqDisable, Load, Note, SendIPI, Store, WaitUntil
 from vcoresim.engine.world import Body, HwThread, World
 from vcoresim.kvm import book3s_hv, book3s_hv_rmhandlers, host, idle
 from vcoresim.kvm.config import KVM_MAX_VCORES, ScenarioConfig
@@ -217,18 +217,11 @@ def dec_timer_source(k: Kvm, vcpus: list[int]) -> Body:
     while True:
         yield WaitUntil(locs, lambda *armed: any(armed), what="a blocked vCPU's DEC timer armed")
         yield WaitUntil(locs, lambda *_a: False, timeout=DEC_TIMER_NS, what="DEC timer period")
-        armed = [v for v in vcpus]
-        for v in armed:
-            yield from _fire_dec_timer(k, v)
-
-
-def _fire_dec_timer(k: Kvm, v: int) -> Body:
-    from vcoresim.engine.ops import Load
-
-    on = yield Load(vcpu(v, "dec_timer"))
-    if on:
-        yield Store(vcpu(v, "dec_timer"), 0)
-        yield from host.try_to_wake_up(k, k.vcpu_task[v])
+        for v in vcpus:  # every armed timer has expired by now
+            on = yield Load(vcpu(v, "dec_timer"))
+            if on:
+                yield Store(vcpu(v, "dec_timer"), 0)
+                yield from host.try_to_wake_up(k, k.vcpu_task[v])
 
 
 # ------------------------------------------------------------------- build
