@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from vcoresim.engine.runtime import Execution
-    from vcoresim.engine.world import Frame
 
 _PLAIN = (int, str, float, bool, type(None))
 
@@ -40,28 +39,6 @@ def canon(v: Any, depth: int = 0) -> Any:
     if hasattr(v, "gi_code"):  # a generator: it is on a stack, fingerprinted there
         return "<gen>"
     return type(v).__name__
-
-
-def _frame_key(fr: Frame) -> tuple[Any, ...]:
-    out: list[Any] = [fr.kind, fr.msr_on_return, fr.label]
-    g: Any = fr.gen
-    while g is not None and hasattr(g, "gi_code"):
-        f = g.gi_frame
-        if f is None:
-            out.append((g.gi_code.co_qualname, -1))
-            break
-        loc = f.f_locals
-        out.append((g.gi_code.co_qualname, f.f_lasti, tuple((k, canon(v)) for k, v in loc.items())))
-        g = g.gi_yieldfrom
-    op = fr.op
-    out.append(op.describe() if op is not None else None)
-    return tuple(out)
-
-
-def _stack_key(stack: list[Frame] | None) -> tuple[Any, ...] | None:
-    if stack is None:
-        return None
-    return tuple(_frame_key(fr) for fr in stack)
 
 
 def state_fingerprint(ex: Execution) -> int:

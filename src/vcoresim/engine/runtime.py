@@ -70,7 +70,7 @@ class StepRecord:
 class Execution:
     """Runs one execution of ``program``; a strategy calls :meth:`step` until ``finished``."""
 
-    def __init__(self, program: Program, *, record: bool = False, timed: bool = False) -> None:
+    def __init__(self, program: Program, *, record: bool = False, timed: bool = False, history: bool = False) -> None:
         self.program = program
         self.world: World = program.new_world()
         self.mem = self.world.mem
@@ -91,7 +91,9 @@ class Execution:
         self.on_op: Callable[[Actor, O.Op, Any], None] | None = None  # timed driver hook
         # Per-actor hash of every value its operations returned: model code is
         # deterministic, so equal histories mean equal local states (loop
-        # iterators included).  The state cache fingerprints these.
+        # iterators included).  Kept only for the state cache, which
+        # fingerprints it; off the step loop otherwise.
+        self.track_history = history
         self.history: list[int] = [0] * len(self.actors)
         for a in self.actors:
             self._prime(a)
@@ -292,13 +294,16 @@ class Execution:
         fr.op = op
 
     def _log(self, a: Actor, op: O.Op, value: Any, suffix: str = "") -> None:
-        h = self.history
-        h[a.idx] = hash((h[a.idx], op.name, _observed(value)))
+        if self.track_history:
+            self._observe(a, op.name, value)
         if self.on_op is not None:
             self.on_op(a, op, value)
         cur = self._cur
         if cur is not None:
             cur.ops.append(OpRecord(stack_of(a), op.describe() + suffix, op.loc, value, a.msr))
+
+    def _observe(self, a: Actor, what: str, value: Any) -> None:
+        self.history[a.idx] = hash((self.history[a.idx], what, _observed(value)))
 
     def _exec(self, a: Actor, op: O.Op, alt: int) -> None:
         mem = self.mem
@@ -372,7 +377,8 @@ class Execution:
         assert hw is not None
         kind = hw.pending(self.mem)
         assert kind is not None
-        self.history[a.idx] = hash((self.history[a.idx], "interrupt", kind))
+        if self.track_history:
+            self._observe(a, "interrupt", kind)
         handler = hw.vector(kind)
         if isinstance(handler, BaseException):
             # The interrupt does not return to the interrupted code (a guest
@@ -414,7 +420,8 @@ class Execution:
         assert hw is not None
         kind = hw.wakeup(self.mem)
         assert kind is not None
-        self.history[a.idx] = hash((self.history[a.idx], "wake", kind))
+        if self.track_history:
+            self._observe(a, "wake", kind)
         if hw.on_wake is not None:
             self.mem.update(hw.on_wake(self.mem))
         a.status = RUN

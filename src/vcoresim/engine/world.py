@@ -134,8 +134,6 @@ class World:
     invariants: list[Invariant] = field(default_factory=list)
     liveness: list[Liveness] = field(default_factory=list)
     check_deadlock: bool = True
-    #: Objects whose parked stacks belong in the state fingerprint (host tasks).
-    tasks: list[Any] = field(default_factory=list)
 
     def loc(self, name: str, init: Any = 0) -> str:
         if name in self.mem:

@@ -141,7 +141,7 @@ def kvmppc_core_vcpu_create(k: Kvm, w: World, vm_index: int, vcpu_id: int, gid: 
 
 
 # ------------------------------------------------------------------ actors
-def _hw_thread(k: Kvm, w: World, cpu: int, actor_ref: list[Any]) -> HwThread:
+def _hw_thread(k: Kvm, cpu: int, actor_ref: list[Any]) -> HwThread:
     c = k.core_of(cpu)
     irq_locs = (mfrr(cpu), core(c, "hdec_expired"))
 
@@ -290,7 +290,7 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
     for vi in range(len(cfg.vm)):
         w.loc(f"vm[{vi}].shutdown", 0)
     # Host tasks: an idle task per online CPU and QEMU's vCPU threads.
-    for i, cpu in enumerate(online):
+    for cpu in online:
         idle_t = Task(f"swapper/{cpu}", cpu, None, msr=MSR_KERNEL & ~MSR_EE, is_idle=True)
         k.idle_task[cpu] = idle_t
         k.tasks[idle_t.name] = idle_t
@@ -300,7 +300,6 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
         w.loc(rq(cpu, "preempt_count"), 0)
         w.loc(task(idle_t.name, "state"), TASK_RUNNING)
         w.loc(task(idle_t.name, "sigpending"), 0)
-        del i
     for v in all_vcpus:
         cpu = online[v % len(online)]  # QEMU's vCPU threads spread over the online CPUs
         name = f"qemu-vcpu{k.vcpu_label(v)}"
@@ -310,11 +309,10 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
         k.tasks[name] = t
         w.loc(task(name, "state"), TASK_INTERRUPTIBLE)
         w.loc(task(name, "sigpending"), 0)
-    w.tasks.extend(k.tasks.values())
     # Hardware threads.
     for cpu in k.cpus:
         ref: list[Any] = [None]
-        hw = _hw_thread(k, w, cpu, ref)
+        hw = _hw_thread(k, cpu, ref)
         if k.online(cpu):
             body = host.cpu_idle(k, cpu)
             msr = MSR_KERNEL & ~MSR_EE

@@ -225,7 +225,7 @@ def exhaustive(
             else:
                 node.backtrack.update(node.enabled)
 
-    ex = Execution(program)
+    ex = Execution(program, history=cache)
     hb = HappensBefore(len(ex.actors))
     stack.append(make_node(ex, {}, 0, -1))
     stats.states = 1
@@ -309,7 +309,7 @@ def exhaustive(
             break
         depth = len(stack) - 1
         del schedule[depth:]
-        ex = Execution(program)
+        ex = Execution(program, history=cache)
         hb = HappensBefore(len(ex.actors))
         for q, alt in schedule:
             ex.step(q, alt)
