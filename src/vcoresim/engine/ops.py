@@ -12,7 +12,7 @@ conflict (same location, at least one write).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 # Barrier kinds, as the kernel spells them.  Under sequential consistency they
@@ -244,7 +244,7 @@ class WaitUntil(Op):
     every protocol step), in timed mode when the time has passed.
     """
 
-    __slots__ = ("locs", "cond", "timeout", "what")
+    __slots__ = ("locs", "cond", "timeout", "what", "timeout_if")
     name = "wait"
 
     def __init__(
@@ -253,15 +253,24 @@ class WaitUntil(Op):
         cond: Callable[..., bool],
         timeout: int | None = None,
         what: str = "",
+        timeout_if: Callable[..., bool] | None = None,
     ) -> None:
         self.locs = tuple(locs)
         self.cond = cond
         self.timeout = timeout
         self.what = what
+        #: The timeout may fire only while this holds (a timer that is armed).
+        self.timeout_if = timeout_if
+
+    def may_time_out(self, mem: Mapping[str, Any]) -> bool:
+        if self.timeout is None:
+            return False
+        guard = self.timeout_if
+        return guard is None or bool(guard(*[mem[loc] for loc in self.locs]))
 
     @property
     def reads(self) -> tuple[str, ...]:  # type: ignore[override]
-        return self.locs
+        return () if self.cond is never else self.locs
 
     @property
     def loc(self) -> str | None:
@@ -270,6 +279,13 @@ class WaitUntil(Op):
     def describe(self) -> str:
         tail = f" <= {self.timeout}ns" if self.timeout is not None else ""
         return f"wait {self.what or ','.join(self.locs)}{tail}"
+
+
+def never(*_values: Any) -> bool:
+    """The condition of a pure timer wait: only its timeout ends it.  Such a
+    wait reads nothing until it fires (at quiescence, in checking), so it
+    races with no step."""
+    return False
 
 
 class _Timeout:

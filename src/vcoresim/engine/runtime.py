@@ -87,6 +87,8 @@ class Execution:
         self._next_frame = 1
         self._cur: StepRecord | None = None
         self._alias = self._invariant_aliases()
+        self._facets = tuple(self.world.mode_facets.values())
+        self._facet_locs = [tuple(f"{a.cpu_loc}:{n}" for n in self.world.mode_facets) for a in self.actors]
         self._live_armed: list[int | None] = [None] * len(self.world.liveness)
         self.on_op: Callable[[Actor, O.Op, Any], None] | None = None  # timed driver hook
         # Per-actor hash of every value its operations returned: model code is
@@ -162,7 +164,7 @@ class Execution:
         return [
             a.idx
             for a in self.actors
-            if a.status == RUN and a.stack[-1].op.__class__ is O.WaitUntil and a.stack[-1].op.timeout is not None  # type: ignore[union-attr]
+            if a.status == RUN and a.stack[-1].op.__class__ is O.WaitUntil and a.stack[-1].op.may_time_out(self.mem)  # type: ignore[union-attr]
         ]
 
     def alternatives(self, idx: int) -> int:
@@ -183,10 +185,11 @@ class Execution:
         hw = a.hw
         if a.status == NAP:
             assert hw is not None
-            return hw.irq_locs + hw.wake_reads, self._aliased((a.cpu_loc, *hw.wake_writes))
+            wake_locs = hw.irq_locs if hw.wakeup_locs is None else hw.wakeup_locs
+            return wake_locs + hw.wake_reads, self._aliased((*self._mode_writes(a, RUN, MSR_INTERRUPT), *hw.wake_writes))
         if self._delivers(a):
             assert hw is not None
-            return hw.irq_locs, self._aliased((a.cpu_loc,))
+            return hw.irq_locs, self._aliased(self._mode_writes(a, RUN, MSR_INTERRUPT))
         op = a.stack[-1].op
         assert op is not None
         if not pending and op.__class__ is O.WaitUntil and not self.is_enabled(a):
@@ -194,11 +197,45 @@ class Execution:
         reads = op.reads
         writes = op.writes
         cls = op.__class__
-        if cls in _CPU_WRITERS and not (cls is O.MtMsr and not (op.set_bits | op.clear_bits) & ~MSR_EE):  # type: ignore[attr-defined]
-            writes = (*writes, a.cpu_loc)
+        if cls in _CPU_WRITERS:
+            writes = (*writes, *self._op_mode_writes(a, op))
         if hw is not None and (a.msr & MSR_EE or _may_enable_ee(op)):
             reads = (*reads, *hw.irq_locs)
         return reads, self._aliased(writes)
+
+    def _mode_writes(self, a: Actor, status: int | None, msr: int) -> tuple[str, ...]:
+        """The mode pseudo-locations a transition to (status, msr) writes: with
+        declared facets, those whose value changes (``status=None``: unknown, all)."""
+        facets = self._facets
+        if not facets:
+            return (a.cpu_loc,)
+        locs = self._facet_locs[a.idx]
+        if status is None:
+            return locs
+        st, m = a.status, a.msr
+        return tuple(loc for f, loc in zip(facets, locs) if f(st, m) != f(status, msr))
+
+    def _op_mode_writes(self, a: Actor, op: O.Op) -> tuple[str, ...]:
+        """Mode writes of a pending MSR- or context-changing operation (EE alone is no mode change)."""
+        cls = op.__class__
+        if cls is O.MtMsr:
+            if not (op.set_bits | op.clear_bits) & ~MSR_EE:  # type: ignore[attr-defined]
+                return ()
+            return self._mode_writes(a, RUN, (a.msr | op.set_bits) & ~op.clear_bits)  # type: ignore[attr-defined]
+        if cls is O.Nap:
+            return self._mode_writes(a, NAP, a.msr)
+        if cls is Rfid:
+            return self._mode_writes(a, RUN, a.stack[-1].msr_on_return)
+        if cls is O.ContextSwitch:
+            nxt = op.next  # type: ignore[attr-defined]
+            return self._mode_writes(a, RUN, nxt.msr if nxt.stack is not None else a.msr)
+        if cls is O.ResumeFrame:
+            rec = self.frames.get(op.frame)  # type: ignore[attr-defined]
+            return self._mode_writes(a, RUN, rec[2] if rec is not None else a.msr)
+        return self._mode_writes(a, None, 0)
+
+    def mode_facets(self, a: Actor) -> tuple[bool, ...]:
+        return tuple(f(a.status, a.msr) for f in self._facets)
 
     def _aliased(self, writes: tuple[str, ...]) -> tuple[str, ...]:
         alias = self._alias
@@ -224,10 +261,9 @@ class Execution:
             return False
         if op.reads or op.writes:
             return False
-        if cls in _CPU_WRITERS and a.cpu_loc in self._alias:
-            if cls is O.MtMsr and not (op.set_bits | op.clear_bits) & ~MSR_EE:  # type: ignore[attr-defined]
-                return True  # only EE changes: the thread's mode is unchanged
-            return False
+        if cls in _CPU_WRITERS:
+            # Local unless a monitor observes a mode change it makes.
+            return not any(loc in self._alias for loc in self._op_mode_writes(a, op))
         return True
 
     # ------------------------------------------------------------- stepping
@@ -240,9 +276,23 @@ class Execution:
         if self.record:
             self._cur = StepRecord(len(self.schedule) - 1, a.name, alt)
             self.records.append(self._cur)
-        self._transition(a, alt)
+        if self._facets:
+            before = self.mode_facets(a)
+            self._transition(a, alt)
+            self._check_mode_footprint(a, before)
+        else:
+            self._transition(a, alt)
         if self.violation is None:
             self._check_monitors()
+
+    def _check_mode_footprint(self, a: Actor, before: tuple[bool, ...]) -> None:
+        """A mode facet the step changed must be in its footprint, or POR is unsound."""
+        after = self.mode_facets(a)
+        if after != before:
+            declared = self.footprints[-1][1]
+            for loc, b, c in zip(self._facet_locs[a.idx], before, after):
+                if b != c and loc in self._alias and loc not in declared:
+                    raise ModelError(f"{a.name}: step {len(self.schedule) - 1} changed {loc} without declaring it")
 
     def _transition(self, a: Actor, alt: int) -> None:
         if a.status == NAP:

@@ -64,6 +64,9 @@ class HwThread:
     on_wake: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     wake_reads: tuple[str, ...] = ()
     wake_writes: tuple[str, ...] = ()
+    #: What ``wakeup(mem)`` reads, when it is a subset of ``irq_locs`` (the LPCR
+    #: wake-up enables leave some interrupts unable to end a nap).
+    wakeup_locs: tuple[str, ...] | None = None
 
 
 class Actor:
@@ -134,6 +137,11 @@ class World:
     invariants: list[Invariant] = field(default_factory=list)
     liveness: list[Liveness] = field(default_factory=list)
     check_deadlock: bool = True
+    #: Named predicates on a hardware thread's (status, MSR).  When declared, a
+    #: thread's mode is observed through ``cpu:NAME:FACET`` pseudo-locations, and a
+    #: step writes only the facets whose value it changes (finer independence for
+    #: monitors than the single ``cpu:NAME``).
+    mode_facets: dict[str, Callable[[int, int], bool]] = field(default_factory=dict)
 
     def loc(self, name: str, init: Any = 0) -> str:
         if name in self.mem:

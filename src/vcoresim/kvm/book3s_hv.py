@@ -185,16 +185,17 @@ def kvmppc_vcpu_block(k: Kvm, v: int) -> Body:
     if n_runnable > 0 and n_runnable + n_blocked + 1 == num_threads:
         yield from host.wake_up(k, k.vcpu_task[runnable[0]])  # it can run the core now
     yield SpinUnlock(vcore(vc, "lock"))
-    while True:  # kvm_vcpu_block
+    while True:  # kvm_vcpu_block: until the timer fires or a signal is pending
         yield from host.set_current_state(k, t, TASK_INTERRUPTIBLE)
-        armed = yield Load(vcpu(v, "dec_timer"))
-        if not armed:
+        armed, sig = yield LoadN(vcpu(v, "dec_timer"), task(t.name, "sigpending"))
+        if not armed or sig:
             break
         yield from host.schedule(k, t.cpu, t)
     yield from host.set_current_state(k, t, TASK_RUNNING)
     yield SpinLock(vcore(vc, "lock"))  # kvmppc_vcpu_unblocked
     n_blocked = yield Load(vcore(vc, "n_blocked"))
-    yield StoreN({vcpu(v, "state"): BUSY_IN_HOST, vcore(vc, "n_blocked"): n_blocked - 1})
+    # (a signal ended the wait: the DEC hrtimer is cancelled)
+    yield StoreN({vcpu(v, "state"): BUSY_IN_HOST, vcore(vc, "n_blocked"): n_blocked - 1, vcpu(v, "dec_timer"): 0})
     yield SpinUnlock(vcore(vc, "lock"))
 
 

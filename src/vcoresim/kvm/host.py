@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from vcoresim.engine.ops import Choose, ContextSwitch, IrqDisable, IrqEnable, Load, LoadN, MtMsr, Note, SendIPI, SpinLock, SpinUnlock, Store
+from vcoresim.engine.ops import Choose, ContextSwitch, IrqDisable, IrqEnable, Load, LoadN, MtMsr, Note, SendIPI, SpinLock, SpinUnlock, Store, StoreN
 from vcoresim.engine.msr import MSR_DR, MSR_IR
 from vcoresim.engine.world import Body
 from vcoresim.kvm.state import IPI_PRIORITY, MFRR_NONE, TASK_DEAD, TASK_INTERRUPTIBLE, TASK_RUNNING, Task, mfrr, rq, task
@@ -34,6 +34,21 @@ def try_to_wake_up(k: Kvm, p: Task) -> Body:
     if woke and curr == k.idle_task[p.cpu].name:
         yield from smp_send_reschedule(k, p.cpu)
     return woke
+
+
+def try_to_wake_up_many(k: Kvm, cpu: int, tasks: list[Task]) -> Body:
+    """Wake several sleeping tasks of one CPU's run queue under one hold of its lock."""
+    yield SpinLock(rq(cpu, "lock"))
+    states = yield LoadN(*(task(p.name, "state") for p in tasks))
+    woken = [p.name for p, state in zip(tasks, states, strict=True) if state not in (TASK_RUNNING, TASK_DEAD)]
+    queue, curr = yield LoadN(rq(cpu, "queue"), rq(cpu, "curr"))
+    if woken:
+        updates: dict[str, object] = {task(name, "state"): TASK_RUNNING for name in woken}
+        updates[rq(cpu, "queue")] = (*queue, *(n for n in woken if n not in queue))
+        yield StoreN(updates)
+    yield SpinUnlock(rq(cpu, "lock"))
+    if woken and curr == k.idle_task[cpu].name:
+        yield from smp_send_reschedule(k, cpu)
 
 
 def wake_up(k: Kvm, p: Task) -> Body:

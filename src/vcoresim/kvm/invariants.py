@@ -47,7 +47,18 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
         from vcoresim.kvm.model import ConfigError
 
         raise ConfigError("invariants", f"unknown invariant {sorted(unknown)[0]!r} (known: {', '.join(INVARIANTS)})")
-    cpu_locs = tuple(f"cpu:cpu{cpu}" for cpu in k.cpus)
+    # A thread's mode, as the monitors see it (World.mode_facets, set below).
+    w.mode_facets["host-virt"] = lambda status, msr: status == RUN and in_host_virtual_mode(msr)
+    w.mode_facets["guest"] = lambda status, msr: status == RUN and not (msr & MSR_HV)
+
+    def host_virt(cpu: int) -> str:
+        return f"cpu:cpu{cpu}:host-virt"
+
+    def guest(cpu: int) -> str:
+        return f"cpu:cpu{cpu}:guest"
+
+    host_locs = tuple(host_virt(cpu) for cpu in k.cpus)
+    guest_locs = tuple(guest(cpu) for cpu in k.cpus)
     core_threads = {c: [k.pcpu_of_core(c) + t for t in range(k.threads_per_core)] for c in range(k.ncores)}
 
     def no_host_code_in_guest(ex: Execution) -> str | None:
@@ -140,34 +151,34 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
     vcpu_locs = tuple(hstate(cpu, "kvm_vcpu") for cpu in k.cpus)
     placement_locs = tuple(vcore(vc, "pcpu") for vc in k.vcores) + tuple(vcpu(v, "ptid") for v in k.vcpu_vcore)
     # The partition of a core against the context of each of its threads.
-    host_in_guest_groups = tuple((core(c, "lpid"), f"cpu:cpu{cpu}") for c, cpus in core_threads.items() for cpu in cpus)
+    host_in_guest_groups = tuple((core(c, "lpid"), host_virt(cpu)) for c, cpus in core_threads.items() for cpu in cpus)
     # Two threads' guest state (context and vCPU pointer) against each other.
     pair_groups = tuple(
-        (f"cpu:cpu{x}", hstate(x, "kvm_vcpu"), f"cpu:cpu{y}", hstate(y, "kvm_vcpu")) for x in k.cpus for y in k.cpus if x < y
+        (guest(x), hstate(x, "kvm_vcpu"), guest(y), hstate(y, "kvm_vcpu")) for x in k.cpus for y in k.cpus if x < y
     )
     table = [
-        Invariant("no-host-code-in-guest", INVARIANTS["no-host-code-in-guest"], lpid_locs + cpu_locs, no_host_code_in_guest, host_in_guest_groups),
+        Invariant("no-host-code-in-guest", INVARIANTS["no-host-code-in-guest"], lpid_locs + host_locs, no_host_code_in_guest, host_in_guest_groups),
         Invariant(
             "req-honoured",
             INVARIANTS["req-honoured"],
-            cpu_locs + tuple(woke_with_req(c) for c in k.cpus) + tuple(hstate(c, "hwthread_req") for c in k.cpus),
+            host_locs + tuple(woke_with_req(c) for c in k.cpus) + tuple(hstate(c, "hwthread_req") for c in k.cpus),
             req_honoured,
-            tuple((woke_with_req(c), hstate(c, "hwthread_req"), f"cpu:cpu{c}") for c in k.cpus),
+            tuple((woke_with_req(c), hstate(c, "hwthread_req"), host_virt(c)) for c in k.cpus),
         ),
-        Invariant("vcpu-on-one-thread", INVARIANTS["vcpu-on-one-thread"], cpu_locs + vcpu_locs, vcpu_on_one_thread, pair_groups),
+        Invariant("vcpu-on-one-thread", INVARIANTS["vcpu-on-one-thread"], guest_locs + vcpu_locs, vcpu_on_one_thread, pair_groups),
         Invariant(
             "vcpu-on-its-thread",
             INVARIANTS["vcpu-on-its-thread"],
-            cpu_locs + vcpu_locs + placement_locs,
+            guest_locs + vcpu_locs + placement_locs,
             vcpu_on_its_thread,
-            tuple((f"cpu:cpu{x}", hstate(x, "kvm_vcpu"), *placement_locs) for x in k.cpus),
+            tuple((guest(x), hstate(x, "kvm_vcpu"), *placement_locs) for x in k.cpus),
         ),
         Invariant(
             "core-one-partition",
             INVARIANTS["core-one-partition"],
-            cpu_locs + vcpu_locs + lpid_locs,
+            guest_locs + vcpu_locs + lpid_locs,
             core_one_partition,
-            tuple((core(k.core_of(x), "lpid"), f"cpu:cpu{x}", hstate(x, "kvm_vcpu")) for x in k.cpus) + pair_groups,
+            tuple((core(k.core_of(x), "lpid"), guest(x), hstate(x, "kvm_vcpu")) for x in k.cpus) + pair_groups,
         ),
         Invariant("vcore-counters", INVARIANTS["vcore-counters"], tuple(vcore_locs), vcore_counters),
         Invariant("no-wait-for-nap-timeout", INVARIANTS["no-wait-for-nap-timeout"], nap_locs, no_wait_for_nap_timeout),

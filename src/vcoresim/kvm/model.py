@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from vcoresim.engine.msr import MSR_EE, MSR_HV, MSR_KERNEL, MSR_RI
-from vcoresim.engine.ops import Choose, IrqDisable, Load, Note, SendIPI, Store, WaitUntil
+from vcoresim.engine.ops import Choose, IrqDisable, Load, Note, SendIPI, Store, WaitUntil, never
 from vcoresim.engine.world import Body, HwThread, World
 from vcoresim.kvm import book3s_hv, book3s_hv_rmhandlers, host, idle
 from vcoresim.kvm.config import KVM_MAX_VCORES, ScenarioConfig
@@ -173,7 +173,7 @@ def _hw_thread(k: Kvm, cpu: int, actor_ref: list[Any]) -> HwThread:
     def on_wake(mem: dict[str, Any]) -> dict[str, Any]:
         return {latch: mem[req]}  # ghost: was KVM's request set when this thread woke?
 
-    return HwThread(irq_locs, pending, wakeup, vector, reset_vector, stale_frame, on_wake, (req,), (latch,))
+    return HwThread(irq_locs, pending, wakeup, vector, reset_vector, stale_frame, on_wake, (req,), (latch,), wakeup_locs=(mfrr(cpu),))
 
 
 def executing_stale_frame(k: Kvm, cpu: int) -> Body:
@@ -184,9 +184,17 @@ def executing_stale_frame(k: Kvm, cpu: int) -> Body:
 
 
 def qemu_start_vcpus(k: Kvm, vcpus: list[int]) -> Body:
-    """QEMU's main thread (on some other CPU) starts each vCPU thread."""
+    """QEMU's main thread starts the vCPU threads.
+
+    Abstraction: the threads of each CPU's run queue are made runnable in one
+    step (``try_to_wake_up`` for each under that run queue's lock); which of
+    them runs first, and when, is still the scheduler's choice.
+    """
+    by_cpu: dict[int, list[Task]] = {}
     for v in vcpus:
-        yield from host.try_to_wake_up(k, k.vcpu_task[v])
+        by_cpu.setdefault(k.vcpu_task[v].cpu, []).append(k.vcpu_task[v])
+    for cpu, tasks in by_cpu.items():
+        yield from host.try_to_wake_up_many(k, cpu, tasks)
 
 
 def stray_ipi_source(k: Kvm, budget: int) -> Body:
@@ -211,12 +219,17 @@ def signal_source(k: Kvm, budget: int) -> Body:
         yield from host.send_signal(k, k.tasks[target])
 
 
-def dec_timer_source(k: Kvm, vcpus: list[int]) -> Body:
-    """The guest DEC hrtimers of vCPUs blocked in the host: fire when all else is quiet."""
+def dec_timer_source(k: Kvm, vcpus: list[int], timed: bool) -> Body:
+    """The guest DEC hrtimers of vCPUs blocked in the host.
+
+    Checking: a timer that is armed fires when all else is quiet (a pure timer
+    wait, racing with no step).  Timed: it fires DEC_TIMER_NS after arming."""
     locs = tuple(vcpu(v, "dec_timer") for v in vcpus)
+    any_armed = lambda *armed: any(armed)  # noqa: E731
     while True:
-        yield WaitUntil(locs, lambda *armed: any(armed), what="a blocked vCPU's DEC timer armed")
-        yield WaitUntil(locs, lambda *_a: False, timeout=DEC_TIMER_NS, what="DEC timer period")
+        if timed:
+            yield WaitUntil(locs, any_armed, what="a blocked vCPU's DEC timer armed")
+        yield WaitUntil(locs, never, timeout=DEC_TIMER_NS, what="DEC timer period", timeout_if=any_armed)
         for v in vcpus:  # every armed timer has expired by now
             on = yield Load(vcpu(v, "dec_timer"))
             if on:
@@ -328,5 +341,5 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
     if cfg.faults.signal:
         w.spawn("signal", signal_source(k, cfg.faults.signal), role="env")
     if "cede" in k.guest_actions:
-        w.spawn("dec_timer", dec_timer_source(k, all_vcpus), daemon=True, role="env")
+        w.spawn("dec_timer", dec_timer_source(k, all_vcpus, timed=getattr(w, "sim", None) is not None), daemon=True, role="env")
     install_monitors(w, k, cfg.invariants)

@@ -377,7 +377,7 @@ class TimedDriver:
             fr = a.stack[-1]
             op = fr.op
             cls = op.__class__
-            if cls is O.Delay or (cls is O.WaitUntil and not enabled and op.timeout is not None):  # type: ignore[union-attr]
+            if cls is O.Delay or (cls is O.WaitUntil and not enabled and op.may_time_out(ex.mem)):  # type: ignore[union-attr]
                 lim = self.limits[i].get(fr)
                 end = lim[1] if lim is not None and lim[0] is op else self.ready[i]
                 t = max(self.ready[i], end)
