@@ -193,6 +193,15 @@ class SimContext:
         raise ValueError(f"dist: unknown distribution {kind!r} (const, exp, uniform, normal, lognormal)")
 
 
+def check_dist(spec: float | Mapping[str, Any]) -> None:
+    """Raise ``ValueError`` (naming the parameter) unless ``spec`` is a distribution :meth:`SimContext.sample` reads."""
+    if isinstance(spec, Mapping):
+        for key, value in spec.items():
+            if key != "dist" and (not isinstance(value, int | float) or isinstance(value, bool) or value < 0):
+                raise ValueError(f"{key}: expected a non-negative number, got {value!r}")
+    SimContext(0, Timing()).sample(spec)
+
+
 def sim_of(world: World) -> SimContext | None:
     """The timed run's context, or ``None`` when the world is being checked."""
     return getattr(world, "sim", None)
