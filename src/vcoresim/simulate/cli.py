@@ -47,6 +47,7 @@ def _sim_config(config: dict[str, Any]) -> dict[str, Any]:
     default=None,
     help="Also simulate a guest of N vCPUs with smt-guests on vs off (default: the scenario's simulate.compare_smt_guests; 0: no).",
 )
+@click.option("--perfetto", "perfetto_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the run as a Chrome trace-event JSON timeline (opens in ui.perfetto.dev).")
 def simulate_cmd(
     scenario: str,
     duration_us: int | None,
@@ -56,6 +57,7 @@ def simulate_cmd(
     as_json: bool,
     csv_out: Path | None,
     compare_smt: int | None,
+    perfetto_out: Path | None,
 ) -> None:
     """Run SCENARIO under the timed driver and print guest time, IPIs, naps and latencies."""
     # Imported here: vcoresim.cli imports this module at its end (no import cycle at load time).
@@ -80,7 +82,14 @@ def simulate_cmd(
         timing = Timing().replace(**dict(cfg.get("timing") or {}))
     except (TypeError, ValueError) as e:
         fail(f"simulate.{e}" if str(e).startswith("timing:") else f"simulate.timing: {e}")
-    result = simulate(program, duration_ns=dur_us * 1_000, seed=run_seed, timing=timing)
+    result = simulate(program, duration_ns=dur_us * 1_000, seed=run_seed, timing=timing, record_states=perfetto_out is not None)
+    if perfetto_out is not None:
+        from vcoresim.report.visual import write_perfetto_sim
+
+        try:
+            write_perfetto_sim(result, perfetto_out)
+        except OSError as e:
+            fail(f"--perfetto: cannot write {perfetto_out}: {e.strerror}")
     metrics = compute(result)
     n_cmp = compare_smt if compare_smt is not None else int(cfg.get("compare_smt_guests") or 0)
     rows: list[compare.Row] = []
