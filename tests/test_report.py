@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import shutil
 import subprocess
 import sys
 from collections import defaultdict
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -218,3 +221,94 @@ def test_replay_perfetto(cli: Cli, tmp_path: Path, stray_trace: Path) -> None:
     assert any(e["ph"] == "f" and (e["pid"], e["tid"]) == threads["cpu1"] for e in doc["traceEvents"])
     cpu1 = [e["name"] for e in doc["traceEvents"] if e["ph"] == "X" and (e["pid"], e["tid"]) == threads["cpu1"]]
     assert cpu1[0] == "nap" and "host" in cpu1
+
+
+# ---------------------------------------------------------------------- HTML
+CHROMIUM = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")) if p), None)
+
+
+class _Dom(HTMLParser):
+    """The rendered DOM, flattened: every element's tag, attributes and own text, in document order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.elements: list[dict[str, Any]] = []
+        self._open: list[dict[str, Any]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        e = {"tag": tag, "attrs": {k: v or "" for k, v in attrs}, "text": ""}
+        self.elements.append(e)
+        if tag not in ("meta", "br", "img", "input", "link"):
+            self._open.append(e)
+
+    def handle_endtag(self, tag: str) -> None:
+        while self._open:
+            if self._open.pop()["tag"] == tag:
+                break
+
+    def handle_data(self, data: str) -> None:
+        if self._open:
+            self._open[-1]["text"] += data
+
+    def by_id(self, id_: str) -> dict[str, Any]:
+        return next(e for e in self.elements if e["attrs"].get("id") == id_)
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [e for e in self.elements if e["tag"] == "tr" and "step" in e["attrs"].get("class", "").split()]
+
+
+def test_html_page_is_self_contained(cli: Cli, tmp_path: Path, stray_trace: Path) -> None:
+    r = cli("replay", str(stray_trace), "--quiet", "--html", "page.html")
+    assert r.code == 0
+    text = (tmp_path / "page.html").read_text()
+    assert text.startswith("<!DOCTYPE html>")
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text)  # nothing fetched from anywhere
+    data = json.loads(re.search(r'<script id="data" type="application/json">(.*?)</script>', text, re.S).group(1))  # type: ignore[union-attr]
+    trace = json.loads(stray_trace.read_text())
+    assert len(data["steps"]) == len(trace["steps"]) and data["violation"]["step"] == trace["violation"]["step"]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (Debian: apt-get install chromium)")
+def test_html_in_headless_chromium(cli: Cli, tmp_path: Path, stray_trace: Path) -> None:
+    from vcoresim.kvm.invariants import INVARIANTS
+
+    page = tmp_path / "page.html"
+    assert cli("replay", str(stray_trace), "--quiet", "--html", str(page)).code == 0
+    p = subprocess.run(
+        [CHROMIUM, "--headless", "--disable-gpu", "--no-sandbox", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+         "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    dom = _Dom()
+    dom.feed(p.stdout)
+    trace = json.loads(stray_trace.read_text())
+    viol = trace["violation"]
+    # The script ran and drew every step.
+    body = next(e for e in dom.elements if e["tag"] == "body")
+    assert body["attrs"].get("data-rendered") == str(len(trace["steps"]))
+    rows = dom.rows()
+    assert len(rows) == len(trace["steps"])
+    assert [r["attrs"]["data-actor"] for r in rows] == [s["actor"] for s in trace["steps"]]
+    # The invariant's name and text at the top, and the message.
+    assert trace["scenario"] in dom.by_id("title")["text"]
+    assert viol["invariant"] in dom.by_id("invariant-name")["text"]
+    assert dom.by_id("invariant-text")["text"] == INVARIANTS[viol["invariant"]]
+    assert viol["message"] in dom.by_id("message")["text"]
+    # Hardware threads as lanes.
+    lanes = [e["text"] for e in dom.elements if e["tag"] == "th" and "data-actor" in e["attrs"]]
+    assert lanes[:4] == ["cpu0", "cpu1", "cpu2", "cpu3"]
+    # Exactly the violating step is highlighted, and selected: its call stacks are shown.
+    marked = [r for r in rows if "violation" in r["attrs"].get("class", "").split()]
+    # (rows are numbered from 0 as in `vcoresim replay`; the trace counts the violating step as the step-th)
+    assert [r["attrs"]["data-step"] for r in marked] == [str(viol["step"] - 1)]
+    assert "selected" in marked[0]["attrs"]["class"].split()
+    last = trace["steps"][viol["step"] - 1]
+    details = dom.by_id("details")["text"]
+    assert f"step {viol['step'] - 1} " in details and " > ".join(last["ops"][-1]["stack"]) in details
+    # The acting lane's cell carries the call stack on hover.
+    cells = [e for e in dom.elements if e["tag"] == "td" and "act" in e["attrs"].get("class", "").split()]
+    assert len(cells) == len(rows) and any(" > " in c["attrs"].get("title", "") for c in cells)
+    # Lanes are coloured by state: cpu1 naps, then runs host code.
+    states = {e["attrs"].get("data-state") for e in dom.elements if e["tag"] == "td"}
+    assert {"nap", "host", "KVM"} <= states
