@@ -48,6 +48,7 @@ def _sim_config(config: dict[str, Any]) -> dict[str, Any]:
     help="Also simulate a guest of N vCPUs with smt-guests on vs off (default: the scenario's simulate.compare_smt_guests; 0: no).",
 )
 @click.option("--perfetto", "perfetto_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the run as a Chrome trace-event JSON timeline (opens in ui.perfetto.dev).")
+@click.option("--plot", "plot_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write a PNG: latency CDFs and guest utilisation over time (needs vcoresim[plot]).")
 def simulate_cmd(
     scenario: str,
     duration_us: int | None,
@@ -58,6 +59,7 @@ def simulate_cmd(
     csv_out: Path | None,
     compare_smt: int | None,
     perfetto_out: Path | None,
+    plot_out: Path | None,
 ) -> None:
     """Run SCENARIO under the timed driver and print guest time, IPIs, naps and latencies."""
     # Imported here: vcoresim.cli imports this module at its end (no import cycle at load time).
@@ -91,6 +93,15 @@ def simulate_cmd(
         except OSError as e:
             fail(f"--perfetto: cannot write {perfetto_out}: {e.strerror}")
     metrics = compute(result)
+    if plot_out is not None:
+        from vcoresim.report.plots import PlotUnavailable, write_run_plot
+
+        try:
+            write_run_plot(result, metrics, plot_out)
+        except PlotUnavailable as e:
+            fail(f"--plot: {e}")
+        except OSError as e:
+            fail(f"--plot: cannot write {plot_out}: {e.strerror}")
     n_cmp = compare_smt if compare_smt is not None else int(cfg.get("compare_smt_guests") or 0)
     rows: list[compare.Row] = []
     if n_cmp:

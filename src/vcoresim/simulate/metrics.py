@@ -120,6 +120,8 @@ class Metrics:
     totals: dict[str, Any] = field(default_factory=dict)
     events: dict[str, int] = field(default_factory=dict)
     violation: dict[str, Any] | None = None
+    #: Every latency sample (ns) per pair, in event order: for plots, not serialised.
+    samples: dict[str, list[int]] = field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -261,6 +263,7 @@ def compute(result: SimResult, pairs: Sequence[LatencyPair] = DEFAULT_PAIRS) -> 
         "work_per_s": round(total_work * 1e9 / end, 3) if end else 0.0,
     }
     m.events = dict(sorted(events.items()))
+    m.samples = samples
     return m
 
 
