@@ -258,6 +258,8 @@ def replay_cmd(trace_file: Path, quiet: bool, html_out: Path | None, perfetto_ou
 
 from vcoresim.simulate.cli import simulate_cmd  # noqa: E402  (last: it uses this module's helpers)
 main.add_command(simulate_cmd)
+from vcoresim.simulate.study_cli import study_cmd  # noqa: E402
+main.add_command(study_cmd)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

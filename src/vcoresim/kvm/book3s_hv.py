@@ -76,6 +76,8 @@ def qemu_vcpu_thread(k: Kvm, v: int) -> Body:
         ret = yield from kvmppc_vcpu_run(k, v)
         reason = yield Load(vcpu(v, "exit_reason"))
         yield Note(f"KVM_RUN returned {ret} ({reason})", event="kvm_run_return", data={"vcpu": k.vcpu_label(v), "ret": ret, "reason": reason})
+        if k.sim is not None and reason == "KVM_EXIT_PAPR_HCALL":  # timed: QEMU handles the hcall
+            yield Delay(k.sim.sample(k.userspace_dist), "QEMU handles the exit in userspace")
         if reason == "KVM_EXIT_SHUTDOWN":
             # The guest powers off: QEMU stops every other vCPU thread with a signal.
             yield Store(f"vm[{vm}].shutdown", 1)
@@ -121,6 +123,7 @@ def kvmppc_run_vcpu(k: Kvm, v: int) -> Body:
     if state == BLOCKED:
         updates[vcore(vc, "n_blocked")] = n_blocked - 1
     yield StoreN(updates)
+    yield Note(f"vcpu {k.vcpu_label(v)} runnable", event="vcpu_runnable", data={"vcpu": k.vcpu_label(v)})
     sleep_state = TASK_INTERRUPTIBLE
     while True:
         state, running, n_runnable, n_blocked, num_threads, eec, sig = yield LoadN(

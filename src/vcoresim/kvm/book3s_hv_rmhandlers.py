@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from vcoresim.engine.msr import MSR_DR, MSR_EE, MSR_HV, MSR_IR, MSR_PR, MSR_RI
 from vcoresim.engine.ops import (
     Choose,
+    Delay,
     Load,
     RMW,
     MtMsr,
@@ -137,6 +138,8 @@ def kvmppc_hv_entry(k: Kvm, cpu: int, v: int, ptid: int) -> Body:
         yield Store(core(c, "lpid"), LPID_RESERVED)
         yield Store(core(c, "lpid"), k.lpid_of_vcore(vc))
         yield isync()
+        if k.sim is not None:  # timed: HDEC is loaded with one timeslice at entry
+            k.hdec_deadline[c] = k.sim.now() + k.sim.timing.timeslice_ns
         yield Store(vcore(vc, "in_guest"), 1)
     else:  # E4
         yield WaitUntil((vcore(vc, "in_guest"),), lambda g: g != 0, what="vc->in_guest != 0")
@@ -170,15 +173,19 @@ def guest_run(k: Kvm, cpu: int, v: int) -> Body:
     """The guest on this thread until it exits: an hcall, or an interrupt (IPI, HDEC)."""
     try:
         yield MtMsr(set_bits=MSR_GUEST, clear_bits=MSR_HV | MSR_PR, what=f"hrfid: enter guest (vcpu {k.vcpu_label(v)})")
-        yield Note(f"guest runs vcpu {k.vcpu_label(v)}", event="guest_enter", data={"vcpu": k.vcpu_label(v), "cpu": cpu})
+        yield Note(f"guest runs vcpu {k.vcpu_label(v)}", event="guest_enter", data={"vcpu": k.vcpu_label(v), "cpu": cpu, "core": k.core_of(cpu)})
         while True:
+            if k.sim is not None:  # timed: the guest computes for a drawn time first
+                yield from guest_compute(k, cpu, v)
             left = yield Load(vcpu(v, "guest_rounds"))
             if left <= 0:
                 action = "shutdown"
             else:
-                action = yield Choose(k.guest_actions, what=f"vcpu {k.vcpu_label(v)}: guest action")
+                action = yield Choose(k.guest_actions, what=f"vcpu {k.vcpu_label(v)}: guest action", weights=k.action_weights)
                 yield Store(vcpu(v, "guest_rounds"), left - 1)
             if action == "idle":  # runs until the timeslice ends: the core-shared HDEC expires
+                if k.sim is not None:
+                    yield Delay(max(0, k.hdec_deadline[k.core_of(cpu)] - k.sim.now()), "guest idles until HDEC")
                 yield Store(core(k.core_of(cpu), "hdec_expired"), 1)
                 continue  # the HDEC interrupt is taken at the next instruction
             yield Store(vcpu(v, "hcall"), {"cede": H_CEDE, "exit": "H_USERSPACE", "shutdown": "H_SHUTDOWN"}[action])
@@ -188,12 +195,29 @@ def guest_run(k: Kvm, cpu: int, v: int) -> Body:
                 again = yield from kvmppc_h_cede(k, cpu, v)
                 if again:  # woke up and the vcore is not exiting: back into the guest
                     yield MtMsr(set_bits=MSR_GUEST, clear_bits=MSR_HV | MSR_PR, what="hrfid: resume guest after cede")
-                    yield Note(f"guest runs vcpu {k.vcpu_label(v)}", event="guest_enter", data={"vcpu": k.vcpu_label(v), "cpu": cpu})
+                    yield Note(f"guest runs vcpu {k.vcpu_label(v)}", event="guest_enter", data={"vcpu": k.vcpu_label(v), "cpu": cpu, "core": k.core_of(cpu)})
                     continue
             return BOOK3S_INTERRUPT_SYSCALL
     except GuestInterrupt as gi:
         yield Note("guest exit (interrupt)", event="guest_exit", data={"vcpu": k.vcpu_label(v), "cpu": cpu, "trap": gi.trap})
         return gi.trap
+
+
+def guest_compute(k: Kvm, cpu: int, v: int) -> Body:
+    """Timed runs only: the guest computes for a drawn time (a ``work`` unit when it
+    completes).  An interrupt (another thread's exit, an IPI) ends it early; reaching
+    the core's HDEC deadline ends the timeslice, as the HDEC interrupt does."""
+    assert k.sim is not None
+    c = k.core_of(cpu)
+    now = k.sim.now()
+    span = k.sim.sample(k.run_dist)
+    deadline = k.hdec_deadline.get(c, now + span + 1)
+    if now + span < deadline:
+        yield Delay(span, "guest computes")
+        yield Note("guest work done", event="work", data={"vcpu": k.vcpu_label(v), "core": c})
+        return
+    yield Delay(max(0, deadline - now), "guest computes until HDEC")
+    yield Store(core(c, "hdec_expired"), 1)  # the timeslice is over: HDEC interrupt next
 
 
 def guest_interrupt_kind(kind: str) -> GuestInterrupt:

@@ -89,6 +89,33 @@ class WorkloadConfig(_Strict):
     run_ns: int = Field(50_000, ge=1)
     userspace_ns: int = Field(20_000, ge=0)
     cede_ns: int = Field(30_000, ge=0)
+    #: Simulation: distributions replacing the exponential means above, as
+    #: ``{dist = "lognormal", median_us = 40, sigma = 0.5}`` (see docs/simulate.md).
+    run: dict[str, float | str] | None = None
+    userspace: dict[str, float | str] | None = None
+    cede: dict[str, float | str] | None = None
+    #: Simulation: relative weights of ``actions`` (default: equal).
+    weights: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> WorkloadConfig:
+        from vcoresim.simulate.timed import check_dist  # the sampler owns the spec's grammar
+
+        for name in ("run", "userspace", "cede"):
+            spec = getattr(self, name)
+            if spec is not None:
+                try:
+                    check_dist(spec)
+                except ValueError as e:
+                    raise ValueError(f"{name}: {e}") from None
+        if self.weights is not None and (len(self.weights) != len(self.actions) or any(w < 0 for w in self.weights) or not any(self.weights)):
+            raise ValueError("weights: one non-negative weight per action, not all zero")
+        return self
+
+    def dist(self, name: str) -> dict[str, float | str]:
+        """The distribution of ``run`` / ``userspace`` / ``cede``: the table, else exponential with the mean."""
+        spec = getattr(self, name)
+        return dict(spec) if spec is not None else {"dist": "exp", "mean_ns": getattr(self, f"{name}_ns")}
 
 
 class FaultsConfig(_Strict):
@@ -116,6 +143,8 @@ class SimulateConfig(_Strict):
     seed: int = 0
     #: Overrides of the timing model's parameters (name -> nanoseconds).
     timing: dict[str, int] = Field(default_factory=dict)
+    #: Also report the throughput of a guest of this many vCPUs with smt-guests on vs off (0: no).
+    compare_smt_guests: int = Field(0, ge=0, le=8)
 
 
 class ExpectConfig(_Strict):

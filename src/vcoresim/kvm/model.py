@@ -10,11 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from vcoresim.engine.msr import MSR_EE, MSR_HV, MSR_KERNEL, MSR_RI
-from vcoresim.engine.ops import Choose, IrqDisable, Load, Note, SendIPI, Store, WaitUntil, never
+from vcoresim.engine.ops import Choose, Delay, IrqDisable, Load, Note, SendIPI, Store, WaitUntil, never
 from vcoresim.engine.world import Body, HwThread, World
 from vcoresim.kvm import book3s_hv, book3s_hv_rmhandlers, host, idle
 from vcoresim.kvm.config import KVM_MAX_VCORES, ScenarioConfig
 from vcoresim.kvm.invariants import INVARIANTS, install_monitors
+from vcoresim.simulate.timed import SimContext, sim_of
 from vcoresim.kvm.state import (
     BLOCKED,
     IPI_PRIORITY,
@@ -42,6 +43,8 @@ __all__ = ["INVARIANTS", "ConfigError", "Kvm", "build_world"]
 
 #: Guest DEC period for a vCPU blocked in the host (check: fires only when all else is quiet).
 DEC_TIMER_NS = 10_000_000
+#: Guest rounds per vCPU in a timed run: unbounded in practice (the run's duration ends it).
+SIM_ROUNDS = 1 << 62
 
 
 class ConfigError(Exception):
@@ -79,6 +82,12 @@ class Kvm:
         self.tasks: dict[str, Task] = {}
         self.idle_task: dict[int, Task] = {}
         self.multi_vm = len(cfg.vm) > 1
+        # Timed runs only (None when checking): workload draws and the core's HDEC deadline.
+        self.sim: SimContext | None = None
+        self.hdec_deadline: dict[int, int] = {}
+        w = cfg.workload
+        self.run_dist, self.userspace_dist, self.cede_dist = w.dist("run"), w.dist("userspace"), w.dist("cede")
+        self.action_weights = None if w.weights is None else tuple(dict(zip(w.actions, w.weights, strict=True))[a] for a in actions)
 
     # -------------------------------------------------------------- patches
     def patch(self, name: str) -> bool:
@@ -201,6 +210,8 @@ def stray_ipi_source(k: Kvm, budget: int) -> Body:
     """Fault: raise the MFRR of any secondary thread at any time, up to ``budget`` times."""
     targets = tuple(cpu for cpu in k.cpus if not k.online(cpu))
     for _ in range(budget):
+        if k.sim is not None:  # timed: faults arrive at exponential intervals
+            yield Delay(k.sim.exp(k.cfg.faults.mean_interval_us * 1000), "until the next stray IPI")
         target = yield Choose((*targets, None), what="stray IPI target (None: no more)")
         if target is None:
             return
@@ -211,25 +222,31 @@ def stray_ipi_source(k: Kvm, budget: int) -> Body:
 def signal_source(k: Kvm, budget: int) -> Body:
     """Fault: send a signal to a vCPU task (QEMU kicking its vCPU thread)."""
     names = tuple(t.name for t in k.vcpu_task.values())
+    vcpu_of = {t.name: k.vcpu_label(v) for v, t in k.vcpu_task.items()}
     for _ in range(budget):
+        if k.sim is not None:  # timed: faults arrive at exponential intervals
+            yield Delay(k.sim.exp(k.cfg.faults.mean_interval_us * 1000), "until the next signal")
         target = yield Choose((*names, None), what="signal target (None: no more)")
         if target is None:
             return
-        yield Note(f"signal to {target}", event="signal", data={"task": target})
+        yield Note(f"signal to {target}", event="signal", data={"task": target, "vcpu": vcpu_of[target]})
         yield from host.send_signal(k, k.tasks[target])
 
 
-def dec_timer_source(k: Kvm, vcpus: list[int], timed: bool) -> Body:
+def dec_timer_source(k: Kvm, vcpus: list[int]) -> Body:
     """The guest DEC hrtimers of vCPUs blocked in the host.
 
     Checking: a timer that is armed fires when all else is quiet (a pure timer
-    wait, racing with no step).  Timed: it fires DEC_TIMER_NS after arming."""
+    wait, racing with no step).  Timed: one source per vCPU, firing a drawn
+    cede time after the vCPU blocked."""
     locs = tuple(vcpu(v, "dec_timer") for v in vcpus)
     any_armed = lambda *armed: any(armed)  # noqa: E731
     while True:
-        if timed:
+        if k.sim is None:
+            yield WaitUntil(locs, never, timeout=DEC_TIMER_NS, what="DEC timer period", timeout_if=any_armed)
+        else:
             yield WaitUntil(locs, any_armed, what="a blocked vCPU's DEC timer armed")
-        yield WaitUntil(locs, never, timeout=DEC_TIMER_NS, what="DEC timer period", timeout_if=any_armed)
+            yield WaitUntil(locs, never, timeout=k.sim.sample(k.cede_dist), what="DEC timer period")
         for v in vcpus:  # every armed timer has expired by now
             on = yield Load(vcpu(v, "dec_timer"))
             if on:
@@ -240,6 +257,7 @@ def dec_timer_source(k: Kvm, vcpus: list[int], timed: bool) -> Body:
 # ------------------------------------------------------------------- build
 def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
     k = Kvm(cfg, patches)
+    k.sim = sim_of(w)
     gid = 0
     for vi, vm in enumerate(cfg.vm):
         for vid in vm.vcpus:
@@ -294,7 +312,7 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
             ("ceded", 0),
             ("prodded", 0),
             ("dec_timer", 0),
-            ("guest_rounds", cfg.workload.rounds),
+            ("guest_rounds", cfg.workload.rounds if k.sim is None else SIM_ROUNDS),
             ("thread_done", 0),
         ):
             w.loc(vcpu(v, name), init)
@@ -341,5 +359,9 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
     if cfg.faults.signal:
         w.spawn("signal", signal_source(k, cfg.faults.signal), role="env")
     if "cede" in k.guest_actions:
-        w.spawn("dec_timer", dec_timer_source(k, all_vcpus, timed=getattr(w, "sim", None) is not None), daemon=True, role="env")
+        if k.sim is None:
+            w.spawn("dec_timer", dec_timer_source(k, all_vcpus), daemon=True, role="env")
+        else:
+            for v in all_vcpus:
+                w.spawn(f"dec_timer{k.vcpu_label(v)}", dec_timer_source(k, [v]), daemon=True, role="env")
     install_monitors(w, k, cfg.invariants)

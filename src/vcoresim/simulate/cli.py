@@ -14,7 +14,8 @@ from typing import Any
 import click
 
 from vcoresim.scenarios.registry import ScenarioError, get_scenario
-from vcoresim.simulate.metrics import compute, render, write_csv
+from vcoresim.simulate import compare
+from vcoresim.simulate.metrics import compute, render, render_compare, write_csv
 from vcoresim.simulate.timed import Timing, simulate
 
 #: Used when neither the command line nor the scenario gives a duration (matches SimulateConfig).
@@ -39,6 +40,15 @@ def _sim_config(config: dict[str, Any]) -> dict[str, Any]:
 @click.option("--patch", "patches", multiple=True, help="NAME=on|off, repeatable (overrides the scenario's kernel).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
 @click.option("--csv", "csv_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the metrics as CSV (section,name,metric,value).")
+@click.option(
+    "--compare-smt",
+    "compare_smt",
+    type=click.IntRange(0, 8),
+    default=None,
+    help="Also simulate a guest of N vCPUs with smt-guests on vs off (default: the scenario's simulate.compare_smt_guests; 0: no).",
+)
+@click.option("--perfetto", "perfetto_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the run as a Chrome trace-event JSON timeline (opens in ui.perfetto.dev).")
+@click.option("--plot", "plot_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write a PNG: latency CDFs and guest utilisation over time (needs vcoresim[plot]).")
 def simulate_cmd(
     scenario: str,
     duration_us: int | None,
@@ -47,6 +57,9 @@ def simulate_cmd(
     patches: tuple[str, ...],
     as_json: bool,
     csv_out: Path | None,
+    compare_smt: int | None,
+    perfetto_out: Path | None,
+    plot_out: Path | None,
 ) -> None:
     """Run SCENARIO under the timed driver and print guest time, IPIs, naps and latencies."""
     # Imported here: vcoresim.cli imports this module at its end (no import cycle at load time).
@@ -71,11 +84,36 @@ def simulate_cmd(
         timing = Timing().replace(**dict(cfg.get("timing") or {}))
     except (TypeError, ValueError) as e:
         fail(f"simulate.{e}" if str(e).startswith("timing:") else f"simulate.timing: {e}")
-    result = simulate(program, duration_ns=dur_us * 1_000, seed=run_seed, timing=timing)
+    result = simulate(program, duration_ns=dur_us * 1_000, seed=run_seed, timing=timing, record_states=perfetto_out is not None)
+    if perfetto_out is not None:
+        from vcoresim.report.visual import write_perfetto_sim
+
+        try:
+            write_perfetto_sim(result, perfetto_out)
+        except OSError as e:
+            fail(f"--perfetto: cannot write {perfetto_out}: {e.strerror}")
     metrics = compute(result)
+    if plot_out is not None:
+        from vcoresim.report.plots import PlotUnavailable, write_run_plot
+
+        try:
+            write_run_plot(result, metrics, plot_out)
+        except PlotUnavailable as e:
+            fail(f"--plot: {e}")
+        except OSError as e:
+            fail(f"--plot: cannot write {plot_out}: {e.strerror}")
+    n_cmp = compare_smt if compare_smt is not None else int(cfg.get("compare_smt_guests") or 0)
+    rows: list[compare.Row] = []
+    if n_cmp:
+        if "machine" not in program.config:
+            fail(f"--compare-smt: {sc.name} is not a KVM scenario")
+        try:
+            rows = compare.smt_guests(program.config, vcpus=n_cmp, duration_ns=dur_us * 1_000, seed=run_seed, timing=timing)
+        except ScenarioError as e:
+            fail(f"--compare-smt: {e}")
     if csv_out is not None:
         try:
-            write_csv(metrics, csv_out)
+            write_csv(metrics, csv_out, extra=[("smt_guests", r.label, k, v) for r in rows for k, v in r.as_dict().items() if k != "label"])
         except OSError as e:
             fail(f"--csv: cannot write {csv_out}: {e.strerror}")
     if as_json:
@@ -88,7 +126,11 @@ def simulate_cmd(
             "counts": result.counts,
             "metrics": metrics.as_dict(),
         }
+        if rows:
+            doc["smt_guests"] = {"vcpus": n_cmp, "rows": [r.as_dict() for r in rows]}
         click.echo(json.dumps(doc, indent=1, default=str))
     else:
         render(metrics, out)
+        if rows:
+            render_compare(rows, n_cmp, out)
     sys.exit(1 if result.outcome in ("violation", "deadlock") else 0)

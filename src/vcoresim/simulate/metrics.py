@@ -57,7 +57,7 @@ class LatencyPair:
 
     name: str
     start: str
-    end: str
+    end: str | tuple[str, ...]  # the first later event of any of these ends it
     start_key: str = "vcpu"
     end_key: str = "vcpu"
 
@@ -66,7 +66,8 @@ DEFAULT_PAIRS: tuple[LatencyPair, ...] = (
     LatencyPair("wake_to_entry", "vcpu_runnable", "guest_enter"),
     LatencyPair("signal_to_exit", "signal", "guest_exit"),
     LatencyPair("exit_to_entry", "guest_exit", "guest_enter"),
-    LatencyPair("ipi_to_wake", "ipi", "wake", "target", "actor"),
+    # An IPI to a running thread ends at its interrupt, not at some later wake-up.
+    LatencyPair("ipi_to_wake", "ipi", ("wake", "irq"), "target", "actor"),
 )
 
 
@@ -119,6 +120,8 @@ class Metrics:
     totals: dict[str, Any] = field(default_factory=dict)
     events: dict[str, int] = field(default_factory=dict)
     violation: dict[str, Any] | None = None
+    #: Every latency sample (ns) per pair, in event order: for plots, not serialised.
+    samples: dict[str, list[int]] = field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -162,6 +165,7 @@ def compute(result: SimResult, pairs: Sequence[LatencyPair] = DEFAULT_PAIRS) -> 
     nap_ns: dict[str, int] = {}
     naps: dict[str, int] = {}
     ipis = {"intended": 0, "stray": 0, "sent_ops": 0}
+    ends = {p.name: (p.end,) if isinstance(p.end, str) else p.end for p in pairs}
     events: dict[str, int] = {}
     pending: dict[str, dict[Any, list[int]]] = {p.name: {} for p in pairs}
     samples: dict[str, list[int]] = {p.name: [] for p in pairs}
@@ -208,12 +212,12 @@ def compute(result: SimResult, pairs: Sequence[LatencyPair] = DEFAULT_PAIRS) -> 
             t0 = nap_open.pop(e.actor, None)
             if t0 is not None:
                 nap_ns[e.actor] = nap_ns.get(e.actor, 0) + t - t0
-        elif name == "ipi_sent":
-            ipis["stray" if d.get("stray") else "intended"] += 1
+        elif name == "ipi_sent" and d.get("stray"):
+            ipis["stray"] += 1
         elif name == "ipi":
             ipis["sent_ops"] += 1
         for p in pairs:
-            if name == p.end:
+            if name in ends[p.name]:
                 waiting = pending[p.name].pop(_key(e, p.end_key), None)
                 if waiting:
                     samples[p.name].extend(e.t - s for s in waiting)
@@ -243,6 +247,7 @@ def compute(result: SimResult, pairs: Sequence[LatencyPair] = DEFAULT_PAIRS) -> 
     for core in sorted(core_guest):
         n = len(core_threads.get(core, {}))
         m.cores[core] = {"threads": n, "guest_ns": core_guest[core], "guest_util": ratio(core_guest[core], end * max(n, 1))}  # type: ignore[dict-item]
+    ipis["intended"] = max(0, ipis["sent_ops"] - ipis["stray"])  # every IPI the model sends is KVM's or the host's, but faults
     m.ipis = ipis
     for p in pairs:
         m.latencies[p.name] = Distribution.of(samples[p.name], sum(len(v) for v in pending[p.name].values()))
@@ -258,6 +263,7 @@ def compute(result: SimResult, pairs: Sequence[LatencyPair] = DEFAULT_PAIRS) -> 
         "work_per_s": round(total_work * 1e9 / end, 3) if end else 0.0,
     }
     m.events = dict(sorted(events.items()))
+    m.samples = samples
     return m
 
 
@@ -304,7 +310,7 @@ def render(m: Metrics, console: Console) -> None:
             t.add_row(name, str(d["threads"]), _ns(d["guest_ns"]), f"{d['guest_util']:.1%}")
         console.print(t)
     ip = m.ipis
-    console.print(f"IPIs: {ip['intended']} intended, {ip['stray']} stray (model marks); {ip['sent_ops']} SendIPI ops", markup=False)
+    console.print(f"IPIs: {ip['sent_ops']} sent: {ip['intended']} intended (KVM, host), {ip['stray']} stray (injected faults)", markup=False)
     t = Table(title="Latencies", title_justify="left")
     for col in ("pair", "count", "open", "p50", "p99", "max"):
         t.add_column(col, justify="left" if col == "pair" else "right")
@@ -313,9 +319,29 @@ def render(m: Metrics, console: Console) -> None:
     console.print(t)
 
 
-def write_csv(m: Metrics, path: Path) -> None:
+def render_compare(rows: Sequence[Any], vcpus: int, console: Console) -> None:
+    """The smt-guests on/off table (rows from :func:`vcoresim.simulate.compare.smt_guests`)."""
+    t = Table(title=f"Throughput of a {vcpus}-vCPU guest, smt-guests on vs off (same workload, seed and duration)", title_justify="left")
+    for col in ("kernel", "cores", "guest CPUs", "work/s", "work/s per core", "wake→entry p50", "p99", "exit→entry p99"):
+        t.add_column(col, justify="left" if col == "kernel" else "right")
+    for r in rows:
+        t.add_row(
+            f"smt-guests {r.label}", str(r.cores), f"{r.guest_cpus:.3f}", f"{r.work_per_s:,.0f}", f"{r.work_per_core_s:,.0f}",
+            _ns(r.wake_to_entry_p50), _ns(r.wake_to_entry_p99), _ns(r.exit_to_entry_p99),
+        )
+    console.print(t)
+    console.print(
+        "  guest CPUs: guest time / simulated time; work: completed guest run bursts. 'off, same cores': each vCPU is its own vcore "
+        "and they take turns on the primary threads; 'off, one core per vCPU' needs that many cores (see docs/simulate.md).",
+        markup=False,
+    )
+
+
+def write_csv(m: Metrics, path: Path, extra: Sequence[tuple[str, str, str, Any]] = ()) -> None:
     with path.open("w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(("section", "name", "metric", "value"))
         for row in m.rows():
+            w.writerow(row)
+        for row in extra:
             w.writerow(row)

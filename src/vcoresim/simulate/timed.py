@@ -193,6 +193,15 @@ class SimContext:
         raise ValueError(f"dist: unknown distribution {kind!r} (const, exp, uniform, normal, lognormal)")
 
 
+def check_dist(spec: float | Mapping[str, Any]) -> None:
+    """Raise ``ValueError`` (naming the parameter) unless ``spec`` is a distribution :meth:`SimContext.sample` reads."""
+    if isinstance(spec, Mapping):
+        for key, value in spec.items():
+            if key != "dist" and (not isinstance(value, int | float) or isinstance(value, bool) or value < 0):
+                raise ValueError(f"{key}: expected a non-negative number, got {value!r}")
+    SimContext(0, Timing()).sample(spec)
+
+
 def sim_of(world: World) -> SimContext | None:
     """The timed run's context, or ``None`` when the world is being checked."""
     return getattr(world, "sim", None)
@@ -215,6 +224,8 @@ class SimResult:
     counts: dict[str, int]
     timing: Timing
     config: dict[str, Any] = field(default_factory=dict)
+    #: With ``record_states``: (time, actor, state, innermost function) at every change of state.
+    states: list[tuple[int, str, str, str]] = field(default_factory=list)
 
     def as_dict(self, *, events: bool = True) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -260,8 +271,10 @@ class _HookedExecution(Execution):
 class TimedDriver:
     """One timed run of ``program``.  Use :func:`simulate` unless you need the execution."""
 
-    def __init__(self, program: Program, *, seed: int = 0, timing: Timing | None = None) -> None:
+    def __init__(self, program: Program, *, seed: int = 0, timing: Timing | None = None, record_states: bool = False) -> None:
         self.timing = timing or Timing()
+        self.record_states = record_states
+        self.states: list[tuple[int, str, str, str]] = []
         self.seed = seed
         self.sim = SimContext(seed, self.timing)
         self.sched_rng = random.Random(seed)
@@ -304,6 +317,24 @@ class TimedDriver:
             self._arm(a)
             self._reindex(a.idx)
             self._eval(a.idx)
+        self._state: list[str | None] = [None] * n
+        if record_states:
+            self._kvm_model = "machine" in program.config
+            for a in self.ex.actors:
+                self._note_state(a, self.ready[a.idx])
+
+    def _note_state(self, a: Actor, t: int) -> None:
+        from vcoresim.engine.runtime import stack_of
+        from vcoresim.report.states import state_of
+
+        if a.status == DONE:
+            st, fn = "done", ""
+        else:
+            names = stack_of(a)
+            st, fn = state_of(names, a.msr, a.status == NAP, self._kvm_model), (names[-1] if names else "")
+        if st != self._state[a.idx]:
+            self._state[a.idx] = st
+            self.states.append((t, a.name, st, fn))
 
     # ------------------------------------------------------------ bookkeeping
     def _delivers(self, a: Actor) -> bool:
@@ -432,6 +463,7 @@ class TimedDriver:
             self.events.append(Event(clock, a.name, "nap", {"what": op.what}))  # type: ignore[attr-defined]
         elif cls is O.ContextSwitch:
             clock += tm.context_switch_ns
+            self.events.append(Event(clock, a.name, "switch", {"prev": op.prev.name, "next": op.next.name}))  # type: ignore[attr-defined]
         elif cls in _MSR_OPS:
             clock += tm.msr_ns
         if prime is not None:
@@ -498,6 +530,7 @@ class TimedDriver:
             counts={**self.counts, "events": len(self.events)},
             timing=self.timing,
             config=dict(self.program.config),
+            states=sorted(self.states, key=lambda s: s[0]),
         )
 
     def _gap(self, a: Actor, until: int) -> None:
@@ -538,7 +571,10 @@ class TimedDriver:
                 w = op.weights  # type: ignore[union-attr]
                 self.counts["choices"] += 1
                 alt = self.sim.rng.randrange(n) if w is None else self.sim.rng.choices(range(n), weights=w)[0]
+        was_nap = a.status == NAP
         ex.step(i, alt)
+        if self.record_states:
+            self._note_state(a, t if was_nap else self._clock)
         steps = self.counts["steps"] = self.counts["steps"] + 1
         if steps & 0xFFFF == 0:
             # The engine keeps every step's schedule entry and footprint for
@@ -580,9 +616,11 @@ def simulate(
     seed: int = 0,
     timing: Timing | None = None,
     max_steps: int | None = None,
+    record_states: bool = False,
 ) -> SimResult:
-    """Run ``program`` for ``duration_ns`` of simulated time (or until nothing can move)."""
+    """Run ``program`` for ``duration_ns`` of simulated time (or until nothing can move).
+    ``record_states`` also records each actor's state changes (for timelines; slower)."""
     if duration_ns <= 0:
         raise ValueError("duration: must be positive")
-    return TimedDriver(program, seed=seed, timing=timing).run(duration_ns, max_steps)
+    return TimedDriver(program, seed=seed, timing=timing, record_states=record_states).run(duration_ns, max_steps)
 

@@ -1,0 +1,180 @@
+"""A replayed counterexample as one self-contained HTML page (no network, no external files).
+
+Layout: the violated invariant's name, text and message at the top; then a
+table with one row per step and one lane (column) per actor, hardware
+threads first, grouped by core.  The acting lane shows the step's
+operations; every lane is coloured by what that thread is doing (guest,
+KVM, host, QEMU, nap, idle).  Hovering a cell shows the call stack;
+clicking a row shows every operation of the step with its call stack, MSR
+and value in the panel below the header.  The violating step is
+highlighted and selected when the page opens.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from vcoresim.engine.msr import msr_str
+from vcoresim.report.states import STATES
+from vcoresim.report.timeline import from_execution
+
+COLOURS = {"guest": "#4caf50", "KVM": "#ff9800", "host": "#2196f3", "QEMU": "#9c27b0", "nap": "#bdbdbd", "idle": "#e0e0e0", "running": "#90caf9"}
+
+
+def _invariant_text(name: str | None) -> str:
+    if not name:
+        return ""
+    try:
+        from vcoresim.kvm.invariants import INVARIANTS
+    except ImportError:  # pragma: no cover
+        return ""
+    return INVARIANTS.get(name, "")
+
+
+def page_data(res: Any) -> dict[str, Any]:
+    """What the page shows, as JSON (also handy for tests)."""
+    ex = res.execution
+    trace = res.trace
+    tl = from_execution(ex, trace.scenario)
+    lanes = [{"actor": t.actor, "group": t.group} for t in tl.tracks if t.kind != "task"]
+    n = len(ex.records)
+    state: dict[str, list[str]] = {ln["actor"]: [""] * n for ln in lanes}
+    for start, end, actor, st, _fn in tl.slices:
+        if actor in state:
+            for i in range(start, min(end, n)):
+                state[actor][i] = st
+    steps = []
+    for rec in ex.records:
+        steps.append(
+            {
+                "index": rec.index,
+                "actor": rec.actor,
+                "ops": [
+                    {"stack": list(op.stack), "op": op.op, "loc": op.loc, "value": None if op.value is None else repr(op.value), "msr": msr_str(op.msr)}
+                    for op in rec.ops
+                ],
+            }
+        )
+    v = ex.violation
+    viol = None
+    if v is not None:
+        viol = {"kind": v.kind, "invariant": v.name, "text": _invariant_text(v.name), "message": v.message, "step": v.step, "row": max(0, v.step - 1)}
+    return {
+        "scenario": trace.scenario,
+        "patches": trace.config.get("patches", []),
+        "summary": res.summary,
+        "violation": viol,
+        "lanes": lanes,
+        "states": state,
+        "steps": steps,
+        "colours": {k: COLOURS[k] for k in STATES},
+    }
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>vcoresim: __TITLE__</title>
+<style>
+body { font: 13px/1.35 system-ui, sans-serif; margin: 0; }
+header { position: sticky; top: 0; background: #fff; border-bottom: 1px solid #ccc; padding: 8px 12px; z-index: 2; }
+h1 { font-size: 17px; margin: 0 0 4px; }
+#invariant-text { margin: 2px 0; }
+#message { color: #b71c1c; margin: 2px 0; }
+#legend span { display: inline-block; padding: 0 6px; margin-right: 4px; border-radius: 3px; }
+#details { font: 12px monospace; white-space: pre; max-height: 30vh; overflow: auto; background: #fafafa; border: 1px solid #ddd; padding: 4px; margin-top: 6px; }
+table { border-collapse: collapse; margin: 8px 12px; }
+th, td { border: 1px solid #e4e4e4; padding: 1px 4px; vertical-align: top; }
+th { background: #f5f5f5; position: sticky; top: 0; }
+td.lane { min-width: 90px; max-width: 260px; font: 11px monospace; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+td.lane.act { font-weight: bold; outline: 2px solid #333; outline-offset: -2px; }
+tr.step { cursor: pointer; }
+tr.step:hover td { filter: brightness(0.93); }
+tr.selected td.idx { background: #333; color: #fff; }
+tr.violation td { box-shadow: inset 0 0 0 2px #d50000; }
+tr.violation td.idx { background: #d50000; color: #fff; }
+</style>
+</head>
+<body>
+<header>
+  <h1 id="title"></h1>
+  <div id="invariant"><b id="invariant-name"></b> <span id="invariant-text"></span></div>
+  <div id="message"></div>
+  <div id="summary"></div>
+  <div id="legend"></div>
+  <div id="details">click a step to see its operations and call stacks</div>
+</header>
+<table id="steps"><thead><tr id="lanes"><th>step</th></tr></thead><tbody></tbody></table>
+<script id="data" type="application/json">__DATA__</script>
+<script>
+"use strict";
+const D = JSON.parse(document.getElementById("data").textContent);
+const el = (tag, attrs, text) => { const e = document.createElement(tag); for (const k in attrs || {}) e.setAttribute(k, attrs[k]); if (text !== undefined) e.textContent = text; return e; };
+const V = D.violation;
+document.getElementById("title").textContent = D.scenario + (D.patches.length ? "  [" + D.patches.join(", ") + "]" : "  [no patches]");
+if (V) {
+  document.getElementById("invariant-name").textContent = V.kind + " " + V.invariant + ":";
+  document.getElementById("invariant-text").textContent = V.text;
+  document.getElementById("message").textContent = "violated by step " + V.row + " (after " + V.step + " steps): " + V.message;
+} else {
+  document.getElementById("invariant-name").textContent = "no violation";
+}
+document.getElementById("summary").textContent = D.summary;
+const legend = document.getElementById("legend");
+for (const s in D.colours) { const x = el("span", {"class": "state"}, s); x.style.background = D.colours[s]; legend.appendChild(x); }
+const head = document.getElementById("lanes");
+for (const ln of D.lanes) head.appendChild(el("th", {"title": ln.group, "data-actor": ln.actor}, ln.actor));
+const stackText = op => (op.stack.length ? op.stack.join(" > ") : "-");
+const details = document.getElementById("details");
+let selected = null;
+function show(row, i) {
+  const st = D.steps[i];
+  if (selected) selected.classList.remove("selected");
+  selected = row; row.classList.add("selected");
+  const lines = ["step " + st.index + "  actor " + st.actor];
+  for (const op of st.ops) lines.push("  " + stackText(op) + "\\n      " + op.op + (op.value !== null ? "  -> " + op.value : "") + "  [" + op.msr + "]");
+  if (V && i === V.row) lines.push("^^^ " + V.invariant + ": " + V.message);
+  details.textContent = lines.join("\\n");
+}
+const body = document.querySelector("#steps tbody");
+D.steps.forEach((st, i) => {
+  const tr = el("tr", {"class": "step", "data-step": String(st.index), "data-actor": st.actor});
+  tr.appendChild(el("td", {"class": "idx"}, String(st.index)));
+  for (const ln of D.lanes) {
+    const s = D.states[ln.actor][i] || "";
+    const td = el("td", {"class": "lane", "data-state": s});
+    if (s) td.style.background = D.colours[s];
+    if (ln.actor === st.actor) {
+      td.classList.add("act");
+      const last = st.ops[st.ops.length - 1];
+      td.textContent = st.ops.map(o => o.op).join("; ");
+      td.title = st.ops.map(o => stackText(o) + "\\n    " + o.op).join("\\n");
+      if (!last) td.textContent = "(no op)";
+    }
+    tr.appendChild(td);
+  }
+  if (V && i === V.row) { tr.classList.add("violation"); tr.id = "violation"; }
+  tr.addEventListener("click", () => show(tr, i));
+  body.appendChild(tr);
+});
+if (V && D.steps.length) { const r = document.getElementById("violation"); show(r, V.row); r.scrollIntoView({block: "center"}); }
+document.body.setAttribute("data-rendered", String(D.steps.length));
+</script>
+</body>
+</html>
+"""
+
+
+def render(res: Any) -> str:
+    data = page_data(res)
+    # Inside <script>, only "</" can end the element early; JSON allows "<\\/".
+    blob = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    title = data["scenario"].replace("&", "&amp;").replace("<", "&lt;")
+    return _PAGE.replace("__TITLE__", title).replace("__DATA__", blob)
+
+
+def write(res: Any, path: Path) -> None:
+    path.write_text(render(res), encoding="utf-8")
