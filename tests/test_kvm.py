@@ -116,8 +116,12 @@ def _broken(monkeypatch: pytest.MonkeyPatch, module: object, name: str, replacem
     monkeypatch.setattr(module, name, replacement)
 
 
-def _random(tmp_path: Path, name: str = "smt-vcore", n: int = 300):  # type: ignore[no-untyped-def]
-    return run(name, tmp_path, strategy="random", bounds=Bounds(max_steps=4000, max_executions=n), do_shrink=False)
+def _random(tmp_path: Path, name: str = "smt-vcore", n: int = 300, only: list[str] | None = None):  # type: ignore[no-untyped-def]
+    sc = get_scenario(name)
+    program = sc.make({})
+    if only is not None:
+        program.select = only
+    return check(program, strategy="random", bounds=Bounds(max_steps=4000, max_executions=n), seed=sc.seed, trace_out=tmp_path / "t.json", do_shrink=False)
 
 
 def test_vcore_counters_catches_a_lost_decrement(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -149,7 +153,23 @@ def test_vcpu_on_its_thread_catches_a_wrong_thread(tmp_path: Path, monkeypatch: 
             yield Store(vcore(vc, "n_woken"), n + 1)
 
     _broken(monkeypatch, book3s_hv, "kvmppc_start_thread", start_thread_off_by_one)
-    assert _random(tmp_path).invariant == "vcpu-on-its-thread"
+    # (runnable-vcpu-dispatched sees it too: the vCPU's own thread was never started)
+    assert _random(tmp_path, only=["vcpu-on-its-thread"]).invariant == "vcpu-on-its-thread"
+
+
+def test_runnable_vcpu_dispatched_catches_a_forgotten_vcpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vcoresim.engine.ops import Load
+    from vcoresim.kvm.state import vcpu
+
+    original = book3s_hv.kvmppc_start_thread
+
+    def start_thread_skips_ptid_1(k, v):  # type: ignore[no-untyped-def]
+        ptid = yield Load(vcpu(v, "ptid"))
+        if ptid != 1:  # the bug: the vCPU on thread 1 is never started
+            yield from original(k, v)
+
+    _broken(monkeypatch, book3s_hv, "kvmppc_start_thread", start_thread_skips_ptid_1)
+    assert _random(tmp_path).invariant == "runnable-vcpu-dispatched"
 
 
 def test_no_wait_for_nap_timeout_catches_a_missing_nap_count(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

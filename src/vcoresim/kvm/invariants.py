@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from vcoresim.engine.msr import MSR_HV, in_host_virtual_mode, msr_str
 from vcoresim.engine.world import RUN, Invariant, Liveness, World
-from vcoresim.kvm.state import BLOCKED, LPID_HOST, RUNNABLE, core, hstate, vcore, vcpu, woke_with_req
+from vcoresim.kvm.state import BLOCKED, LPID_HOST, RUNNABLE, VCORE_EXIT_SHIFT, VCORE_RUNNING, core, hstate, vcore, vcpu, woke_with_req
 
 if TYPE_CHECKING:
     from vcoresim.engine.runtime import Execution
@@ -24,6 +24,7 @@ INVARIANTS: dict[str, str] = {
     "vcpu-on-its-thread": "safety: a vCPU runs only on thread pcpu + ptid of its vcore's core",
     "core-one-partition": "safety: guest code runs only while its core is in that guest's partition, and a core runs one vcore at a time",
     "vcore-counters": "safety: with vc->lock free, n_runnable and n_blocked agree with the vCPU states and the runnable list",
+    "runnable-vcpu-dispatched": "safety: while a vcore runs (its exit not begun) and vc->lock is free, every runnable vCPU's thread pcpu + ptid points at it: a runnable vCPU is started by the run or joins it (kvmppc_start_thread)",
     "no-wait-for-nap-timeout": "safety: the runner leaves only after every woken secondary has napped (kvmppc_wait_for_nap never times out)",
     "no-grab-timeout": "safety: kvmppc_grab_hwthread never gives up (-EBUSY, 'couldn't grab cpu')",
     "vcpus-complete": "liveness: every vCPU thread runs its guest to the end and exits (checked when the run ends)",
@@ -131,6 +132,26 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
                 return f"vcore {vc.index}: runnable_threads {list(lst)} holds a vCPU that is not RUNNABLE"
         return None
 
+    dispatch_locs: list[str] = []
+    for vc in k.vcores.values():
+        dispatch_locs += [vcore(vc.index, f) for f in ("lock", "vcore_running", "entry_exit_count", "runnable_threads", "pcpu")]
+        dispatch_locs += [vcpu(v, "ptid") for v in vc.vcpus]
+    dispatch_locs += [hstate(cpu, "kvm_vcpu") for cpu in k.cpus]
+
+    def runnable_vcpu_dispatched(ex: Execution) -> str | None:
+        m = ex.mem
+        for vc in k.vcores.values():
+            if m[vcore(vc.index, "lock")] or m[vcore(vc.index, "vcore_running")] != VCORE_RUNNING:
+                continue
+            if m[vcore(vc.index, "entry_exit_count")] >> VCORE_EXIT_SHIFT:
+                continue  # exiting: a vCPU made runnable now waits for the next run
+            pcpu = m[vcore(vc.index, "pcpu")]
+            for v in m[vcore(vc.index, "runnable_threads")]:
+                cpu = pcpu + m[vcpu(v, "ptid")]
+                if m[hstate(cpu, "kvm_vcpu")] != v:
+                    return f"vcore {vc.index} runs but runnable vcpu {k.vcpu_label(v)} was not started on its thread cpu{cpu}"
+        return None
+
     nap_locs = tuple(vcore(vc, "wait_for_nap_timeouts") for vc in k.vcores)
 
     def no_wait_for_nap_timeout(ex: Execution) -> str | None:
@@ -181,6 +202,7 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
             tuple((core(k.core_of(x), "lpid"), guest(x), hstate(x, "kvm_vcpu")) for x in k.cpus) + pair_groups,
         ),
         Invariant("vcore-counters", INVARIANTS["vcore-counters"], tuple(vcore_locs), vcore_counters),
+        Invariant("runnable-vcpu-dispatched", INVARIANTS["runnable-vcpu-dispatched"], tuple(dispatch_locs), runnable_vcpu_dispatched),
         Invariant("no-wait-for-nap-timeout", INVARIANTS["no-wait-for-nap-timeout"], nap_locs, no_wait_for_nap_timeout),
         Invariant("no-grab-timeout", INVARIANTS["no-grab-timeout"], grab_locs, no_grab_timeout),
     ]
