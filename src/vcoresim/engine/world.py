@@ -64,6 +64,9 @@ class HwThread:
     on_wake: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     wake_reads: tuple[str, ...] = ()
     wake_writes: tuple[str, ...] = ()
+    #: The thread can take non-maskable interrupts: ``pending`` is asked whatever
+    #: MSR[EE] is and applies EE itself to the maskable ones.
+    nmi: bool = False
 
 
 class Actor:
