@@ -27,6 +27,20 @@ CASES = [
     "p8-idle-lockup@fixed",
     "p8-idle-lockup@before",
     "smt-vcore",
+    "signal-entry-race",
+    "signal-entry-race@fixed",
+    "signal-entry-race@resched",
+    "signal-entry-race@resched-fixed",
+    "signal-entry-race@radix-fixed",
+    "signal-entry-race@radix-nmi",
+    "signal-entry-race@radix-nmi-fixed",
+    "hmi-tb-resync",
+    "hmi-tb-resync@fixed",
+    "hmi-tb-resync@split2",
+    "hmi-tb-resync@split2-fixed",
+    "hmi-tb-resync@split4",
+    "hmi-tb-resync@split4-fixed",
+    "hmi-tb-resync@two-guests-fixed",
 ]
 
 CHILD = """

@@ -143,7 +143,7 @@ BAD = [
     ("smt-vcore.toml", 'name = "x"\n[machine]\ncpu = "POWER7"\nthreads_per_core = 9\n', "smt-vcore.toml: machine.threads_per_core: POWER7 has 4 threads per core, not 9"),
     ("split.toml", 'name = "x"\n[machine]\ncpu = "POWER7"\nsplit_core = 2\n', "split.toml: machine.split_core: only POWER8 supports split-core, not POWER7"),
     ("bad.toml", 'name = "x"\n[machine\n', "bad.toml: TOML syntax error: "),
-    ("extra.toml", 'name = "x"\n[machine]\nspeed = 3\n', "extra.toml: machine.speed: unknown field (known: cpu, cores, threads_per_core, split_core)"),
+    ("extra.toml", 'name = "x"\n[machine]\nspeed = 3\n', "extra.toml: machine.speed: unknown field (known: cpu, cores, threads_per_core, split_core, opal_tb_scope)"),
     ("dup.toml", 'name = "x"\n[[vm]]\nvcpus = [0, 0]\n', "dup.toml: vm[0].vcpus: duplicate vCPU id"),
     ("kp.toml", 'name = "x"\n[kernel]\npatches = { x = true }\n', "kp.toml: kernel.patches: unknown patch 'x' (known: "),
     ("kv.toml", 'name = "x"\n[variants.a]\nkernel = { preset = "v2.6" }\n', "kv.toml: variants.a.kernel.preset: unknown preset 'v2.6'"),

@@ -134,12 +134,12 @@ class Execution:
     # -------------------------------------------------------------- enabling
     def _delivers(self, a: Actor) -> bool:
         hw = a.hw
-        return hw is not None and bool(a.msr & MSR_EE) and hw.pending(self.mem) is not None
+        return hw is not None and bool(a.msr & MSR_EE or hw.nmi) and hw.pending(self.mem) is not None
 
     def is_enabled(self, a: Actor) -> bool:
         st = a.status
         if st == RUN:
-            if a.hw is not None and a.msr & MSR_EE and a.hw.pending(self.mem) is not None:
+            if a.hw is not None and (a.msr & MSR_EE or a.hw.nmi) and a.hw.pending(self.mem) is not None:
                 return True
             op = a.stack[-1].op
             cls = op.__class__
@@ -199,7 +199,7 @@ class Execution:
         cls = op.__class__
         if cls in _CPU_WRITERS:
             writes = (*writes, *self._op_mode_writes(a, op))
-        if hw is not None and (a.msr & MSR_EE or _may_enable_ee(op)):
+        if hw is not None and (a.msr & MSR_EE or hw.nmi or _may_enable_ee(op)):
             reads = (*reads, *hw.irq_locs)
         return reads, self._aliased(writes)
 
@@ -257,7 +257,7 @@ class Execution:
             return len(op.options) == 1  # type: ignore[attr-defined]
         if cls is O.Delay and self.timed:
             return False
-        if a.hw is not None and (a.msr & MSR_EE or _may_enable_ee(op)):
+        if a.hw is not None and (a.msr & MSR_EE or a.hw.nmi or _may_enable_ee(op)):
             return False
         if op.reads or op.writes:
             return False

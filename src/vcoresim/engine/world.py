@@ -67,6 +67,9 @@ class HwThread:
     #: What ``wakeup(mem)`` reads, when it is a subset of ``irq_locs`` (the LPCR
     #: wake-up enables leave some interrupts unable to end a nap).
     wakeup_locs: tuple[str, ...] | None = None
+    #: The thread can take non-maskable interrupts: ``pending`` is asked whatever
+    #: MSR[EE] is and applies EE itself to the maskable ones.
+    nmi: bool = False
 
 
 class Actor:

@@ -38,6 +38,10 @@ class MachineConfig(_Strict):
     threads_per_core: int | None = None
     #: POWER8 split-core mode: 1, 2 or 4 subcores per core.
     split_core: Literal[1, 2, 4] = 1
+    #: Which timebases OPAL's TB recovery and ``opal_resync_timebase`` reload from the
+    #: chip TOD: every subcore's of the core (default, as Linux and the seed describe
+    #: it) or only the calling thread's subcore (reference hmi-timebase.md §9.2).
+    opal_tb_scope: Literal["core", "subcore"] = "core"
 
     @model_validator(mode="after")
     def _check(self) -> MachineConfig:
@@ -162,11 +166,25 @@ class VariantConfig(_Strict):
     vm: list[VmConfig] | None = None
     #: Optional: replaces the scenario's ``[check]`` table (a bigger guest may need other bounds).
     check: CheckConfig | None = None
+    #: Optional: replaces the scenario's ``[machine]`` table (e.g. another split-core mode).
+    machine: MachineConfig | None = None
+    #: Optional: replaces the scenario's ``[faults]`` table.
+    faults: FaultsConfig | None = None
+
+
+#: Which part of the kernel model builds the world (see docs/scenarios.md):
+#: ``vcore`` — the vcore protocol (run/start/grab/release, real-mode entry and
+#: exit, nap and wake-up; seeds 000, 001, 003); ``timebase`` — POWER8 split-core
+#: timebases, TB-error HMIs, OPAL and KVM's HMI exit (seed 002); ``entry`` — the
+#: 4.12/4.13 guest-entry path with lazy interrupt disabling, signals and
+#: reschedule IPIs, interrupt replay and MSR[RI] (seed 004).
+ModelName = Literal["vcore", "timebase", "entry"]
 
 
 class ScenarioConfig(_Strict):
     name: str
     description: str = ""
+    model: ModelName = "vcore"
     machine: MachineConfig = Field(default_factory=MachineConfig)
     kernel: KernelConfig = Field(default_factory=KernelConfig)
     vm: list[VmConfig] = Field(default_factory=lambda: [VmConfig()])

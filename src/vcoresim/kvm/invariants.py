@@ -222,3 +222,16 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
             )
         )
     w.check_deadlock = "no-deadlock" in want
+
+
+# The seed-002 (timebase) and seed-004 (entry) models install their own monitors;
+# their invariants are listed here too (``vcoresim list``, scenario validation).
+def _more() -> None:
+    from vcoresim.kvm.entry_p9 import ENTRY_INVARIANTS
+    from vcoresim.kvm.hmi import TIMEBASE_INVARIANTS
+
+    INVARIANTS.update(ENTRY_INVARIANTS)
+    INVARIANTS.update(TIMEBASE_INVARIANTS)
+
+
+_more()

@@ -256,6 +256,11 @@ def dec_timer_source(k: Kvm, vcpus: list[int]) -> Body:
 
 # ------------------------------------------------------------------- build
 def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
+    if cfg.model != "vcore":  # the seed-002 / seed-004 models build their own worlds
+        from vcoresim.kvm import entry_p9, hmi
+
+        {"entry": entry_p9.build_world, "timebase": hmi.build_world}[cfg.model](w, cfg, patches)
+        return
     k = Kvm(cfg, patches)
     k.sim = sim_of(w)
     gid = 0

@@ -46,6 +46,10 @@ def variant_config(cfg: ScenarioConfig, variant: str) -> ScenarioConfig:
         upd["vm"] = v.vm
     if v.check is not None:
         upd["check"] = v.check
+    if v.machine is not None:
+        upd["machine"] = v.machine
+    if v.faults is not None:
+        upd["faults"] = v.faults
     return cfg.model_copy(update=upd)
 
 

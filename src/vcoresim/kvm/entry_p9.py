@@ -1,0 +1,646 @@
+"""The guest-entry path of Book3S HV on POWER9, 4.12 and 4.13 shape (seed 004).
+
+The runner task R (QEMU's vCPU thread) on CPU P checks for signals and
+reschedule requests, starts the vcore and enters the guest.  Before seed 004
+(``entry-irq-hard-disable``) the last checks run with interrupts on and the
+hard-disable comes late, in ``__kvmppc_vcore_entry``: a signal whose IPI is
+taken in that window is noticed only after the guest has run a whole
+timeslice.  After it, R soft- and hard-disables first, checks
+``lazy_irq_pending()`` / ``need_resched()`` / the signals, keeps interrupts
+off until the guest, and the exit returns the trap to C, which records it in
+``irq_happened`` for ``local_irq_enable`` to replay.
+
+Modelled: the PACA's lazy interrupt state (``soft_enabled``,
+``irq_happened``, the masked-interrupt path and the replay), MSR EE / RI /
+IR / DR, the signal sender (``signal_wake_up`` + ``kick_process``), a remote
+reschedule request (``resched_curr``), the guest's timeslice (HDEC loaded
+from the host DEC: the guest runs until the HDEC expires, which in checking
+happens only when nothing else can move), exits on host IPIs, HDEC and
+hcalls, and for radix guests the TLB-flush cross-call
+(``radix_flush_cpu`` → ``smp_call_function_single``) and exits taken with
+the MMU on.  Step labels (C1, C6′, X2 ...) follow
+shared/reference/signal-entry-race.md §2.
+
+Approximations (also in docs/scenarios.md): one vCPU per vcore (POWER9 runs
+one thread per vcore); the host IPI is an interrupt-controller IPI (trap
+0x500), not a same-core doorbell, and a soft-masked one is latched in
+``irq_happened`` and consumed (the kernel leaves an external source asserted
+and returns with EE=0: either way it is replayed, never lost);
+``host_ipi`` filtering of exits is not modelled (every IPI is the host's);
+non-maskable interrupts are delivered only while the CPU runs with the MMU
+on (real-mode windows with RI=0 are unrecoverable in both kernels by design).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vcoresim.engine.msr import MSR_DR, MSR_EE, MSR_HV, MSR_IR, MSR_KERNEL, MSR_PR, MSR_RI
+from vcoresim.engine.ops import (
+    TIMEOUT,
+    RMW,
+    Choose,
+    IrqDisable,
+    IrqEnable,
+    Load,
+    LoadN,
+    MtMsr,
+    Note,
+    SendIPI,
+    SpinLock,
+    SpinUnlock,
+    Store,
+    StoreN,
+    WaitUntil,
+    atomic_or,
+    smp_mb,
+)
+from vcoresim.engine.world import IRQ, Body, HwThread, Invariant, World
+from vcoresim.kvm.config import ScenarioConfig
+from vcoresim.kvm.state import (
+    BOOK3S_INTERRUPT_EXTERNAL,
+    BOOK3S_INTERRUPT_HV_DECREMENTER,
+    BOOK3S_INTERRUPT_SYSCALL,
+    BUSY_IN_HOST,
+    EINTR,
+    IPI_PRIORITY,
+    MFRR_NONE,
+    RESUME_GUEST,
+    RESUME_HOST,
+    RUNNABLE,
+    core,
+    hstate,
+    mfrr,
+    paca,
+    task,
+    vcore,
+    vcpu,
+)
+
+# arch/powerpc/include/asm/hw_irq.h
+PACA_IRQ_HARD_DIS = 0x01
+PACA_IRQ_DBELL = 0x02
+PACA_IRQ_EE = 0x04
+PACA_IRQ_DEC = 0x08
+PACA_IRQ_HMI = 0x20
+#: __check_irq_replay order: HMI, DEC, external, doorbell.
+REPLAY_ORDER = ((PACA_IRQ_HMI, 0xE60), (PACA_IRQ_DEC, 0x900), (PACA_IRQ_EE, 0x500), (PACA_IRQ_DBELL, 0xA00))
+BOOK3S_INTERRUPT_HMI = 0xE60
+BOOK3S_INTERRUPT_H_DOORBELL = 0xE80
+BOOK3S_INTERRUPT_SYSTEM_RESET = 0x100
+
+# vcore->vcore_state (4.x)
+VCORE_INACTIVE, VCORE_PREEMPT, VCORE_RUNNING, VCORE_EXITING = 0, 1, 4, 5
+
+#: The guest's timeslice: HDEC := the host DEC, at most one tick (HZ=250).
+TICK_NS = 4_000_000
+#: What the guest runs with: problem state off, MMU on, interrupts on.
+MSR_GUEST = MSR_IR | MSR_DR | MSR_EE | MSR_RI
+
+
+class GuestInterrupt(Exception):
+    """An interrupt taken in the guest: it exits to KVM's exit path."""
+
+    def __init__(self, trap: int) -> None:
+        super().__init__(hex(trap))
+        self.trap = trap
+
+
+def ghost(cpu: int, field_: str) -> str:
+    """Ghost state (not kernel state) that monitors read."""
+    return f"ghost[{cpu}].{field_}"
+
+
+def csd(cpu: int) -> str:
+    """``call_single_data`` of a cross-call made by ``cpu``: set while it is in flight."""
+    return f"cfd[{cpu}].csd_lock"
+
+
+class Entry:
+    """The model's context: configuration, patches, topology."""
+
+    def __init__(self, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
+        self.cfg = cfg
+        self.patches = patches
+        self.threads_per_core = cfg.machine.threads
+        self.radix = any(vm.radix for vm in cfg.vm)
+        self.cpu = 0  # P: the runner's CPU
+        self.vcpu = 0
+        self.vc = 0
+        self.runner = "qemu-vcpu0"
+        # A radix vCPU that last ran on another core (prev_cpu): its first run here
+        # must flush that core's TLB with a cross-call (kvmppc_prepare_radix_vcpu).
+        self.prev_cpu = self.threads_per_core if self.radix and cfg.machine.cores > 1 else None
+
+    def patch(self, name: str) -> bool:
+        return name in self.patches
+
+
+# ------------------------------------------------------------- lazy irq state
+def local_irq_disable(k: Entry, cpu: int) -> Body:
+    """``arch_local_irq_disable``: soft-disable only; MSR[EE] stays on."""
+    yield Store(paca(cpu, "soft_enabled"), 0)
+
+
+def hard_irq_disable(k: Entry, cpu: int) -> Body:
+    """``hard_irq_disable``: EE off, soft-disabled, HARD_DIS recorded."""
+    yield IrqDisable()
+    yield Store(paca(cpu, "soft_enabled"), 0)
+    yield atomic_or(paca(cpu, "irq_happened"), PACA_IRQ_HARD_DIS)
+
+
+def lazy_irq_pending(k: Entry, cpu: int) -> Body:
+    happened = yield Load(paca(cpu, "irq_happened"))
+    return bool(happened & ~PACA_IRQ_HARD_DIS)
+
+
+def local_irq_enable(k: Entry, cpu: int) -> Body:
+    """``arch_local_irq_restore(1)``: soft-enable, replay what was recorded, EE on."""
+    yield Store(paca(cpu, "soft_enabled"), 1)
+    happened = yield Load(paca(cpu, "irq_happened"))
+    if happened:
+        yield IrqDisable()  # hard-disable for a trusted __check_irq_replay
+        while True:  # __check_irq_replay + __replay_interrupt, one vector at a time
+            happened = yield Load(paca(cpu, "irq_happened"))
+            vec = next(((bit, v) for bit, v in REPLAY_ORDER if happened & bit), None)
+            yield Store(paca(cpu, "irq_happened"), happened & ~PACA_IRQ_HARD_DIS & ~(vec[0] if vec else 0))
+            if vec is None:
+                break
+            yield Note(f"replay interrupt {vec[1]:#x}", event="irq_replay", data={"cpu": cpu, "vector": vec[1]})
+            yield from host_interrupt_handler(k, cpu, vec[1])
+    yield IrqEnable()
+
+
+def masked_interrupt(k: Entry, cpu: int, bit: int) -> Body:
+    """``MASKED_INTERRUPT``: soft-disabled, so record it for replay; the IPI is latched here."""
+    yield atomic_or(paca(cpu, "irq_happened"), bit)
+    if bit == PACA_IRQ_EE:
+        yield Store(mfrr(cpu), MFRR_NONE)
+    yield Note(f"masked interrupt: irq_happened |= {bit:#x}", event="irq_masked", data={"cpu": cpu, "bit": bit})
+
+
+def host_interrupt_handler(k: Entry, cpu: int, vector: int) -> Body:
+    """The host's handler for a vector (``do_IRQ`` → ``icp_native_ipi_action``): the
+    reschedule IPI does nothing beyond what its flag already says."""
+    if vector == BOOK3S_INTERRUPT_EXTERNAL:
+        pending = yield Load(mfrr(cpu))
+        if pending != MFRR_NONE:
+            yield Store(mfrr(cpu), MFRR_NONE)
+        yield Note("smp_ipi_demux: reschedule IPI handled", event="host_ipi", data={"cpu": cpu})
+    # Other vectors (HMI, DEC, doorbell) carry nothing this model looks at.
+
+
+def hardware_interrupt_common(k: Entry, cpu: int) -> Body:
+    """The external vector in the host (``EXCEPTION_PROLOG`` with ``SOFTEN_TEST``)."""
+    soft = yield Load(paca(cpu, "soft_enabled"))
+    if not soft:
+        yield from masked_interrupt(k, cpu, PACA_IRQ_EE)
+        return
+    yield MtMsr(set_bits=MSR_IR | MSR_DR | MSR_RI, what="exception prologue: MMU on, RI set")
+    yield from host_interrupt_handler(k, cpu, BOOK3S_INTERRUPT_EXTERNAL)
+
+
+def system_reset_exception(k: Entry, cpu: int, srr1: int) -> Body:
+    """A non-maskable interrupt (system reset / machine check) on the host."""
+    yield Store(ghost(cpu, "nmi_pending"), 0)
+    if not srr1 & MSR_RI:
+        yield Note(f"cpu{cpu}: Unrecoverable System Reset (MSR[RI] clear)", event="unrecoverable", data={"cpu": cpu})
+        yield Store(ghost(cpu, "unrecoverable_nmi"), 1)
+        return
+    yield Note(f"cpu{cpu}: system reset handled", event="nmi", data={"cpu": cpu})
+
+
+# ------------------------------------------------------------------ the task R
+def kvm_vcpu_thread(k: Entry, v: int) -> Body:
+    """QEMU's vCPU thread: ``ioctl(KVM_RUN)`` until the guest shuts down; handle signals."""
+    while True:
+        ret = yield from kvmppc_vcpu_run_hv(k, v)
+        reason = yield Load(vcpu(v, "exit_reason"))
+        yield Note(f"KVM_RUN returned {ret} ({reason})", event="kvm_run_return", data={"vcpu": v, "ret": ret, "reason": reason})
+        if ret == EINTR:
+            yield Store(task(k.runner, "sigpending"), 0)  # QEMU's signal handler ran
+            yield Note("signal handled by QEMU", event="signal_handled", data={"task": k.runner})
+        if reason == "KVM_EXIT_SHUTDOWN":
+            break
+    yield Store(vcpu(v, "thread_done"), 1)
+
+
+def kvmppc_vcpu_run_hv(k: Entry, v: int) -> Body:
+    sig = yield Load(task(k.runner, "sigpending"))
+    if sig:
+        yield Store(vcpu(v, "exit_reason"), "KVM_EXIT_INTR")
+        return EINTR
+    return (yield from kvmppc_run_vcpu(k, v))
+
+
+def kvmppc_run_vcpu(k: Entry, v: int) -> Body:
+    """V1, V2: make V runnable; run the vcore until V leaves RUNNABLE or a signal is pending."""
+    vc, cpu = k.vc, k.cpu
+    yield SpinLock(vcore(vc, "lock"))  # V1
+    yield StoreN({vcpu(v, "ret"): RESUME_GUEST, vcpu(v, "trap"): 0, vcpu(v, "exit_reason"): None, vcpu(v, "state"): RUNNABLE})
+    while True:  # V2
+        state, sig = yield LoadN(vcpu(v, "state"), task(k.runner, "sigpending"))
+        if state != RUNNABLE or sig:
+            break
+        resched = yield Load(task(k.runner, "need_resched"))
+        if resched:  # preempt the vcore, cond_resched_lock
+            yield Store(vcore(vc, "vcore_state"), VCORE_PREEMPT)
+            yield SpinUnlock(vcore(vc, "lock"))
+            yield from schedule(k, cpu)
+            yield SpinLock(vcore(vc, "lock"))
+            yield Store(vcore(vc, "vcore_state"), VCORE_INACTIVE)
+            continue
+        yield from kvmppc_run_core(k, vc, cpu)
+    state = yield Load(vcpu(v, "state"))
+    if state == RUNNABLE:  # a signal: -EINTR
+        yield StoreN({vcpu(v, "state"): BUSY_IN_HOST, vcpu(v, "ret"): EINTR, vcpu(v, "exit_reason"): "KVM_EXIT_INTR"})
+    ret = yield Load(vcpu(v, "ret"))
+    yield SpinUnlock(vcore(vc, "lock"))
+    return ret
+
+
+def schedule(k: Entry, cpu: int) -> Body:
+    """Another runnable task gets the CPU for a while; R comes back with the flag clear."""
+    yield Note("schedule(): another task runs", event="resched", data={"cpu": cpu})
+    yield Store(task(k.runner, "need_resched"), 0)
+
+
+def prepare_threads(k: Entry, vc: int) -> Body:
+    """C1: the last signal test before the guest (pre-fix): a vCPU with one leaves."""
+    v = k.vcpu
+    sig = yield Load(task(k.runner, "sigpending"))
+    if sig:
+        yield StoreN({vcpu(v, "state"): BUSY_IN_HOST, vcpu(v, "ret"): EINTR, vcpu(v, "exit_reason"): "KVM_EXIT_INTR"})
+        return False
+    return True
+
+
+def recheck_signals(k: Entry, vc: int) -> Body:
+    """C6′ (new with seed 004): any runnable vCPU's task with a signal pending?"""
+    sig = yield Load(task(k.runner, "sigpending"))
+    return bool(sig)
+
+
+def kvmppc_run_core(k: Entry, vc: int, cpu: int) -> Body:
+    """C1…X3 (entered and left with vc->lock held)."""
+    v = k.vcpu
+    if not (yield from prepare_threads(k, vc)):  # C1
+        return
+    if k.patch("entry-irq-hard-disable"):
+        if k.radix:
+            yield from kvmppc_prepare_radix_vcpu(k, v, cpu)  # C3′: cross-calls with irqs on
+        yield from local_irq_disable(k, cpu)  # C4′
+        yield from hard_irq_disable(k, cpu)  # C5′
+        pending = yield from lazy_irq_pending(k, cpu)  # C6′
+        resched = yield Load(task(k.runner, "need_resched"))
+        sig = yield from recheck_signals(k, vc)
+        if pending or resched or sig:
+            yield Note("kvmppc_run_core: back out before entry", event="entry_abort", data={"cpu": cpu, "irq": pending, "resched": bool(resched), "signal": sig})
+            yield from local_irq_enable(k, cpu)
+            yield Store(vcore(vc, "vcore_state"), VCORE_INACTIVE)
+            return
+    yield from kvmppc_start_thread(k, v, cpu)  # C3 / C7′
+    yield Store(vcore(vc, "vcore_state"), VCORE_RUNNING)  # C4
+    yield Store(f"rq[{cpu}].preempt_count", 1)
+    yield SpinUnlock(vcore(vc, "lock"))
+    trap = yield from __kvmppc_vcore_entry(k, cpu, v)  # C6 … X2
+    if k.patch("entry-irq-hard-disable"):
+        yield from set_irq_happened(k, cpu, trap)  # X3′
+    yield SpinLock(vcore(vc, "lock"))
+    yield Store(vcore(vc, "vcore_state"), VCORE_EXITING)
+    if k.patch("entry-irq-hard-disable"):
+        yield from local_irq_enable(k, cpu)  # replay
+    yield Store(f"rq[{cpu}].preempt_count", 0)
+    yield from post_guest_process(k, vc, v)
+    yield Store(vcore(vc, "vcore_state"), VCORE_INACTIVE)
+
+
+def set_irq_happened(k: Entry, cpu: int, trap: int) -> Body:
+    """X3′: the interrupt that made the guest exit becomes a replay."""
+    bit = {BOOK3S_INTERRUPT_EXTERNAL: PACA_IRQ_EE, BOOK3S_INTERRUPT_H_DOORBELL: PACA_IRQ_DBELL, BOOK3S_INTERRUPT_HMI: PACA_IRQ_HMI}.get(trap)
+    if bit:
+        yield atomic_or(paca(cpu, "irq_happened"), bit)
+
+
+def post_guest_process(k: Entry, vc: int, v: int) -> Body:
+    trap = yield Load(vcpu(v, "trap"))
+    ret = yield from kvmppc_handle_exit_hv(k, v, trap)
+    if ret != RESUME_GUEST:
+        yield StoreN({vcpu(v, "ret"): ret, vcpu(v, "state"): BUSY_IN_HOST, vcpu(v, "trap"): 0})
+    else:
+        yield Store(vcpu(v, "trap"), 0)
+
+
+def kvmppc_handle_exit_hv(k: Entry, v: int, trap: int) -> Body:
+    """0x500 / 0xe80 / 0xe60 / HDEC: the host wanted the CPU; resume the guest.  An hcall
+    the model's guest makes is its shutdown: to userspace."""
+    if trap != BOOK3S_INTERRUPT_SYSCALL:
+        return RESUME_GUEST
+    yield Store(vcpu(v, "exit_reason"), "KVM_EXIT_SHUTDOWN")
+    return RESUME_HOST
+
+
+# --------------------------------------------------- radix TLB-flush cross-calls
+def kvmppc_prepare_radix_vcpu(k: Entry, v: int, pcpu: int) -> Body:
+    """A radix vCPU that moved core: flush the old core's TLB (may cross-call)."""
+    prev = yield Load(vcpu(v, "prev_cpu"))
+    if prev is not None and prev // k.threads_per_core != pcpu // k.threads_per_core:
+        yield from radix_flush_cpu(k, pcpu, prev)
+    yield Store(vcpu(v, "prev_cpu"), pcpu)
+
+
+def radix_flush_cpu(k: Entry, cpu: int, target: int) -> Body:
+    yield from smp_call_function_single(k, cpu, target)
+
+
+def smp_call_function_single(k: Entry, cpu: int, target: int) -> Body:
+    """``smp_call_function_single(target, do_nothing, NULL, 1)``: IPI, spin until done."""
+    yield Store(csd(cpu), 1)  # csd_lock
+    yield smp_mb()
+    yield SendIPI(mfrr(target), IPI_PRIORITY, f"cpu{target}")
+    yield WaitUntil((csd(cpu),), lambda busy: not busy, what=f"csd_lock_wait (call on cpu{target})")
+
+
+def xcall_target_idle(k: Entry, cpu: int) -> Body:
+    """A CPU of the vCPU's previous core: idle with interrupts on, answers cross-calls."""
+    yield IrqEnable()
+    yield WaitUntil((ghost(cpu, "halt"),), lambda h: bool(h), what="idle")
+
+
+def generic_smp_call_function_single_interrupt(k: Entry, cpu: int) -> Body:
+    yield MtMsr(set_bits=MSR_IR | MSR_DR | MSR_RI, what="exception prologue: MMU on, RI set")
+    yield Store(mfrr(cpu), MFRR_NONE)
+    yield Store(csd(k.cpu), 0)  # do_nothing(); csd_unlock
+
+
+# ------------------------------------------------------------ entry and exit
+def kvmppc_start_thread(k: Entry, v: int, cpu: int) -> Body:
+    """C3: point the PACA at the vCPU.  Before seed 004 the radix preparation is here."""
+    if k.radix and not k.patch("entry-irq-hard-disable"):
+        yield from kvmppc_prepare_radix_vcpu(k, v, cpu)
+    yield StoreN({hstate(cpu, "kvm_vcpu"): v, hstate(cpu, "kvm_vcore"): k.vc})
+
+
+def __kvmppc_vcore_entry(k: Entry, cpu: int, v: int) -> Body:
+    """C6–C8 and the return X2.  Before seed 004 it captures ``host_msr`` (EE on) and
+    hard-disables here; after it neither (already off), and it returns the trap."""
+    if not k.patch("entry-irq-hard-disable"):
+        yield Store(hstate(cpu, "host_msr"), MSR_KERNEL)  # captured with EE=1
+        yield IrqDisable()  # C6: the first point where an IPI stays pending
+    else:
+        yield Store(hstate(cpu, "host_msr"), MSR_KERNEL & ~MSR_EE)  # in the trampoline, EE=0
+    # C7: HDEC := DEC, the rest of the host's tick.  C8: the trampoline drops RI and the MMU.
+    yield MtMsr(clear_bits=MSR_RI | MSR_IR | MSR_DR, what="kvmppc_hv_entry_trampoline: RI off, rfid to real mode")
+    trap, virt = yield from kvmppc_hv_entry(k, cpu, v)
+    return (yield from kvmppc_call_hv_entry_return(k, cpu, trap, virt))
+
+
+def kvmppc_hv_entry(k: Entry, cpu: int, v: int) -> Body:
+    """Partition switch and guest entry; returns (trap, exit taken with the MMU on)."""
+    c = cpu // k.threads_per_core
+    yield Store(core(c, "lpid"), 1)
+    yield Store(hstate(cpu, "in_guest"), 1)
+    trap = yield from guest_run(k, cpu, v)
+    return (yield from kvmppc_interrupt_hv(k, cpu, v, trap))
+
+
+def guest_run(k: Entry, cpu: int, v: int) -> Body:
+    """The guest: shut down when its rounds are done, else run until the HDEC expires
+    (its timeslice) unless a host interrupt makes it exit first."""
+    c = cpu // k.threads_per_core
+    try:
+        yield MtMsr(set_bits=MSR_GUEST, clear_bits=MSR_HV | MSR_PR, what="hrfid: enter guest")
+        yield Note("guest runs", event="guest_enter", data={"vcpu": v, "cpu": cpu})
+        left = yield Load(vcpu(v, "guest_rounds"))
+        if left <= 0:
+            yield MtMsr(set_bits=MSR_HV, clear_bits=MSR_GUEST, what="sc 1 (H_SHUTDOWN)")
+            yield Note("guest exit (hcall)", event="guest_exit", data={"vcpu": v, "cpu": cpu, "trap": BOOK3S_INTERRUPT_SYSCALL})
+            return BOOK3S_INTERRUPT_SYSCALL
+        yield Store(vcpu(v, "guest_rounds"), left - 1)
+        got = yield WaitUntil((core(c, "hdec_expired"),), lambda h: bool(h), timeout=TICK_NS, what="guest runs until HDEC expires")
+        if got is TIMEOUT:
+            yield Store(core(c, "hdec_expired"), 1)  # the timeslice is over: HDEC interrupt next
+        yield WaitUntil((core(c, "hdec_expired"),), lambda h: False, what="guest (HDEC pending)")
+        return 0  # not reached: the HDEC interrupt exits
+    except GuestInterrupt as gi:
+        yield Note("guest exit (interrupt)", event="guest_exit", data={"vcpu": v, "cpu": cpu, "trap": gi.trap})
+        return gi.trap
+
+
+def kvmppc_interrupt_hv(k: Entry, cpu: int, v: int, trap: int) -> Body:
+    """X1: the exit path.  A radix guest's interrupt can arrive with the MMU on (AIL); the
+    fix sets MSR[RI] as soon as SRR0/1 and HSRR0/1 are saved."""
+    c = cpu // k.threads_per_core
+    virt = k.radix and trap in (BOOK3S_INTERRUPT_EXTERNAL, BOOK3S_INTERRUPT_HV_DECREMENTER)
+    ri = MSR_RI if k.patch("entry-irq-hard-disable") else 0
+    if virt:
+        yield MtMsr(set_bits=MSR_IR | MSR_DR | ri, what="relocation-on interrupt; save SRR0/1, HSRR0/1" + (", set RI" if ri else ""))
+    elif ri:
+        yield MtMsr(set_bits=ri, what="save SRR0/1, HSRR0/1, set RI")
+    yield StoreN({vcpu(v, "trap"): trap, hstate(cpu, "in_guest"): 0})
+    yield StoreN({core(c, "lpid"): 0, core(c, "hdec_expired"): 0})  # host partition; HDEC = max
+    return trap, virt
+
+
+def kvmppc_call_hv_entry_return(k: Entry, cpu: int, trap: int, virt: bool) -> Body:
+    """X2: back in ``kvmppc_call_hv_entry``.  Before seed 004: branch into the host's handler
+    for an external interrupt, and rfid / mtmsrd with ``host_msr`` (EE on).  After: return the
+    trap with EE still off."""
+    host_msr = yield Load(hstate(cpu, "host_msr"))
+    if k.patch("entry-irq-hard-disable"):
+        if not virt:
+            yield MtMsr(set_bits=host_msr & (MSR_IR | MSR_DR | MSR_RI), what="rfid to host_msr (EE off)")
+        return trap
+    if trap == BOOK3S_INTERRUPT_EXTERNAL:  # jump to the (relocation-on) external vector
+        yield from host_interrupt_handler(k, cpu, trap)
+    if virt:
+        if host_msr & MSR_EE:  # .Lvirt_return: were interrupts hard-enabled? then re-enable them
+            yield MtMsr(set_bits=MSR_EE | MSR_RI, what=".Lvirt_return: mtmsrd EE|RI")
+    else:
+        yield MtMsr(set_bits=host_msr & (MSR_IR | MSR_DR | MSR_RI), what="rfid to host_msr")
+        yield IrqEnable()
+    return trap
+
+
+# ---------------------------------------------------------------- environment
+def kick_process(k: Entry, name: str) -> Body:
+    """``signal_wake_up`` for a running task: flag it, then IPI its CPU (S1, S3)."""
+    yield Store(task(name, "sigpending"), 1)
+    yield smp_mb()
+    yield SendIPI(mfrr(k.cpu), IPI_PRIORITY, f"cpu{k.cpu}")
+
+
+def signal_source(k: Entry, budget: int) -> Body:
+    """Fault: a signal to the runner's task at any time (QEMU kicking its vCPU thread)."""
+    for _ in range(budget):
+        go = yield Choose((k.runner, None), what="signal target (None: no more)")
+        if go is None:
+            return
+        done = yield Load(vcpu(k.vcpu, "thread_done"))
+        if done:
+            return
+        yield Note(f"signal to {k.runner}", event="signal", data={"task": k.runner, "vcpu": k.vcpu})
+        yield from kick_process(k, k.runner)
+
+
+def resched_source(k: Entry, budget: int) -> Body:
+    """Fault: another CPU asks P to reschedule its current task (``resched_curr``)."""
+    for _ in range(budget):
+        go = yield Choose((k.cpu, None), what="reschedule request (None: no more)")
+        if go is None:
+            return
+        done = yield Load(vcpu(k.vcpu, "thread_done"))
+        if done:
+            return
+        yield Note(f"resched_curr(cpu{k.cpu})", event="resched_request", data={"cpu": k.cpu, "vcpu": k.vcpu})
+        yield Store(task(k.runner, "need_resched"), 1)
+        yield smp_mb()
+        yield SendIPI(mfrr(k.cpu), IPI_PRIORITY, f"cpu{k.cpu}")
+
+
+def nmi_source(k: Entry, budget: int) -> Body:
+    """Fault: a non-maskable interrupt (system reset by NMI IPI, machine check) to P."""
+    for _ in range(budget):
+        go = yield Choose((k.cpu, None), what="NMI to the runner's CPU (None: no more)")
+        if go is None:
+            return
+        done = yield Load(vcpu(k.vcpu, "thread_done"))
+        if done:
+            return
+        yield Note(f"NMI to cpu{k.cpu}", event="nmi_sent", data={"cpu": k.cpu})
+        yield SendIPI(ghost(k.cpu, "nmi_pending"), 1, f"cpu{k.cpu}")
+
+
+# ------------------------------------------------------------------- machine
+def _hw_thread(k: Entry, cpu: int, ref: list[Any]) -> HwThread:
+    c = cpu // k.threads_per_core
+    nmi = ghost(cpu, "nmi_pending")
+    irq_locs = (mfrr(cpu), core(c, "hdec_expired"), nmi)
+
+    def pending(mem: dict[str, Any]) -> str | None:
+        msr = ref[0].msr
+        if mem[nmi] and msr & MSR_HV and msr & MSR_IR:
+            return "nmi"
+        if not msr & MSR_EE:
+            return None
+        if mem[mfrr(cpu)] != MFRR_NONE:
+            return "external"
+        if mem[core(c, "hdec_expired")] and not msr & MSR_HV:
+            return "hdec"
+        return None
+
+    def vector(kind: str) -> Any:
+        a = ref[0]
+        if kind == "nmi":
+            return system_reset_exception(k, cpu, a.msr)
+        if not a.msr & MSR_HV:
+            return GuestInterrupt(BOOK3S_INTERRUPT_EXTERNAL if kind == "external" else BOOK3S_INTERRUPT_HV_DECREMENTER)
+        if cpu != k.cpu:
+            return generic_smp_call_function_single_interrupt(k, cpu)
+        return hardware_interrupt_common(k, cpu)
+
+    def never(*_a: Any) -> Any:
+        raise AssertionError("no nap in the entry model")
+
+    return HwThread(irq_locs, pending, lambda mem: None, vector, never, never, nmi=bool(k.cfg.faults.nmi))
+
+
+ENTRY_INVARIANTS: dict[str, str] = {
+    "signal-exits-guest": "bounded liveness (checked as safety): a signal or reschedule request for the task running a vCPU makes the guest exit "
+    "before its timeslice ends: no guest runs out its HDEC while that task has TIF_SIGPENDING or TIF_NEED_RESCHED set",
+    "no-xcall-irqs-off": "safety: no CPU waits for a synchronous cross-call (smp_call_function_single) with interrupts soft- or hard-disabled",
+    "no-nmi-ri-clear": "safety: no interrupt is taken while MSR[RI] is clear (the kernel reports it as unrecoverable)",
+}
+
+
+def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
+    from vcoresim.kvm.model import ConfigError
+
+    if cfg.machine.cpu != "POWER9" and any(vm.radix for vm in cfg.vm):
+        raise ConfigError("vm.radix", "radix guests need POWER9")
+    if len(cfg.vm) != 1 or len(cfg.vm[0].vcpus) != 1:
+        raise ConfigError("vm", "the entry model runs one VM with one vCPU (one vcore on the runner's CPU)")
+    k = Entry(cfg, patches)
+    cpu, v, vc = k.cpu, k.vcpu, k.vc
+    cpus = [cpu] + ([k.prev_cpu] if k.prev_cpu is not None else [])
+    for c in sorted({x // k.threads_per_core for x in cpus}):
+        w.loc(core(c, "lpid"), 0)
+        w.loc(core(c, "hdec_expired"), 0)
+    for x in cpus:
+        w.loc(mfrr(x), MFRR_NONE)
+        w.loc(ghost(x, "nmi_pending"), 0)
+        w.loc(ghost(x, "halt"), 0)
+        w.loc(csd(x), 0)
+    w.loc(ghost(cpu, "unrecoverable_nmi"), 0)
+    w.loc(paca(cpu, "soft_enabled"), 1)
+    w.loc(paca(cpu, "irq_happened"), 0)
+    for f, init in (("host_msr", 0), ("kvm_vcpu", None), ("kvm_vcore", None), ("in_guest", 0)):
+        w.loc(hstate(cpu, f), init)
+    w.loc(f"rq[{cpu}].preempt_count", 0)
+    w.loc(task(k.runner, "sigpending"), 0)
+    w.loc(task(k.runner, "need_resched"), 0)
+    w.loc(vcore(vc, "lock"), 0)
+    w.loc(vcore(vc, "vcore_state"), VCORE_INACTIVE)
+    for f, init in (("state", BUSY_IN_HOST), ("ret", 0), ("trap", 0), ("exit_reason", None), ("thread_done", 0), ("prev_cpu", k.prev_cpu), ("guest_rounds", cfg.workload.rounds)):
+        w.loc(vcpu(v, f), init)
+    ref: list[Any] = [None]
+    ref[0] = w.spawn(f"cpu{cpu}", kvm_vcpu_thread(k, v), hw=_hw_thread(k, cpu, ref), msr=MSR_KERNEL, role="cpu")
+    if k.prev_cpu is not None:
+        tref: list[Any] = [None]
+        tref[0] = w.spawn(f"cpu{k.prev_cpu}", xcall_target_idle(k, k.prev_cpu), daemon=True, hw=_hw_thread(k, k.prev_cpu, tref), msr=MSR_KERNEL & ~MSR_EE, role="cpu")
+    if cfg.faults.signal:
+        w.spawn("signal", signal_source(k, cfg.faults.signal), role="env")
+    if cfg.faults.resched:
+        w.spawn("resched", resched_source(k, cfg.faults.resched), role="env")
+    if cfg.faults.nmi:
+        w.spawn("nmi", nmi_source(k, cfg.faults.nmi), role="env")
+    install_entry_monitors(w, k, cfg.invariants)
+
+
+def install_entry_monitors(w: World, k: Entry, selected: list[str] | None) -> None:
+    from vcoresim.kvm.model import ConfigError
+
+    applicable = [*ENTRY_INVARIANTS, "no-deadlock"]
+    want = set(applicable) if selected is None else set(selected)
+    bad = sorted(want - set(applicable))
+    if bad:
+        raise ConfigError("invariants", f"{bad[0]!r} does not apply to the entry model (applicable: {', '.join(applicable)})")
+    cpu, c = k.cpu, k.cpu // k.threads_per_core
+    p_loc = f"cpu:cpu{cpu}"
+    flags = (task(k.runner, "sigpending"), task(k.runner, "need_resched"))
+    hdec = core(c, "hdec_expired")
+
+    def signal_exits_guest(ex: Any) -> str | None:
+        a = ex.actors[0]
+        if a.msr & MSR_HV or not ex.mem[hdec]:
+            return None
+        sig, resched = (ex.mem[f] for f in flags)
+        if sig or resched:
+            what = "a signal" if sig else "a reschedule request"
+            return f"cpu{cpu} runs the guest out to the end of its timeslice (HDEC) with {what} pending for {k.runner}"
+        return None
+
+    def no_xcall_irqs_off(ex: Any) -> str | None:
+        if ex.mem[csd(cpu)]:
+            a = ex.actors[0]
+            if a.stack and a.stack[-1].kind == IRQ:
+                return None  # an interrupt handler on top of the wait: EE is off by design
+            if not a.msr & MSR_EE or not ex.mem[paca(cpu, "soft_enabled")]:
+                state = "hard" if not a.msr & MSR_EE else "soft"
+                return f"cpu{cpu} waits for a cross-call (smp_call_function_single) with interrupts {state}-disabled"
+        return None
+
+    def no_nmi_ri_clear(ex: Any) -> str | None:
+        if ex.mem[ghost(cpu, "unrecoverable_nmi")]:
+            return f"cpu{cpu} took a non-maskable interrupt with MSR[RI] clear: unrecoverable"
+        return None
+
+    table = [
+        Invariant("signal-exits-guest", ENTRY_INVARIANTS["signal-exits-guest"], (p_loc, hdec, *flags), signal_exits_guest),
+        Invariant("no-xcall-irqs-off", ENTRY_INVARIANTS["no-xcall-irqs-off"], (p_loc, csd(cpu), paca(cpu, "soft_enabled")), no_xcall_irqs_off),
+        Invariant("no-nmi-ri-clear", ENTRY_INVARIANTS["no-nmi-ri-clear"], (ghost(cpu, "unrecoverable_nmi"),), no_nmi_ri_clear),
+    ]
+    for inv in table:
+        if inv.name in want:
+            w.add_invariant(inv)
+    w.check_deadlock = "no-deadlock" in want
