@@ -9,7 +9,7 @@ recorded for partial-order reduction.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,6 +89,7 @@ class Execution:
         self._alias = self._invariant_aliases()
         self._facets = tuple(self.world.mode_facets.values())
         self._facet_locs = [tuple(f"{a.cpu_loc}:{n}" for n in self.world.mode_facets) for a in self.actors]
+        self._watch = self._watchers()
         self._live_armed: list[int | None] = [None] * len(self.world.liveness)
         self.on_op: Callable[[Actor, O.Op, Any], None] | None = None  # timed driver hook
         # Per-actor hash of every value its operations returned: model code is
@@ -283,7 +284,7 @@ class Execution:
         else:
             self._transition(a, alt)
         if self.violation is None:
-            self._check_monitors()
+            self._check_monitors(a, self.footprints[-1][1])
 
     def _check_mode_footprint(self, a: Actor, before: tuple[bool, ...]) -> None:
         """A mode facet the step changed must be in its footprint, or POR is unsound."""
@@ -511,8 +512,38 @@ class Execution:
             self._advance(a, None)
 
     # -------------------------------------------------------------- monitors
-    def _check_monitors(self) -> None:
-        for inv in self.world.invariants:
+    def _watchers(self) -> tuple[dict[str, tuple[int, ...]], list[tuple[int, ...]]]:
+        """Which invariants read each location, and which read an actor's whole
+        mode (``cpu:NAME``: its MSR, status or stack, which footprints do not
+        name in full): those are re-checked after every step of that actor.  A
+        declared facet is named in full: a step that changes it writes it."""
+        by_loc: dict[str, list[int]] = {}
+        for i, inv in enumerate(self.world.invariants):
+            for loc in inv.reads:
+                by_loc.setdefault(loc, []).append(i)
+        by_actor = []
+        for a in self.actors:
+            own = set(by_loc.get(a.cpu_loc, ()))
+            by_actor.append(tuple(sorted(own)))
+        return {loc: tuple(v) for loc, v in by_loc.items()}, by_actor
+
+    def _check_monitors(self, a: Actor | None = None, writes: tuple[str, ...] | None = None) -> None:
+        """Check the invariants after a step of ``a`` that wrote ``writes`` (all of
+        them when no step is given): only those reading a written location, or
+        reading ``a``'s mode; an invariant's value cannot change otherwise."""
+        invariants = self.world.invariants
+        if a is None or writes is None or GLOBAL in writes:
+            todo: Iterable[int] = range(len(invariants))
+        else:
+            by_loc, by_actor = self._watch
+            hit = set(by_actor[a.idx])
+            for loc in writes:
+                w = by_loc.get(loc)
+                if w:
+                    hit.update(w)
+            todo = sorted(hit)
+        for i in todo:
+            inv = invariants[i]
             msg = inv.check(self)
             if msg:
                 self._violate("invariant", inv.name, msg)
