@@ -83,6 +83,45 @@ def test_smt_vcore_holds(tmp_path: Path) -> None:
     assert res.verdict == "holds" and res.coverage == "complete"
 
 
+def test_smt_vcore_four_vcpus_holds_with_stated_bounds(tmp_path: Path) -> None:
+    res = run("smt-vcore@4vcpu", tmp_path)
+    assert res.verdict == "holds" and res.coverage == "complete"
+    assert res.bounds["max_preemptions"] == 0 and res.bounds["scheduler"] == "fifo" and res.bounds["guest_rounds"] == 2
+    assert res.stats.executions > 200  # the DPOR phase ran, not just the random one
+
+
+def test_fifo_scheduler_makes_no_pick(tmp_path: Path) -> None:
+    """With scheduler = "any" the pick of the next task is a choice the checker explores; "fifo" takes the queue head."""
+    from vcoresim.engine.runtime import Execution
+
+    def picks(overrides: dict) -> int:  # type: ignore[type-arg]
+        sc = get_scenario("smt-vcore@4vcpu")
+        cfg = sc.make({}).config
+        cfg["check"] = {**cfg["check"], **overrides}
+        ex = Execution(program_for("smt-vcore@4vcpu", cfg), record=True)
+        import random
+
+        rng = random.Random(3)
+        while ex.enabled() and ex.violation is None and len(ex.schedule) < 6000:
+            i = rng.choice(ex.enabled())
+            ex.step(i, rng.randrange(ex.alternatives(i)))
+        return sum(1 for r in ex.records for o in r.ops if o.op.startswith("choose pick next task"))
+
+    assert picks({"scheduler": "fifo"}) == 0 and picks({"scheduler": "any"}) > 0
+
+
+def test_late_join_residual_r2_found_and_fixed(tmp_path: Path) -> None:
+    bad = run("smt-vcore@late-join", tmp_path)
+    assert bad.verdict == "violation" and bad.invariant == "no-wait-for-nap-timeout"
+    ops = [op for _actor, op in trace_ops(Path(bad.trace))]
+    # the story: the release (hwthread_req = 0) comes before the late thread's wake-up, which then goes to the host
+    release = next(i for i, op in enumerate(ops) if "kvm_hstate.hwthread_req = 0" in op)
+    assert any("wake from nap" in op for op in ops[release:])
+    assert replay(Path(bad.trace), program_for).reproduced  # type: ignore[arg-type]
+    good = run("smt-vcore@late-join-fixed", tmp_path)
+    assert good.verdict == "holds" and good.coverage == "complete"
+
+
 def test_smt_vcore_random_holds_and_uses_secondaries(tmp_path: Path) -> None:
     res = run("smt-vcore", tmp_path, strategy="random", bounds=Bounds(max_steps=4000, max_executions=150))
     assert res.verdict == "holds"

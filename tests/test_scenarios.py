@@ -19,7 +19,7 @@ from vcoresim.scenarios.registry import ScenarioError, get_scenario, program_for
 from conftest import Cli
 
 # The six the issues name, plus 8117ac6a6c2f, which fixes the residual race (R3) the checker finds in seed 000.
-ALL_PATCHES = {"smt-guests", "stray-ipi-guard", "idle-nap-real-mode", "idle-skip-kvm-sync", "idle-wakeup-test-req", "hmi-subcore-sync", "entry-irq-hard-disable"}
+ALL_PATCHES = {"smt-guests", "stray-ipi-guard", "late-join-release-after-wait", "idle-nap-real-mode", "idle-skip-kvm-sync", "idle-wakeup-test-req", "hmi-subcore-sync", "entry-irq-hard-disable"}
 BUILTIN_TOML = sorted(e.name for e in resources.files("vcoresim.scenarios").iterdir() if e.name.endswith(".toml"))
 HAVE_MODEL = importlib.util.find_spec("vcoresim.kvm.model") is not None
 
@@ -58,8 +58,7 @@ def stub_model(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
 def test_every_builtin_toml_loads(fname: str) -> None:
     cfg = loader.loads(resources.files("vcoresim.scenarios").joinpath(fname).read_text(), fname)
     assert cfg.name == fname.removesuffix(".toml")
-    # smt-vcore-4 is a budgeted search that claims no verdict (its space does not finish yet)
-    assert cfg.expect.verdict in ("holds", "violation") or (cfg.name == "smt-vcore-4" and cfg.expect.verdict is None)
+    assert cfg.expect.verdict in ("holds", "violation")
     for v in cfg.variants:
         eff = builtin.variant_config(cfg, v)
         assert eff.name == f"{cfg.name}@{v}" and eff.variants == {}
@@ -67,7 +66,7 @@ def test_every_builtin_toml_loads(fname: str) -> None:
 
 def test_required_scenarios_and_variants_are_listed() -> None:
     names = {s.name for s in builtin.provider()}
-    assert {"smt-vcore", "smt-vcore-4", "stray-ipi", "stray-ipi@fixed", "p8-idle-lockup@buggy", "p8-idle-lockup@fixed", "p8-idle-lockup@before"} <= names
+    assert {"smt-vcore", "smt-vcore@4vcpu", "smt-vcore@late-join", "smt-vcore@late-join-fixed", "stray-ipi", "stray-ipi@fixed", "p8-idle-lockup@buggy", "p8-idle-lockup@fixed", "p8-idle-lockup@before"} <= names
 
 
 def test_variant_kernels_and_expectations() -> None:
@@ -86,7 +85,8 @@ def test_variant_kernels_and_expectations() -> None:
     assert {"idle-skip-kvm-sync", "idle-wakeup-test-req"} <= patches(good)
     assert not {"idle-skip-kvm-sync", "idle-wakeup-test-req"} & patches(before)
     assert [buggy.expect.verdict, good.expect.verdict, before.expect.verdict] == ["violation", "holds", "holds"]
-    assert sc["smt-vcore-4"].vm[0].vcpus == [0, 1, 2, 3]
+    four = builtin.variant_config(sc["smt-vcore"], "4vcpu")
+    assert four.vm[0].vcpus == [0, 1, 2, 3] and four.check.scheduler == "fifo" and four.workload.rounds == 2
 
 
 # -------------------------------------------------------------------- presets
@@ -95,7 +95,8 @@ def test_presets_resolve_as_documented() -> None:
     assert PRESETS["v3.0"].patches == frozenset()
     assert PRESETS["v3.1"].patches == {"smt-guests"}
     assert PRESETS["v3.3"].patches == {"smt-guests", "stray-ipi-guard"}
-    assert PRESETS["v3.19"].patches == {"smt-guests", "stray-ipi-guard", "idle-nap-real-mode"}
+    assert PRESETS["v3.6"].patches == {"smt-guests", "stray-ipi-guard", "late-join-release-after-wait"}
+    assert PRESETS["v3.19"].patches == {"smt-guests", "stray-ipi-guard", "late-join-release-after-wait", "idle-nap-real-mode"}
     assert PRESETS["v4.16"].patches == ALL_PATCHES - {"idle-wakeup-test-req"}
     assert PRESETS["v4.17"].patches == ALL_PATCHES and DEFAULT_PRESET == "v4.17"
     assert resolve_kernel(None, {}, "kernel") == ALL_PATCHES
@@ -201,7 +202,7 @@ def test_make_applies_cli_overrides(stub_model: types.ModuleType) -> None:
     assert isinstance(cfg, ScenarioConfig) and patches == {"smt-guests", "stray-ipi-guard"}
 
 
-@pytest.mark.parametrize("name", ["smt-vcore", "smt-vcore-4", "stray-ipi@fixed-2vcpu", "p8-idle-lockup@before"])
+@pytest.mark.parametrize("name", ["smt-vcore", "smt-vcore@4vcpu", "stray-ipi@fixed-2vcpu", "p8-idle-lockup@before"])
 def test_round_trip(stub_model: types.ModuleType, name: str) -> None:
     prog = get_scenario(name).make({"patches": {"hmi-subcore-sync": False}})
     again = get_scenario(name).make(prog.config)
@@ -214,7 +215,7 @@ def test_file_scenario_check_and_replay(stub_model: types.ModuleType, tmp_path: 
     (tmp_path / "mine.toml").write_text('name = "mine"\n[[vm]]\nvcpus = [0, 1]\n[variants.old]\nkernel = { preset = "v3.0" }\n')
     monkeypatch.chdir(tmp_path)
     prog = get_scenario("mine.toml").make({})
-    assert prog.name == "mine" and len(prog.config["patches"]) == 7
+    assert prog.name == "mine" and len(prog.config["patches"]) == len(ALL_PATCHES)
     old = get_scenario("mine.toml@old").make({})
     assert old.name == "mine@old" and old.config["patches"] == []
     (tmp_path / "mine.toml").unlink()  # a trace replays from its config alone

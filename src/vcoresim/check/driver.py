@@ -134,14 +134,14 @@ def check(
             verdict, coverage = "holds", ("complete" if res.exhaustive else "sampled")
         else:
             verdict, coverage = "incomplete", "partial"
-        return CheckResult(program.name, verdict, None, None, strat, bounds.as_dict(), res.stats, coverage, None, program.config, expected)
+        return CheckResult(program.name, verdict, None, None, strat, {**bounds.as_dict(), **program.model_bounds}, res.stats, coverage, None, program.config, expected)
     assert res.schedule is not None
     schedule = shrink(program, res.schedule, res.violation) if do_shrink else res.schedule
     trace, ex = build_trace(
         program,
         schedule,
         strategy=strat,
-        bounds=bounds.as_dict(),
+        bounds={**bounds.as_dict(), **program.model_bounds},
         original_length=len(res.schedule),
         original_switches=context_switches(res.schedule),
     )
@@ -154,7 +154,7 @@ def check(
         v.name,
         v.message,
         strat,
-        bounds.as_dict(),
+        {**bounds.as_dict(), **program.model_bounds},
         res.stats,
         "stopped at first violation",
         str(path),

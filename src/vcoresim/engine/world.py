@@ -187,6 +187,9 @@ class Program:
     config: dict[str, Any] = field(default_factory=dict)
     #: Names of invariants/liveness properties to check (None: all the model adds).
     select: Iterable[str] | None = None
+    #: Bounds the model itself puts on what is explored (guest rounds, fault
+    #: budgets, scheduling policy): reported with every verdict.
+    model_bounds: dict[str, Any] = field(default_factory=dict)
 
     def new_world(self) -> World:
         world = World()

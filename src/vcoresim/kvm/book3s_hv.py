@@ -241,13 +241,17 @@ def kvmppc_run_core(k: Kvm, vc: int, cpu: int, runner: object) -> Body:
         yield SpinUnlock(vcore(vc, "lock"))
         yield Store(f"rq[{cpu}].preempt_count", 1)
         yield from __kvmppc_vcore_entry(k, cpu, vcpu0)  # 6.
-        if k.patch("stray-ipi-guard"):
+        release_after_wait = k.patch("late-join-release-after-wait")
+        if k.patch("stray-ipi-guard") and not release_after_wait:
             for i in range(k.threads_per_vcore):  # P4: release every thread
                 yield from kvmppc_release_hwthread(k, cpu + i)
         yield SpinLock(vcore(vc, "lock"))  # 7.
         nap_count, n_woken = yield LoadN(vcore(vc, "nap_count"), vcore(vc, "n_woken"))
         if nap_count < n_woken:
             yield from kvmppc_wait_for_nap(k, vc)
+        if release_after_wait:  # R2 fixed: a late-joining thread still finds hwthread_req set
+            for i in range(k.threads_per_vcore):
+                yield from kvmppc_release_hwthread(k, cpu + i)
         yield Store(vcore(vc, "vcore_running"), VCORE_EXITING)
         yield SpinUnlock(vcore(vc, "lock"))
         yield smp_mb()  # 8.

@@ -140,6 +140,10 @@ class CheckConfig(_Strict):
     max_seconds: float | None = Field(None, gt=0)
     seed: int = 0
     cache: bool = False
+    #: The host scheduler's pick among runnable tasks: "any" explores every
+    #: choice; "fifo" takes the head of the run queue (a deterministic policy,
+    #: stated with the verdict).  Timed runs always draw the pick at random.
+    scheduler: Literal["any", "fifo"] = "any"
 
 
 class SimulateConfig(_Strict):

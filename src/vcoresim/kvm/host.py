@@ -89,8 +89,8 @@ def schedule(k: Kvm, cpu: int, prev: Task) -> Body:
         candidates.append(prev.name)  # prev may keep the CPU
     if not candidates:
         nxt_name = k.idle_task[cpu].name
-    elif len(candidates) == 1:
-        nxt_name = candidates[0]
+    elif len(candidates) == 1 or k.fifo_scheduler:
+        nxt_name = candidates[0]  # the head of the run queue (prev, still runnable, queues behind)
     else:
         nxt_name = yield Choose(tuple(candidates), what="pick next task")
     new_queue = tuple(n for n in queue if n != nxt_name)

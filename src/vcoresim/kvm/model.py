@@ -82,6 +82,8 @@ class Kvm:
         self.tasks: dict[str, Task] = {}
         self.idle_task: dict[int, Task] = {}
         self.multi_vm = len(cfg.vm) > 1
+        # Checking with scheduler = "fifo": the pick is the run queue's head, not a choice.
+        self.fifo_scheduler = cfg.check.scheduler == "fifo"
         # Timed runs only (None when checking): workload draws and the core's HDEC deadline.
         self.sim: SimContext | None = None
         self.hdec_deadline: dict[int, int] = {}
@@ -263,6 +265,8 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
         return
     k = Kvm(cfg, patches)
     k.sim = sim_of(w)
+    if k.sim is not None:
+        k.fifo_scheduler = False  # timed runs draw the pick
     gid = 0
     for vi, vm in enumerate(cfg.vm):
         for vid in vm.vcpus:

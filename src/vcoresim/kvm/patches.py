@@ -70,6 +70,20 @@ PATCHES: dict[str, Patch] = {
             "(reference stray-ipi.md), so the next merge window, 3.3; not checked against a tagged tree",
         ),
         Patch(
+            "late-join-release-after-wait",
+            "",
+            "KVM: PPC: Book3S HV: Fixes for late-joining threads",
+            "",
+            "kvmppc_run_core releases the secondaries only after kvmppc_wait_for_nap, so a thread IPI'd late in a run "
+            "still finds hwthread_req set, goes to KVM and is counted in nap_count (residual R2 of seed 000, found by "
+            "'vcoresim check stray-ipi@late-join').",
+            "v3.6",
+            "low",
+            "reference stray-ipi.md R2 ('~3.6', the commit that also added VCORE_STARTING); commit id not known here; "
+            "modelled as the ordering the reference gives, not as that commit's full diff",
+            requires=("stray-ipi-guard",),
+        ),
+        Patch(
             "idle-nap-real-mode",
             "8117ac6a6c2f",
             "powerpc/powernv: Switch off MMU before entering nap/sleep/rvwinkle mode",

@@ -59,6 +59,15 @@ def _config_doc(cfg: ScenarioConfig, patches: frozenset[str]) -> dict[str, Any]:
     return doc
 
 
+def _model_bounds(cfg: ScenarioConfig) -> dict[str, Any]:
+    """What the configuration bounds: stated with every verdict."""
+    out: dict[str, Any] = {"guest_rounds": cfg.workload.rounds, "scheduler": cfg.check.scheduler}
+    faults = {k: v for k, v in cfg.faults.model_dump().items() if isinstance(v, int) and not isinstance(v, bool) and v and k != "mean_interval_us"}
+    if faults:
+        out["faults"] = faults
+    return out
+
+
 def _model() -> Any:
     try:
         from vcoresim.kvm import model
@@ -88,7 +97,7 @@ def program_from_config(cfg: ScenarioConfig) -> Program:
         field = getattr(e, "field", None)
         message = getattr(e, "message", None) or str(e)
         raise ScenarioError(f"{cfg.name}: {field}: {message}" if field else f"{cfg.name}: {message}") from None
-    return Program(cfg.name, build, _config_doc(cfg, patches), select=cfg.invariants)
+    return Program(cfg.name, build, _config_doc(cfg, patches), select=cfg.invariants, model_bounds=_model_bounds(cfg))
 
 
 def config_from_doc(doc: dict[str, Any]) -> ScenarioConfig:
