@@ -84,6 +84,8 @@ class HappensBefore:
         self.reads_since: dict[str, list[int]] = {}
         self.step_vc: list[list[int]] = []
         self.global_steps: list[int] = []
+        # Undo log, one entry per step, so backtracking truncates instead of rebuilding.
+        self._undo: list[tuple[list[int], list[tuple[str, int | None, list[int] | None]], tuple[str, ...]]] = []
 
     def push(self, proc: int, fp: Footprint) -> None:
         i = len(self.step_proc)
@@ -117,6 +119,7 @@ class HappensBefore:
                     join(r)
         vc[proc] += 1
         svc.append(vc)
+        old_clock = self.clock[proc]
         self.clock[proc] = vc
         self.step_proc.append(proc)
         self.step_lidx.append(vc[proc])
@@ -124,12 +127,41 @@ class HappensBefore:
         self.proc_steps[proc].append(i)
         if GLOBAL in writes:
             self.global_steps.append(i)
-        for loc in reads:
-            if loc not in writes:
-                rs.setdefault(loc, []).append(i)
+        appended = tuple(loc for loc in reads if loc not in writes)
+        for loc in appended:
+            rs.setdefault(loc, []).append(i)
+        saved: list[tuple[str, int | None, list[int] | None]] = []
         for loc in writes:
+            saved.append((loc, lw.get(loc), rs.get(loc)))
             lw[loc] = i
             rs[loc] = []
+        self._undo.append((old_clock, saved, appended))
+
+    def truncate(self, n: int) -> None:
+        """Forget every step from ``n`` on (the path backtracked to depth ``n``)."""
+        lw, rs = self.last_write, self.reads_since
+        while len(self.step_proc) > n:
+            i = len(self.step_proc) - 1
+            proc = self.step_proc.pop()
+            old_clock, saved, appended = self._undo.pop()
+            for loc, old_w, old_r in reversed(saved):
+                if old_w is None:
+                    lw.pop(loc, None)
+                else:
+                    lw[loc] = old_w
+                if old_r is None:
+                    rs.pop(loc, None)
+                else:
+                    rs[loc] = old_r
+            for loc in appended:
+                rs[loc].pop()
+            if self.global_steps and self.global_steps[-1] == i:
+                self.global_steps.pop()
+            self.proc_steps[proc].pop()
+            self.clock[proc] = old_clock
+            self.step_lidx.pop()
+            self.step_fp.pop()
+            self.step_vc.pop()
 
     def hb(self, j: int, p: int) -> bool:
         """Step j happens before actor p's next transition."""
@@ -159,6 +191,31 @@ class HappensBefore:
                 best = j
         return best if best >= 0 else None
 
+    def initials(self, i: int, p: int) -> set[int]:
+        """Source-DPOR's I(notdep(e_i).p): the actors whose first step in the
+        sequence of steps after ``i`` that do not happen after step ``i``,
+        followed by p's next transition, has no predecessor in that sequence.
+        Any one of them can start an execution that reverses the race."""
+        pi, li = self.step_proc[i], self.step_lidx[i]
+        svc, sp, sl = self.step_vc, self.step_proc, self.step_lidx
+        first: dict[int, int] = {}  # actor -> local index of its first step in the sequence
+        out: set[int] = set()
+        for j in range(i + 1, len(sp)):
+            vcj = svc[j]
+            if vcj[pi] >= li:
+                continue  # happens after step i
+            q = sp[j]
+            if q in first:
+                continue
+            if not any(vcj[r] >= lr for r, lr in first.items()):
+                out.add(q)
+            first[q] = sl[j]
+        if p not in first:
+            cp = self.clock[p]  # every conflicting step after i is ordered before p (i is the last race)
+            if not any(cp[r] >= lr for r, lr in first.items()):
+                out.add(p)
+        return out
+
     def first_step_after(self, q: int, i: int) -> int | None:
         steps = self.proc_steps[q]
         k = bisect_right(steps, i)
@@ -171,6 +228,7 @@ def exhaustive(
     *,
     dpor: bool = True,
     cache: bool = False,
+    source_sets: bool = False,
     progress: Progress | None = None,
 ) -> Exploration:
     stats = Stats()
@@ -207,6 +265,11 @@ def exhaustive(
             if i is None:
                 continue
             node = stack[i]
+            if source_sets:
+                if p in node.backtrack and p in node.enabled and _awake(node, p):
+                    continue  # p itself is an initial and already scheduled there
+                _source_backtrack(node, hb.initials(i, p) & set(node.enabled), p)
+                continue
             if p in node.enabled:
                 if any((p, alt) not in node.sleep for alt in range(node.alts.get(p, 1))):
                     node.backtrack.add(p)
@@ -298,7 +361,7 @@ def exhaustive(
             stats.seconds = budget.elapsed()
             if cache:
                 stats.states = len(visited)
-            return Exploration("exhaustive", ex.violation, list(schedule), stats, False, True, _params(dpor, cache, bounded_by_preemption))
+            return Exploration("exhaustive", ex.violation, list(schedule), stats, False, True, _params(dpor, cache, bounded_by_preemption, source_sets))
         # ---- backtrack to the deepest node with work left
         while stack and stack[-1].todo() is None:
             stack.pop()
@@ -309,16 +372,47 @@ def exhaustive(
             break
         depth = len(stack) - 1
         del schedule[depth:]
+        hb.truncate(depth)
         ex = Execution(program, history=cache)
-        hb = HappensBefore(len(ex.actors))
-        for q, alt in schedule:
-            ex.step(q, alt)
-            hb.push(q, ex.footprints[-1])
+        replay_prefix(ex, schedule, hb.step_fp)
         stats.steps += depth
     stats.seconds = budget.elapsed()
     if cache:
         stats.states = len(visited)
-    return Exploration("exhaustive", None, None, stats, complete, True, _params(dpor, cache, bounded_by_preemption))
+    return Exploration("exhaustive", None, None, stats, complete, True, _params(dpor, cache, bounded_by_preemption, source_sets))
+
+
+def _awake(node: Node, q: int) -> bool:
+    return any((q, alt) not in node.sleep for alt in range(node.alts.get(q, 1)))
+
+
+def _source_backtrack(node: Node, initials: set[int], p: int) -> None:
+    """Source sets (Abdulla et al., POPL 2014): add an initial of the reversing
+    sequence only if no initial is already explored or scheduled there.  An
+    initial only counts if it is awake at the node; when every initial is
+    asleep (or none is enabled) fall back to every enabled actor, as the FG
+    rule does when p is not enabled (conservative; see test_dpor_race_behind_a_sleeping_actor)."""
+    awake = [q for q in sorted(initials) if _awake(node, q)]
+    if not awake:
+        node.backtrack.update(node.enabled)
+        return
+    if any(q in node.backtrack or any(t[0] == q for t in node.done) for q in awake):
+        return
+    node.backtrack.add(p if p in awake else awake[0])
+
+
+def replay_prefix(ex: Execution, schedule: list[Transition], fps: list[Footprint]) -> None:
+    """Re-run a prefix the search already ran: its footprints are known and no
+    invariant failed along it (model code is deterministic), so only the
+    transitions and the liveness monitors' armed state are recomputed."""
+    live = bool(ex.world.liveness)
+    for k, (q, alt) in enumerate(schedule):
+        ex.schedule.append((q, alt))
+        ex.footprints.append(fps[k])
+        ex.steps += 1
+        ex._transition(ex.actors[q], alt)
+        if live:
+            ex._check_monitors()
 
 
 def _preempts(node: Node, q: int) -> bool:
@@ -326,5 +420,6 @@ def _preempts(node: Node, q: int) -> bool:
     return node.prev >= 0 and q != node.prev and node.prev in node.enabled
 
 
-def _params(dpor: bool, cache: bool, preemption_cut: bool) -> dict[str, Any]:
-    return {"dpor": dpor and not cache, "sleep_sets": True, "state_cache": cache, "preemption_bound_cut": preemption_cut}
+def _params(dpor: bool, cache: bool, preemption_cut: bool, source_sets: bool = True) -> dict[str, Any]:
+    reduced = dpor and not cache
+    return {"dpor": reduced, "source_sets": reduced and source_sets, "sleep_sets": True, "state_cache": cache, "preemption_bound_cut": preemption_cut}
