@@ -108,6 +108,11 @@ def _progress_printer(enabled: bool, label: str) -> tuple[Any, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object (a list for several scenarios).")
 @click.option("--reproducible", is_flag=True, help="Leave wall-clock figures out of the output, so reruns are byte-identical.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
+# --- issue 8: parallel and resumable runs
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="Split exhaustive search across N processes (same verdict and coverage).")
+@click.option("--checkpoint", "checkpoint_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Where to write the checkpoint if a budget or Ctrl-C ends the search early (default checkpoints/<scenario>.checkpoint.json).")
+@click.option("--resume", "resume_file", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Continue the search saved in a checkpoint file.")
+# --- end issue 8
 def check_cmd(
     scenarios: tuple[str, ...],
     strategy: str | None,
@@ -125,9 +130,25 @@ def check_cmd(
     as_json: bool,
     reproducible: bool,
     quiet: bool,
+    workers: int,
+    checkpoint_out: Path | None,
+    resume_file: Path | None,
 ) -> None:
     """Explore interleavings of SCENARIOS (default: every built-in scenario)."""
     reproducible = reproducible or os.environ.get("VCORESIM_REPRODUCIBLE") == "1"
+    # --- issue 8: parallel and resumable runs
+    if workers > 1 and cache:
+        fail("--workers: the state cache runs in one process; drop --cache or --workers")
+    if resume_file is not None:
+        if scenarios or kernel or patches or strategy or seed is not None or max_steps or max_preemptions is not None:
+            fail("--resume: the checkpoint fixes the scenario, strategy and bounds; give only budgets and output options")
+        if workers > 1:
+            fail("--workers: a checkpoint resumes in one process")
+        _resume(resume_file, max_executions, max_seconds, checkpoint_out, trace_out, no_shrink, as_json, reproducible, quiet)
+        return
+    if checkpoint_out is not None and len(scenarios) != 1:
+        fail("--checkpoint: give one scenario when naming the checkpoint file")
+    # --- end issue 8
     overrides: dict[str, Any] = {}
     if kernel is not None:
         overrides["kernel"] = kernel
@@ -155,6 +176,7 @@ def check_cmd(
         try:
             if prog is not None:
                 prog.start()
+            stop = _sigint_flag()
             res = check(
                 program,
                 strategy=strategy or sc.strategy,
@@ -166,11 +188,19 @@ def check_cmd(
                 do_shrink=not no_shrink,
                 expected=expected,
                 progress=update,
+                workers=workers,
+                stop=stop,
+                checkpoint_out=checkpoint_out,
             )
+        except ValueError as e:
+            fail(str(e))
         finally:
+            _restore_sigint()
             if prog is not None:
                 prog.stop()
         results.append(res)
+        if stop():
+            break  # Ctrl-C: report what is done, skip the rest
     if as_json:
         docs = [r.as_dict(timing=not reproducible) for r in results]
         click.echo(json.dumps(docs[0] if len(docs) == 1 else docs, indent=1))
@@ -181,6 +211,79 @@ def check_cmd(
     if len(results) == 1:
         sys.exit(results[0].exit_code)
     sys.exit(0 if all(r.expected is None or r.verdict == r.expected for r in results) else 1)
+
+
+# --- issue 8: parallel and resumable runs
+_interrupted = [False]
+
+
+def _sigint_flag() -> Any:
+    """Ctrl-C asks the search to stop at the next execution (and write a checkpoint)."""
+    import signal
+
+    _interrupted[0] = False
+
+    def handler(_sig: int, _frame: Any) -> None:
+        if _interrupted[0]:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now
+        _interrupted[0] = True
+        err.print("vcoresim: interrupted: finishing the current execution, then writing a checkpoint (Ctrl-C again to abort)", markup=False)
+
+    signal.signal(signal.SIGINT, handler)
+    return lambda: _interrupted[0]
+
+
+def _restore_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _resume(path: Path, max_executions: int | None, max_seconds: float | None, checkpoint_out: Path | None, trace_out: Path | None, no_shrink: bool, as_json: bool, reproducible: bool, quiet: bool) -> None:
+    from vcoresim.check.checkpoint import CheckpointError, load_checkpoint
+
+    try:
+        doc = load_checkpoint(path)
+        program = program_for(doc["scenario"], doc["config"])
+        b = doc["bounds"]
+        bounds = Bounds(max_steps=b["max_steps"], max_preemptions=b["max_preemptions"], max_executions=max_executions, max_seconds=max_seconds)
+        st = doc["strategy"]
+    except (CheckpointError, ScenarioError) as e:
+        fail(str(e))
+    except (KeyError, TypeError) as e:
+        fail(f"{path}: malformed checkpoint ({e})")
+    prog, update = _progress_printer(not quiet and not as_json and err.is_terminal, doc["scenario"])
+    try:
+        if prog is not None:
+            prog.start()
+        res = check(
+            program,
+            strategy=st["name"],
+            bounds=bounds,
+            seed=st["seed"],
+            pct_depth=st.get("pct_depth", 3),
+            cache=st.get("cache", False),
+            trace_out=trace_out,
+            do_shrink=not no_shrink,
+            progress=update,
+            stop=_sigint_flag(),
+            resume=doc["state"],
+            checkpoint_out=checkpoint_out or path,
+        )
+    except ValueError as e:
+        fail(str(e))
+    finally:
+        _restore_sigint()
+        if prog is not None:
+            prog.stop()
+    if as_json:
+        click.echo(json.dumps(res.as_dict(timing=not reproducible), indent=1))
+    else:
+        _print_one(res, reproducible)
+    sys.exit(res.exit_code)
+
+
+# --- end issue 8
 
 
 def _fmt_stats(r: CheckResult, reproducible: bool) -> str:
@@ -196,6 +299,8 @@ def _print_one(r: CheckResult, reproducible: bool) -> None:
     bounds = ", ".join(f"{k}={v}" for k, v in b.items() if v is not None)
     out.print(f"  strategy {r.strategy['name']} ({', '.join(f'{k}={v}' for k, v in r.strategy.items() if k != 'name')}); bounds: {bounds}", markup=False)
     out.print(f"  coverage {r.coverage}: {_fmt_stats(r, reproducible)}", markup=False)
+    if r.checkpoint:
+        out.print(f"  checkpoint: {r.checkpoint}; continue with: vcoresim check --resume {r.checkpoint}", markup=False)
     if r.trace:
         sh = r.shrink
         out.print(f"  trace: {r.trace} ({sh.get('steps_after')} steps, shrunk from {sh.get('steps_before')}); replay with: vcoresim replay {r.trace}", markup=False)

@@ -52,6 +52,10 @@ class Exploration:
     complete: bool  # the bounded space was covered (exhaustive) / all executions ran (sampling)
     exhaustive: bool
     params: dict[str, Any] = field(default_factory=dict)
+    #: When a budget or Ctrl-C ended the search: the state to continue it from (JSON).
+    checkpoint: dict[str, Any] | None = None
+    #: A work item's search: backtrack points its races added to the prefix's nodes.
+    prefix_backtracks: list[tuple[int, list[int]]] = field(default_factory=list)
 
 
 Progress = Callable[[Stats], None]
@@ -67,9 +71,10 @@ class Budget:
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
 
-    def exhausted(self, stats: Stats) -> bool:
+    def exhausted(self, stats: Stats, start_executions: int = 0) -> bool:
+        """``start_executions``: executions a resumed search had already run (the budget counts from the resume)."""
         b = self.bounds
-        if b.max_executions is not None and stats.executions >= b.max_executions:
+        if b.max_executions is not None and stats.executions - start_executions >= b.max_executions:
             return True
         return b.max_seconds is not None and self.elapsed() >= b.max_seconds
 
