@@ -50,9 +50,10 @@ def branch_items(item: dict[str, Any], backtracks: list[tuple[int, list[int]]], 
     for k, actors in backtracks:
         node = item["frozen"][k]
         taken = item["prefix"][k]
+        explored = {d[0] for d in node.get("done", ())} | {taken[0]}
         for q in actors:
             key = (tuple(map(tuple, item["prefix"][:k])), q)
-            if q == taken[0] or q not in node["enabled"] or key in issued:
+            if q in explored or q not in node["enabled"] or key in issued:
                 continue
             issued.add(key)
             out.append(
@@ -64,7 +65,9 @@ def branch_items(item: dict[str, Any], backtracks: list[tuple[int, list[int]]], 
                     "preempt": node["preempt"],
                     "prev": node["prev"],
                     "only": [q],
-                    "done": [[taken[0], taken[1], item["prefix_fps"][k]]],
+                    # What the node's owner had explored there when the item was made:
+                    # the branch's sleep set as serial DPOR would give it, or smaller.
+                    "done": [*node.get("done", ()), [taken[0], taken[1], item["prefix_fps"][k]]],
                 }
             )
     return out

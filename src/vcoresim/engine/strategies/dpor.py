@@ -344,6 +344,7 @@ def exhaustive(
             for k, d in enumerate(root["frozen"]):
                 q0 = schedule[k][0]
                 n = Node(d["enabled"], {q: a for q, a in d["alts"]}, {q0: fps[k]}, {(q, alt): _fp_load(fp) for q, alt, fp in d["sleep"]}, d["preempt"], d["prev"])
+                n.done = {(q, alt): _fp_load(fp) for q, alt, fp in d.get("done", ())}
                 n.done[schedule[k]] = fps[k]
                 stack.append(n)
             sleep = {(q, alt): _fp_load(fp) for q, alt, fp in root["sleep"]}
@@ -493,6 +494,7 @@ def work_item(stack: list[Node], schedule: list[Transition]) -> dict[str, Any]:
                 "enabled": n.enabled,
                 "alts": [[q, a] for q, a in n.alts.items()],
                 "sleep": [[q, alt, _fp_json(fp)] for (q, alt), fp in n.sleep.items()],
+                "done": [[q, alt, _fp_json(fp)] for (q, alt), fp in n.done.items()],
                 "preempt": n.preempt,
                 "prev": n.prev,
             }
