@@ -23,6 +23,7 @@ from bisect import bisect_right
 from collections.abc import Callable
 from typing import Any
 
+from vcoresim.engine.fingerprint import symmetric_fingerprint
 from vcoresim.engine.runtime import GLOBAL, Execution
 from vcoresim.engine.strategies.base import Bounds, Budget, Exploration, Progress, Stats
 from vcoresim.engine.world import DONE, Program
@@ -310,6 +311,7 @@ def exhaustive(
 
     ex = Execution(program, history=cache)
     hb = HappensBefore(len(ex.actors))
+    symmetric = cache and bool(ex.world.symmetries)
     if resume is not None:
         # Rebuild the path of the checkpoint: its nodes as saved, the execution
         # and the vector clocks by replaying the prefix.
@@ -412,8 +414,12 @@ def exhaustive(
             stack.append(child)
             stats.states += 1
             if cache and ex.violation is None:
-                key = ex.fingerprint()
-                sleep_keys = frozenset(child_sleep)
+                if symmetric:
+                    key, perm = symmetric_fingerprint(ex)
+                    sleep_keys = frozenset((perm.get(q, q), alt) for q, alt in child_sleep)
+                else:
+                    key = ex.fingerprint()
+                    sleep_keys = frozenset(child_sleep)
                 seen = visited.get(key)
                 depth = len(schedule)
                 if seen is not None and seen[0] <= depth and seen[1] <= sleep_keys:
@@ -435,7 +441,7 @@ def exhaustive(
             stats.seconds = budget.elapsed()
             if cache:
                 stats.states = len(visited)
-            return Exploration("exhaustive", ex.violation, list(schedule), stats, False, True, _params(dpor, cache, bounded_by_preemption, source_sets))
+            return Exploration("exhaustive", ex.violation, list(schedule), stats, False, True, _params(dpor, cache, bounded_by_preemption, source_sets, symmetric))
         # ---- backtrack to the deepest node with work left
         while len(stack) > base and stack[-1].todo() is None:
             stack.pop()
@@ -461,7 +467,7 @@ def exhaustive(
                 "preemption_bound_cut": bounded_by_preemption,
             }
             stats.seconds = budget.elapsed()
-            res = Exploration("exhaustive", None, None, stats, False, True, _params(dpor, cache, bounded_by_preemption, source_sets))
+            res = Exploration("exhaustive", None, None, stats, False, True, _params(dpor, cache, bounded_by_preemption, source_sets, symmetric))
             res.checkpoint = state
             return res
         depth = len(stack) - 1
@@ -473,7 +479,7 @@ def exhaustive(
     stats.seconds = budget.elapsed()
     if cache:
         stats.states = len(visited)
-    res = Exploration("exhaustive", None, None, stats, complete, True, _params(dpor, cache, bounded_by_preemption, source_sets))
+    res = Exploration("exhaustive", None, None, stats, complete, True, _params(dpor, cache, bounded_by_preemption, source_sets, symmetric))
     if root is not None:
         res.prefix_backtracks = [(k, sorted(stack[k].backtrack)) for k in range(base) if stack[k].backtrack]
     return res
@@ -599,6 +605,9 @@ def _preempts(node: Node, q: int) -> bool:
     return node.prev >= 0 and q != node.prev and node.prev in node.enabled
 
 
-def _params(dpor: bool, cache: bool, preemption_cut: bool, source_sets: bool = True) -> dict[str, Any]:
+def _params(dpor: bool, cache: bool, preemption_cut: bool, source_sets: bool = True, symmetry: bool = False) -> dict[str, Any]:
     reduced = dpor and not cache
-    return {"dpor": reduced, "source_sets": reduced and source_sets, "sleep_sets": True, "state_cache": cache, "preemption_bound_cut": preemption_cut}
+    out = {"dpor": reduced, "source_sets": reduced and source_sets, "sleep_sets": True, "state_cache": cache, "preemption_bound_cut": preemption_cut}
+    if symmetry:
+        out["symmetry"] = True
+    return out
