@@ -72,8 +72,12 @@ def _add(total: Stats, part: Stats) -> None:
     total.pruned += part.pruned
 
 
-def _search(program: Program, bounds: Bounds, *, dpor: bool, cache: bool, progress: Progress | None, resume: dict[str, Any] | None, stop: Stop, workers: int) -> Exploration:
-    """One exhaustive search: serial (resumable) or split across ``workers`` processes."""
+def _search(program: Program, bounds: Bounds, *, dpor: bool, cache: bool, progress: Progress | None, resume: dict[str, Any] | None, stop: Stop, workers: int, ray: str | None = None) -> Exploration:
+    """One exhaustive search: serial (resumable), split across ``workers`` processes, or on Ray."""
+    if ray is not None:
+        from vcoresim.check.ray_backend import partitioned_ray
+
+        return partitioned_ray(ray, program.name, program.config, bounds, progress=progress, stop=stop)
     if workers > 1:
         from vcoresim.check.parallel import parallel_exhaustive
 
@@ -91,6 +95,7 @@ def auto(
     resume: dict[str, Any] | None = None,
     stop: Stop = None,
     workers: int = 1,
+    ray: str | None = None,
 ) -> Exploration:
     """The default: a seeded random phase finds shallow bugs fast; then DPOR with
     iterative preemption bounding (0, 1, ... up to ``max_preemptions``; unbounded
@@ -120,7 +125,7 @@ def auto(
     for n, limit in enumerate(limits[first:], start=first):
         left = None if bounds.max_seconds is None else max(bounds.max_seconds - budget.elapsed(), 0.001)
         before = Stats(**total.as_dict())
-        res = _search(program, Bounds(bounds.max_steps, limit, bounds.max_executions, left), dpor=True, cache=cache, progress=progress, resume=search_state, stop=stop, workers=workers)
+        res = _search(program, Bounds(bounds.max_steps, limit, bounds.max_executions, left), dpor=True, cache=cache, progress=progress, resume=search_state, stop=stop, workers=workers, ray=ray)
         search_state = None
         _add(total, res.stats)
         phases.append({"phase": "exhaustive", "max_preemptions": limit, "executions": res.stats.executions, "complete": res.complete})
@@ -138,6 +143,8 @@ def auto(
     params = {"seed": seed, "phases": phases, "dpor": True, "sleep_sets": True, "state_cache": cache}
     if workers > 1:
         params["workers"] = workers
+    if ray is not None:
+        params["ray"] = ray
     out = Exploration("auto", res.violation, res.schedule, total, res.complete, True, params)
     out.checkpoint = checkpoint
     return out
@@ -155,13 +162,14 @@ def explore(
     resume: dict[str, Any] | None = None,
     stop: Stop = None,
     workers: int = 1,
+    ray: str | None = None,
 ) -> Exploration:
     if strategy == "auto":
-        return auto(program, bounds, seed, cache=cache, progress=progress, resume=resume, stop=stop, workers=workers)
+        return auto(program, bounds, seed, cache=cache, progress=progress, resume=resume, stop=stop, workers=workers, ray=ray)
     if strategy in ("exhaustive", "dfs"):
         if workers > 1 and strategy == "dfs":
             raise ValueError("--workers: the dfs strategy runs in one process")
-        res = _search(program, bounds, dpor=strategy == "exhaustive", cache=cache, progress=progress, resume=resume["search"] if resume else None, stop=stop, workers=workers)
+        res = _search(program, bounds, dpor=strategy == "exhaustive", cache=cache, progress=progress, resume=resume["search"] if resume else None, stop=stop, workers=workers, ray=ray)
         if res.checkpoint is not None:
             res.checkpoint = {"kind": strategy, "search": res.checkpoint}
         if workers > 1:
@@ -192,11 +200,12 @@ def check(
     stop: Stop = None,
     resume: dict[str, Any] | None = None,
     checkpoint_out: Path | None = None,
+    ray: str | None = None,
 ) -> CheckResult:
     """``resume``: the ``state`` of a checkpoint document; ``checkpoint_out``:
     where to write one if a budget or ``stop`` (Ctrl-C) ends the search early."""
     bounds = bounds or Bounds()
-    res = explore(program, strategy, bounds, seed, pct_depth=pct_depth, cache=cache, progress=progress, resume=resume, stop=stop, workers=workers)
+    res = explore(program, strategy, bounds, seed, pct_depth=pct_depth, cache=cache, progress=progress, resume=resume, stop=stop, workers=workers, ray=ray)
     strat = {"name": strategy, **res.params}
     if strategy in ("random", "pct", "auto"):
         strat["seed"] = seed

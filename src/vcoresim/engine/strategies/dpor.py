@@ -605,7 +605,7 @@ def _preempts(node: Node, q: int) -> bool:
     return node.prev >= 0 and q != node.prev and node.prev in node.enabled
 
 
-def _params(dpor: bool, cache: bool, preemption_cut: bool, source_sets: bool = True, symmetry: bool = False) -> dict[str, Any]:
+def _params(dpor: bool, cache: bool, preemption_cut: bool, source_sets: bool = False, symmetry: bool = False) -> dict[str, Any]:
     reduced = dpor and not cache
     out = {"dpor": reduced, "source_sets": reduced and source_sets, "sleep_sets": True, "state_cache": cache, "preemption_bound_cut": preemption_cut}
     if symmetry:
