@@ -201,7 +201,7 @@ def check_cmd(
                 progress=update,
                 workers=workers,
                 stop=stop,
-                checkpoint_out=checkpoint_out,
+                checkpoint_out=checkpoint_out or Path("checkpoints") / f"{program.name.replace('/', '-')}.checkpoint.json",
                 ray=ray_address,
             )
         except ValueError as e:

@@ -217,10 +217,10 @@ def check(
     if strategy in ("random", "pct", "auto"):
         strat["seed"] = seed
     checkpoint: str | None = None
-    if res.violation is None and res.checkpoint is not None:
+    if res.violation is None and res.checkpoint is not None and checkpoint_out is not None:
         from vcoresim.check.checkpoint import write_checkpoint
 
-        cp = checkpoint_out or Path("checkpoints") / f"{program.name.replace('/', '-')}.checkpoint.json"
+        cp = checkpoint_out
         write_checkpoint(
             cp,
             {"scenario": program.name, "config": program.config, "strategy": {"name": strategy, "seed": seed, "cache": cache, "pct_depth": pct_depth}, "bounds": bounds.as_dict(), "state": res.checkpoint},

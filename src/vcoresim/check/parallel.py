@@ -34,9 +34,16 @@ from vcoresim.engine.world import Program
 ROOT: dict[str, Any] = {"prefix": [], "prefix_fps": [], "frozen": [], "sleep": [], "preempt": 0, "prev": -1}
 
 
-def run_item(program: Program, args: dict[str, Any], item: dict[str, Any], donate: Callable[[], bool] | None = None, on_donate: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+def run_item(
+    program: Program,
+    args: dict[str, Any],
+    item: dict[str, Any],
+    donate: Callable[[], bool] | None = None,
+    on_donate: Callable[[dict[str, Any]], None] | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
     """One work item's subtree; a JSON-able result (also what a Ray task returns)."""
-    res = exhaustive(program, Bounds(args["max_steps"], args["max_preemptions"], None, None), dpor=True, root=item, donate=donate, on_donate=on_donate)
+    res = exhaustive(program, Bounds(args["max_steps"], args["max_preemptions"], None, None), dpor=True, root=item, donate=donate, on_donate=on_donate, progress=progress)
     out: dict[str, Any] = {"stats": res.stats.as_dict(), "cut": res.params.get("preemption_bound_cut", False), "prefix_backtracks": res.prefix_backtracks}
     if res.violation is not None:
         out["violation"] = res.violation.as_dict()
@@ -88,7 +95,11 @@ def _worker(program: Program, args: dict[str, Any], tasks: Any, results: Any, id
             idle.value -= 1
         if item is None:
             return
-        results.put(("done", item, run_item(program, args, item, donate, give)))
+
+        def report(st: Stats, _id: int = id(item)) -> None:
+            results.put(("progress", os.getpid(), st.as_dict()))  # so budgets and progress see running items
+
+        results.put(("done", item, run_item(program, args, item, donate, give, report), os.getpid()))
 
 
 def parallel_exhaustive(
@@ -139,6 +150,8 @@ def parallel_exhaustive(
             p.start()
         tasks.put(ROOT)
         outstanding = 1
+        running: dict[int, Stats] = {}  # worker pid -> its current item's statistics so far
+        shown = Stats()
         try:
             while outstanding and violation is None:
                 try:
@@ -153,15 +166,26 @@ def parallel_exhaustive(
                     outstanding += 1
                     n_items += 1
                     continue
+                if msg[0] == "progress":
+                    running[msg[1]] = Stats(**msg[2])
+                    _running_total(total, running, shown)
+                    if progress is not None:
+                        progress(shown)
+                    if (stop is not None and stop()) or budget.exhausted(shown):
+                        complete = False
+                        break
+                    continue
                 outstanding -= 1
+                running.pop(msg[3], None)
                 for it in absorb(msg[1], msg[2]):
                     tasks.put(it)
                     outstanding += 1
                     n_items += 1
+                _running_total(total, running, shown)
                 if progress is not None:
-                    total.seconds = budget.elapsed()
-                    progress(total)
-                if (stop is not None and stop()) or budget.exhausted(total):
+                    shown.seconds = budget.elapsed()
+                    progress(shown)
+                if (stop is not None and stop()) or budget.exhausted(shown):
                     complete = False
                     break
         finally:
@@ -170,9 +194,17 @@ def parallel_exhaustive(
                     p.terminate()
             for p in procs:
                 p.join()
+        if not complete:
+            total = shown  # what the interrupted items had covered counts too
     total.seconds = budget.elapsed()
     params = _params(True, False, cut) | {"workers": workers, "work_items": n_items}
     return Exploration("exhaustive", violation, schedule, total, complete and violation is None, True, params)
+
+
+def _running_total(done: Stats, running: dict[int, Stats], out: Stats) -> None:
+    """Finished items' statistics plus the running items' latest reports."""
+    for f in ("executions", "states", "steps", "truncated", "pruned"):
+        setattr(out, f, getattr(done, f) + sum(getattr(r, f) for r in running.values()))
 
 
 def _add(total: Stats, part: Stats) -> None:
