@@ -9,7 +9,7 @@ from typing import Any
 
 from hypothesis import given
 
-from test_strategies import SOUNDNESS, Item, _explored_finals, brute_force_finals, make_program, programs
+from test_strategies import SOUNDNESS, Item, brute_force_finals, make_program, programs
 from vcoresim.engine.strategies import dpor as dpor_mod
 from vcoresim.engine.strategies.base import Bounds
 from vcoresim.engine.strategies.dpor import HappensBefore, exhaustive

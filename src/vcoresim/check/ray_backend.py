@@ -14,7 +14,6 @@ another item's prefix come back as branch items.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -132,8 +131,6 @@ def partitioned_ray(address: str, scenario: str, config: dict[str, Any], bounds:
         if (stop is not None and stop()) or budget.exhausted(total):
             complete = False
             break
-        if not running and not queued:
-            time.sleep(0)  # loop ends
     for ref in running:
         ray.cancel(ref, force=True)
     total.seconds = budget.elapsed()
