@@ -108,6 +108,12 @@ def _progress_printer(enabled: bool, label: str) -> tuple[Any, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object (a list for several scenarios).")
 @click.option("--reproducible", is_flag=True, help="Leave wall-clock figures out of the output, so reruns are byte-identical.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
+# --- issue 8: parallel and resumable runs
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="Split exhaustive search across N processes (same verdict and coverage).")
+@click.option("--checkpoint", "checkpoint_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Where to write the checkpoint if a budget or Ctrl-C ends the search early (default checkpoints/<scenario>.checkpoint.json).")
+@click.option("--resume", "resume_file", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Continue the search saved in a checkpoint file.")
+@click.option("--ray", "ray_address", default=None, metavar="auto|ADDRESS", help="Run the exhaustive search on a Ray cluster (needs vcoresim[ray]).")
+# --- end issue 8
 def check_cmd(
     scenarios: tuple[str, ...],
     strategy: str | None,
@@ -125,9 +131,35 @@ def check_cmd(
     as_json: bool,
     reproducible: bool,
     quiet: bool,
+    workers: int,
+    checkpoint_out: Path | None,
+    resume_file: Path | None,
+    ray_address: str | None,
 ) -> None:
     """Explore interleavings of SCENARIOS (default: every built-in scenario)."""
     reproducible = reproducible or os.environ.get("VCORESIM_REPRODUCIBLE") == "1"
+    # --- issue 8: parallel and resumable runs
+    if workers > 1 and cache:
+        fail("--workers: the state cache runs in one process; drop --cache or --workers")
+    if ray_address is not None:
+        if cache or workers > 1:
+            fail("--ray: runs without --cache and --workers (the cluster's CPUs are the workers)")
+        try:
+            from vcoresim.check.ray_backend import RayUnavailable, connect
+
+            connect(ray_address)
+        except RayUnavailable as e:
+            fail(str(e))
+    if resume_file is not None:
+        if scenarios or kernel or patches or strategy or seed is not None or max_steps or max_preemptions is not None:
+            fail("--resume: the checkpoint fixes the scenario, strategy and bounds; give only budgets and output options")
+        if workers > 1:
+            fail("--workers: a checkpoint resumes in one process")
+        _resume(resume_file, max_executions, max_seconds, checkpoint_out, trace_out, no_shrink, as_json, reproducible, quiet)
+        return
+    if checkpoint_out is not None and len(scenarios) != 1:
+        fail("--checkpoint: give one scenario when naming the checkpoint file")
+    # --- end issue 8
     overrides: dict[str, Any] = {}
     if kernel is not None:
         overrides["kernel"] = kernel
@@ -155,6 +187,7 @@ def check_cmd(
         try:
             if prog is not None:
                 prog.start()
+            stop = _sigint_flag()
             res = check(
                 program,
                 strategy=strategy or sc.strategy,
@@ -166,11 +199,20 @@ def check_cmd(
                 do_shrink=not no_shrink,
                 expected=expected,
                 progress=update,
+                workers=workers,
+                stop=stop,
+                checkpoint_out=checkpoint_out or Path("checkpoints") / f"{program.name.replace('/', '-')}.checkpoint.json",
+                ray=ray_address,
             )
+        except ValueError as e:
+            fail(str(e))
         finally:
+            _restore_sigint()
             if prog is not None:
                 prog.stop()
         results.append(res)
+        if stop():
+            break  # Ctrl-C: report what is done, skip the rest
     if as_json:
         docs = [r.as_dict(timing=not reproducible) for r in results]
         click.echo(json.dumps(docs[0] if len(docs) == 1 else docs, indent=1))
@@ -181,6 +223,79 @@ def check_cmd(
     if len(results) == 1:
         sys.exit(results[0].exit_code)
     sys.exit(0 if all(r.expected is None or r.verdict == r.expected for r in results) else 1)
+
+
+# --- issue 8: parallel and resumable runs
+_interrupted = [False]
+
+
+def _sigint_flag() -> Any:
+    """Ctrl-C asks the search to stop at the next execution (and write a checkpoint)."""
+    import signal
+
+    _interrupted[0] = False
+
+    def handler(_sig: int, _frame: Any) -> None:
+        if _interrupted[0]:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now
+        _interrupted[0] = True
+        err.print("vcoresim: interrupted: finishing the current execution, then writing a checkpoint (Ctrl-C again to abort)", markup=False)
+
+    signal.signal(signal.SIGINT, handler)
+    return lambda: _interrupted[0]
+
+
+def _restore_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _resume(path: Path, max_executions: int | None, max_seconds: float | None, checkpoint_out: Path | None, trace_out: Path | None, no_shrink: bool, as_json: bool, reproducible: bool, quiet: bool) -> None:
+    from vcoresim.check.checkpoint import CheckpointError, load_checkpoint
+
+    try:
+        doc = load_checkpoint(path)
+        program = program_for(doc["scenario"], doc["config"])
+        b = doc["bounds"]
+        bounds = Bounds(max_steps=b["max_steps"], max_preemptions=b["max_preemptions"], max_executions=max_executions, max_seconds=max_seconds)
+        st = doc["strategy"]
+    except (CheckpointError, ScenarioError) as e:
+        fail(str(e))
+    except (KeyError, TypeError) as e:
+        fail(f"{path}: malformed checkpoint ({e})")
+    prog, update = _progress_printer(not quiet and not as_json and err.is_terminal, doc["scenario"])
+    try:
+        if prog is not None:
+            prog.start()
+        res = check(
+            program,
+            strategy=st["name"],
+            bounds=bounds,
+            seed=st["seed"],
+            pct_depth=st.get("pct_depth", 3),
+            cache=st.get("cache", False),
+            trace_out=trace_out,
+            do_shrink=not no_shrink,
+            progress=update,
+            stop=_sigint_flag(),
+            resume=doc["state"],
+            checkpoint_out=checkpoint_out or path,
+        )
+    except ValueError as e:
+        fail(str(e))
+    finally:
+        _restore_sigint()
+        if prog is not None:
+            prog.stop()
+    if as_json:
+        click.echo(json.dumps(res.as_dict(timing=not reproducible), indent=1))
+    else:
+        _print_one(res, reproducible)
+    sys.exit(res.exit_code)
+
+
+# --- end issue 8
 
 
 def _fmt_stats(r: CheckResult, reproducible: bool) -> str:
@@ -196,6 +311,8 @@ def _print_one(r: CheckResult, reproducible: bool) -> None:
     bounds = ", ".join(f"{k}={v}" for k, v in b.items() if v is not None)
     out.print(f"  strategy {r.strategy['name']} ({', '.join(f'{k}={v}' for k, v in r.strategy.items() if k != 'name')}); bounds: {bounds}", markup=False)
     out.print(f"  coverage {r.coverage}: {_fmt_stats(r, reproducible)}", markup=False)
+    if r.checkpoint:
+        out.print(f"  checkpoint: {r.checkpoint}; continue with: vcoresim check --resume {r.checkpoint}", markup=False)
     if r.trace:
         sh = r.shrink
         out.print(f"  trace: {r.trace} ({sh.get('steps_after')} steps, shrunk from {sh.get('steps_before')}); replay with: vcoresim replay {r.trace}", markup=False)
@@ -254,6 +371,60 @@ def replay_cmd(trace_file: Path, quiet: bool, html_out: Path | None, perfetto_ou
     colour = "green" if res.reproduced else "red"
     out.print(f"[{colour}]{res.summary}[/]", markup=True)
     sys.exit(0 if res.reproduced else 1)
+
+
+# --- issue 8: swarm
+@main.command("swarm")
+@click.argument("scenarios", nargs=-1, required=True)
+@click.option("--runs", type=click.IntRange(1), default=16, show_default=True, help="Seeds per scenario (seeds 0..runs-1).")
+@click.option("--strategy", type=click.Choice(["random", "pct", "auto"]), default="random", show_default=True)
+@click.option("--max-executions", type=click.IntRange(1), default=200, show_default=True, help="Executions per run.")
+@click.option("--max-steps", type=click.IntRange(1), default=None, help="Steps per execution (default: the scenario's).")
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="Local processes.")
+@click.option("--ray", "ray_address", default=None, metavar="auto|ADDRESS", help="Run on a Ray cluster (needs vcoresim[ray]).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("traces/swarm"), show_default=True, help="Where the distinct counterexamples go.")
+@click.option("--json", "as_json", is_flag=True)
+def swarm_cmd(scenarios: tuple[str, ...], runs: int, strategy: str, max_executions: int, max_steps: int | None, workers: int, ray_address: str | None, out_dir: Path, as_json: bool) -> None:
+    """Many seeded runs of SCENARIOS (variants count as scenarios), merged:
+    duplicate counterexamples (same property, same shrunk schedule) are folded."""
+    from vcoresim.check.swarm import merge, runs_for, swarm_local
+
+    try:
+        chosen = [get_scenario(n) for n in scenarios]
+        progs = [(sc, sc.make({})) for sc in chosen]
+    except ScenarioError as e:
+        fail(str(e))
+    jobs: list[dict[str, Any]] = []
+    for sc, p in progs:
+        b = Bounds(max_steps=max_steps or sc.bounds.max_steps, max_preemptions=sc.bounds.max_preemptions, max_executions=max_executions)
+        jobs += runs_for([(p.name, p.config)], range(runs), strategy, b)
+    if ray_address is not None:
+        from vcoresim.check.ray_backend import RayUnavailable, swarm_ray
+
+        try:
+            results = swarm_ray(ray_address, jobs)
+        except RayUnavailable as e:
+            fail(str(e))
+    else:
+        results = swarm_local(jobs, workers)
+    merged = merge(results)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for ce in merged.counterexamples:
+        path = out_dir / f"{ce.scenario.replace('/', '-')}-{ce.key.split(':')[1]}.trace.json"
+        path.write_text(json.dumps(ce.trace, indent=1))
+        rows.append({"scenario": ce.scenario, "invariant": ce.invariant, "key": ce.key, "found_by_seeds": ce.seeds, "message": ce.message, "trace": str(path)})
+    doc = {"runs": merged.runs, "clean_runs": merged.clean, "executions": merged.executions, "steps": merged.steps, "distinct_counterexamples": rows}
+    if as_json:
+        click.echo(json.dumps(doc, indent=1))
+    else:
+        out.print(f"swarm: {merged.runs} runs ({strategy}, {max_executions} executions each), {merged.executions} executions, {merged.clean} runs found nothing; {len(rows)} distinct counterexamples", markup=False)
+        for r in rows:
+            out.print(f"  {r['scenario']}: {r['invariant']} [{r['key']}] found by {len(r['found_by_seeds'])} seeds ({', '.join(map(str, r['found_by_seeds'][:8]))}{', ...' if len(r['found_by_seeds']) > 8 else ''}); trace {r['trace']}", markup=False)
+    sys.exit(1 if rows else 0)
+
+
+# --- end issue 8
 
 
 from vcoresim.simulate.cli import simulate_cmd  # noqa: E402  (last: it uses this module's helpers)

@@ -75,23 +75,25 @@ def shrink(program: Program, schedule: Schedule, violation: Violation, max_repla
     improved = True
     while improved and replays < max_replays:
         improved = False
-        for i in range(1, len(best)):
+        i = 1
+        while i < len(best) and replays < max_replays:
             if best[i][0] == best[i - 1][0]:
+                i += 1
                 continue
             actor = best[i][0]
             j = i - 1
             while j >= 0 and best[j][0] != actor:
                 j -= 1
-            if j < 0:
-                continue
-            cand = best[: j + 1] + [best[i]] + best[j + 1 : i] + best[i + 1 :]
-            got = attempt(cand)
-            if got is not None and (len(got), context_switches(got)) < (len(best), context_switches(best)):
-                best = got
-                improved = True
-                break
-            if replays >= max_replays:
-                break
+            if j >= 0:
+                cand = best[: j + 1] + [best[i]] + best[j + 1 : i] + best[i + 1 :]
+                got = attempt(cand)
+                if got is not None and (len(got), context_switches(got)) < (len(best), context_switches(best)):
+                    # Keep scanning from here rather than from the start (one pass
+                    # per round instead of one per improvement); rounds repeat
+                    # until a pass improves nothing.
+                    best = got
+                    improved = True
+            i += 1
     return best
 
 

@@ -133,6 +133,25 @@ class Liveness:
     bound: int
 
 
+@dataclass(frozen=True)
+class Symmetry:
+    """Interchangeable actors, for the state cache's symmetry reduction.
+
+    ``actors[i]`` owns ``locs[i]`` (the same number of locations each, in
+    corresponding order).  The declaration is a promise the engine cannot
+    check: permuting the actors together with their locations maps every
+    run to a run and every violation to the same violation.  So no code may
+    tell them apart (no loop over them in a fixed order, no Choose naming
+    them, no stored value naming one, symmetric monitors), except through
+    ``owner_locs``: locations holding ``actor index + 1`` of a member (spin
+    locks), which the canonical form renames with the permutation.
+    """
+
+    actors: tuple[str, ...]
+    locs: tuple[tuple[str, ...], ...]
+    owner_locs: tuple[str, ...] = ()
+
+
 @dataclass
 class World:
     mem: dict[str, Any] = field(default_factory=dict)
@@ -145,6 +164,13 @@ class World:
     #: step writes only the facets whose value it changes (finer independence for
     #: monitors than the single ``cpu:NAME``).
     mode_facets: dict[str, Callable[[int, int], bool]] = field(default_factory=dict)
+    symmetries: list[Symmetry] = field(default_factory=list)
+
+    def declare_symmetric(self, actors: list[str], locs: list[list[str]], owner_locs: list[str] | None = None) -> None:
+        """Declare ``actors`` interchangeable (see ``Symmetry``); used by ``--cache``."""
+        if len(actors) != len(locs) or len({len(x) for x in locs}) > 1:
+            raise ValueError("declare_symmetric: one list of locations per actor, all the same length")
+        self.symmetries.append(Symmetry(tuple(actors), tuple(tuple(x) for x in locs), tuple(owner_locs or ())))
 
     def loc(self, name: str, init: Any = 0) -> str:
         if name in self.mem:

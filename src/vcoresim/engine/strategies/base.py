@@ -52,6 +52,10 @@ class Exploration:
     complete: bool  # the bounded space was covered (exhaustive) / all executions ran (sampling)
     exhaustive: bool
     params: dict[str, Any] = field(default_factory=dict)
+    #: When a budget or Ctrl-C ended the search: the state to continue it from (JSON).
+    checkpoint: dict[str, Any] | None = None
+    #: A work item's search: backtrack points its races added to the prefix's nodes.
+    prefix_backtracks: list[tuple[int, list[int]]] = field(default_factory=list)
 
 
 Progress = Callable[[Stats], None]
@@ -67,9 +71,10 @@ class Budget:
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
 
-    def exhausted(self, stats: Stats) -> bool:
+    def exhausted(self, stats: Stats, start_executions: int = 0) -> bool:
+        """``start_executions``: executions a resumed search had already run (the budget counts from the resume)."""
         b = self.bounds
-        if b.max_executions is not None and stats.executions >= b.max_executions:
+        if b.max_executions is not None and stats.executions - start_executions >= b.max_executions:
             return True
         return b.max_seconds is not None and self.elapsed() >= b.max_seconds
 
@@ -81,8 +86,7 @@ def run_schedule(program: Program, schedule: list[tuple[int, int]], *, record: b
     for idx, alt in schedule:
         if ex.violation is not None:
             break
-        en = ex.enabled()
-        if idx not in en or alt >= ex.alternatives(idx):
+        if not _enabled_here(ex, idx) or alt >= ex.alternatives(idx):
             if strict:
                 raise ReplayDivergence(len(ex.schedule), ex.actors[idx].name if idx < len(ex.actors) else str(idx))
             continue
@@ -90,6 +94,16 @@ def run_schedule(program: Program, schedule: list[tuple[int, int]], *, record: b
     if ex.violation is None and not ex.enabled():
         ex.finish(bounded=False)
     return ex
+
+
+def _enabled_here(ex: Execution, idx: int) -> bool:
+    """``idx in ex.enabled()``, without computing every actor's enabledness (replays
+    and the shrinker's thousands of candidates spent a third of their time there)."""
+    if not 0 <= idx < len(ex.actors):
+        return False
+    if ex.is_enabled(ex.actors[idx]):
+        return True
+    return idx in ex.timeout_candidates() and not any(ex.is_enabled(b) for b in ex.actors)
 
 
 class ReplayDivergence(Exception):

@@ -20,8 +20,10 @@ heuristic (schedules it cuts can hide races), and the result says so.
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Callable
 from typing import Any
 
+from vcoresim.engine.fingerprint import symmetric_fingerprint
 from vcoresim.engine.runtime import GLOBAL, Execution
 from vcoresim.engine.strategies.base import Bounds, Budget, Exploration, Progress, Stats
 from vcoresim.engine.world import DONE, Program
@@ -84,6 +86,8 @@ class HappensBefore:
         self.reads_since: dict[str, list[int]] = {}
         self.step_vc: list[list[int]] = []
         self.global_steps: list[int] = []
+        # Undo log, one entry per step, so backtracking truncates instead of rebuilding.
+        self._undo: list[tuple[list[int], list[tuple[str, int | None, list[int] | None]], tuple[str, ...]]] = []
 
     def push(self, proc: int, fp: Footprint) -> None:
         i = len(self.step_proc)
@@ -117,6 +121,7 @@ class HappensBefore:
                     join(r)
         vc[proc] += 1
         svc.append(vc)
+        old_clock = self.clock[proc]
         self.clock[proc] = vc
         self.step_proc.append(proc)
         self.step_lidx.append(vc[proc])
@@ -124,12 +129,41 @@ class HappensBefore:
         self.proc_steps[proc].append(i)
         if GLOBAL in writes:
             self.global_steps.append(i)
-        for loc in reads:
-            if loc not in writes:
-                rs.setdefault(loc, []).append(i)
+        appended = tuple(loc for loc in reads if loc not in writes)
+        for loc in appended:
+            rs.setdefault(loc, []).append(i)
+        saved: list[tuple[str, int | None, list[int] | None]] = []
         for loc in writes:
+            saved.append((loc, lw.get(loc), rs.get(loc)))
             lw[loc] = i
             rs[loc] = []
+        self._undo.append((old_clock, saved, appended))
+
+    def truncate(self, n: int) -> None:
+        """Forget every step from ``n`` on (the path backtracked to depth ``n``)."""
+        lw, rs = self.last_write, self.reads_since
+        while len(self.step_proc) > n:
+            i = len(self.step_proc) - 1
+            proc = self.step_proc.pop()
+            old_clock, saved, appended = self._undo.pop()
+            for loc, old_w, old_r in reversed(saved):
+                if old_w is None:
+                    lw.pop(loc, None)
+                else:
+                    lw[loc] = old_w
+                if old_r is None:
+                    rs.pop(loc, None)
+                else:
+                    rs[loc] = old_r
+            for loc in appended:
+                rs[loc].pop()
+            if self.global_steps and self.global_steps[-1] == i:
+                self.global_steps.pop()
+            self.proc_steps[proc].pop()
+            self.clock[proc] = old_clock
+            self.step_lidx.pop()
+            self.step_fp.pop()
+            self.step_vc.pop()
 
     def hb(self, j: int, p: int) -> bool:
         """Step j happens before actor p's next transition."""
@@ -159,6 +193,31 @@ class HappensBefore:
                 best = j
         return best if best >= 0 else None
 
+    def initials(self, i: int, p: int) -> set[int]:
+        """Source-DPOR's I(notdep(e_i).p): the actors whose first step in the
+        sequence of steps after ``i`` that do not happen after step ``i``,
+        followed by p's next transition, has no predecessor in that sequence.
+        Any one of them can start an execution that reverses the race."""
+        pi, li = self.step_proc[i], self.step_lidx[i]
+        svc, sp, sl = self.step_vc, self.step_proc, self.step_lidx
+        first: dict[int, int] = {}  # actor -> local index of its first step in the sequence
+        out: set[int] = set()
+        for j in range(i + 1, len(sp)):
+            vcj = svc[j]
+            if vcj[pi] >= li:
+                continue  # happens after step i
+            q = sp[j]
+            if q in first:
+                continue
+            if not any(vcj[r] >= lr for r, lr in first.items()):
+                out.add(q)
+            first[q] = sl[j]
+        if p not in first:
+            cp = self.clock[p]  # every conflicting step after i is ordered before p (i is the last race)
+            if not any(cp[r] >= lr for r, lr in first.items()):
+                out.add(p)
+        return out
+
     def first_step_after(self, q: int, i: int) -> int | None:
         steps = self.proc_steps[q]
         k = bisect_right(steps, i)
@@ -171,8 +230,25 @@ def exhaustive(
     *,
     dpor: bool = True,
     cache: bool = False,
+    source_sets: bool = False,
     progress: Progress | None = None,
+    resume: dict[str, Any] | None = None,
+    root: dict[str, Any] | None = None,
+    split_depth: int | None = None,
+    on_split: Callable[[dict[str, Any], list[Node]], None] | None = None,
+    path: tuple[list[Node], list[Transition]] | None = None,
+    stop: Callable[[], bool] | None = None,
+    donate: Callable[[], bool] | None = None,
+    on_donate: Callable[[dict[str, Any]], None] | None = None,
 ) -> Exploration:
+    """``resume``: a search state from ``Exploration.checkpoint`` (continue it);
+    ``root``: a work item (explore only the subtree under its prefix; the
+    prefix's nodes were fully expanded by whoever split the search);
+    ``split_depth``/``on_split``: stop every path once it has that many forks and hand its
+    node to ``on_split`` as a work item (the nodes above are fully expanded);
+    ``stop``: polled between executions (Ctrl-C), ends the search like a budget;
+    ``donate``: polled between executions (another worker is idle): give the
+    shallowest pending branch away to ``on_donate`` as a work item."""
     stats = Stats()
     budget = Budget(bounds)
     reduce = dpor and not cache
@@ -181,6 +257,9 @@ def exhaustive(
     schedule: list[Transition] = []
     complete = True
     bounded_by_preemption = False
+    base = 0  # nodes below this depth belong to someone else (a work item's prefix)
+    start_execs = 0
+    splits = 0
 
     def make_node(ex: Execution, sleep: dict[Transition, Footprint], preempt: int, prev: int) -> Node:
         en = ex.enabled()
@@ -207,6 +286,11 @@ def exhaustive(
             if i is None:
                 continue
             node = stack[i]
+            if source_sets:
+                if p in node.backtrack and p in node.enabled and _awake(node, p):
+                    continue  # p itself is an initial and already scheduled there
+                _source_backtrack(node, hb.initials(i, p) & set(node.enabled), p)
+                continue
             if p in node.enabled:
                 if any((p, alt) not in node.sleep for alt in range(node.alts.get(p, 1))):
                     node.backtrack.add(p)
@@ -227,8 +311,56 @@ def exhaustive(
 
     ex = Execution(program, history=cache)
     hb = HappensBefore(len(ex.actors))
-    stack.append(make_node(ex, {}, 0, -1))
-    stats.states = 1
+    symmetric = cache and bool(ex.world.symmetries)
+    if resume is not None:
+        # Rebuild the path of the checkpoint: its nodes as saved, the execution
+        # and the vector clocks by replaying the prefix.
+        stack.extend(node_from_json(d) for d in resume["nodes"])
+        schedule = [(q, alt) for q, alt in resume["schedule"]]
+        base = resume.get("base", 0)
+        stats = Stats(**resume["stats"])
+        start_execs = stats.executions
+        bounded_by_preemption = resume.get("preemption_bound_cut", False)
+        fps = [stack[k].fps[q] if k >= base else tuple(map(tuple, resume["prefix_fps"][k])) for k, (q, _alt) in enumerate(schedule)]
+        replay_prefix(ex, schedule, fps)  # type: ignore[arg-type]
+        for k, (q, _alt) in enumerate(schedule):
+            hb.push(q, fps[k])  # type: ignore[arg-type]
+        stats.steps += len(schedule)
+    elif root is not None or path is not None:
+        if path is not None:
+            stack.extend(path[0])
+            schedule = list(path[1])
+            fps = [stack[k].fps[q] for k, (q, _alt) in enumerate(schedule)]
+        else:
+            assert root is not None
+            schedule = [(q, alt) for q, alt in root["prefix"]]
+            fps = [_fp_load(fp) for fp in root["prefix_fps"]]
+        replay_prefix(ex, schedule, fps)
+        for k, (q, _alt) in enumerate(schedule):
+            hb.push(q, fps[k])
+        stats.steps += len(schedule)
+        if root is not None:
+            # The prefix's nodes as the coordinator saw them; backtrack points the
+            # races here add to them are reported back (``prefix_backtracks``).
+            base = len(schedule)
+            for k, d in enumerate(root["frozen"]):
+                q0 = schedule[k][0]
+                n = Node(d["enabled"], {q: a for q, a in d["alts"]}, {q0: fps[k]}, {(q, alt): _fp_load(fp) for q, alt, fp in d["sleep"]}, d["preempt"], d["prev"])
+                n.done = {(q, alt): _fp_load(fp) for q, alt, fp in d.get("done", ())}
+                n.done[schedule[k]] = fps[k]
+                stack.append(n)
+            sleep = {(q, alt): _fp_load(fp) for q, alt, fp in root["sleep"]}
+            top = make_node(ex, sleep, root["preempt"], root["prev"])
+            if root.get("only") is not None:
+                # A branch given away by another search: explore these actors here
+                # (and whatever races add), not the node's default choice.
+                top.backtrack = set(root["only"])
+                top.done = {(q, alt): _fp_load(fp) for q, alt, fp in root["done"]}
+            stack.append(top)
+            stats.states = 1
+    else:
+        stack.append(make_node(ex, {}, 0, -1))
+        stats.states = 1
     while True:
         # ---- extend the current path to the end of an execution
         end_reason = ""
@@ -240,6 +372,12 @@ def exhaustive(
             if not node.enabled:
                 ex.finish(bounded=False)
                 end_reason = "violation" if ex.violation is not None else "end"
+                break
+            if split_depth is not None and sum(1 for n in stack if _forks(n, bounds.max_preemptions)) >= split_depth:
+                assert on_split is not None
+                on_split(work_item(stack, schedule), stack[:-1])
+                splits += 1
+                end_reason = "split"
                 break
             if len(schedule) >= bounds.max_steps:
                 ex.finish(bounded=True)
@@ -276,8 +414,12 @@ def exhaustive(
             stack.append(child)
             stats.states += 1
             if cache and ex.violation is None:
-                key = ex.fingerprint()
-                sleep_keys = frozenset(child_sleep)
+                if symmetric:
+                    key, perm = symmetric_fingerprint(ex)
+                    sleep_keys = frozenset((perm.get(q, q), alt) for q, alt in child_sleep)
+                else:
+                    key = ex.fingerprint()
+                    sleep_keys = frozenset(child_sleep)
                 seen = visited.get(key)
                 depth = len(schedule)
                 if seen is not None and seen[0] <= depth and seen[1] <= sleep_keys:
@@ -285,8 +427,9 @@ def exhaustive(
                     end_reason = "cached"
                     break
                 visited[key] = (depth, sleep_keys) if seen is None else (min(seen[0], depth), seen[1] & sleep_keys)
-        stats.executions += 1
-        if end_reason in ("bound", "cached"):
+        if end_reason != "split":
+            stats.executions += 1
+        if end_reason in ("bound", "cached", "split"):
             # The leaf's own transitions are out of bounds, or were explored from an
             # earlier visit of the same state: drop it, or backtracking would resume
             # right there (an endless loop at the step bound, no pruning by the cache).
@@ -298,27 +441,163 @@ def exhaustive(
             stats.seconds = budget.elapsed()
             if cache:
                 stats.states = len(visited)
-            return Exploration("exhaustive", ex.violation, list(schedule), stats, False, True, _params(dpor, cache, bounded_by_preemption))
+            return Exploration("exhaustive", ex.violation, list(schedule), stats, False, True, _params(dpor, cache, bounded_by_preemption, source_sets, symmetric))
         # ---- backtrack to the deepest node with work left
-        while stack and stack[-1].todo() is None:
+        while len(stack) > base and stack[-1].todo() is None:
             stack.pop()
-        if not stack:
+        if len(stack) <= base:
             break
-        if budget.exhausted(stats):
+        if donate is not None and on_donate is not None and donate():
+            item = _give_away(stack, schedule, base, bounds.max_preemptions)
+            if item is not None:
+                on_donate(item)
+            while len(stack) > base and stack[-1].todo() is None:
+                stack.pop()
+            if len(stack) <= base:
+                break
+        if budget.exhausted(stats, start_execs) or (stop is not None and stop()):
             complete = False
-            break
+            depth = len(stack) - 1
+            state = {
+                "schedule": [list(t) for t in schedule[:depth]],
+                "nodes": [node_to_json(n) for n in stack],
+                "base": base,
+                "prefix_fps": [list(map(list, f)) for f in hb.step_fp[:base]],
+                "stats": stats.as_dict() | {"seconds": 0.0},
+                "preemption_bound_cut": bounded_by_preemption,
+            }
+            stats.seconds = budget.elapsed()
+            res = Exploration("exhaustive", None, None, stats, False, True, _params(dpor, cache, bounded_by_preemption, source_sets, symmetric))
+            res.checkpoint = state
+            return res
         depth = len(stack) - 1
         del schedule[depth:]
+        hb.truncate(depth)
         ex = Execution(program, history=cache)
-        hb = HappensBefore(len(ex.actors))
-        for q, alt in schedule:
-            ex.step(q, alt)
-            hb.push(q, ex.footprints[-1])
+        replay_prefix(ex, schedule, hb.step_fp)
         stats.steps += depth
     stats.seconds = budget.elapsed()
     if cache:
         stats.states = len(visited)
-    return Exploration("exhaustive", None, None, stats, complete, True, _params(dpor, cache, bounded_by_preemption))
+    res = Exploration("exhaustive", None, None, stats, complete, True, _params(dpor, cache, bounded_by_preemption, source_sets, symmetric))
+    if root is not None:
+        res.prefix_backtracks = [(k, sorted(stack[k].backtrack)) for k in range(base) if stack[k].backtrack]
+    return res
+
+
+def work_item(stack: list[Node], schedule: list[Transition]) -> dict[str, Any]:
+    """The subtree under the current path's last node, as JSON: its prefix (with
+    footprints, so the prefix replays without recomputing them) and sleep set."""
+    node = stack[-1]
+    return {
+        "prefix": [list(t) for t in schedule],
+        "prefix_fps": [list(map(list, stack[k].fps[q])) for k, (q, _alt) in enumerate(schedule)],
+        "sleep": [[q, alt, _fp_json(fp)] for (q, alt), fp in node.sleep.items()],
+        "preempt": node.preempt,
+        "prev": node.prev,
+        "frozen": [
+            {
+                "enabled": n.enabled,
+                "alts": [[q, a] for q, a in n.alts.items()],
+                "sleep": [[q, alt, _fp_json(fp)] for (q, alt), fp in n.sleep.items()],
+                "done": [[q, alt, _fp_json(fp)] for (q, alt), fp in n.done.items()],
+                "preempt": n.preempt,
+                "prev": n.prev,
+            }
+            for n in stack[: len(schedule)]
+        ],
+    }
+
+
+def _give_away(stack: list[Node], schedule: list[Transition], base: int, max_preemptions: int | None) -> dict[str, Any] | None:
+    """Mark one pending actor of the shallowest node with work as done here and
+    return it as a branch work item (its subtree is explored elsewhere)."""
+    for k in range(base, len(stack) - 1):
+        node = stack[k]
+        for q in sorted(node.backtrack, key=lambda q: (q != node.prev, q)):
+            alts = [(q, alt) for alt in range(node.alts.get(q, 1)) if (q, alt) not in node.done and (q, alt) not in node.sleep]
+            if not alts or (max_preemptions is not None and _preempts(node, q) and node.preempt + 1 > max_preemptions):
+                continue
+            item = work_item(stack[: k + 1], schedule[:k])
+            item["only"] = [q]
+            item["done"] = [[d[0], d[1], _fp_json(fp)] for d, fp in node.done.items()]
+            for t in alts:
+                node.done[t] = node.fps[q]
+            return item
+    return None
+
+
+def _fp_json(fp: Footprint) -> list[list[str]]:
+    return [list(fp[0]), list(fp[1])]
+
+
+def _fp_load(d: list[list[str]]) -> Footprint:
+    return (tuple(d[0]), tuple(d[1]))
+
+
+def node_to_json(n: Node) -> dict[str, Any]:
+    return {
+        "enabled": n.enabled,
+        "alts": [[q, a] for q, a in n.alts.items()],
+        "fps": [[q, _fp_json(fp)] for q, fp in n.fps.items()],
+        "backtrack": sorted(n.backtrack),
+        "done": [[q, alt, _fp_json(fp)] for (q, alt), fp in n.done.items()],
+        "sleep": [[q, alt, _fp_json(fp)] for (q, alt), fp in n.sleep.items()],
+        "preempt": n.preempt,
+        "prev": n.prev,
+    }
+
+
+def node_from_json(d: dict[str, Any]) -> Node:
+    n = Node(list(d["enabled"]), {q: a for q, a in d["alts"]}, {q: _fp_load(fp) for q, fp in d["fps"]}, {(q, alt): _fp_load(fp) for q, alt, fp in d["sleep"]}, d["preempt"], d["prev"])
+    n.backtrack = set(d["backtrack"])
+    n.done = {(q, alt): _fp_load(fp) for q, alt, fp in d["done"]}
+    return n
+
+
+def _forks(node: Node, max_preemptions: int | None) -> bool:
+    """More than one transition may be explored from this node (the splitter's measure of depth)."""
+    n = 0
+    for q in node.enabled:
+        if max_preemptions is not None and _preempts(node, q) and node.preempt + 1 > max_preemptions:
+            continue
+        n += sum(1 for alt in range(node.alts.get(q, 1)) if (q, alt) not in node.sleep)
+        if n > 1:
+            return True
+    return False
+
+
+def _awake(node: Node, q: int) -> bool:
+    return any((q, alt) not in node.sleep for alt in range(node.alts.get(q, 1)))
+
+
+def _source_backtrack(node: Node, initials: set[int], p: int) -> None:
+    """Source sets (Abdulla et al., POPL 2014): add an initial of the reversing
+    sequence only if no initial is already explored or scheduled there.  An
+    initial only counts if it is awake at the node; when every initial is
+    asleep (or none is enabled) fall back to every enabled actor, as the FG
+    rule does when p is not enabled (conservative; see test_dpor_race_behind_a_sleeping_actor)."""
+    awake = [q for q in sorted(initials) if _awake(node, q)]
+    if not awake:
+        node.backtrack.update(node.enabled)
+        return
+    if any(q in node.backtrack or any(t[0] == q for t in node.done) for q in awake):
+        return
+    node.backtrack.add(p if p in awake else awake[0])
+
+
+def replay_prefix(ex: Execution, schedule: list[Transition], fps: list[Footprint]) -> None:
+    """Re-run a prefix the search already ran: its footprints are known and no
+    invariant failed along it (model code is deterministic), so only the
+    transitions and the liveness monitors' armed state are recomputed."""
+    live = bool(ex.world.liveness)
+    for k, (q, alt) in enumerate(schedule):
+        ex.schedule.append((q, alt))
+        ex.footprints.append(fps[k])
+        ex.steps += 1
+        ex._transition(ex.actors[q], alt)
+        if live:
+            ex._check_monitors()
 
 
 def _preempts(node: Node, q: int) -> bool:
@@ -326,5 +605,9 @@ def _preempts(node: Node, q: int) -> bool:
     return node.prev >= 0 and q != node.prev and node.prev in node.enabled
 
 
-def _params(dpor: bool, cache: bool, preemption_cut: bool) -> dict[str, Any]:
-    return {"dpor": dpor and not cache, "sleep_sets": True, "state_cache": cache, "preemption_bound_cut": preemption_cut}
+def _params(dpor: bool, cache: bool, preemption_cut: bool, source_sets: bool = False, symmetry: bool = False) -> dict[str, Any]:
+    reduced = dpor and not cache
+    out = {"dpor": reduced, "source_sets": reduced and source_sets, "sleep_sets": True, "state_cache": cache, "preemption_bound_cut": preemption_cut}
+    if symmetry:
+        out["symmetry"] = True
+    return out

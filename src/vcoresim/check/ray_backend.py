@@ -1,0 +1,138 @@
+"""``--ray auto|ADDRESS``: swarm runs and the partitioned exhaustive search on Ray.
+
+Optional: ``pip install 'vcoresim[ray]'``.  ``auto`` joins the cluster Ray
+finds (``RAY_ADDRESS`` or a local ``ray start``) or, if there is none,
+starts a local instance; ``ADDRESS`` joins that cluster (``HOST:PORT`` or
+``ray://HOST:PORT``).  Tasks receive the scenario name and its effective
+configuration (not the program: generators do not pickle) and rebuild it.
+
+The partitioned search is the ``--workers`` protocol (``parallel``) with Ray
+tasks as workers: a task runs DPOR on a work item and gives pending branches
+away (to a small ``Board`` actor) while other tasks could run; races into
+another item's prefix come back as branch items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from vcoresim.engine.runtime import Violation
+from vcoresim.engine.strategies.base import Bounds, Budget, Exploration, Progress, Stats
+from vcoresim.engine.strategies.dpor import _params
+
+
+class RayUnavailable(Exception):
+    pass
+
+
+def connect(address: str) -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise RayUnavailable("--ray: Ray is not installed (pip install 'vcoresim[ray]')") from None
+    if not ray.is_initialized():
+        if address == "auto":
+            try:
+                ray.init(address="auto", logging_level="ERROR", log_to_driver=False)
+            except (ConnectionError, RuntimeError):
+                ray.init(logging_level="ERROR", log_to_driver=False, include_dashboard=False)
+        else:
+            try:
+                ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                raise RayUnavailable(f"--ray: cannot join the Ray cluster at {address}: {e}") from None
+    return ray
+
+
+def swarm_ray(address: str, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    ray = connect(address)
+    from vcoresim.check.swarm import run_one
+
+    task = ray.remote(run_one)
+    return list(ray.get([task.remote(r) for r in runs]))  # in run order
+
+
+def partitioned_ray(address: str, scenario: str, config: dict[str, Any], bounds: Bounds, *, progress: Progress | None = None, stop: Callable[[], bool] | None = None) -> Exploration:
+    ray = connect(address)
+    from vcoresim.check.parallel import ROOT, _add, branch_items
+
+    @ray.remote
+    class Board:
+        """Where running tasks leave the branches they give away."""
+
+        def __init__(self) -> None:
+            self.items: list[dict[str, Any]] = []
+            self.hungry = 0
+
+        def give(self, item: dict[str, Any]) -> None:
+            self.items.append(item)
+
+        def take(self) -> list[dict[str, Any]]:
+            out, self.items = self.items, []
+            return out
+
+        def set_hungry(self, n: int) -> None:
+            self.hungry = n
+
+        def get_hungry(self) -> int:
+            return self.hungry
+
+    @ray.remote
+    def run(item: dict[str, Any], board: Any) -> dict[str, Any]:
+        from vcoresim.check.parallel import run_item
+        from vcoresim.scenarios.registry import program_for
+
+        polls = [0]
+
+        def donate() -> bool:
+            polls[0] += 1
+            return polls[0] % 16 == 0 and ray.get(board.get_hungry.remote()) > 0  # an RPC: not every execution
+
+        def give(it: dict[str, Any]) -> None:
+            ray.get(board.give.remote(it))
+
+        return run_item(program_for(scenario, config), {"max_steps": bounds.max_steps, "max_preemptions": bounds.max_preemptions}, item, donate, give)
+
+    budget = Budget(bounds)
+    slots = max(int(ray.cluster_resources().get("CPU", 1)), 1)
+    board = Board.remote()
+    total = Stats()
+    issued: set[tuple[Any, ...]] = set()
+    cut = False
+    violation: Violation | None = None
+    schedule: list[tuple[int, int]] | None = None
+    running: dict[Any, dict[str, Any]] = {run.remote(ROOT, board): ROOT}
+    queued: list[dict[str, Any]] = []
+    n_items = 1
+    complete = True
+    while running and violation is None:
+        ready, _ = ray.wait(list(running), num_returns=1, timeout=0.2)
+        queued.extend(ray.get(board.take.remote()))
+        for ref in ready:
+            item = running.pop(ref)
+            out = ray.get(ref)
+            _add(total, Stats(**out["stats"]))
+            cut = cut or bool(out["cut"])
+            if "violation" in out:
+                v = out["violation"]
+                violation = Violation(v["kind"], v["invariant"], v["message"], v["step"])
+                schedule = [(q, alt) for q, alt in out["schedule"]]
+                break
+            queued.extend(branch_items(item, [(k, qs) for k, qs in out["prefix_backtracks"]], issued))
+            if progress is not None:
+                total.seconds = budget.elapsed()
+                progress(total)
+        while queued and len(running) < slots:
+            it = queued.pop(0)
+            running[run.remote(it, board)] = it
+            n_items += 1
+        board.set_hungry.remote(max(slots - len(running), 0))
+        if (stop is not None and stop()) or budget.exhausted(total):
+            complete = False
+            break
+    for ref in running:
+        ray.cancel(ref, force=True)
+    total.seconds = budget.elapsed()
+    params = _params(True, False, cut) | {"ray": address, "work_items": n_items}
+    return Exploration("exhaustive", violation, schedule, total, complete and violation is None, True, params)

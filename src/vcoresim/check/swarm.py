@@ -1,0 +1,100 @@
+"""Swarm checking: many independent runs (seeds x scenario variants), merged.
+
+Each run is one ``check`` of one scenario with one seed (random or PCT
+sampling, or ``auto``), shrinking its counterexample where it ran.  Results
+are merged: counterexamples are folded when they violate the same property
+with the same shrunk schedule (its hash), so a bug found by 40 seeds is
+listed once, with the seeds that found it.  The runs go to a Ray cluster
+(``vcoresim[ray]``, see ``ray_backend``) or to local processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vcoresim.engine.strategies.base import Bounds
+
+
+@dataclass
+class SwarmRun:
+    scenario: str
+    config: dict[str, Any]
+    seed: int
+    strategy: str
+    bounds: dict[str, Any]
+
+
+@dataclass
+class Counterexample:
+    scenario: str
+    invariant: str
+    key: str  # invariant + shrunk schedule hash
+    message: str
+    trace: dict[str, Any]  # the trace document of the first run that found it
+    seeds: list[int] = field(default_factory=list)
+
+
+@dataclass
+class SwarmResult:
+    runs: int
+    executions: int
+    steps: int
+    counterexamples: list[Counterexample]
+    clean: int  # runs that found nothing
+
+
+def run_one(run: dict[str, Any]) -> dict[str, Any]:
+    """One swarm run (in a worker process or a Ray task): JSON in, JSON out."""
+    from vcoresim.check.driver import check
+    from vcoresim.scenarios.registry import program_for
+
+    program = program_for(run["scenario"], run["config"])
+    b = run["bounds"]
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "t.json"
+        r = check(program, strategy=run["strategy"], bounds=Bounds(**b), seed=run["seed"], trace_out=path)
+        trace = json.loads(path.read_text()) if r.trace else None
+    return {"scenario": run["scenario"], "seed": run["seed"], "verdict": r.verdict, "invariant": r.invariant, "message": r.message, "stats": r.stats.as_dict(), "trace": trace}
+
+
+def fold_key(invariant: str, schedule: list[Any]) -> str:
+    return f"{invariant}:{hashlib.sha256(json.dumps(schedule).encode()).hexdigest()[:12]}"
+
+
+def merge(results: list[dict[str, Any]]) -> SwarmResult:
+    """Fold duplicate counterexamples; deterministic: results are taken in run order."""
+    found: dict[str, Counterexample] = {}
+    executions = steps = clean = 0
+    for r in results:
+        executions += r["stats"]["executions"]
+        steps += r["stats"]["steps"]
+        if r["trace"] is None:
+            clean += 1
+            continue
+        key = fold_key(r["invariant"], r["trace"]["schedule"])
+        ce = found.get(key)
+        if ce is None:
+            ce = found[key] = Counterexample(r["scenario"], r["invariant"], key, r["message"], r["trace"])
+        ce.seeds.append(r["seed"])
+    return SwarmResult(len(results), executions, steps, list(found.values()), clean)
+
+
+def runs_for(programs: list[tuple[str, dict[str, Any]]], seeds: range, strategy: str, bounds: Bounds) -> list[dict[str, Any]]:
+    return [
+        {"scenario": name, "config": config, "seed": s, "strategy": strategy, "bounds": bounds.as_dict()}
+        for name, config in programs
+        for s in seeds
+    ]
+
+
+def swarm_local(runs: list[dict[str, Any]], workers: int) -> list[dict[str, Any]]:
+    if workers <= 1:
+        return [run_one(r) for r in runs]
+    with mp.get_context("fork").Pool(workers) as pool:
+        return pool.map(run_one, runs, chunksize=1)  # in run order
