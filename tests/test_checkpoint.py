@@ -57,7 +57,7 @@ def test_resumed_auto_on_kvm_equals_uninterrupted() -> None:
     prog = sc.make({})
     bounds = Bounds(sc.bounds.max_steps, 1)
     whole = explore(prog, "auto", bounds, 0)
-    parts, pieces = _in_pieces(prog, "auto", bounds, 60)
+    parts, pieces = _in_pieces(prog, "auto", bounds, 20)
     assert whole.complete and parts.complete and whole.violation is None and parts.violation is None
     assert pieces > 3
     assert _stats(parts) == _stats(whole)
