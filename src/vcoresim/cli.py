@@ -108,6 +108,8 @@ def _progress_printer(enabled: bool, label: str) -> tuple[Any, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object (a list for several scenarios).")
 @click.option("--reproducible", is_flag=True, help="Leave wall-clock figures out of the output, so reruns are byte-identical.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
+@click.option("--memory-model", "memory_model", type=click.Choice(("sc", "tso", "pso", "power")), default="sc", show_default=True, help="Memory model (docs/memory-models.md).")
+@click.option("--barrier-mutations", is_flag=True, help="Remove each barrier the scenario executes, one at a time, and report which removal breaks which invariant.")
 def check_cmd(
     scenarios: tuple[str, ...],
     strategy: str | None,
@@ -125,6 +127,8 @@ def check_cmd(
     as_json: bool,
     reproducible: bool,
     quiet: bool,
+    memory_model: str,
+    barrier_mutations: bool,
 ) -> None:
     """Explore interleavings of SCENARIOS (default: every built-in scenario)."""
     reproducible = reproducible or os.environ.get("VCORESIM_REPRODUCIBLE") == "1"
@@ -140,6 +144,9 @@ def check_cmd(
         fail(str(e))
     if trace_out is not None and len(runs) > 1:
         fail("--trace-out: give one scenario when naming the trace file")
+    runs = _with_memory_model(runs, memory_model)  # issue 7
+    if barrier_mutations:
+        _barrier_mutations(runs, strategy, seed, max_steps, max_preemptions, max_executions, max_seconds, as_json, reproducible, trace_out)
     results: list[CheckResult] = []
     show_progress = not quiet and not as_json and err.is_terminal
     for sc, program in runs:
@@ -150,7 +157,7 @@ def check_cmd(
             max_executions=max_executions or b.max_executions,
             max_seconds=max_seconds or b.max_seconds,
         )
-        expected = sc.expected if not overrides else None
+        expected = sc.expected if not overrides and memory_model == "sc" else None
         prog, update = _progress_printer(show_progress, sc.name)
         try:
             if prog is not None:
@@ -225,6 +232,55 @@ def _print_table(results: list[CheckResult], reproducible: bool) -> None:
     out.print("[green]every verdict as expected[/]" if not bad else f"[red]unexpected verdicts: {', '.join(bad)}[/]")
 
 
+# ------------------------------------------------- memory models (issue 7)
+def _with_memory_model(runs: list[tuple[Scenario, Any]], model: str) -> list[tuple[Scenario, Any]]:
+    from vcoresim.engine.memory import with_memory_model
+
+    return [(sc, with_memory_model(p, model)) for sc, p in runs]
+
+
+def _barrier_mutations(
+    runs: list[tuple[Scenario, Any]],
+    strategy: str | None,
+    seed: int | None,
+    max_steps: int | None,
+    max_preemptions: int | None,
+    max_executions: int | None,
+    max_seconds: float | None,
+    as_json: bool,
+    reproducible: bool,
+    trace_out: Path | None,
+) -> NoReturn:
+    """``check --barrier-mutations``: one check per barrier site, that barrier removed."""
+    from vcoresim.check.mutation import mutate_barriers
+
+    if len(runs) != 1:
+        fail("--barrier-mutations: give exactly one scenario")
+    sc, program = runs[0]
+    b = sc.bounds
+    bounds = Bounds(
+        max_steps=max_steps or b.max_steps,
+        max_preemptions=max_preemptions if max_preemptions is not None else b.max_preemptions,
+        max_executions=max_executions or b.max_executions,
+        max_seconds=max_seconds or b.max_seconds,
+    )
+    trace_dir = trace_out.parent if trace_out is not None else Path("traces")
+    report = mutate_barriers(program, strategy=strategy or sc.strategy, bounds=bounds, seed=seed if seed is not None else sc.seed, trace_dir=trace_dir)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(timing=not reproducible), indent=1))
+    else:
+        t = Table(title=f"barrier mutations: {program.name} under {report.model}", title_justify="left")
+        for col in ("site", "line", "verdict", "invariant", "coverage", "executions", "trace"):
+            t.add_column(col, justify="right" if col in ("line", "executions") else "left", overflow="fold")
+        rows = [("(none removed)", None, report.baseline), *((m.site.label, m.site.line, m.result) for m in report.mutants)]
+        for label, line, r in rows:
+            colour = {"holds": "green", "violation": "red", "incomplete": "yellow"}[r.verdict]
+            t.add_row(label, "-" if line is None else str(line), f"[{colour}]{r.verdict}[/]", r.invariant or "-", r.coverage, str(r.stats.executions), r.trace or "-")
+        out.print(t)
+        out.print(f"{len(report.mutants)} barrier sites found in {report.discovery_executions} executions; removing {len(report.breaking)} of them breaks an invariant: {', '.join(m.site.label for m in report.breaking) or 'none'}", markup=False)
+    sys.exit(1 if report.baseline.verdict == "violation" else 0)
+
+
 # --------------------------------------------------------------------- replay
 @main.command("replay")
 @click.argument("trace_file", type=click.Path(path_type=Path))
@@ -258,6 +314,11 @@ def replay_cmd(trace_file: Path, quiet: bool, html_out: Path | None, perfetto_ou
 
 from vcoresim.simulate.cli import simulate_cmd  # noqa: E402  (last: it uses this module's helpers)
 main.add_command(simulate_cmd)
+
+# ---------------------------------------------------------------- litmus (issue 7)
+from vcoresim.litmus.cli import litmus_cmd  # noqa: E402
+
+main.add_command(litmus_cmd)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

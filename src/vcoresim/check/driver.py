@@ -16,6 +16,10 @@ from vcoresim.engine.world import Program
 STRATEGIES = ("auto", "exhaustive", "dfs", "random", "pct")
 #: Executions of the random phase of ``auto``.
 AUTO_RANDOM_EXECUTIONS = 200
+#: Executions of the PCT phase ``auto`` adds under a weak memory model: a uniform
+#: random walk picks store-buffer and propagation pseudo-actors as often as
+#: threads, so buffers drain almost at once; PCT's priorities hold them back.
+AUTO_PCT_EXECUTIONS = 1000
 
 
 @dataclass
@@ -82,6 +86,14 @@ def auto(program: Program, bounds: Bounds, seed: int, *, cache: bool = False, pr
     if rnd.violation is not None:
         total.seconds = budget.elapsed()
         return Exploration("auto", rnd.violation, rnd.schedule, total, False, False, {"seed": seed, "phases": phases})
+    if program.memory_model != "sc":
+        left = None if bounds.max_seconds is None else max(bounds.max_seconds - budget.elapsed(), 0.001)
+        ph = pct(program, Bounds(bounds.max_steps, None, AUTO_PCT_EXECUTIONS, left), seed, depth=3, progress=progress)
+        _add(total, ph.stats)
+        phases.append({"phase": "pct", "executions": ph.stats.executions})
+        if ph.violation is not None:
+            total.seconds = budget.elapsed()
+            return Exploration("auto", ph.violation, ph.schedule, total, False, False, {"seed": seed, "phases": phases})
     limits: list[int | None] = list(range(0, bounds.max_preemptions + 1)) if bounds.max_preemptions is not None else [0, 1, None]
     res: Exploration | None = None
     for limit in limits:

@@ -134,6 +134,9 @@ class World:
     invariants: list[Invariant] = field(default_factory=list)
     liveness: list[Liveness] = field(default_factory=list)
     check_deadlock: bool = True
+    #: Location prefixes that are not cacheable memory (SPRs, MMIO, ghost state):
+    #: under a weak memory model their stores and loads bypass buffers and views.
+    uncached: tuple[str, ...] = ()
 
     def loc(self, name: str, init: Any = 0) -> str:
         if name in self.mem:
@@ -176,6 +179,10 @@ class Program:
     config: dict[str, Any] = field(default_factory=dict)
     #: Names of invariants/liveness properties to check (None: all the model adds).
     select: Iterable[str] | None = None
+    #: Memory model (engine/memory.py): "sc" runs the plain engine.
+    memory_model: str = "sc"
+    #: Barrier sites turned into no-ops: (function, kind, line) (barrier mutation).
+    removed_barriers: frozenset[tuple[str, str, int]] = frozenset()
 
     def new_world(self) -> World:
         world = World()
