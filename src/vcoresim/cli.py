@@ -239,6 +239,10 @@ def _with_memory_model(runs: list[tuple[Scenario, Any]], model: str) -> list[tup
     return [(sc, with_memory_model(p, model)) for sc, p in runs]
 
 
+#: Default wall-clock budget of each check of a barrier mutation run (--max-seconds overrides).
+MUTATION_SECONDS = 60.0
+
+
 def _barrier_mutations(
     runs: list[tuple[Scenario, Any]],
     strategy: str | None,
@@ -262,7 +266,7 @@ def _barrier_mutations(
         max_steps=max_steps or b.max_steps,
         max_preemptions=max_preemptions if max_preemptions is not None else b.max_preemptions,
         max_executions=max_executions or b.max_executions,
-        max_seconds=max_seconds or b.max_seconds,
+        max_seconds=max_seconds or b.max_seconds or MUTATION_SECONDS,
     )
     trace_dir = trace_out.parent if trace_out is not None else Path("traces")
     report = mutate_barriers(program, strategy=strategy or sc.strategy, bounds=bounds, seed=seed if seed is not None else sc.seed, trace_dir=trace_dir)
