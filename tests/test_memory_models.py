@@ -12,7 +12,7 @@ from vcoresim.check.driver import check, replay
 from vcoresim.engine import ops as O
 from vcoresim.engine.memory import MODELS, split_memory_config, with_memory_model
 from vcoresim.engine.runtime import Execution
-from vcoresim.engine.strategies.base import Bounds, run_schedule
+from vcoresim.engine.strategies.base import Bounds
 from vcoresim.engine.strategies.dpor import exhaustive
 from vcoresim.engine.world import DONE, Body, Invariant, Program, World
 from vcoresim.litmus.parser import Instr, Litmus, parse
@@ -142,32 +142,21 @@ def test_sending_an_ipi_is_a_full_barrier_on_the_sender() -> None:
 
 
 def test_weak_traces_record_commits_and_replay(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from vcoresim.scenarios.registry import Scenario
-
     prog = with_memory_model(_sb_program(None), "power")
     out = tmp_path / "t.json"
     res = check(prog, strategy="random", seed=1, trace_out=out, bounds=Bounds(max_executions=2000))
     assert res.verdict == "violation"
-    ex = run_schedule(prog, [(i, a) for i, a in Execution(prog).schedule] or _schedule_of(out, prog), record=True)
-    assert ex.violation is not None
-    ops = [o.op for s in ex.records for o in s.ops]
-    assert any(o.startswith("commit x = 1") or o.startswith("commit y = 1") for o in ops)
 
     def program_for(name: str, config: dict[str, Any]) -> Program:
         rest, model, removed = split_memory_config(config)
         return with_memory_model(_sb_program(None), model, removed)
 
-    assert Scenario  # the CLI path is covered in test_barrier_mutation
     rep = replay(out, program_for)
-    assert rep.reproduced
-
-
-def _schedule_of(path, prog: Program) -> list[tuple[int, int]]:  # type: ignore[no-untyped-def]
-    import json
-
-    doc = json.loads(path.read_text())
-    names = [a.name for a in Execution(prog).actors]
-    return [(names.index(n), alt) for n, alt in doc["schedule"]]
+    assert rep.reproduced, rep.summary
+    ops = [o.op for s in rep.execution.records for o in s.ops]
+    assert any(o.startswith(("commit x = 1", "commit y = 1")) for o in ops)
+    names = [s.actor for s in rep.execution.records]
+    assert any(n.endswith("~sb") for n in names)
 
 
 def test_random_walks_are_deterministic_under_power() -> None:

@@ -60,7 +60,7 @@ from typing import Any
 from vcoresim.engine import ops as O
 from vcoresim.engine.msr import MSR_EE
 from vcoresim.engine.runtime import Execution, OpRecord
-from vcoresim.engine.world import NAP, RUN, Actor, Frame, Program
+from vcoresim.engine.world import NAP, RUN, Actor, Program
 
 MODELS = ("sc", "tso", "pso", "power")
 
@@ -562,4 +562,4 @@ class WeakExecution(Execution):
         return hash((base, bufs, co, lag, floors, bview))
 
 
-__all__ = ["ACTIONS", "MODELS", "WeakExecution", "barrier_site", "split_memory_config", "with_memory_model", "Frame"]
+__all__ = ["ACTIONS", "MODELS", "WeakExecution", "barrier_site", "split_memory_config", "with_memory_model"]

@@ -156,7 +156,7 @@ def parse(text: str, path: str = "<litmus>") -> Litmus:
             init[im.group(1)] = int(im.group(2))
     pos = m.end()
     threads: list[list[Instr]] = []
-    thread_re = re.compile(rf"\s*P(\d+)\s*\(([^)]*)\)\s*\{{", re.S)
+    thread_re = re.compile(r"\s*P(\d+)\s*\(([^)]*)\)\s*\{", re.S)
     while True:
         m = thread_re.match(clean, pos)
         if not m:
