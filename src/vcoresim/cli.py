@@ -114,6 +114,8 @@ def _progress_printer(enabled: bool, label: str) -> tuple[Any, Any]:
 @click.option("--resume", "resume_file", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Continue the search saved in a checkpoint file.")
 @click.option("--ray", "ray_address", default=None, metavar="auto|ADDRESS", help="Run the exhaustive search on a Ray cluster (needs vcoresim[ray]).")
 # --- end issue 8
+@click.option("--memory-model", "memory_model", type=click.Choice(("sc", "tso", "pso", "power")), default="sc", show_default=True, help="Memory model (docs/memory-models.md).")
+@click.option("--barrier-mutations", is_flag=True, help="Remove each barrier the scenario executes, one at a time, and report which removal breaks which invariant.")
 def check_cmd(
     scenarios: tuple[str, ...],
     strategy: str | None,
@@ -135,6 +137,8 @@ def check_cmd(
     checkpoint_out: Path | None,
     resume_file: Path | None,
     ray_address: str | None,
+    memory_model: str,
+    barrier_mutations: bool,
 ) -> None:
     """Explore interleavings of SCENARIOS (default: every built-in scenario)."""
     reproducible = reproducible or os.environ.get("VCORESIM_REPRODUCIBLE") == "1"
@@ -172,6 +176,9 @@ def check_cmd(
         fail(str(e))
     if trace_out is not None and len(runs) > 1:
         fail("--trace-out: give one scenario when naming the trace file")
+    runs = _with_memory_model(runs, memory_model)  # issue 7
+    if barrier_mutations:
+        _barrier_mutations(runs, strategy, seed, max_steps, max_preemptions, max_executions, max_seconds, as_json, reproducible, trace_out)
     results: list[CheckResult] = []
     show_progress = not quiet and not as_json and err.is_terminal
     for sc, program in runs:
@@ -182,7 +189,7 @@ def check_cmd(
             max_executions=max_executions or b.max_executions,
             max_seconds=max_seconds or b.max_seconds,
         )
-        expected = sc.expected if not overrides else None
+        expected = sc.expected if not overrides and memory_model == "sc" else None
         prog, update = _progress_printer(show_progress, sc.name)
         try:
             if prog is not None:
@@ -342,6 +349,59 @@ def _print_table(results: list[CheckResult], reproducible: bool) -> None:
     out.print("[green]every verdict as expected[/]" if not bad else f"[red]unexpected verdicts: {', '.join(bad)}[/]")
 
 
+# ------------------------------------------------- memory models (issue 7)
+def _with_memory_model(runs: list[tuple[Scenario, Any]], model: str) -> list[tuple[Scenario, Any]]:
+    from vcoresim.engine.memory import with_memory_model
+
+    return [(sc, with_memory_model(p, model)) for sc, p in runs]
+
+
+#: Default wall-clock budget of each check of a barrier mutation run (--max-seconds overrides).
+MUTATION_SECONDS = 60.0
+
+
+def _barrier_mutations(
+    runs: list[tuple[Scenario, Any]],
+    strategy: str | None,
+    seed: int | None,
+    max_steps: int | None,
+    max_preemptions: int | None,
+    max_executions: int | None,
+    max_seconds: float | None,
+    as_json: bool,
+    reproducible: bool,
+    trace_out: Path | None,
+) -> NoReturn:
+    """``check --barrier-mutations``: one check per barrier site, that barrier removed."""
+    from vcoresim.check.mutation import mutate_barriers
+
+    if len(runs) != 1:
+        fail("--barrier-mutations: give exactly one scenario")
+    sc, program = runs[0]
+    b = sc.bounds
+    bounds = Bounds(
+        max_steps=max_steps or b.max_steps,
+        max_preemptions=max_preemptions if max_preemptions is not None else b.max_preemptions,
+        max_executions=max_executions or b.max_executions,
+        max_seconds=max_seconds or b.max_seconds or MUTATION_SECONDS,
+    )
+    trace_dir = trace_out.parent if trace_out is not None else Path("traces")
+    report = mutate_barriers(program, strategy=strategy or sc.strategy, bounds=bounds, seed=seed if seed is not None else sc.seed, trace_dir=trace_dir)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(timing=not reproducible), indent=1))
+    else:
+        t = Table(title=f"barrier mutations: {program.name} under {report.model}", title_justify="left")
+        for col in ("site", "line", "verdict", "invariant", "coverage", "executions", "trace"):
+            t.add_column(col, justify="right" if col in ("line", "executions") else "left", overflow="fold")
+        rows = [("(none removed)", None, report.baseline), *((m.site.label, m.site.line, m.result) for m in report.mutants)]
+        for label, line, r in rows:
+            colour = {"holds": "green", "violation": "red", "incomplete": "yellow"}[r.verdict]
+            t.add_row(label, "-" if line is None else str(line), f"[{colour}]{r.verdict}[/]", r.invariant or "-", r.coverage, str(r.stats.executions), r.trace or "-")
+        out.print(t)
+        out.print(f"{len(report.mutants)} barrier sites found in {report.discovery_executions} executions; removing {len(report.breaking)} of them breaks an invariant: {', '.join(m.site.label for m in report.breaking) or 'none'}", markup=False)
+    sys.exit(1 if report.baseline.verdict == "violation" else 0)
+
+
 # --------------------------------------------------------------------- replay
 @main.command("replay")
 @click.argument("trace_file", type=click.Path(path_type=Path))
@@ -431,6 +491,11 @@ from vcoresim.simulate.cli import simulate_cmd  # noqa: E402  (last: it uses thi
 main.add_command(simulate_cmd)
 from vcoresim.simulate.study_cli import study_cmd  # noqa: E402
 main.add_command(study_cmd)
+
+# ---------------------------------------------------------------- litmus (issue 7)
+from vcoresim.litmus.cli import litmus_cmd  # noqa: E402
+
+main.add_command(litmus_cmd)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

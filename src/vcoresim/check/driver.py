@@ -25,6 +25,10 @@ AUTO_RANDOM_EXECUTIONS = 200
 #: walks were half the phase's cost and found nothing the short ones miss); the
 #: exhaustive phases keep the full step bound.
 AUTO_RANDOM_MAX_STEPS = 500
+#: Executions of the PCT phase ``auto`` adds under a weak memory model: a uniform
+#: random walk picks store-buffer and propagation pseudo-actors as often as
+#: threads, so buffers drain almost at once; PCT's priorities hold them back.
+AUTO_PCT_EXECUTIONS = 1000
 
 
 @dataclass
@@ -127,6 +131,14 @@ def auto(
         if rnd.violation is not None:
             total.seconds = budget.elapsed()
             return Exploration("auto", rnd.violation, rnd.schedule, total, False, False, {"seed": seed, "phases": phases})
+        if program.memory_model != "sc":
+            left = None if bounds.max_seconds is None else max(bounds.max_seconds - budget.elapsed(), 0.001)
+            ph = pct(program, Bounds(bounds.max_steps, None, AUTO_PCT_EXECUTIONS, left), seed, depth=3, progress=progress)
+            _add(total, ph.stats)
+            phases.append({"phase": "pct", "executions": ph.stats.executions})
+            if ph.violation is not None:
+                total.seconds = budget.elapsed()
+                return Exploration("auto", ph.violation, ph.schedule, total, False, False, {"seed": seed, "phases": phases})
     res: Exploration | None = None
     checkpoint: dict[str, Any] | None = None
     for n, limit in enumerate(limits[first:], start=first):

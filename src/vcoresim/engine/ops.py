@@ -12,12 +12,14 @@ conflict (same location, at least one write).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any
 
-# Barrier kinds, as the kernel spells them.  Under sequential consistency they
-# are recorded and otherwise no-ops.
-BARRIER_KINDS = frozenset({"smp_mb", "smp_wmb", "smp_rmb", "sync", "lwsync", "isync", "wmb", "mb"})
+# Barrier kinds, as the kernel spells them ("release"/"acquire" are the halves
+# of smp_store_release / smp_load_acquire).  Under sequential consistency they
+# are recorded and otherwise no-ops; engine/memory.py gives them their weak
+# semantics.
+BARRIER_KINDS = frozenset({"smp_mb", "smp_wmb", "smp_rmb", "sync", "lwsync", "isync", "wmb", "mb", "release", "acquire"})
 
 NO_LOCS: tuple[str, ...] = ()
 
@@ -204,6 +206,19 @@ def lwsync() -> Barrier:
 
 def isync() -> Barrier:
     return Barrier("isync")
+
+
+def smp_store_release(loc: str, value: Any) -> Generator[Op, Any, None]:
+    """``smp_store_release(p, v)``: a release barrier, then the store."""
+    yield Barrier("release")
+    yield Store(loc, value)
+
+
+def smp_load_acquire(loc: str) -> Generator[Op, Any, Any]:
+    """``smp_load_acquire(p)``: the load, then an acquire barrier."""
+    value = yield Load(loc)
+    yield Barrier("acquire")
+    return value
 
 
 class SpinLock(_LocOp):

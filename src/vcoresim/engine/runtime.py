@@ -70,6 +70,15 @@ class StepRecord:
 class Execution:
     """Runs one execution of ``program``; a strategy calls :meth:`step` until ``finished``."""
 
+    def __new__(cls, program: Program, *args: Any, **kwargs: Any) -> Execution:
+        # A weak memory model or a barrier mutation runs engine/memory.py's
+        # subclass; the sequentially consistent path stays this class, untouched.
+        if cls is Execution and (program.memory_model != "sc" or program.removed_barriers):
+            from vcoresim.engine.memory import WeakExecution
+
+            return object.__new__(WeakExecution)
+        return object.__new__(cls)
+
     def __init__(self, program: Program, *, record: bool = False, timed: bool = False, history: bool = False) -> None:
         self.program = program
         self.world: World = program.new_world()
@@ -548,6 +557,9 @@ class Execution:
             if msg:
                 self._violate("invariant", inv.name, msg)
                 return
+        self._check_liveness()
+
+    def _check_liveness(self) -> None:
         for i, live in enumerate(self.world.liveness):
             armed = self._live_armed[i]
             if armed is None:

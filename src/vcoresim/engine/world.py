@@ -171,6 +171,9 @@ class World:
         if len(actors) != len(locs) or len({len(x) for x in locs}) > 1:
             raise ValueError("declare_symmetric: one list of locations per actor, all the same length")
         self.symmetries.append(Symmetry(tuple(actors), tuple(tuple(x) for x in locs), tuple(owner_locs or ())))
+    #: Location prefixes that are not cacheable memory (SPRs, MMIO, ghost state):
+    #: under a weak memory model their stores and loads bypass buffers and views.
+    uncached: tuple[str, ...] = ()
 
     def loc(self, name: str, init: Any = 0) -> str:
         if name in self.mem:
@@ -216,6 +219,10 @@ class Program:
     #: Bounds the model itself puts on what is explored (guest rounds, fault
     #: budgets, scheduling policy): reported with every verdict.
     model_bounds: dict[str, Any] = field(default_factory=dict)
+    #: Memory model (engine/memory.py): "sc" runs the plain engine.
+    memory_model: str = "sc"
+    #: Barrier sites turned into no-ops: (function, kind, line) (barrier mutation).
+    removed_barriers: frozenset[tuple[str, str, int]] = frozenset()
 
     def new_world(self) -> World:
         world = World()

@@ -274,7 +274,9 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
             gid += 1
     all_vcpus = list(range(gid))
     online = [cpu for cpu in k.cpus if k.online(cpu)]
-    # Memory: machine, PACA, XICS.
+    # Memory: machine, PACA, XICS.  Under a weak memory model, SPRs (LPIDR, HDEC),
+    # the XICS (cache-inhibited MMIO) and ghost state bypass the store buffers.
+    w.uncached = ("core[", "xics[", "ghost[")
     for c in range(k.ncores):
         w.loc(core(c, "lpid"), LPID_HOST)
         w.loc(core(c, "hdec_expired"), 0)

@@ -82,7 +82,17 @@ def get_scenario(name: str) -> Scenario:
 
 
 def program_for(name: str, config: dict[str, Any]) -> Program:
-    """Rebuild the program a trace was recorded from."""
+    """Rebuild the program a trace was recorded from (with its memory model and removed barriers)."""
+    if "memory_model" in config or "removed_barriers" in config:
+        from vcoresim.engine.memory import MODELS, split_memory_config, with_memory_model
+
+        try:
+            rest, model, removed = split_memory_config(config)
+        except (TypeError, ValueError):
+            raise ScenarioError("config: removed_barriers: expected a list of [function, kind, line]") from None
+        if model not in MODELS:
+            raise ScenarioError(f"config: memory_model: unknown model {model!r} (known: {', '.join(MODELS)})")
+        return with_memory_model(program_for(name, rest), model, removed)
     base = name.split("@", 1)[0]
     if base not in builtin_scenarios() and "machine" in config:  # a KVM scenario loaded from a file
         from vcoresim.scenarios.builtin import config_from_doc, program_from_config

@@ -1,0 +1,565 @@
+"""Weak memory models: ``sc``, ``tso``, ``pso`` and ``power``.
+
+The plain :class:`~vcoresim.engine.runtime.Execution` is sequentially
+consistent.  A program whose ``memory_model`` is not ``sc`` (or that removes
+barriers, see :mod:`vcoresim.check.mutation`) runs :class:`WeakExecution`
+instead, so the SC path pays nothing for this module.
+
+Every effect of weak memory is an ordinary, schedulable transition of a
+*pseudo-actor*, so random walks, PCT, DPOR and replay explore it without
+special cases, and traces record it:
+
+- ``NAME~sb`` (every model but sc): commits one store from NAME's store
+  buffer to memory.  ``tso``: the oldest (FIFO).  ``pso``: the oldest store
+  of any location, except that a store-store barrier (``smp_wmb``, ``lwsync``,
+  release) keeps later stores behind earlier ones.  ``power``: the oldest
+  store of any location (barriers that order stores drain the buffer).
+  Each choice is a branch of the transition.
+- ``NAME~prop`` (power only): propagates the next committed write of one
+  location to NAME.  A committed write is visible to its writer at once and
+  reaches every other thread separately, in coherence order per location
+  but in any order across locations (non-multi-copy-atomic), unless a
+  cumulative barrier orders it after writes its writer had seen.
+
+Loads forward from the thread's own buffer.  Under ``power`` a load of x may
+return any write of x between the thread's *floor* for x (the newest write it
+must see: its own last read or write of x, coherence, or what a barrier,
+acquire or IPI receipt made it wait for) and the newest write propagated to
+it: a load satisfied early, before other loads that precede it.  Each
+possible value is a branch (the newest first).
+
+Barriers (``docs/memory-models.md`` has the table):
+
+==========================  =========  ==================  ===========================
+kind                        tso        pso                 power
+==========================  =========  ==================  ===========================
+smp_mb, sync, mb            drain      drain               drain + cumulative: every
+                                                           write seen is propagated to
+                                                           all threads; floors raised
+wmb                         -          orders stores       as sync (powerpc wmb = sync)
+smp_wmb, lwsync, release    -          orders stores       drain; later writes reach a
+                                                           thread only after what this
+                                                           thread had seen; floors
+smp_rmb                     -          -                   as lwsync
+isync, acquire              -          -                   floors raised
+==========================  =========  ==================  ===========================
+
+Spin lock, unlock, atomic read-modify-writes, sending an IPI, nap and a
+context switch act as full barriers (``smp_mb``) and write memory directly,
+visible to every thread at once; taking an interrupt or waking from nap
+raises the floors (acquire).  Stated assumptions, see the docs.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections import ChainMap
+from collections.abc import Generator
+from typing import Any
+
+from vcoresim.engine import ops as O
+from vcoresim.engine.msr import MSR_EE
+from vcoresim.engine.runtime import Execution, OpRecord
+from vcoresim.engine.world import NAP, RUN, Actor, Program
+
+MODELS = ("sc", "tso", "pso", "power")
+
+# What each barrier kind does per model: None (nothing), "full", "order"
+# (pso: stores after it commit after stores before it), "lwsync" (power:
+# drain, cumulativity for later writes, floors), "floor" (power: later loads
+# see at least what was propagated to the thread).
+_FULL = ("smp_mb", "sync", "mb")
+ACTIONS: dict[str, dict[str, str | None]] = {
+    "sc": {k: None for k in O.BARRIER_KINDS},
+    "tso": {k: ("full" if k in _FULL else None) for k in O.BARRIER_KINDS},
+    "pso": {k: ("full" if k in _FULL else "order" if k in ("smp_wmb", "lwsync", "release", "wmb") else None) for k in O.BARRIER_KINDS},
+    "power": {
+        k: ("full" if k in (*_FULL, "wmb") else "lwsync" if k in ("smp_wmb", "lwsync", "release", "smp_rmb") else "floor")
+        for k in O.BARRIER_KINDS
+    },
+}
+
+#: Operations that act as a full barrier and then write memory directly (or change context).
+_FULL_OPS = frozenset({O.SpinLock, O.SpinTryLock, O.SpinUnlock, O.RMW, O.SendIPI, O.Nap, O.ContextSwitch})
+_DIRECT = (O.SpinLock, O.SpinTryLock, O.SpinUnlock, O.RMW, O.SendIPI)
+
+
+def with_memory_model(program: Program, model: str, removed: frozenset[tuple[str, str, int]] = frozenset()) -> Program:
+    """``program`` under ``model`` (and with ``removed`` barrier sites as no-ops).
+
+    Both go into ``config`` so a trace replays the same run; the SC program
+    with nothing removed is returned unchanged (its traces stay as they were)."""
+    import dataclasses
+
+    if model not in MODELS:
+        raise ValueError(f"unknown memory model {model!r} (known: {', '.join(MODELS)})")
+    if model == "sc" and not removed:
+        return program
+    config = dict(program.config)
+    config["memory_model"] = model
+    if removed:
+        config["removed_barriers"] = [list(s) for s in sorted(removed)]
+    return dataclasses.replace(program, config=config, memory_model=model, removed_barriers=frozenset(removed))
+
+
+def split_memory_config(config: dict[str, Any]) -> tuple[dict[str, Any], str, frozenset[tuple[str, str, int]]]:
+    """Inverse of :func:`with_memory_model` on a trace's config: (rest, model, removed)."""
+    rest = {k: v for k, v in config.items() if k not in ("memory_model", "removed_barriers")}
+    model = config.get("memory_model", "sc")
+    removed = frozenset((str(f), str(k), int(line)) for f, k, line in config.get("removed_barriers", []))
+    return rest, model, removed
+
+
+def barrier_site(gen: Any, kind: str) -> tuple[str, str, int]:
+    """(function, kind, line) of the barrier the innermost generator of ``gen`` yields."""
+    g = gen
+    while True:
+        inner = getattr(g, "gi_yieldfrom", None)
+        if inner is None or not hasattr(inner, "gi_code"):
+            break
+        g = inner
+    frame = g.gi_frame
+    return (g.gi_code.co_name, kind, frame.f_lineno if frame is not None else 0)
+
+
+def _idle() -> Generator[O.Op, Any, None]:
+    yield O.Note("pseudo-actor")  # never advanced: pseudo-actors are stepped by WeakExecution
+
+
+class WeakExecution(Execution):
+    """An execution under a weak memory model (see the module docstring)."""
+
+    def __init__(self, program: Program, *, record: bool = False, timed: bool = False, history: bool = False, sites: set[tuple[str, str, int]] | None = None) -> None:
+        self.model = program.memory_model
+        self.act = ACTIONS[self.model]
+        self.removed = program.removed_barriers
+        self.sites = sites  # barrier sites seen, when discovering them
+        self.power = self.model == "power"
+        self.weak = False  # boot runs sequentially consistent (the machine comes up quiescent)
+        super().__init__(program, record=record, timed=timed, history=history)
+        n = self.n_real = len(self.actors)
+        self.buf: list[list[list[Any]]] = [[] for _ in range(n)]  # [seq, loc, value, epoch]
+        self.seq = [0] * n
+        self.epoch = [0] * n
+        # power: coherence order per location, commit timestamps, what each write
+        # requires of a thread before it may reach it (its writer's lwsync view).
+        self.co: dict[str, list[Any]] = {}
+        self.ts: dict[str, list[int]] = {}
+        self.req: dict[str, list[tuple[int, dict[str, int]] | None]] = {}
+        self.clock = 0
+        self.lag: list[dict[str, int]] = [{} for _ in range(n)]  # loc -> index of the newest write propagated, when not the latest
+        self.floor: list[dict[str, int]] = [{} for _ in range(n)]  # coherence floors from own reads and writes
+        self.fb: list[tuple[int, dict[str, int]] | None] = [None] * n  # floors from the last barrier: (clock, lag snapshot)
+        self.bview: list[tuple[int, dict[str, int]] | None] = [None] * n  # view at the last lwsync: required by later writes
+        self._unc: dict[str, bool] = {}
+        if self.model != "sc":
+            base = list(self.actors)
+            for a in base:
+                self.actors.append(Actor(f"{a.name}~sb", len(self.actors), _idle(), True, None, 0, "store-buffer"))
+            if self.power:
+                for a in base:
+                    self.actors.append(Actor(f"{a.name}~prop", len(self.actors), _idle(), True, None, 0, "propagation"))
+            self.history.extend([0] * (len(self.actors) - n))
+        self.weak = self.model != "sc"
+
+    # ------------------------------------------------------------ helpers
+    def _pseudo(self, idx: int) -> tuple[str, int] | None:
+        """("sb"|"prop", owner) for a pseudo-actor index, else None."""
+        n = self.n_real
+        if idx < n:
+            return None
+        return ("sb", idx - n) if idx < 2 * n else ("prop", idx - 2 * n)
+
+    def _committable(self, u: int) -> list[int]:
+        buf = self.buf[u]
+        if not buf:
+            return []
+        if self.model == "tso":
+            return [0]
+        first_epoch = buf[0][3]
+        seen: set[str] = set()
+        out = []
+        for i, e in enumerate(buf):
+            if e[1] not in seen and e[3] == first_epoch:
+                out.append(i)
+            seen.add(e[1])
+        return out
+
+    def _view_idx(self, u: int, x: str) -> int:
+        return self.lag[u].get(x, len(self.co[x]) - 1)
+
+    def _need(self, snap: tuple[int, dict[str, int]], y: str) -> int:
+        t, lag = snap
+        if y in lag:
+            return lag[y]
+        ts = self.ts.get(y)
+        return bisect_right(ts, t) - 1 if ts is not None else 0
+
+    def _low(self, u: int, x: str) -> int:
+        lo = self.floor[u].get(x, 0)
+        fb = self.fb[u]
+        if fb is not None:
+            lo = max(lo, self._need(fb, x))
+        return lo
+
+    def _forward(self, u: int, x: str) -> tuple[bool, Any]:
+        for e in reversed(self.buf[u]):
+            if e[1] == x:
+                return True, e[2]
+        return False, None
+
+    def _choices(self, u: int, x: str) -> list[int] | None:
+        """power: coherence indices a load of x by u may read (newest first), or None (memory)."""
+        co = self.co.get(x)
+        if co is None:
+            return None
+        lo, hi = self._low(u, x), self._view_idx(u, x)
+        if lo >= hi:
+            return [hi]
+        firsts: list[int] = []
+        for i in range(lo, hi + 1):  # the oldest index of each value: the most permissive floor
+            if not any(co[j] == co[i] for j in firsts):
+                firsts.append(i)
+        if hi not in firsts:  # the newest value keeps the newest index (as SC would)
+            firsts = [i for i in firsts if co[i] != co[hi]] + [hi]
+        return sorted(firsts, reverse=True)
+
+    def _store(self, u: int, x: str, value: Any, i: int) -> Any:
+        """A store: into u's buffer, or straight to memory (and every thread) if x is uncached.
+        ``i``: its position in a StoreN (entry keys follow the footprint's)."""
+        if self._uncached(x):
+            old = self.mem[x]
+            self.mem[x] = value
+            if self.power:
+                self._direct(x, old)
+            self.seq[u] += 1  # keep entry numbers aligned with the StoreN footprint
+            return value
+        self.buf[u].append([self.seq[u], x, value, self.epoch[u]])
+        self.seq[u] += 1
+        return value
+
+    def _value(self, u: int, x: str, settle: bool) -> Any:
+        """The newest value of x u can see (own buffer, then its view); ``settle`` moves its floor there."""
+        if self._uncached(x):
+            return self.mem[x]
+        hit, v = self._forward(u, x)
+        if hit:
+            return v
+        if self.power and x in self.co:
+            i = self._view_idx(u, x)
+            if settle:
+                self.floor[u][x] = max(self.floor[u].get(x, 0), i)
+            return self.co[x][i]
+        return self.mem[x]
+
+    def _propagated(self, u: int) -> bool:
+        """power: every write u has seen has reached every thread."""
+        for v in range(self.n_real):
+            if v == u:
+                continue
+            for x, j in self.lag[v].items():
+                if j < self._view_idx(u, x):
+                    return False
+        return True
+
+    def _full_ready(self, u: int) -> bool:
+        if self.buf[u]:
+            return False
+        return not self.power or self._propagated(u)
+
+    def _props(self, v: int) -> list[str]:
+        """power: locations whose next write may reach v now (cumulativity permitting)."""
+        out = []
+        lag = self.lag[v]
+        for x, j in lag.items():
+            r = self.req[x][j + 1]
+            if r is None or all(k >= self._need(r, y) for y, k in lag.items()):
+                out.append(x)
+        return out
+
+    def _snapshot(self, u: int) -> tuple[int, dict[str, int]]:
+        return (self.clock, dict(self.lag[u]))
+
+    def _lag_reads(self, u: int) -> tuple[str, ...]:
+        return tuple(f"pv:{u}:{x}" for x in self.lag[u])
+
+    def _all_lag_reads(self) -> tuple[str, ...]:
+        return tuple(f"pv:{v}:{x}" for v in range(self.n_real) for x in self.lag[v])
+
+    def _init_co(self, x: str) -> None:
+        if x not in self.co:
+            self.co[x] = [self.mem[x]]
+            self.ts[x] = [0]
+            self.req[x] = [None]
+
+    def _commit(self, u: int, x: str, value: Any) -> None:
+        if not self.power:
+            self.mem[x] = value
+            return
+        self._init_co(x)
+        k = len(self.co[x])
+        self.clock += 1
+        self.co[x].append(value)
+        self.ts[x].append(self.clock)
+        self.req[x].append(self.bview[u])
+        self.mem[x] = value
+        for v in range(self.n_real):
+            if v != u:
+                self.lag[v].setdefault(x, k - 1)
+        self.lag[u].pop(x, None)
+        self.floor[u][x] = k
+
+    def _direct(self, x: str, old: Any) -> None:
+        """power: a write that reached memory and every thread at once (atomics, locks, IPIs)."""
+        if x not in self.co:
+            self.co[x] = [old]
+            self.ts[x] = [0]
+            self.req[x] = [None]
+        self.clock += 1
+        self.co[x].append(self.mem[x])
+        self.ts[x].append(self.clock)
+        self.req[x].append(None)
+        for v in range(self.n_real):
+            self.lag[v].pop(x, None)
+
+    def _uncached(self, x: str) -> bool:
+        u = self._unc.get(x)
+        if u is None:
+            u = self._unc[x] = bool(self.world.uncached) and x.startswith(self.world.uncached)
+        return u
+
+    def _barrier_action(self, op: O.Op) -> str | None:
+        return self.act[op.kind]  # type: ignore[attr-defined]
+
+    # ------------------------------------------------------------ engine hooks
+    def _advance(self, a: Actor, value: Any) -> None:
+        super()._advance(a, value)
+        if a.stack and (self.removed or self.sites is not None):
+            fr = a.stack[-1]
+            op = fr.op
+            if op.__class__ is O.Barrier:
+                site = barrier_site(fr.gen, op.kind)  # type: ignore[attr-defined]
+                if self.sites is not None:
+                    self.sites.add(site)
+                if site in self.removed:
+                    fr.op = O.Note(f"{op.kind} (removed: barrier mutation)")  # type: ignore[attr-defined]
+
+    def _wake(self, a: Actor) -> None:
+        hw = a.hw
+        if not (self.weak and self.power and hw is not None and hw.on_wake is not None):
+            super()._wake(a)
+            return
+        # What the hardware latches at wake-up (SRR1, the KVM ghost) is read
+        # through this thread's view, as its own loads would see it.
+        view = {x: self._value(a.idx, x, False) for x in hw.wake_reads}
+        latch = hw.on_wake
+        hw.on_wake = lambda mem: latch(ChainMap(view, mem))  # type: ignore[arg-type]
+        try:
+            super()._wake(a)
+        finally:
+            hw.on_wake = latch
+
+    def is_enabled(self, a: Actor) -> bool:
+        if not self.weak:
+            return super().is_enabled(a)
+        ps = self._pseudo(a.idx)
+        if ps is not None:
+            kind, u = ps
+            return bool(self.buf[u]) if kind == "sb" else bool(self.lag[u]) and bool(self._props(u))
+        if a.status != RUN or (a.hw is not None and a.msr & MSR_EE and a.hw.pending(self.mem) is not None):
+            return super().is_enabled(a)
+        op = a.stack[-1].op
+        cls = op.__class__
+        u = a.idx
+        if cls is O.Barrier:
+            act = self._barrier_action(op)  # type: ignore[arg-type]
+            if act == "full":
+                return self._full_ready(u)
+            if act == "lwsync":
+                return not self.buf[u]
+            return True
+        if cls in _FULL_OPS and not self._full_ready(u):
+            return False
+        if cls is O.WaitUntil:
+            return bool(op.cond(*[self._value(u, loc, False) for loc in op.locs]))  # type: ignore[attr-defined]
+        return super().is_enabled(a)
+
+    def is_local(self, a: Actor, op: O.Op) -> bool:
+        if not super().is_local(a, op):
+            return False
+        if not self.weak:
+            return True
+        cls = op.__class__
+        u = a.idx
+        if cls is O.Barrier:
+            act = self._barrier_action(op)
+            if act is None or act == "order":
+                return True
+            if self.power and self.lag[u]:
+                return False  # its effect depends on what has reached this thread: a step of its own
+            return self._full_ready(u) if act == "full" else not self.buf[u]
+        if cls in _FULL_OPS:
+            return self._full_ready(u)
+        return True
+
+    def alternatives(self, idx: int) -> int:
+        if not self.weak:
+            return super().alternatives(idx)
+        ps = self._pseudo(idx)
+        if ps is not None:
+            kind, u = ps
+            return max(1, len(self._committable(u)) if kind == "sb" else len(self._props(u)))
+        a = self.actors[idx]
+        if self.power and a.status == RUN and not self._delivers(a):
+            op = a.stack[-1].op
+            if op.__class__ is O.Load and not self._uncached(op.loc_) and not self._forward(idx, op.loc_)[0]:  # type: ignore[attr-defined]
+                ch = self._choices(idx, op.loc_)  # type: ignore[attr-defined]
+                return len(ch) if ch else 1
+        return super().alternatives(idx)
+
+    def footprint(self, idx: int, pending: bool = False) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        if not self.weak:
+            return super().footprint(idx, pending)
+        ps = self._pseudo(idx)
+        if ps is not None:
+            kind, u = ps
+            if kind == "sb":
+                buf = self.buf[u]
+                if not buf:
+                    return (), ()
+                ok = self._committable(u)
+                locs = tuple(dict.fromkeys(buf[i][1] for i in ok))
+                causes = tuple(f"^sb:{u}:{buf[i][0]}" for i in ok)
+                made = tuple(f"^w:{x}:{len(self.co[x]) if x in self.co else 1}" for x in locs) if self.power else ()
+                return (*locs, *causes), self._aliased((*locs, f"^sb:{u}", *made))
+            lag = self.lag[u]
+            if not lag:
+                return (), ()
+            causes = tuple(f"^w:{x}:{j + 1}" for x, j in lag.items())
+            return (*lag, *causes, *self._lag_reads(u)), self._lag_reads(u)
+        a = self.actors[idx]
+        u = idx
+        if a.status == NAP or self._delivers(a):
+            r, w = super().footprint(idx, pending)
+            return ((*r, *self._lag_reads(u)) if self.power else r), w
+        op = a.stack[-1].op
+        cls = op.__class__
+        if cls is O.Store:
+            if self._uncached(op.loc_):  # type: ignore[attr-defined]
+                return (), self._aliased((op.loc_,))  # type: ignore[attr-defined]
+            return (), (f"^sb:{u}:{self.seq[u]}",)
+        if cls is O.StoreN:
+            w = tuple(k if self._uncached(k) else f"^sb:{u}:{self.seq[u] + i}" for i, (k, _) in enumerate(op.items))  # type: ignore[attr-defined]
+            return (), self._aliased(w)
+        r, w = super().footprint(idx, pending)
+        if r == ("*",):
+            return r, w
+        if cls is O.Barrier:
+            act = self._barrier_action(op)
+            if act == "full":
+                r = (*r, f"^sb:{u}", *(self._all_lag_reads() if self.power else ()))
+            elif act == "lwsync" or act == "floor":
+                r = (*r, f"^sb:{u}", *self._lag_reads(u))
+        elif cls in _FULL_OPS:
+            r = (*r, f"^sb:{u}", *(self._all_lag_reads() if self.power else ()))
+        elif self.power and cls in (O.Load, O.LoadN, O.WaitUntil):
+            r = (*r, *(f"pv:{u}:{x}" for x in op.reads if not self._uncached(x)))
+        return r, w
+
+    def _transition(self, a: Actor, alt: int) -> None:
+        ps = self._pseudo(a.idx) if self.weak else None
+        if ps is None:
+            if self.power and (a.status == NAP or self._delivers(a)):
+                self.fb[a.idx] = self._snapshot(a.idx)  # IPI / interrupt receipt: acquire
+            super()._transition(a, alt)
+            return
+        kind, u = ps
+        if kind == "sb":
+            i = self._committable(u)[alt]
+            seq, x, value, _ = self.buf[u].pop(i)
+            self._commit(u, x, value)
+            text = f"commit {x} = {value!r} (store buffer of {self.actors[u].name})"
+        else:
+            x = self._props(u)[alt]
+            j = self.lag[u][x] + 1
+            if j == len(self.co[x]) - 1:
+                del self.lag[u][x]
+            else:
+                self.lag[u][x] = j
+            value = self.co[x][j]
+            text = f"propagate {x} = {value!r} to {self.actors[u].name}"
+        if self._cur is not None:
+            self._cur.ops.append(OpRecord([], text, x, value, 0))
+
+    def _exec(self, a: Actor, op: O.Op, alt: int) -> None:
+        if not self.weak:
+            super()._exec(a, op, alt)
+            return
+        cls = op.__class__
+        u = a.idx
+        if cls is O.Load:
+            x = op.loc_  # type: ignore[attr-defined]
+            hit, result = self._forward(u, x)
+            if self._uncached(x):
+                result = self.mem[x]
+            elif not hit:
+                ch = self._choices(u, x) if self.power else None
+                if ch is None:
+                    result = self.mem[x]
+                else:
+                    i = ch[alt]
+                    self.floor[u][x] = max(self.floor[u].get(x, 0), i)
+                    result = self.co[x][i]
+        elif cls is O.Store:
+            result = self._store(u, op.loc_, op.value, 0)  # type: ignore[attr-defined]
+        elif cls is O.StoreN:
+            for i, (loc, value) in enumerate(op.items):  # type: ignore[attr-defined]
+                self._store(u, loc, value, i)
+            result = None
+        elif cls is O.LoadN:
+            result = tuple(self._value(u, loc, True) for loc in op.locs)  # type: ignore[attr-defined]
+        elif cls is O.WaitUntil:
+            result = tuple(self._value(u, loc, True) for loc in op.locs)  # type: ignore[attr-defined]
+        elif cls in _DIRECT:
+            x = op.loc_  # type: ignore[attr-defined]
+            old = self.mem[x]
+            if self.power:
+                self.fb[u] = self._snapshot(u)
+            super()._exec(a, op, alt)
+            if self.power and self.mem[x] != old:
+                self._direct(x, old)
+            return
+        elif cls is O.Barrier:
+            act = self._barrier_action(op)
+            if act == "order" and self.buf[u]:
+                self.epoch[u] += 1
+            elif self.power and act in ("full", "lwsync", "floor"):
+                snap = self._snapshot(u)
+                self.fb[u] = snap
+                if act == "lwsync":
+                    self.bview[u] = snap
+            super()._exec(a, op, alt)
+            return
+        else:
+            super()._exec(a, op, alt)
+            return
+        self._log(a, op, result)
+        self._advance(a, result)
+
+    def fingerprint(self) -> int:
+        from vcoresim.engine.fingerprint import canon
+
+        base = super().fingerprint()
+        if not self.weak:
+            return base
+        bufs = tuple(tuple((e[1], canon(e[2]), e[3]) for e in b) for b in self.buf)
+        if not self.power:
+            return hash((base, bufs))
+        co = tuple(sorted((x, canon(v)) for x, v in self.co.items()))
+        lag = tuple(tuple(sorted(d.items())) for d in self.lag)
+        floors = tuple(tuple(sorted((x, self._low(u, x)) for x in self.co if self._low(u, x))) for u in range(self.n_real))
+        bview = tuple(None if b is None else (tuple(sorted((x, self._need(b, x)) for x in self.co))) for b in self.bview)
+        return hash((base, bufs, co, lag, floors, bview))
+
+
+__all__ = ["ACTIONS", "MODELS", "WeakExecution", "barrier_site", "split_memory_config", "with_memory_model"]

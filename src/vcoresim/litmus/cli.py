@@ -1,0 +1,97 @@
+"""``vcoresim litmus FILE...``: run C litmus tests under each memory model."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from vcoresim.engine.memory import MODELS
+from vcoresim.litmus.parser import Litmus, LitmusError, parse_file
+from vcoresim.litmus.runner import Outcome, expected_for, run, shipped
+
+
+@click.command("litmus")
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--memory-model", "models", multiple=True, type=click.Choice(MODELS), help="Model to run (repeatable; default: all of sc, tso, pso, power).")
+@click.option("--max-seconds", type=click.FloatRange(0, min_open=True), default=None, help="Budget per test and model (an exhausted budget gives Unknown).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON list of results.")
+@click.option("--reproducible", is_flag=True, help="Leave wall-clock seconds out of the output.")
+def litmus_cmd(files: tuple[Path, ...], models: tuple[str, ...], max_seconds: float | None, as_json: bool, reproducible: bool) -> None:
+    """Run C litmus tests (herd7 / LKMM subset; default: the shipped ones) and report
+    Never / Sometimes per memory model, checked against each file's expectations.
+
+    \b
+    Subset: WRITE_ONCE, READ_ONCE, smp_store_release, smp_load_acquire,
+    smp_mb, smp_wmb, smp_rmb, spin_lock, spin_unlock, int declarations,
+    an initial state '{ x=1; }' and an 'exists' clause (/\\, \\/, ~, parentheses).
+    Expectations: a comment line 'Expected: sc=Never tso=Sometimes ...'; a
+    'Result:' line (the LKMM's answer) is compared with the power model.
+    Exit 0 when every result matches, 1 on a mismatch (or Unknown), 2 on a bad file.
+    """
+    from vcoresim.cli import fail, out
+
+    paths = list(files) or shipped()
+    tests: list[Litmus] = []
+    for p in paths:
+        try:
+            tests.append(parse_file(p))
+        except LitmusError as e:
+            fail(str(e))
+    chosen = list(models) or list(MODELS)
+    rows: list[tuple[Litmus, list[Outcome]]] = []
+    bad = 0
+    for lit in tests:
+        outcomes = [run(lit, m, max_seconds=max_seconds) for m in chosen]
+        for o in outcomes:
+            want = expected_for(lit, o.model)
+            if o.verdict == "Unknown" or (want is not None and want != o.verdict):
+                bad += 1
+        rows.append((lit, outcomes))
+    if as_json:
+        doc = [
+            {
+                "test": lit.name,
+                "file": lit.path,
+                "exists": lit.cond.text,
+                "result_line": lit.result,
+                "models": {
+                    o.model: {
+                        "verdict": o.verdict,
+                        "expected": expected_for(lit, o.model),
+                        "executions": o.executions,
+                        "states": o.states,
+                        "seconds": None if reproducible else round(o.seconds, 3),
+                        "witness": o.witness,
+                    }
+                    for o in outs
+                },
+            }
+            for lit, outs in rows
+        ]
+        click.echo(json.dumps(doc, indent=1))
+    else:
+        t = Table(title="vcoresim litmus", title_justify="left")
+        t.add_column("test", no_wrap=True)
+        for m in chosen:
+            t.add_column(m)
+        t.add_column("executions", justify="right")
+        if not reproducible:
+            t.add_column("seconds", justify="right")
+        for lit, outs in rows:
+            cells = []
+            for o in outs:
+                want = expected_for(lit, o.model)
+                ok = o.verdict != "Unknown" and (want is None or want == o.verdict)
+                cell = o.verdict if ok else f"[bold red]{o.verdict} (expected {want or 'a verdict'})[/]"
+                cells.append(cell if want is not None or not ok else f"{o.verdict} [dim](no expectation)[/]")
+            extra = [str(sum(o.executions for o in outs))]
+            if not reproducible:
+                extra.append(f"{sum(o.seconds for o in outs):.2f}")
+            t.add_row(lit.name, *cells, *extra)
+        out.print(t)
+        out.print("[green]every result as expected[/]" if not bad else f"[red]{bad} result(s) differ from the expectation[/]")
+    sys.exit(1 if bad else 0)
