@@ -219,7 +219,7 @@ class Execution:
         facets = self._facets
         if not facets:
             return (a.cpu_loc,)
-        locs = self._facet_locs[a.idx]
+        locs = self._facet_locs[a.idx] if a.idx < len(self._facet_locs) else tuple(f"{a.cpu_loc}:{n}" for n in self.world.mode_facets)
         if status is None:
             return locs
         st, m = a.status, a.msr
@@ -300,7 +300,7 @@ class Execution:
         after = self.mode_facets(a)
         if after != before:
             declared = self.footprints[-1][1]
-            for loc, b, c in zip(self._facet_locs[a.idx], before, after):
+            for loc, b, c in zip(self._mode_writes(a, None, 0), before, after):
                 if b != c and loc in self._alias and loc not in declared:
                     raise ModelError(f"{a.name}: step {len(self.schedule) - 1} changed {loc} without declaring it")
 
@@ -530,6 +530,8 @@ class Execution:
         for i, inv in enumerate(self.world.invariants):
             for loc in inv.reads:
                 by_loc.setdefault(loc, []).append(i)
+        # An invariant that declares no reads may read anything: checked after every step.
+        self._always = tuple(i for i, inv in enumerate(self.world.invariants) if not inv.reads)
         by_actor = []
         for a in self.actors:
             own = set(by_loc.get(a.cpu_loc, ()))
@@ -545,7 +547,9 @@ class Execution:
             todo: Iterable[int] = range(len(invariants))
         else:
             by_loc, by_actor = self._watch
-            hit = set(by_actor[a.idx])
+            hit = set(self._always)
+            if a.idx < len(by_actor):  # (pseudo-actors added later have no mode)
+                hit.update(by_actor[a.idx])
             for loc in writes:
                 w = by_loc.get(loc)
                 if w:
