@@ -16,8 +16,9 @@ Timing rules (see ``docs/simulate.md`` for the defaults and their sources):
   becomes ready when the write that enables it happened, plus
   ``Timing.ipi_latency_ns`` if that write was a ``SendIPI``, plus
   ``Timing.nap_wakeup_ns`` if the actor was napping.  A running thread with
-  MSR[EE] set that an IPI makes interruptible likewise takes it at
-  send time + IPI latency.
+  MSR[EE] set (or any running thread, for a non-maskable interrupt of a
+  ``HwThread(nmi=True)``) that an IPI makes interruptible likewise takes it
+  at send time + IPI latency.
 * A ``WaitUntil(timeout=ns)`` still unsatisfied at its deadline (the time it
   became pending + ``ns``) is stepped as a timeout at the deadline, not before.
 
@@ -338,8 +339,10 @@ class TimedDriver:
 
     # ------------------------------------------------------------ bookkeeping
     def _delivers(self, a: Actor) -> bool:
+        # As the engine: a thread with ``HwThread.nmi`` is asked whatever MSR[EE] is
+        # (its ``pending`` applies EE to the maskable interrupts itself).
         hw = a.hw
-        return a.status == RUN and hw is not None and bool(a.msr & MSR_EE) and hw.pending(self.ex.mem) is not None
+        return a.status == RUN and hw is not None and bool(a.msr & MSR_EE or hw.nmi) and hw.pending(self.ex.mem) is not None
 
     def _arm(self, a: Actor) -> None:
         """Record the end time of a Delay / WaitUntil(timeout) that just became pending."""
