@@ -86,6 +86,10 @@ class Timing:
     guest_entry_ns: int = 1 * NS_PER_US
     #: World switch out of the guest, charged after a ``guest_exit`` mark.  ASSUMPTION: ~1 µs.
     guest_exit_ns: int = 1 * NS_PER_US
+    #: Host C code of a POWER9 guest entry from ``kvmppc_start_thread`` to ``__kvmppc_vcore_entry``
+    #: (start threads, unlock, guest_enter accounting, save host state; the entry model only).
+    #: ASSUMPTION: a couple of µs (signal-entry-race.md §3.1: "the window is long").
+    entry_path_ns: int = 2 * NS_PER_US
     #: Host tick.  signal-entry-race.md §6 / hmi-timebase.md §6: 4 ms at HZ=250.
     host_tick_ns: int = 4 * NS_PER_MS
     #: Guest timeslice (HDEC at entry = the host DEC, i.e. at most one tick).  Same sources.
