@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from vcoresim.engine.msr import MSR_EE
+from vcoresim.engine.msr import MSR_EE, MSR_IR
 from vcoresim.engine.ops import TIMEOUT, Choose, Delay, Load, Nap, Note, SendIPI, Store, WaitUntil
 from vcoresim.engine.runtime import Execution
 from vcoresim.engine.world import Body, HwThread, Program, World
@@ -239,6 +239,38 @@ def test_ipi_preempts_a_delay_and_the_delay_resumes() -> None:
     assert (3_000, "T1", "irq") in got and (3_001, "T1", "handled") in got
     assert (50_000, "T1", "end") in got
     assert (3_000, "T2", "irq") in got and (3_000, "T2", "kicked") in got
+
+
+def test_nmi_is_taken_with_ee_off() -> None:
+    """A ``HwThread(nmi=True)`` is interrupted whatever MSR[EE] is (its ``pending`` decides), as in checking."""
+
+    def build(w: World) -> None:
+        w.loc("nmi", 0)
+        w.loc("mfrr", NO_IPI)
+
+        def sender() -> Body:
+            yield Delay(2_000)
+            yield SendIPI("mfrr", 5, target="T1")  # maskable: stays pending while EE is off
+            yield SendIPI("nmi", 1, target="T1")
+
+        def pending(m: dict[str, Any]) -> str | None:
+            # EE off: only the NMI counts; the handler runs in real mode (IR off), not re-entered.
+            return "nmi" if m["nmi"] and ref[0].msr & MSR_IR else None
+
+        def handler(kind: str) -> Body:
+            yield Store("nmi", 0)
+            yield Note("nmi handled", event="handled")
+
+        def body() -> Body:
+            yield Delay(50_000)
+
+        ref: list[Any] = [None]
+        w.spawn("T0", sender())
+        ref[0] = w.spawn("T1", body(), hw=HwThread(("nmi", "mfrr"), pending, lambda m: None, handler, lambda k: _empty(), _empty, nmi=True), msr=MSR_IR)
+
+    r = simulate(Program("nmi", build), duration_ns=1_000_000, timing=T)
+    got = [(t, a, e, d) for t, a, e, d in events_of(r) if e in ("irq", "handled")]
+    assert got == [(3_000, "T1", "irq", {"kind": "nmi"}), (3_001, "T1", "handled", {})]
 
 
 # ------------------------------------------------------------------ metrics

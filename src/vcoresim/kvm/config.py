@@ -153,6 +153,11 @@ class SimulateConfig(_Strict):
     timing: dict[str, int] = Field(default_factory=dict)
     #: Also report the throughput of a guest of this many vCPUs with smt-guests on vs off (0: no).
     compare_smt_guests: int = Field(0, ge=0, le=8)
+    #: Also run the scenario with this patch off and on and print both side by side.
+    compare_patch: str | None = None
+    #: Check the scenario's invariants and stop at the first violation (false: measure
+    #: through violations; the run reports figures, not a verdict).
+    check_invariants: bool = True
 
 
 class ExpectConfig(_Strict):

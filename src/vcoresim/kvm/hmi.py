@@ -22,6 +22,14 @@ modelled (the primary, or the online host thread); secondaries and
 KVM-grabbed idle threads are left out; the TB error invalidates every
 subcore's TB at once; OPAL is one lock, the TB-validity test and the TOD
 reload; the virtual-mode half of the HMI handler only reads the timebase.
+
+Timed runs (``vcoresim simulate``; ``k.sim`` is set) add durations and
+repetition only, the same in both kernels: TB errors arrive for the whole run
+at exponential intervals of mean ``faults.mean_interval_us``; each primary
+runs its guest round after round, each until the HDEC fires at the host's
+next tick (``Timing.host_tick_ns``); host threads read the timebase at every
+host tick; every software read is logged as a ``tb_read`` event (what it
+read and what it should have read) for the timebase-error metric.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from vcoresim.engine.msr import MSR_DR, MSR_EE, MSR_HV, MSR_IR, MSR_KERNEL, MSR_
 from vcoresim.engine.ops import (
     TIMEOUT,
     Choose,
+    Delay,
     IrqDisable,
     IrqEnable,
     Load,
@@ -49,6 +58,7 @@ from vcoresim.engine.ops import (
 from vcoresim.engine.world import Body, HwThread, Invariant, World
 from vcoresim.kvm.config import ScenarioConfig
 from vcoresim.kvm.timebase import round_tb_offset
+from vcoresim.simulate.timed import SimContext, sim_of
 
 MAX_SUBCORE_PER_CORE = 4
 CORE_TB_RESYNC_REQ_BIT = 63
@@ -57,6 +67,8 @@ BOOK3S_INTERRUPT_HV_DECREMENTER = 0x980
 #: The guest's timeslice (HDEC), HZ=250.
 TICK_NS = 4_000_000
 MSR_GUEST = MSR_IR | MSR_DR | MSR_EE | MSR_RI
+#: Guest rounds in a timed run: unbounded in practice (the run's duration ends it).
+SIM_ROUNDS = 1 << 62
 
 
 class GuestInterrupt(Exception):
@@ -115,6 +127,8 @@ class Timebase:
         self.subcores = range(self.split)
         self.offset = {s: round_tb_offset(vm.tb_offset) for s, vm in enumerate(cfg.vm)}
         self.scope_core = cfg.machine.opal_tb_scope == "core"
+        # Timed runs only (None when checking).
+        self.sim: SimContext | None = None
 
     def patch(self, name: str) -> bool:
         return name in self.patches
@@ -137,7 +151,23 @@ def mftb(k: Timebase, cpu: int, s: int, who: str) -> Body:
     """Read this subcore's TB; the ghost keeps what was read for the monitors."""
     value, valid = yield LoadN(tb(s), tb_valid(s))
     yield Store(mftb_seen(cpu), (value, valid, who))
+    if k.sim is not None:
+        yield from note_tb_read(k, cpu, s, who, value, valid)
     return value, valid
+
+
+def note_tb_read(k: Timebase, cpu: int, s: int, who: str, value: int, valid: int) -> Body:
+    """Timed: log a software read of the timebase (TB − TOD) and what it should be."""
+    expected = k.offset.get(s, 0) if who == "guest" else 0
+    yield Note("mftb", event="tb_read", data={"cpu": cpu, "subcore": s, "who": who, "tb_minus_tod": value, "expected": expected, "valid": bool(valid)})
+
+
+def hdec_ns(k: Timebase) -> int:
+    """The guest's timeslice: one tick in checking; timed, until the host's next tick."""
+    if k.sim is None:
+        return TICK_NS
+    tick = k.sim.timing.host_tick_ns
+    return tick - k.sim.now() % tick
 
 
 # -------------------------------------------------------------------- OPAL
@@ -244,12 +274,17 @@ def guest_run(k: Timebase, cpu: int, s: int) -> Body:
         yield MtMsr(set_bits=MSR_GUEST, clear_bits=MSR_HV | MSR_PR, what="hrfid: enter guest")
         yield Note("guest runs", event="guest_enter", data={"cpu": cpu, "subcore": s})
         seen = yield from mftb(k, cpu, s, "guest")
+        slice_ns = hdec_ns(k)  # HDEC := DEC at entry
+        end = k.sim.now() + slice_ns if k.sim is not None else 0
         while True:
-            got = yield WaitUntil((tb(s), tb_valid(s)), lambda t, v, _seen=seen: (t, v) != _seen, timeout=TICK_NS, what="guest runs, reading its timebase, until HDEC")
+            got = yield WaitUntil((tb(s), tb_valid(s)), lambda t, v, _seen=seen: (t, v) != _seen, timeout=slice_ns, what="guest runs, reading its timebase, until HDEC")
             if got is TIMEOUT:
                 yield Store(subcore(s, "hdec_expired"), 1)  # HDEC interrupt next
                 yield WaitUntil((subcore(s, "hdec_expired"),), lambda h: False, what="guest (HDEC pending)")
             yield Store(mftb_seen(cpu), (*got, "guest"))
+            if k.sim is not None:
+                yield from note_tb_read(k, cpu, s, "guest", *got)
+                slice_ns = max(0, end - k.sim.now())
             seen = got
     except GuestInterrupt as gi:
         yield Note("guest exit (interrupt)", event="guest_exit", data={"cpu": cpu, "subcore": s, "trap": gi.trap})
@@ -262,7 +297,7 @@ def kvm_subcore_primary(k: Timebase, s: int) -> Body:
     """The runner on subcore ``s``'s primary: run the guest ``rounds`` times; after each
     run host code reads the TB; then stay in the host until the faults are over."""
     cpu = k.cpu_of(s)
-    for _ in range(k.cfg.workload.rounds):
+    for _ in range(k.cfg.workload.rounds if k.sim is None else SIM_ROUNDS):
         yield IrqDisable()  # __kvmppc_vcore_entry
         yield MtMsr(clear_bits=MSR_IR | MSR_DR | MSR_RI, what="to real mode")
         yield from kvmppc_hv_entry(k, cpu, s)
@@ -277,6 +312,10 @@ def host_thread(k: Timebase, s: int) -> Body:
     cpu = k.cpu_of(s)
     yield IrqEnable()
     yield from mftb(k, cpu, s, "host")
+    if k.sim is not None:  # timed: the host's timer interrupt reads the TB at every tick
+        while True:
+            yield WaitUntil((FAULTS_DONE,), lambda _d: False, timeout=hdec_ns(k), what="host runs until its next tick")
+            yield from mftb(k, cpu, s, "host")
     yield from host_until_faults_done(k, cpu)
 
 
@@ -288,8 +327,11 @@ def host_until_faults_done(k: Timebase, cpu: int) -> Body:
 # --------------------------------------------------------------------- faults
 def tb_error_source(k: Timebase, budget: int) -> Body:
     """Fault: the timebase stops (TFMR error, TB invalid) and every thread gets an HMI."""
-    for _ in range(budget):
-        go = yield Choose(("tb-error", None), what="timebase error (None: no more)")
+    for _ in range(budget if k.sim is None else SIM_ROUNDS):  # timed: for the whole run
+        if k.sim is not None:
+            yield Delay(k.sim.exp(k.cfg.faults.mean_interval_us * 1000), "until the next TB error")
+        # Checking: the fault may also never come; timed: it comes.
+        go = (yield Choose(("tb-error", None), what="timebase error (None: no more)")) if k.sim is None else "tb-error"
         if go is None:
             break
         yield Note("TB error: timebase invalid on every subcore", event="tb_error", data={"subcores": list(k.subcores)})
@@ -340,6 +382,7 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
     if any(len(vm.vcpus) != 1 for vm in cfg.vm):
         raise ConfigError("vm.vcpus", "the timebase model runs one vCPU per VM (on its subcore's primary thread)")
     k = Timebase(cfg, patches)
+    k.sim = sim_of(w)
     for s in k.subcores:
         w.loc(tb(s), 0)
         w.loc(tb_valid(s), 1)

@@ -6,6 +6,7 @@ finished), 1 an invariant was violated or the system deadlocked, 2 bad input.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ import click
 
 from vcoresim.scenarios.registry import ScenarioError, get_scenario
 from vcoresim.simulate import compare
-from vcoresim.simulate.metrics import compute, render, render_compare, write_csv
+from vcoresim.simulate.metrics import compute, render, render_compare, render_patch_compare, write_csv
 from vcoresim.simulate.timed import Timing, simulate
 
 #: Used when neither the command line nor the scenario gives a duration (matches SimulateConfig).
@@ -47,6 +48,13 @@ def _sim_config(config: dict[str, Any]) -> dict[str, Any]:
     default=None,
     help="Also simulate a guest of N vCPUs with smt-guests on vs off (default: the scenario's simulate.compare_smt_guests; 0: no).",
 )
+@click.option(
+    "--compare-patch",
+    "compare_patch",
+    default=None,
+    metavar="NAME",
+    help="Also run the scenario with patch NAME off and on, side by side (default: the scenario's simulate.compare_patch; 'none': no).",
+)
 @click.option("--perfetto", "perfetto_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the run as a Chrome trace-event JSON timeline (opens in ui.perfetto.dev).")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write a PNG: latency CDFs and guest utilisation over time (needs vcoresim[plot]).")
 def simulate_cmd(
@@ -58,6 +66,7 @@ def simulate_cmd(
     as_json: bool,
     csv_out: Path | None,
     compare_smt: int | None,
+    compare_patch: str | None,
     perfetto_out: Path | None,
     plot_out: Path | None,
 ) -> None:
@@ -84,6 +93,9 @@ def simulate_cmd(
         timing = Timing().replace(**dict(cfg.get("timing") or {}))
     except (TypeError, ValueError) as e:
         fail(f"simulate.{e}" if str(e).startswith("timing:") else f"simulate.timing: {e}")
+    check_invariants = bool(cfg.get("check_invariants", True))
+    if not check_invariants:  # the scenario measures through violations: figures, not a verdict
+        program = dataclasses.replace(program, select=())
     result = simulate(program, duration_ns=dur_us * 1_000, seed=run_seed, timing=timing, record_states=perfetto_out is not None)
     if perfetto_out is not None:
         from vcoresim.report.visual import write_perfetto_sim
@@ -111,9 +123,21 @@ def simulate_cmd(
             rows = compare.smt_guests(program.config, vcpus=n_cmp, duration_ns=dur_us * 1_000, seed=run_seed, timing=timing)
         except ScenarioError as e:
             fail(f"--compare-smt: {e}")
-    if csv_out is not None:
+    patch_name = compare_patch if compare_patch is not None else cfg.get("compare_patch")
+    patch_rows: list[compare.PatchRow] = []
+    if patch_name and patch_name != "none":
+        if "machine" not in program.config:
+            fail(f"--compare-patch: {sc.name} is not a KVM scenario")
         try:
-            write_csv(metrics, csv_out, extra=[("smt_guests", r.label, k, v) for r in rows for k, v in r.as_dict().items() if k != "label"])
+            patch_rows = compare.patch_onoff(program.config, patch_name, duration_ns=dur_us * 1_000, seed=run_seed, timing=timing, check_invariants=check_invariants)
+        except ScenarioError as e:
+            fail(f"--compare-patch: {e}")
+    if csv_out is not None:
+        extra = [("smt_guests", r.label, k, v) for r in rows for k, v in r.as_dict().items() if k != "label"]
+        extra += [("patch", r.label, k, v) for r in patch_rows for k, v in r.as_dict().items() if k not in ("label", "tb")]
+        extra += [("patch_timebase", f"{r.label}: {name}", k, v) for r in patch_rows for name, d in r.as_dict()["tb"].items() for k, v in d.items()]
+        try:
+            write_csv(metrics, csv_out, extra=extra)
         except OSError as e:
             fail(f"--csv: cannot write {csv_out}: {e.strerror}")
     if as_json:
@@ -128,9 +152,16 @@ def simulate_cmd(
         }
         if rows:
             doc["smt_guests"] = {"vcpus": n_cmp, "rows": [r.as_dict() for r in rows]}
+        if patch_rows:
+            doc["compare_patch"] = {"patch": patch_name, "rows": [r.as_dict() for r in patch_rows]}
+        doc["invariants_checked"] = check_invariants
         click.echo(json.dumps(doc, indent=1, default=str))
     else:
+        if not check_invariants:
+            out.print("invariants not checked (the scenario's [simulate] check_invariants = false): the run measures through violations", markup=False)
         render(metrics, out)
         if rows:
             render_compare(rows, n_cmp, out)
+        if patch_rows:
+            render_patch_compare(patch_rows, out)
     sys.exit(1 if result.outcome in ("violation", "deadlock") else 0)

@@ -19,12 +19,27 @@ event              data                                       meaning
                                                               before the ``SendIPI``; ``stray`` for
                                                               an IPI nobody asked for (a fault)
 ``work``           ``vcpu``, ``vm``, ``units``? (default 1)   guest work completed (throughput)
+``entry_abort``    ``vcpu``                                   the runner backed out of a guest
+                                                              entry (ends ``signal_to_exit``)
+``kvm_run_return`` ``vcpu``                                   ``KVM_RUN`` returned to QEMU (ends
+                                                              ``signal_to_exit``)
+``tb_error``       (any)                                      a timebase error: an HMI follows
+``tb_read``        ``subcore``, ``who``, ``tb_minus_tod``,    software read the timebase
+                   ``expected``, ``valid``                    (``who``: host / guest)
 =================  =========================================  ==================================
 
 The driver logs, without help from the model: ``nap`` and ``wake`` (data:
 ``reason``) for a hardware thread, ``irq`` (``kind``), ``ipi`` (``target``,
 ``loc``; one per ``SendIPI`` op), ``timeout`` (``what``).  So the model need
 not (and should not) emit ``nap``/``wake`` notes.
+
+A latency pair also counts what ended its samples (``ends``: the end event,
+as ``guest_exit:REASON`` when the event carries a ``reason``), so a signal
+that waited for the guest's timeslice shows as ``guest_exit:hdec``.
+Timebase error (``timebase``, per subcore and reader): ``|tb_minus_tod −
+expected|`` of every valid ``tb_read``, its maximum, and after how many of
+the ``tb_error`` events (each opens a window that lasts until the next) at
+least one read was wrong; reads before the first error are window 0.
 
 Definitions.  Guest time of a vCPU: the sum of its ``guest_enter`` →
 ``guest_exit`` intervals, an interval still open at the end closed there.
@@ -64,7 +79,9 @@ class LatencyPair:
 
 DEFAULT_PAIRS: tuple[LatencyPair, ...] = (
     LatencyPair("wake_to_entry", "vcpu_runnable", "guest_enter"),
-    LatencyPair("signal_to_exit", "signal", "guest_exit"),
+    # A signal ends at the vCPU's next guest exit, or, if it never re-enters the guest, at an
+    # aborted entry or the KVM_RUN return that hands the signal to QEMU.
+    LatencyPair("signal_to_exit", "signal", ("guest_exit", "entry_abort", "kvm_run_return")),
     LatencyPair("exit_to_entry", "guest_exit", "guest_enter"),
     # An IPI to a running thread ends at its interrupt, not at some later wake-up.
     LatencyPair("ipi_to_wake", "ipi", ("wake", "irq"), "target", "actor"),
@@ -120,6 +137,10 @@ class Metrics:
     totals: dict[str, Any] = field(default_factory=dict)
     events: dict[str, int] = field(default_factory=dict)
     violation: dict[str, Any] | None = None
+    #: Per pair: what ended its samples (end event, ``event:reason`` when it has one) -> count.
+    ends: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: Timebase error per ``subcore S host|guest`` (present when the run logged ``tb_read``).
+    timebase: dict[str, dict[str, int]] = field(default_factory=dict)
     #: Every latency sample (ns) per pair, in event order: for plots, not serialised.
     samples: dict[str, list[int]] = field(default_factory=dict, repr=False)
 
@@ -136,6 +157,8 @@ class Metrics:
             "cores": self.cores,
             "ipis": self.ipis,
             "latencies": {k: vars(v) for k, v in self.latencies.items()},
+            "ends": self.ends,
+            "timebase": self.timebase,
             "events": self.events,
         }
 
@@ -149,6 +172,10 @@ class Metrics:
         out += [("ipis", "", k, v) for k, v in self.ipis.items()]
         for name, dist in self.latencies.items():
             out += [("latency", name, k, v) for k, v in vars(dist).items()]
+        for name, ends in self.ends.items():
+            out += [("latency_ends", name, k, v) for k, v in ends.items()]
+        for name, d in self.timebase.items():
+            out += [("timebase", name, k, v) for k, v in d.items()]
         out += [("events", name, "count", n) for name, n in self.events.items()]
         return out
 
@@ -169,6 +196,9 @@ def compute(result: SimResult, pairs: Sequence[LatencyPair] = DEFAULT_PAIRS) -> 
     events: dict[str, int] = {}
     pending: dict[str, dict[Any, list[int]]] = {p.name: {} for p in pairs}
     samples: dict[str, list[int]] = {p.name: [] for p in pairs}
+    ended: dict[str, dict[str, int]] = {p.name: {} for p in pairs}
+    tb_errors = 0
+    tb: dict[str, dict[str, Any]] = {}
 
     def vc(key: tuple[Any, Any]) -> dict[str, int]:
         d = vcpus.get(key)
@@ -216,11 +246,23 @@ def compute(result: SimResult, pairs: Sequence[LatencyPair] = DEFAULT_PAIRS) -> 
             ipis["stray"] += 1
         elif name == "ipi":
             ipis["sent_ops"] += 1
+        elif name == "tb_error":
+            tb_errors += 1
+        elif name == "tb_read":
+            row = tb.setdefault(f"subcore {d.get('subcore')} {d.get('who')}", {"reads": 0, "max_err_ticks": 0, "windows": set()})
+            if d.get("valid", True):
+                err = abs(int(d["tb_minus_tod"]) - int(d.get("expected", 0)))
+                row["reads"] += 1
+                row["max_err_ticks"] = max(row["max_err_ticks"], err)
+                if err:
+                    row["windows"].add(tb_errors)
         for p in pairs:
             if name in ends[p.name]:
                 waiting = pending[p.name].pop(_key(e, p.end_key), None)
                 if waiting:
                     samples[p.name].extend(e.t - s for s in waiting)
+                    how = f"{name}:{d['reason']}" if "reason" in d else name
+                    ended[p.name][how] = ended[p.name].get(how, 0) + len(waiting)
             if name == p.start:
                 pending[p.name].setdefault(_key(e, p.start_key), []).append(e.t)
     for key in sorted(guest_open, key=repr):
@@ -264,6 +306,11 @@ def compute(result: SimResult, pairs: Sequence[LatencyPair] = DEFAULT_PAIRS) -> 
     }
     m.events = dict(sorted(events.items()))
     m.samples = samples
+    m.ends = {k: dict(sorted(v.items())) for k, v in ended.items() if v}
+    for key in sorted(tb):
+        row = tb[key]
+        w = row.pop("windows")
+        m.timebase[key] = {**row, "tb_errors": tb_errors, "wrong_after_errors": len(w - {0}), "wrong_before_any": int(0 in w)}
     return m
 
 
@@ -317,6 +364,26 @@ def render(m: Metrics, console: Console) -> None:
     for name, dist in m.latencies.items():
         t.add_row(name, str(dist.count), str(dist.open), _ns(dist.p50), _ns(dist.p99), _ns(dist.max))
     console.print(t)
+    for name, ends in m.ends.items():
+        if len(ends) < 2:  # one way to end: nothing to tell
+            continue
+        console.print(f"  {name} ended by: " + ", ".join(f"{k} {v}" for k, v in ends.items()), markup=False)
+    if m.timebase:
+        render_timebase(m, console)
+
+
+def tb_ticks(v: int) -> str:
+    """Ticks and their duration at 512 MHz."""
+    return f"{v} ({_ns(v * 1_000_000_000 // 512_000_000)})" if v else "0"
+
+
+def render_timebase(m: Metrics, console: Console) -> None:
+    t = Table(title="Timebase error seen by software reads: |TB − TOD| (host), |TB − (TOD + tb_offset)| (guest)", title_justify="left")
+    for col in ("subcore, reader", "reads", "TB errors", "wrong after", "max error (ticks, time)"):
+        t.add_column(col, justify="left" if col.startswith("subcore") else "right")
+    for name, d in m.timebase.items():
+        t.add_row(name, str(d["reads"]), str(d["tb_errors"]), f"{d['wrong_after_errors']} of {d['tb_errors']}", tb_ticks(d["max_err_ticks"]))
+    console.print(t)
 
 
 def render_compare(rows: Sequence[Any], vcpus: int, console: Console) -> None:
@@ -335,6 +402,38 @@ def render_compare(rows: Sequence[Any], vcpus: int, console: Console) -> None:
         "and they take turns on the primary threads; 'off, one core per vCPU' needs that many cores (see docs/simulate.md).",
         markup=False,
     )
+
+
+def render_patch_compare(rows: Sequence[Any], console: Console) -> None:
+    """Without / with a patch (rows from :func:`vcoresim.simulate.compare.patch_onoff`)."""
+    first = rows[0]
+    title = f"Without and with {first.patch} (same workload, seed and duration)"
+    if any(r.signals or r.signal_open for r in rows):
+        t = Table(title=f"{title}: signal to guest exit / aborted entry / KVM_RUN return", title_justify="left")
+        for col in ("kernel", "signals", "open", "p50", "p99", "max", "waited for the timeslice (HDEC)"):
+            t.add_column(col, justify="left" if col == "kernel" else "right")
+        for r in rows:
+            n = r.signals
+            share = f"{r.signal_by_hdec} ({r.signal_by_hdec / n:.0%})" if n else "-"
+            t.add_row(r.label, str(n), str(r.signal_open), _ns(r.signal_p50), _ns(r.signal_p99), _ns(r.signal_max), share)
+        console.print(t)
+    if any(r.tb for r in rows):
+        errors = " / ".join(f"{r.tb_errors}" for r in rows)
+        t = Table(title=f"{title}: timebase error seen by software reads after {errors} TB-error HMIs", title_justify="left")
+        t.add_column("subcore, reader")
+        for r in rows:
+            t.add_column(f"{r.label}: max error", justify="right")
+            t.add_column("wrong after", justify="right")
+        for name in sorted({name for r in rows for name in r.tb}):
+            cells = []
+            for r in rows:
+                got = r.tb.get(name)
+                cells += [tb_ticks(got[0]), f"{got[1]} of {r.tb_errors}"] if got else ["-", "-"]
+            t.add_row(name, *cells)
+        console.print(t)
+    bad = [r.label for r in rows if r.outcome in ("violation", "deadlock")]
+    if bad:
+        console.print(f"  stopped early at an invariant violation or deadlock: {', '.join(bad)}", markup=False)
 
 
 def write_csv(m: Metrics, path: Path, extra: Sequence[tuple[str, str, str, Any]] = ()) -> None:

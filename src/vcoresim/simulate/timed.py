@@ -16,8 +16,9 @@ Timing rules (see ``docs/simulate.md`` for the defaults and their sources):
   becomes ready when the write that enables it happened, plus
   ``Timing.ipi_latency_ns`` if that write was a ``SendIPI``, plus
   ``Timing.nap_wakeup_ns`` if the actor was napping.  A running thread with
-  MSR[EE] set that an IPI makes interruptible likewise takes it at
-  send time + IPI latency.
+  MSR[EE] set (or any running thread, for a non-maskable interrupt of a
+  ``HwThread(nmi=True)``) that an IPI makes interruptible likewise takes it
+  at send time + IPI latency.
 * A ``WaitUntil(timeout=ns)`` still unsatisfied at its deadline (the time it
   became pending + ``ns``) is stepped as a timeout at the deadline, not before.
 
@@ -85,6 +86,10 @@ class Timing:
     guest_entry_ns: int = 1 * NS_PER_US
     #: World switch out of the guest, charged after a ``guest_exit`` mark.  ASSUMPTION: ~1 µs.
     guest_exit_ns: int = 1 * NS_PER_US
+    #: Host C code of a POWER9 guest entry from ``kvmppc_start_thread`` to ``__kvmppc_vcore_entry``
+    #: (start threads, unlock, guest_enter accounting, save host state; the entry model only).
+    #: ASSUMPTION: a couple of µs (signal-entry-race.md §3.1: "the window is long").
+    entry_path_ns: int = 2 * NS_PER_US
     #: Host tick.  signal-entry-race.md §6 / hmi-timebase.md §6: 4 ms at HZ=250.
     host_tick_ns: int = 4 * NS_PER_MS
     #: Guest timeslice (HDEC at entry = the host DEC, i.e. at most one tick).  Same sources.
@@ -338,8 +343,10 @@ class TimedDriver:
 
     # ------------------------------------------------------------ bookkeeping
     def _delivers(self, a: Actor) -> bool:
+        # As the engine: a thread with ``HwThread.nmi`` is asked whatever MSR[EE] is
+        # (its ``pending`` applies EE to the maskable interrupts itself).
         hw = a.hw
-        return a.status == RUN and hw is not None and bool(a.msr & MSR_EE) and hw.pending(self.ex.mem) is not None
+        return a.status == RUN and hw is not None and bool(a.msr & MSR_EE or hw.nmi) and hw.pending(self.ex.mem) is not None
 
     def _arm(self, a: Actor) -> None:
         """Record the end time of a Delay / WaitUntil(timeout) that just became pending."""
