@@ -124,6 +124,14 @@ def kvmppc_run_vcpu(k: Kvm, v: int) -> Body:
         updates[vcore(vc, "n_blocked")] = n_blocked - 1
     yield StoreN(updates)
     yield Note(f"vcpu {k.vcpu_label(v)} runnable", event="vcpu_runnable", data={"vcpu": k.vcpu_label(v)})
+    # Join a running vcore straight away, once, as the vCPU becomes runnable.
+    # (Seed 001 re-tried this on every wake-up inside the loop below; the
+    # real-mode H_CEDE rework, which this model's cede path comes from, moved
+    # it here: retried, it re-starts a vCPU already running in the vcore and,
+    # on its primary, clears the napping flag of a ceded thread.)
+    running, eec, sig = yield LoadN(vcore(vc, "vcore_running"), vcore(vc, "entry_exit_count"), task(t.name, "sigpending"))
+    if not sig and running == VCORE_RUNNING and eec >> VCORE_EXIT_SHIFT == 0:
+        yield from kvmppc_start_thread(k, v)  # late join
     sleep_state = TASK_INTERRUPTIBLE
     while True:
         state, running, n_runnable, n_blocked, num_threads, eec, sig = yield LoadN(
@@ -148,8 +156,6 @@ def kvmppc_run_vcpu(k: Kvm, v: int) -> Body:
             started = yield from kvmppc_run_core(k, vc, cpu, t)
             if started:
                 continue
-        elif running == VCORE_RUNNING and eec >> VCORE_EXIT_SHIFT == 0:
-            yield from kvmppc_start_thread(k, v)  # late join
         # prepare_to_wait(&vcpu->arch.cpu_run); unlock; schedule(); lock
         yield from host.set_current_state(k, t, sleep_state)
         yield SpinUnlock(vcore(vc, "lock"))
