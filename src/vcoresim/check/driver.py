@@ -75,11 +75,7 @@ class CheckResult:
 
 
 def _add(total: Stats, part: Stats) -> None:
-    total.executions += part.executions
-    total.states += part.states
-    total.steps += part.steps
-    total.truncated += part.truncated
-    total.pruned += part.pruned
+    total.add(part)
 
 
 def _search(program: Program, bounds: Bounds, *, dpor: bool, cache: bool, progress: Progress | None, resume: dict[str, Any] | None, stop: Stop, workers: int, ray: str | None = None) -> Exploration:

@@ -208,11 +208,7 @@ def _running_total(done: Stats, running: dict[int, Stats], out: Stats) -> None:
 
 
 def _add(total: Stats, part: Stats) -> None:
-    total.executions += part.executions
-    total.states += part.states
-    total.steps += part.steps
-    total.truncated += part.truncated
-    total.pruned += part.pruned
+    total.add(part)
 
 
 def cpu_count() -> int:

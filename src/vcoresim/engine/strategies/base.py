@@ -40,6 +40,14 @@ class Stats:
         d["seconds"] = round(self.seconds, 3)
         return d
 
+    def add(self, part: Stats) -> None:
+        """Accumulate another run's counts (not its seconds)."""
+        self.executions += part.executions
+        self.states += part.states
+        self.steps += part.steps
+        self.truncated += part.truncated
+        self.pruned += part.pruned
+
 
 @dataclass
 class Exploration:
