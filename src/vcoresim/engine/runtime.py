@@ -93,6 +93,7 @@ class Execution:
         self.outcome: str | None = None  # done | deadlock | violation | bound
         self.steps = 0
         self.frames: dict[int, list[Any]] = {}  # id -> [actor idx, stack, msr, state]
+        self._live_frames: dict[int, list[int]] = {}  # actor idx -> ids of its frames that may still be live
         self._next_frame = 1
         self._cur: StepRecord | None = None
         self._alias = self._invariant_aliases()
@@ -416,6 +417,7 @@ class Execution:
             result = self._next_frame
             self._next_frame += 1
             self.frames[result] = [a.idx, a.stack, a.msr, "live"]
+            self._live_frames.setdefault(a.idx, []).append(result)
         elif cls is O.ResumeFrame:
             self._log(a, op, None)
             self._resume_frame(a, op.frame)  # type: ignore[attr-defined]
@@ -468,9 +470,21 @@ class Execution:
         fr.op = op
 
     def _park(self, a: Actor) -> None:
-        for rec in self.frames.values():
-            if rec[1] is a.stack and rec[3] == "live":
-                rec[3] = "parked"
+        # Only frames still live can be parked: scan those of this actor, not
+        # every frame ever saved (a long timed run saves one per H_CEDE).
+        live = self._live_frames.pop(a.idx, None)
+        if live:
+            keep = []
+            for fid in live:
+                rec = self.frames[fid]
+                if rec[3] != "live":
+                    continue
+                if rec[1] is a.stack:
+                    rec[3] = "parked"
+                else:
+                    keep.append(fid)
+            if keep:
+                self._live_frames[a.idx] = keep
         a.parked = a.stack
         a.stack = []
         a.status = NAP
