@@ -24,23 +24,14 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-BUILTIN = [
-    "stray-ipi",
-    "stray-ipi@2vcpu",
-    "stray-ipi@guard-only",
-    "stray-ipi@fixed",
-    "stray-ipi@fixed-2vcpu",
-    "p8-idle-lockup@buggy",
-    "p8-idle-lockup@fixed",
-    "p8-idle-lockup@before",
-    "smt-vcore",
-    "smt-vcore-4",
-]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from kvm import CASES as BUILTIN  # noqa: E402  (one list of built-in cases for both benchmarks)
 
 
 def _scaled() -> list[tuple[str, str, dict[str, Any]]]:

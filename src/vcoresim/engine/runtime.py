@@ -245,9 +245,6 @@ class Execution:
             return self._mode_writes(a, RUN, rec[2] if rec is not None else a.msr)
         return self._mode_writes(a, None, 0)
 
-    def mode_facets(self, a: Actor) -> tuple[bool, ...]:
-        return tuple(f(a.status, a.msr) for f in self._facets)
-
     def _aliased(self, writes: tuple[str, ...]) -> tuple[str, ...]:
         alias = self._alias
         if not alias:
@@ -288,22 +285,22 @@ class Execution:
             self._cur = StepRecord(len(self.schedule) - 1, a.name, alt)
             self.records.append(self._cur)
         if self._facets:
-            before = self.mode_facets(a)
+            mode = (a.status, a.msr)
             self._transition(a, alt)
-            self._check_mode_footprint(a, before)
+            if (a.status, a.msr) != mode:  # facets are functions of (status, MSR)
+                self._check_mode_footprint(a, mode)
         else:
             self._transition(a, alt)
         if self.violation is None:
             self._check_monitors(a, self.footprints[-1][1])
 
-    def _check_mode_footprint(self, a: Actor, before: tuple[bool, ...]) -> None:
+    def _check_mode_footprint(self, a: Actor, mode: tuple[int, int]) -> None:
         """A mode facet the step changed must be in its footprint, or POR is unsound."""
-        after = self.mode_facets(a)
-        if after != before:
-            declared = self.footprints[-1][1]
-            for loc, b, c in zip(self._mode_writes(a, None, 0), before, after):
-                if b != c and loc in self._alias and loc not in declared:
-                    raise ModelError(f"{a.name}: step {len(self.schedule) - 1} changed {loc} without declaring it")
+        declared = self.footprints[-1][1]
+        status, msr = mode
+        for loc, f in zip(self._mode_writes(a, None, 0), self._facets):
+            if f(status, msr) != f(a.status, a.msr) and loc in self._alias and loc not in declared:
+                raise ModelError(f"{a.name}: step {len(self.schedule) - 1} changed {loc} without declaring it")
 
     def _transition(self, a: Actor, alt: int) -> None:
         if a.status == NAP:
@@ -535,22 +532,19 @@ class Execution:
             self._advance(a, None)
 
     # -------------------------------------------------------------- monitors
-    def _watchers(self) -> tuple[dict[str, tuple[int, ...]], list[tuple[int, ...]]]:
-        """Which invariants read each location, and which read an actor's whole
-        mode (``cpu:NAME``: its MSR, status or stack, which footprints do not
-        name in full): those are re-checked after every step of that actor.  A
-        declared facet is named in full: a step that changes it writes it."""
+    def _watchers(self) -> tuple[dict[str, tuple[int, ...]], list[tuple[int, ...]], tuple[int, ...]]:
+        """Which invariants read each location; per actor, those re-checked after
+        every one of its steps: the ones reading its whole mode (``cpu:NAME``: its
+        MSR, status or stack, which footprints do not name in full) and the ones
+        that declare no reads (they may read anything).  A declared facet is
+        named in full: a step that changes it writes it."""
         by_loc: dict[str, list[int]] = {}
         for i, inv in enumerate(self.world.invariants):
             for loc in inv.reads:
                 by_loc.setdefault(loc, []).append(i)
-        # An invariant that declares no reads may read anything: checked after every step.
-        self._always = tuple(i for i, inv in enumerate(self.world.invariants) if not inv.reads)
-        by_actor = []
-        for a in self.actors:
-            own = set(by_loc.get(a.cpu_loc, ()))
-            by_actor.append(tuple(sorted(own)))
-        return {loc: tuple(v) for loc, v in by_loc.items()}, by_actor
+        always = tuple(i for i, inv in enumerate(self.world.invariants) if not inv.reads)
+        by_actor = [tuple(sorted({*always, *by_loc.get(a.cpu_loc, ())})) for a in self.actors]
+        return {loc: tuple(v) for loc, v in by_loc.items()}, by_actor, always
 
     def _check_monitors(self, a: Actor | None = None, writes: tuple[str, ...] | None = None) -> None:
         """Check the invariants after a step of ``a`` that wrote ``writes`` (all of
@@ -560,10 +554,8 @@ class Execution:
         if a is None or writes is None or GLOBAL in writes:
             todo: Iterable[int] = range(len(invariants))
         else:
-            by_loc, by_actor = self._watch
-            hit = set(self._always)
-            if a.idx < len(by_actor):  # (pseudo-actors added later have no mode)
-                hit.update(by_actor[a.idx])
+            by_loc, by_actor, always = self._watch
+            hit = set(by_actor[a.idx] if a.idx < len(by_actor) else always)  # (pseudo-actors added later have no mode)
             for loc in writes:
                 w = by_loc.get(loc)
                 if w:
