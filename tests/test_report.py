@@ -271,7 +271,7 @@ def test_html_page_is_self_contained(cli: Cli, tmp_path: Path, stray_trace: Path
 
 @pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (Debian: apt-get install chromium)")
 def test_html_in_headless_chromium(cli: Cli, tmp_path: Path, stray_trace: Path) -> None:
-    from vcoresim.kvm.invariants import INVARIANTS
+    from vcoresim.kvm.catalog import INVARIANTS
 
     page = tmp_path / "page.html"
     assert cli("replay", str(stray_trace), "--quiet", "--html", str(page)).code == 0

@@ -97,7 +97,7 @@ def test_opal_tb_scope_per_subcore(tmp_path: Path) -> None:
 
 
 def test_timebase_helpers() -> None:
-    from vcoresim.kvm.timebase import round_tb_offset, tb_value, tbu40, tod_ticks
+    from vcoresim.machine.timebase import round_tb_offset, tb_value, tbu40, tod_ticks
 
     assert round_tb_offset(1) == 1 << 24 and round_tb_offset(1 << 24) == 1 << 24 and round_tb_offset(0) == 0
     assert tod_ticks(1000) == 512 and tb_value(-512, 1000) == 0

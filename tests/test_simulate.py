@@ -14,7 +14,7 @@ from vcoresim.engine.ops import TIMEOUT, Choose, Delay, Load, Nap, Note, SendIPI
 from vcoresim.engine.runtime import Execution
 from vcoresim.engine.world import Body, HwThread, Program, World
 from vcoresim.simulate.metrics import compute, write_csv
-from vcoresim.simulate.timed import SimContext, SimResult, Timing, sim_of, simulate
+from vcoresim.simulate.timed import SimContext, SimResult, Timing, simulate
 from conftest import Cli
 
 NO_IPI = 0xFF
@@ -45,15 +45,13 @@ def events_of(r: SimResult, name: str | None = None) -> list[tuple[int, str, str
 
 # ---------------------------------------------------------------- determinism
 def _random_model(w: World) -> None:
-    sim = sim_of(w)
-    assert sim is not None
     w.loc("x", 0)
 
     def worker(me: int) -> Body:
         for _ in range(20):
             kind = yield Choose(("short", "long", "never"), "kind", weights=(3, 1, 0))
             assert kind != "never"  # weight 0 is never drawn
-            yield Delay(sim.exp(1_000) if kind == "short" else sim.uniform(5_000, 9_000))
+            yield Delay({"dist": "exp", "mean_ns": 1_000} if kind == "short" else {"dist": "uniform", "lo_ns": 5_000, "hi_ns": 9_000})
             v = yield Load("x")
             yield Store("x", v + 1)
             yield Note("tick", event="work", data={"vcpu": me})
@@ -82,16 +80,52 @@ def test_different_seeds_differ() -> None:
     assert [e.t for e in a.events] != [e.t for e in b.events]
 
 
-def test_world_sim_only_in_timed_runs() -> None:
-    seen: list[SimContext | None] = []
+def test_durations_are_instant_in_checking_and_resolved_in_time() -> None:
+    """The same model: checking runs its delays as no-ops (no step of their own, even
+    with interrupts on); the timed driver resolves distributions, parameters and ticks."""
+    from vcoresim.engine.msr import MSR_EE
+    from vcoresim.engine.timing import NextTick, Param
 
     def build(w: World) -> None:
-        seen.append(sim_of(w))
-        w.spawn("A", _empty())
+        w.loc("x", 0)
+        w.loc("mfrr", NO_IPI)
 
-    Execution(Program("p", build))
-    simulate(Program("p", build), duration_ns=10)
-    assert seen[0] is None and isinstance(seen[1], SimContext)
+        def a() -> Body:
+            yield Delay({"dist": "const", "us": 2}, event="d1")
+            yield Delay(Param("entry_path_ns"), event="d2")
+            yield Delay(NextTick("host_tick_ns"), event="d3")
+            yield Store("x", 1)
+
+        w.spawn("A", a(), hw=xics_thread("mfrr"), msr=MSR_EE)
+
+    ex = Execution(Program("p", build))
+    assert ex.actors[0].op.__class__ is Store  # the delays were fused into the priming
+    r = simulate(Program("p", build), duration_ns=10_000_000, timing=T)
+    t1, t2 = 2_000, 2_000 + T.entry_path_ns
+    assert [(e.event, e.t) for e in r.events] == [("d1", t1), ("d2", t2), ("d3", T.host_tick_ns)]
+
+
+def test_a_timer_writes_its_location_when_it_fires() -> None:
+    from vcoresim.engine.ops import SetTimer, WaitUntil
+    from vcoresim.engine.timing import Until
+
+    def build(w: World) -> None:
+        w.loc("hdec", 0)
+
+        def a() -> Body:
+            yield SetTimer("hdec", 7_000)
+            yield Delay(Until("hdec"), event="until")
+            yield WaitUntil(("hdec",), lambda h: h == 1)
+            yield Note("woke", event="woke")
+            yield SetTimer("hdec", 1_000)
+            yield SetTimer("hdec", None)  # disarmed: never fires
+
+        w.spawn("A", a())
+
+    r = simulate(Program("t", build), duration_ns=1_000_000, timing=T)
+    # a timer due at the same time as a step fires first (the hardware, then the threads)
+    assert [(e.event, e.t) for e in r.events] == [("timer", 7_000), ("until", 7_000), ("woke", 7_001)]
+    assert r.counts["timers"] == 1
 
 
 def test_sample_specs() -> None:
@@ -410,15 +444,19 @@ def test_kvm_seed_changes_the_draws() -> None:
     assert a.totals != b.totals
 
 
-def test_kvm_checking_has_no_sim_context() -> None:
-    """Checking builds the world without a SimContext, so the simulation-only code is off."""
+def test_kvm_timed_run_is_open_ended() -> None:
+    """A scenario's program carries its open-ended counterpart, which a timed run executes:
+    guest rounds go on past the check's bound, and guests log units of work."""
     from vcoresim.scenarios.registry import get_scenario
 
-    w = World()
-    get_scenario("smt-vcore").make({}).build(w)
-    assert sim_of(w) is None
-    r = _kvm(duration_us=200)
-    assert any(e.event == "work" for e in r.events)  # ... and on in a timed run
+    program = get_scenario("smt-vcore").make({})
+    assert not program.config["workload"]["open_ended"] and program.timed is not None
+    assert program.timed.config["workload"]["open_ended"]
+    r = _kvm(duration_us=2_000)
+    assert r.config["workload"]["open_ended"]
+    entries = [e for e in r.events if e.event == "guest_enter"]
+    assert len(entries) > 2 * program.config["workload"]["rounds"]
+    assert any(e.event == "work" for e in r.events)
 
 
 def test_kvm_workload_weights_and_dists(tmp_path: Path, cli: Cli) -> None:

@@ -95,7 +95,7 @@ def test_ray_partitioned_kvm(ray_local: Any) -> None:
 
 
 def test_ray_swarm_equals_local(ray_local: Any) -> None:
-    from vcoresim.check.ray_backend import swarm_ray
+    from vcoresim.check.swarm import swarm_ray
 
     runs = _runs("example/lost-update", range(4))
     a = merge(swarm_local(runs, 1))

@@ -45,14 +45,6 @@ def connect(address: str) -> Any:
     return ray
 
 
-def swarm_ray(address: str, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    ray = connect(address)
-    from vcoresim.check.swarm import run_one
-
-    task = ray.remote(run_one)
-    return list(ray.get([task.remote(r) for r in runs]))  # in run order
-
-
 def partitioned_ray(address: str, scenario: str, config: dict[str, Any], bounds: Bounds, *, progress: Progress | None = None, stop: Callable[[], bool] | None = None) -> Exploration:
     ray = connect(address)
     from vcoresim.check.parallel import ROOT, _add, branch_items

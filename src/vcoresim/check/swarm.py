@@ -18,7 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vcoresim.check.driver import check
+from vcoresim.check.ray_backend import connect
 from vcoresim.engine.strategies.base import Bounds
+from vcoresim.scenarios.registry import program_for
 
 
 @dataclass
@@ -51,9 +54,6 @@ class SwarmResult:
 
 def run_one(run: dict[str, Any]) -> dict[str, Any]:
     """One swarm run (in a worker process or a Ray task): JSON in, JSON out."""
-    from vcoresim.check.driver import check
-    from vcoresim.scenarios.registry import program_for
-
     program = program_for(run["scenario"], run["config"])
     b = run["bounds"]
     with tempfile.TemporaryDirectory() as d:
@@ -98,3 +98,10 @@ def swarm_local(runs: list[dict[str, Any]], workers: int) -> list[dict[str, Any]
         return [run_one(r) for r in runs]
     with mp.get_context("fork").Pool(workers) as pool:
         return pool.map(run_one, runs, chunksize=1)  # in run order
+
+
+def swarm_ray(address: str, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The swarm's runs as Ray tasks on the cluster at ``address``."""
+    ray = connect(address)
+    task = ray.remote(run_one)
+    return list(ray.get([task.remote(r) for r in runs]))  # in run order

@@ -14,10 +14,7 @@ earlier version unsound.)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from vcoresim.engine.runtime import Execution
+from typing import Any
 
 _PLAIN = (int, str, float, bool, type(None))
 
@@ -41,7 +38,7 @@ def canon(v: Any, depth: int = 0) -> Any:
     return type(v).__name__
 
 
-def state_fingerprint(ex: Execution) -> int:
+def state_fingerprint(ex: Any) -> int:  # an engine.runtime.Execution
     """Memory, each actor's mode and observation history, saved frames, monitors."""
     mem = tuple(sorted((k, canon(v)) for k, v in ex.mem.items()))
     actors = tuple((a.status, a.msr, len(a.stack), h) for a, h in zip(ex.actors, ex.history, strict=True))
@@ -49,7 +46,7 @@ def state_fingerprint(ex: Execution) -> int:
     return hash((mem, actors, frames, tuple(ex._live_armed)))
 
 
-def symmetric_fingerprint(ex: Execution) -> tuple[int, dict[int, int]]:
+def symmetric_fingerprint(ex: Any) -> tuple[int, dict[int, int]]:  # an engine.runtime.Execution
     """The fingerprint of the state's canonical representative under the
     world's declared symmetries, and the permutation (actor index -> index of
     the actor whose place it takes) that maps this state onto it.

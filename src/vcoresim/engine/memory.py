@@ -99,7 +99,7 @@ def with_memory_model(program: Program, model: str, removed: frozenset[tuple[str
     config["memory_model"] = model
     if removed:
         config["removed_barriers"] = [list(s) for s in sorted(removed)]
-    return dataclasses.replace(program, config=config, memory_model=model, removed_barriers=frozenset(removed))
+    return dataclasses.replace(program, config=config, memory_model=model, removed_barriers=frozenset(removed), execution=WeakExecution)
 
 
 def split_memory_config(config: dict[str, Any]) -> tuple[dict[str, Any], str, frozenset[tuple[str, str, int]]]:

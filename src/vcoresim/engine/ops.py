@@ -15,6 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any
 
+from vcoresim.engine.timing import Duration
+from vcoresim.engine.timing import describe as describe_duration
+
 # Barrier kinds, as the kernel spells them ("release"/"acquire" are the halves
 # of smp_store_release / smp_load_acquire).  Under sequential consistency they
 # are recorded and otherwise no-ops; engine/memory.py gives them their weak
@@ -253,7 +256,7 @@ class WaitUntil(Op):
 
     Modelled as a blocking wait: the actor is enabled only when the condition
     holds, so a spin costs one step however long it lasts.  Returns the tuple
-    of values that satisfied it.  With ``timeout`` (model nanoseconds), the
+    of values that satisfied it.  With ``timeout`` (a duration, ``engine/timing.py``), the
     wait may instead give up and return ``TIMEOUT``: in checking mode only
     when nothing else in the system can move (timeouts are long compared with
     every protocol step), in timed mode when the time has passed.
@@ -266,7 +269,7 @@ class WaitUntil(Op):
         self,
         locs: Sequence[str],
         cond: Callable[..., bool],
-        timeout: int | None = None,
+        timeout: Duration | None = None,
         what: str = "",
         timeout_if: Callable[..., bool] | None = None,
     ) -> None:
@@ -292,7 +295,7 @@ class WaitUntil(Op):
         return self.locs[0] if len(self.locs) == 1 else ",".join(self.locs)
 
     def describe(self) -> str:
-        tail = f" <= {self.timeout}ns" if self.timeout is not None else ""
+        tail = f" <= {describe_duration(self.timeout)}" if self.timeout is not None else ""
         return f"wait {self.what or ','.join(self.locs)}{tail}"
 
 
@@ -317,17 +320,43 @@ TIMEOUT: Any = _Timeout()
 
 
 class Delay(Op):
-    """Let time pass (``udelay``, a guest running for a while).  Local in checking."""
+    """Let time pass (``udelay``, a guest computing, QEMU in userspace).
 
-    __slots__ = ("ns", "what")
+    ``ns`` is a duration (``engine/timing.py``): nanoseconds, a distribution, a
+    ``Timing`` parameter ...  A timed run waits for it (an interrupt may cut it
+    short) and, if it ran to its end, logs ``event`` with ``data`` there;
+    checking ignores both.
+    """
+
+    __slots__ = ("ns", "what", "event", "data")
     name = "delay"
 
-    def __init__(self, ns: int, what: str = "") -> None:
+    def __init__(self, ns: Duration, what: str = "", *, event: str | None = None, data: dict[str, Any] | None = None) -> None:
         self.ns = ns
         self.what = what
+        self.event = event
+        self.data = data
 
     def describe(self) -> str:
-        return f"delay {self.ns}ns {self.what}".rstrip()
+        return f"delay {describe_duration(self.ns)} {self.what}".rstrip()
+
+
+class SetTimer(Op):
+    """Arm a hardware timer (``mtspr HDEC``): in a timed run, ``loc`` is set to
+    ``value`` when ``ns`` has passed; ``ns=None`` disarms it.  Checking never
+    fires a timer: a model that needs the expiry there expresses it as a choice
+    or a wait's timeout, so this is a no-op for the checker."""
+
+    __slots__ = ("timer", "ns", "value")
+    name = "set_timer"
+
+    def __init__(self, timer: str, ns: Duration | None, value: Any = 1) -> None:
+        self.timer = timer
+        self.ns = ns
+        self.value = value
+
+    def describe(self) -> str:
+        return f"set timer {self.timer} " + ("off" if self.ns is None else describe_duration(self.ns))
 
 
 class Choose(Op):

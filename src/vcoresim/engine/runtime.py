@@ -71,12 +71,10 @@ class Execution:
     """Runs one execution of ``program``; a strategy calls :meth:`step` until ``finished``."""
 
     def __new__(cls, program: Program, *args: Any, **kwargs: Any) -> Execution:
-        # A weak memory model or a barrier mutation runs engine/memory.py's
-        # subclass; the sequentially consistent path stays this class, untouched.
-        if cls is Execution and (program.memory_model != "sc" or program.removed_barriers):
-            from vcoresim.engine.memory import WeakExecution
-
-            return object.__new__(WeakExecution)
+        # A program may name the subclass that runs it (engine/memory.py's, under a
+        # weak memory model); the sequentially consistent path stays this class.
+        if cls is Execution and program.execution is not None:
+            return object.__new__(program.execution)
         return object.__new__(cls)
 
     def __init__(self, program: Program, *, record: bool = False, timed: bool = False, history: bool = False) -> None:
@@ -263,8 +261,10 @@ class Execution:
             return False
         if cls is O.Choose:
             return len(op.options) == 1  # type: ignore[attr-defined]
-        if cls is O.Delay and self.timed:
-            return False
+        if cls is O.Delay:
+            return not self.timed  # checking: time is not modelled, a delay is instant
+        if cls is O.SetTimer:
+            return True  # arming a timer is bookkeeping of the timed driver
         if a.hw is not None and (a.msr & MSR_EE or a.hw.nmi or _may_enable_ee(op)):
             return False
         if op.reads or op.writes:
@@ -423,12 +423,19 @@ class Execution:
             self._log(a, op, None)
             self._context_switch(a, op)  # type: ignore[arg-type]
             return
-        elif cls in (O.Barrier, O.Delay, O.Note):
+        elif cls in (O.Barrier, O.Delay, O.Note, O.SetTimer):
             pass
         else:
             raise ModelError(f"{a.name}: unknown operation {op!r}")
         self._log(a, op, result)
         self._advance(a, result)
+
+    def external_write(self, loc: str, value: Any) -> None:
+        """A write by the hardware outside any actor's step (a timer firing in a
+        timed run); the monitors are checked as after a step."""
+        self.mem[loc] = value
+        if self.violation is None:
+            self._check_monitors()
 
     # ---------------------------------------------------- context changes
     def _deliver(self, a: Actor) -> None:

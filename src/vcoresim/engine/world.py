@@ -9,12 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from vcoresim.engine.ops import Op
-
-if TYPE_CHECKING:
-    from vcoresim.engine.runtime import Execution
 
 Body = Generator[Op, Any, Any]
 
@@ -98,6 +95,14 @@ class Actor:
         return self.name
 
 
+class MonitorView(Protocol):
+    """What a monitor reads of an execution (``engine.runtime.Execution`` is one):
+    shared memory and the actors (their status, MSR and stacks)."""
+
+    mem: dict[str, Any]
+    actors: list[Actor]
+
+
 @dataclass
 class Invariant:
     """A safety property checked after every operation.
@@ -110,7 +115,7 @@ class Invariant:
     name: str
     description: str
     reads: tuple[str, ...]
-    check: Callable[[Execution], str | None]
+    check: Callable[[Any], str | None]  # receives a MonitorView
     #: Finer dependency: groups of locations whose relative order matters to
     #: ``check`` (it conjoins facts from one group at a time).  Two writes are
     #: made dependent only if they fall in a common group.  Default: ``reads``
@@ -128,8 +133,8 @@ class Liveness:
     name: str
     description: str
     reads: tuple[str, ...]
-    trigger: Callable[[Execution], bool]
-    goal: Callable[[Execution], bool]
+    trigger: Callable[[Any], bool]  # receives a MonitorView
+    goal: Callable[[Any], bool]
     bound: int
 
 
@@ -223,6 +228,12 @@ class Program:
     memory_model: str = "sc"
     #: Barrier sites turned into no-ops: (function, kind, line) (barrier mutation).
     removed_barriers: frozenset[tuple[str, str, int]] = frozenset()
+    #: The program a timed run executes in this one's place (a scenario's model with
+    #: an open-ended workload): its ``build`` and ``config`` replace this one's.
+    timed: Program | None = None
+    #: The ``Execution`` subclass that runs this program (a weak memory model or a
+    #: barrier mutation runs engine/memory.py's); None: the sequentially consistent engine.
+    execution: type[Any] | None = None
 
     def new_world(self) -> World:
         world = World()

@@ -32,7 +32,7 @@ from vcoresim.engine.ops import (
     sync,
 )
 from vcoresim.engine.world import Body
-from vcoresim.kvm import host
+from vcoresim.kvm import book3s_hv_rmhandlers, host
 from vcoresim.kvm.state import (
     BLOCKED,
     BOOK3S_INTERRUPT_SYSCALL,
@@ -60,7 +60,7 @@ from vcoresim.kvm.state import (
 )
 
 if TYPE_CHECKING:
-    from vcoresim.kvm.model import Kvm
+    from vcoresim.kvm.context import Kvm
 
 GRAB_TIMEOUT_US = 1000  # kvmppc_grab_hwthread: 1000 x udelay(1) in seed 000
 WAIT_FOR_NAP_POLLS = 1_000_000
@@ -76,8 +76,8 @@ def qemu_vcpu_thread(k: Kvm, v: int) -> Body:
         ret = yield from kvmppc_vcpu_run(k, v)
         reason = yield Load(vcpu(v, "exit_reason"))
         yield Note(f"KVM_RUN returned {ret} ({reason})", event="kvm_run_return", data={"vcpu": k.vcpu_label(v), "ret": ret, "reason": reason})
-        if k.sim is not None and reason == "KVM_EXIT_PAPR_HCALL":  # timed: QEMU handles the hcall
-            yield Delay(k.sim.sample(k.userspace_dist), "QEMU handles the exit in userspace")
+        if reason == "KVM_EXIT_PAPR_HCALL":
+            yield Delay(k.userspace_dist, "QEMU handles the exit in userspace")
         if reason == "KVM_EXIT_SHUTDOWN":
             # The guest powers off: QEMU stops every other vCPU thread with a signal.
             yield Store(f"vm[{vm}].shutdown", 1)
@@ -342,7 +342,7 @@ def __kvmppc_vcore_entry(k: Kvm, cpu: int, v: int) -> Body:
     """Hard-disable interrupts, go to real mode, run as ptid 0, come back to virtual mode."""
     yield IrqDisable()
     yield MtMsr(clear_bits=MSR_IR | MSR_DR, what="to real mode")
-    yield from k.rm.kvmppc_hv_entry(k, cpu, v, 0)
+    yield from book3s_hv_rmhandlers.kvmppc_hv_entry(k, cpu, v, 0)
     yield MtMsr(set_bits=MSR_IR | MSR_DR, what="rfid to virtual mode")
     yield IrqEnable()
 
@@ -356,5 +356,6 @@ def kvmppc_handle_exit(k: Kvm, v: int, trap: int) -> Body:
         yield Store(vcpu(v, "exit_reason"), None)
         return RESUME_HOST  # the task blocks the vCPU (kvmppc_vcpu_block)
     yield Store(vcpu(v, "exit_reason"), "KVM_EXIT_SHUTDOWN" if hcall == "H_SHUTDOWN" else "KVM_EXIT_PAPR_HCALL")
+    yield Note("kvmppc_handle_exit: back to userspace")
     yield Delay(1000, "kvmppc_handle_exit")
     return RESUME_HOST

@@ -11,18 +11,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from vcoresim.engine.msr import MSR_DR, MSR_EE, MSR_HV, MSR_IR, MSR_PR, MSR_RI
+from vcoresim.engine.msr import MSR_HV, MSR_PR
 from vcoresim.engine.ops import (
+    RMW,
     Choose,
     Delay,
     Load,
-    RMW,
     MtMsr,
     Nap,
     Note,
     ResumeFrame,
     SaveFrame,
     SendIPI,
+    SetTimer,
     Store,
     WaitUntil,
     atomic_add,
@@ -31,9 +32,9 @@ from vcoresim.engine.ops import (
     lwsync,
     sync,
 )
+from vcoresim.engine.timing import Param, Until
 from vcoresim.engine.world import Body
 from vcoresim.kvm.state import (
-    BOOK3S_INTERRUPT_EXTERNAL,
     BOOK3S_INTERRUPT_HV_DECREMENTER,
     BOOK3S_INTERRUPT_SYSCALL,
     IPI_PRIORITY,
@@ -54,21 +55,10 @@ from vcoresim.kvm.state import (
     vcpu,
     woke_with_req,
 )
+from vcoresim.machine.interrupts import MSR_GUEST, GuestInterrupt
 
 if TYPE_CHECKING:
-    from vcoresim.kvm.model import Kvm
-
-#: What the guest runs with: guest supervisor state, MMU on, interrupts on.
-MSR_GUEST = MSR_IR | MSR_DR | MSR_EE | MSR_RI
-
-
-class GuestInterrupt(Exception):
-    """An interrupt taken while the thread runs guest code: it exits to KVM's handler."""
-
-    def __init__(self, trap: int) -> None:
-        super().__init__(hex(trap))
-        self.trap = trap
-
+    from vcoresim.kvm.context import Kvm
 
 # H_CEDE is the hcall the model's guests make; the others go to userspace.
 H_CEDE = "H_CEDE"
@@ -138,8 +128,7 @@ def kvmppc_hv_entry(k: Kvm, cpu: int, v: int, ptid: int) -> Body:
         yield Store(core(c, "lpid"), LPID_RESERVED)
         yield Store(core(c, "lpid"), k.lpid_of_vcore(vc))
         yield isync()
-        if k.sim is not None:  # timed: HDEC is loaded with one timeslice at entry
-            k.hdec_deadline[c] = k.sim.now() + k.sim.timing.timeslice_ns
+        yield SetTimer(core(c, "hdec_expired"), Param("timeslice_ns"))  # mtspr HDEC: one timeslice
         yield Store(vcore(vc, "in_guest"), 1)
     else:  # E4
         yield WaitUntil((vcore(vc, "in_guest"),), lambda g: g != 0, what="vc->in_guest != 0")
@@ -175,8 +164,9 @@ def guest_run(k: Kvm, cpu: int, v: int) -> Body:
         yield MtMsr(set_bits=MSR_GUEST, clear_bits=MSR_HV | MSR_PR, what=f"hrfid: enter guest (vcpu {k.vcpu_label(v)})")
         yield Note(f"guest runs vcpu {k.vcpu_label(v)}", event="guest_enter", data={"vcpu": k.vcpu_label(v), "cpu": cpu, "core": k.core_of(cpu)})
         while True:
-            if k.sim is not None:  # timed: the guest computes for a drawn time first
-                yield from guest_compute(k, cpu, v)
+            # The guest computes for a while (time only: instant in checking); the
+            # HDEC interrupt at the end of the timeslice may cut it short.
+            yield Delay(k.run_dist, "guest computes", event="work", data={"vcpu": k.vcpu_label(v), "core": k.core_of(cpu)})
             left = yield Load(vcpu(v, "guest_rounds"))
             if left <= 0:
                 action = "shutdown"
@@ -184,8 +174,7 @@ def guest_run(k: Kvm, cpu: int, v: int) -> Body:
                 action = yield Choose(k.guest_actions, what=f"vcpu {k.vcpu_label(v)}: guest action", weights=k.action_weights)
                 yield Store(vcpu(v, "guest_rounds"), left - 1)
             if action == "idle":  # runs until the timeslice ends: the core-shared HDEC expires
-                if k.sim is not None:
-                    yield Delay(max(0, k.hdec_deadline[k.core_of(cpu)] - k.sim.now()), "guest idles until HDEC")
+                yield Delay(Until(core(k.core_of(cpu), "hdec_expired")), "guest idles until HDEC")
                 yield Store(core(k.core_of(cpu), "hdec_expired"), 1)
                 continue  # the HDEC interrupt is taken at the next instruction
             yield Store(vcpu(v, "hcall"), {"cede": H_CEDE, "exit": "H_USERSPACE", "shutdown": "H_SHUTDOWN"}[action])
@@ -201,27 +190,6 @@ def guest_run(k: Kvm, cpu: int, v: int) -> Body:
     except GuestInterrupt as gi:
         yield Note("guest exit (interrupt)", event="guest_exit", data={"vcpu": k.vcpu_label(v), "cpu": cpu, "trap": gi.trap})
         return gi.trap
-
-
-def guest_compute(k: Kvm, cpu: int, v: int) -> Body:
-    """Timed runs only: the guest computes for a drawn time (a ``work`` unit when it
-    completes).  An interrupt (another thread's exit, an IPI) ends it early; reaching
-    the core's HDEC deadline ends the timeslice, as the HDEC interrupt does."""
-    assert k.sim is not None
-    c = k.core_of(cpu)
-    now = k.sim.now()
-    span = k.sim.sample(k.run_dist)
-    deadline = k.hdec_deadline.get(c, now + span + 1)
-    if now + span < deadline:
-        yield Delay(span, "guest computes")
-        yield Note("guest work done", event="work", data={"vcpu": k.vcpu_label(v), "core": c})
-        return
-    yield Delay(max(0, deadline - now), "guest computes until HDEC")
-    yield Store(core(c, "hdec_expired"), 1)  # the timeslice is over: HDEC interrupt next
-
-
-def guest_interrupt_kind(kind: str) -> GuestInterrupt:
-    return GuestInterrupt(BOOK3S_INTERRUPT_EXTERNAL if kind == "external" else BOOK3S_INTERRUPT_HV_DECREMENTER)
 
 
 # ---------------------------------------------------------------------- exit
@@ -255,7 +223,8 @@ def kvmppc_guest_exit(k: Kvm, cpu: int, v: int, ptid: int, trap: int) -> Body:
     yield Store(core(c, "lpid"), LPID_HOST)
     yield isync()
     yield Store(vcore(vc, "in_guest"), 0)
-    yield Store(core(c, "hdec_expired"), 0)  # HDEC = 0x7fffffff
+    yield SetTimer(core(c, "hdec_expired"), None)  # HDEC = 0x7fffffff
+    yield Store(core(c, "hdec_expired"), 0)
     return trap
 
 

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from vcoresim.kvm.entry_p9 import ENTRY_INVARIANTS
+from vcoresim.kvm.hmi import TIMEBASE_INVARIANTS
+from vcoresim.kvm.invariants import INVARIANTS as VCORE_INVARIANTS
 from vcoresim.kvm.patches import DEFAULT_PRESET, ORDER, PATCHES, PRESETS
+
+#: Every invariant of the three models (vcore, entry, timebase), for listings and reports.
+INVARIANTS: dict[str, str] = {**VCORE_INVARIANTS, **ENTRY_INVARIANTS, **TIMEBASE_INVARIANTS}
 
 
 def patches() -> list[dict[str, Any]]:
@@ -36,8 +42,4 @@ def _kind(description: str) -> str:
 
 
 def invariants() -> list[dict[str, Any]]:
-    try:
-        from vcoresim.kvm.model import INVARIANTS
-    except ImportError:
-        return []
     return [{"name": n, "kind": _kind(d), "description": d} for n, d in INVARIANTS.items()]

@@ -30,15 +30,17 @@ and returns with EE=0: either way it is replayed, never lost);
 non-maskable interrupts are delivered only while the CPU runs with the MMU
 on (real-mode windows with RI=0 are unrecoverable in both kernels by design).
 
-Timed runs (``vcoresim simulate``; ``k.sim`` is set) add durations only, the
-same in both kernels: the guest runs unbounded rounds, each until the HDEC
-fires at the host's next tick (``Timing.host_tick_ns``, ticks at fixed
-phase) unless an interrupt exits it first; ``kvmppc_start_thread`` and what
-follows up to ``__kvmppc_vcore_entry`` cost ``Timing.entry_path_ns``; QEMU
-spends a ``workload.userspace`` draw between ``KVM_RUN`` calls; and the
-signal source is QEMU kicking its vCPU thread once per ``KVM_RUN``, an
-exponential time of mean ``faults.mean_interval_us`` after the thread made
-its vCPU runnable (the kick races with guest entry; see docs/simulate.md).
+Durations (``Delay``, timeouts; instant in checking, see engine/timing.py)
+are the same in both kernels: each guest round runs until the HDEC fires at
+the host's next tick (``Timing.host_tick_ns``, ticks at fixed phase) unless
+an interrupt exits it first; ``kvmppc_start_thread`` and what follows up to
+``__kvmppc_vcore_entry`` cost ``Timing.entry_path_ns``; QEMU spends a
+``workload.userspace`` draw between ``KVM_RUN`` calls.  An open-ended
+workload (``workload.open_ended``, as ``vcoresim simulate`` runs it) has
+unbounded guest rounds, and its signal source is QEMU kicking its vCPU
+thread once per ``KVM_RUN``, an exponential time of mean
+``faults.mean_interval_us`` after the thread made its vCPU runnable (the kick
+races with guest entry; see docs/simulate.md).
 """
 
 from __future__ import annotations
@@ -48,7 +50,6 @@ from typing import Any
 from vcoresim.engine.msr import MSR_DR, MSR_EE, MSR_HV, MSR_IR, MSR_KERNEL, MSR_PR, MSR_RI
 from vcoresim.engine.ops import (
     TIMEOUT,
-    RMW,
     Choose,
     Delay,
     IrqDisable,
@@ -66,9 +67,10 @@ from vcoresim.engine.ops import (
     atomic_or,
     smp_mb,
 )
+from vcoresim.engine.timing import NextTick, Param, exp_us
 from vcoresim.engine.world import IRQ, Body, HwThread, Invariant, World
+from vcoresim.errors import ConfigError
 from vcoresim.kvm.config import ScenarioConfig
-from vcoresim.simulate.timed import SimContext, sim_of
 from vcoresim.kvm.state import (
     BOOK3S_INTERRUPT_EXTERNAL,
     BOOK3S_INTERRUPT_HV_DECREMENTER,
@@ -88,6 +90,12 @@ from vcoresim.kvm.state import (
     vcore,
     vcpu,
 )
+from vcoresim.machine.interrupts import (
+    BOOK3S_INTERRUPT_H_DOORBELL,
+    BOOK3S_INTERRUPT_HMI,
+    MSR_GUEST,
+    GuestInterrupt,
+)
 
 # arch/powerpc/include/asm/hw_irq.h
 PACA_IRQ_HARD_DIS = 0x01
@@ -97,29 +105,15 @@ PACA_IRQ_DEC = 0x08
 PACA_IRQ_HMI = 0x20
 #: __check_irq_replay order: HMI, DEC, external, doorbell.
 REPLAY_ORDER = ((PACA_IRQ_HMI, 0xE60), (PACA_IRQ_DEC, 0x900), (PACA_IRQ_EE, 0x500), (PACA_IRQ_DBELL, 0xA00))
-BOOK3S_INTERRUPT_HMI = 0xE60
-BOOK3S_INTERRUPT_H_DOORBELL = 0xE80
-BOOK3S_INTERRUPT_SYSTEM_RESET = 0x100
 
 # vcore->vcore_state (4.x)
 VCORE_INACTIVE, VCORE_PREEMPT, VCORE_RUNNING, VCORE_EXITING = 0, 1, 4, 5
 
-#: The guest's timeslice: HDEC := the host DEC, at most one tick (HZ=250).
-TICK_NS = 4_000_000
-#: Guest rounds in a timed run: unbounded in practice (the run's duration ends it).
-SIM_ROUNDS = 1 << 62
-#: What the guest runs with: problem state off, MMU on, interrupts on.
-MSR_GUEST = MSR_IR | MSR_DR | MSR_EE | MSR_RI
-
-
-class GuestInterrupt(Exception):
-    """An interrupt taken in the guest: it exits to KVM's exit path."""
-
-    def __init__(self, trap: int) -> None:
-        super().__init__(hex(trap))
-        self.trap = trap
-
-
+#: The guest's timeslice: HDEC := the host DEC (C7), until the host's next tick.
+#: In checking the timeout fires only when nothing else can move.
+HDEC_AT_ENTRY = NextTick("host_tick_ns")
+#: Guest rounds of an open-ended workload: unbounded in practice.
+OPEN_ENDED_ROUNDS = 1 << 62
 def ghost(cpu: int, field_: str) -> str:
     """Ghost state (not kernel state) that monitors read."""
     return f"ghost[{cpu}].{field_}"
@@ -145,8 +139,6 @@ class Entry:
         # A radix vCPU that last ran on another core (prev_cpu): its first run here
         # must flush that core's TLB with a cross-call (kvmppc_prepare_radix_vcpu).
         self.prev_cpu = self.threads_per_core if self.radix and cfg.machine.cores > 1 else None
-        # Timed runs only (None when checking).
-        self.sim: SimContext | None = None
         self.userspace_dist = cfg.workload.dist("userspace")
 
     def patch(self, name: str) -> bool:
@@ -239,8 +231,7 @@ def kvm_vcpu_thread(k: Entry, v: int) -> Body:
             yield Note("signal handled by QEMU", event="signal_handled", data={"task": k.runner, "vcpu": v})
         if reason == "KVM_EXIT_SHUTDOWN":
             break
-        if k.sim is not None:  # timed: QEMU does what the kick asked for, then KVM_RUN again
-            yield Delay(k.sim.sample(k.userspace_dist), "QEMU in userspace")
+        yield Delay(k.userspace_dist, "QEMU in userspace")  # QEMU does what the kick asked for, then KVM_RUN again
     yield Store(vcpu(v, "thread_done"), 1)
 
 
@@ -398,8 +389,8 @@ def kvmppc_start_thread(k: Entry, v: int, cpu: int) -> Body:
     if k.radix and not k.patch("entry-irq-hard-disable"):
         yield from kvmppc_prepare_radix_vcpu(k, v, cpu)
     yield StoreN({hstate(cpu, "kvm_vcpu"): v, hstate(cpu, "kvm_vcore"): k.vc})
-    if k.sim is not None:  # timed: this and the C code up to __kvmppc_vcore_entry (both kernels)
-        yield Delay(k.sim.timing.entry_path_ns, "start threads, unlock, guest_enter, save host state")
+    # This and the C code up to __kvmppc_vcore_entry take time (both kernels).
+    yield Delay(Param("entry_path_ns"), "start threads, unlock, guest_enter, save host state")
 
 
 def __kvmppc_vcore_entry(k: Entry, cpu: int, v: int) -> Body:
@@ -438,7 +429,7 @@ def guest_run(k: Entry, cpu: int, v: int) -> Body:
             yield Note("guest exit (hcall)", event="guest_exit", data={"vcpu": v, "cpu": cpu, "trap": BOOK3S_INTERRUPT_SYSCALL})
             return BOOK3S_INTERRUPT_SYSCALL
         yield Store(vcpu(v, "guest_rounds"), left - 1)
-        got = yield WaitUntil((core(c, "hdec_expired"),), lambda h: bool(h), timeout=hdec_ns(k), what="guest runs until HDEC expires")
+        got = yield WaitUntil((core(c, "hdec_expired"),), lambda h: bool(h), timeout=HDEC_AT_ENTRY, what="guest runs until HDEC expires")
         if got is TIMEOUT:
             yield Store(core(c, "hdec_expired"), 1)  # the timeslice is over: HDEC interrupt next
         yield WaitUntil((core(c, "hdec_expired"),), lambda h: False, what="guest (HDEC pending)")
@@ -447,15 +438,6 @@ def guest_run(k: Entry, cpu: int, v: int) -> Body:
         reason = "hdec" if gi.trap == BOOK3S_INTERRUPT_HV_DECREMENTER else "external" if gi.trap == BOOK3S_INTERRUPT_EXTERNAL else hex(gi.trap)
         yield Note("guest exit (interrupt)", event="guest_exit", data={"vcpu": v, "cpu": cpu, "trap": gi.trap, "reason": reason})
         return gi.trap
-
-
-def hdec_ns(k: Entry) -> int:
-    """HDEC := DEC (C7): the guest's timeslice.  Checking: one tick (the timeout fires only
-    when nothing else can move).  Timed: until the host's next tick (ticks at fixed phase)."""
-    if k.sim is None:
-        return TICK_NS
-    tick = k.sim.timing.host_tick_ns
-    return tick - k.sim.now() % tick
 
 
 def kvmppc_interrupt_hv(k: Entry, cpu: int, v: int, trap: int) -> Body:
@@ -515,16 +497,14 @@ def signal_source(k: Entry, budget: int) -> Body:
 
 
 def qemu_kick_source(k: Entry) -> Body:
-    """Timed signal source: QEMU kicks its vCPU thread (``qemu_cpu_kick``: SIG_IPI) once per
+    """Signal source of an open-ended workload: QEMU kicks its vCPU thread (``qemu_cpu_kick``: SIG_IPI) once per
     ``KVM_RUN``, an exponential time after the thread made its vCPU runnable (V1).  A kick
     while one is pending would be merged by the kernel (``legacy_queue``), so the next is
     drawn only after QEMU has handled the last."""
     v = k.vcpu
-    mean = k.cfg.faults.mean_interval_us * 1000
-    assert k.sim is not None
     while True:
         yield WaitUntil((vcpu(v, "state"), task(k.runner, "sigpending")), lambda st, sig: st == RUNNABLE and not sig, what="vCPU thread in KVM_RUN, no kick pending")
-        yield Delay(k.sim.exp(mean), "until QEMU kicks the vCPU thread")
+        yield Delay(exp_us(k.cfg.faults.mean_interval_us), "until QEMU kicks the vCPU thread")
         yield Note(f"signal to {k.runner}", event="signal", data={"task": k.runner, "vcpu": v})
         yield from kick_process(k, k.runner)
 
@@ -600,14 +580,11 @@ ENTRY_INVARIANTS: dict[str, str] = {
 
 
 def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
-    from vcoresim.kvm.model import ConfigError
-
     if cfg.machine.cpu != "POWER9" and any(vm.radix for vm in cfg.vm):
         raise ConfigError("vm.radix", "radix guests need POWER9")
     if len(cfg.vm) != 1 or len(cfg.vm[0].vcpus) != 1:
         raise ConfigError("vm", "the entry model runs one VM with one vCPU (one vcore on the runner's CPU)")
     k = Entry(cfg, patches)
-    k.sim = sim_of(w)
     cpu, v, vc = k.cpu, k.vcpu, k.vc
     cpus = [cpu] + ([k.prev_cpu] if k.prev_cpu is not None else [])
     for c in sorted({x // k.threads_per_core for x in cpus}):
@@ -628,7 +605,7 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
     w.loc(task(k.runner, "need_resched"), 0)
     w.loc(vcore(vc, "lock"), 0)
     w.loc(vcore(vc, "vcore_state"), VCORE_INACTIVE)
-    for f, init in (("state", BUSY_IN_HOST), ("ret", 0), ("trap", 0), ("exit_reason", None), ("thread_done", 0), ("prev_cpu", k.prev_cpu), ("guest_rounds", cfg.workload.rounds if k.sim is None else SIM_ROUNDS)):
+    for f, init in (("state", BUSY_IN_HOST), ("ret", 0), ("trap", 0), ("exit_reason", None), ("thread_done", 0), ("prev_cpu", k.prev_cpu), ("guest_rounds", OPEN_ENDED_ROUNDS if cfg.workload.open_ended else cfg.workload.rounds)):
         w.loc(vcpu(v, f), init)
     ref: list[Any] = [None]
     ref[0] = w.spawn(f"cpu{cpu}", kvm_vcpu_thread(k, v), hw=_hw_thread(k, cpu, ref), msr=MSR_KERNEL, role="cpu")
@@ -636,8 +613,8 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
         tref: list[Any] = [None]
         tref[0] = w.spawn(f"cpu{k.prev_cpu}", xcall_target_idle(k, k.prev_cpu), daemon=True, hw=_hw_thread(k, k.prev_cpu, tref), msr=MSR_KERNEL & ~MSR_EE, role="cpu")
     if cfg.faults.signal:
-        # Timed: kicks for the whole run (the budget bounds checking only).
-        w.spawn("signal", signal_source(k, cfg.faults.signal) if k.sim is None else qemu_kick_source(k), role="env")
+        # Open-ended: kicks for the whole run (the budget bounds the closed workload only).
+        w.spawn("signal", qemu_kick_source(k) if cfg.workload.open_ended else signal_source(k, cfg.faults.signal), role="env")
     if cfg.faults.resched:
         w.spawn("resched", resched_source(k, cfg.faults.resched), role="env")
     if cfg.faults.nmi:
@@ -646,8 +623,6 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
 
 
 def install_entry_monitors(w: World, k: Entry, selected: list[str] | None) -> None:
-    from vcoresim.kvm.model import ConfigError
-
     applicable = [*ENTRY_INVARIANTS, "no-deadlock"]
     want = set(applicable) if selected is None else set(selected)
     bad = sorted(want - set(applicable))

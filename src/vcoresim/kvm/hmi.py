@@ -1,7 +1,7 @@
 """Timebase-error HMIs on a POWER8 core with guests, before and after seed 002.
 
 One core, split into 1, 2 or 4 subcores, each with its own TB register
-(``core[0].tb[s]``, stored as TB − TOD, see :mod:`vcoresim.kvm.timebase`).
+(``core[0].tb[s]``, stored as TB − TOD, see :mod:`vcoresim.machine.timebase`).
 VM *i* runs on subcore *i* (one vCPU, on the subcore's primary thread, with
 the VM's ``tb_offset``); the other subcores run host code on an online thread
 with interrupts on.  A fault stops the timebase (TB invalid on every subcore)
@@ -23,13 +23,15 @@ KVM-grabbed idle threads are left out; the TB error invalidates every
 subcore's TB at once; OPAL is one lock, the TB-validity test and the TOD
 reload; the virtual-mode half of the HMI handler only reads the timebase.
 
-Timed runs (``vcoresim simulate``; ``k.sim`` is set) add durations and
-repetition only, the same in both kernels: TB errors arrive for the whole run
-at exponential intervals of mean ``faults.mean_interval_us``; each primary
-runs its guest round after round, each until the HDEC fires at the host's
-next tick (``Timing.host_tick_ns``); host threads read the timebase at every
-host tick; every software read is logged as a ``tb_read`` event (what it
-read and what it should have read) for the timebase-error metric.
+Durations (instant in checking, see engine/timing.py) are the same in both
+kernels: TB errors come at exponential intervals of mean
+``faults.mean_interval_us``; each guest round runs until the HDEC fires at
+the host's next tick (``Timing.host_tick_ns``); every software read is
+logged as a ``tb_read`` event (what it read and what it should have read)
+for the timebase-error metric of a timed run.  An open-ended workload
+(``workload.open_ended``, as ``vcoresim simulate`` runs it) repeats: TB errors
+for the whole run, each primary runs its guest round after round, and host
+threads read the timebase at every host tick.
 """
 
 from __future__ import annotations
@@ -47,56 +49,30 @@ from vcoresim.engine.ops import (
     LoadN,
     MtMsr,
     Note,
-    SpinLock,
-    SpinUnlock,
+    SetTimer,
     Store,
     StoreN,
     WaitUntil,
     clear_bit,
     test_and_set_bit,
 )
+from vcoresim.engine.timing import NextTick, Until, exp_us
 from vcoresim.engine.world import Body, HwThread, Invariant, World
+from vcoresim.errors import ConfigError
 from vcoresim.kvm.config import ScenarioConfig
-from vcoresim.kvm.timebase import round_tb_offset
-from vcoresim.simulate.timed import SimContext, sim_of
+from vcoresim.machine.interrupts import BOOK3S_INTERRUPT_HMI, BOOK3S_INTERRUPT_HV_DECREMENTER, MSR_GUEST, GuestInterrupt
+from vcoresim.machine.opal import HMI_LOCK, opal_handle_hmi, opal_resync_timebase
+from vcoresim.machine.timebase import hmer, round_tb_offset, subcore, tb, tb_valid
+from vcoresim.machine.topology import MAX_SUBCORE_PER_CORE
 
-MAX_SUBCORE_PER_CORE = 4
 CORE_TB_RESYNC_REQ_BIT = 63
-BOOK3S_INTERRUPT_HMI = 0xE60
-BOOK3S_INTERRUPT_HV_DECREMENTER = 0x980
-#: The guest's timeslice (HDEC), HZ=250.
-TICK_NS = 4_000_000
-MSR_GUEST = MSR_IR | MSR_DR | MSR_EE | MSR_RI
-#: Guest rounds in a timed run: unbounded in practice (the run's duration ends it).
-SIM_ROUNDS = 1 << 62
-
-
-class GuestInterrupt(Exception):
-    def __init__(self, trap: int) -> None:
-        super().__init__(hex(trap))
-        self.trap = trap
+#: The guest's timeslice: HDEC := DEC at entry, until the host's next tick (HZ=250).
+HDEC_AT_ENTRY = NextTick("host_tick_ns")
+#: Guest rounds and TB errors of an open-ended workload: unbounded in practice.
+OPEN_ENDED = 1 << 62
 
 
 # ----------------------------------------------------------------- locations
-def tb(s: int) -> str:
-    """Subcore ``s``'s TB register, as TB − TOD."""
-    return f"core[0].tb[{s}]"
-
-
-def tb_valid(s: int) -> str:
-    """TFMR[TB_VALID] of subcore ``s``."""
-    return f"core[0].tfmr[{s}].tb_valid"
-
-
-def subcore(s: int, field_: str) -> str:
-    return f"core[0].subcore[{s}].{field_}"
-
-
-def hmer(cpu: int) -> str:
-    """HMER[TFAC] of a thread: a timer-facility HMI is pending."""
-    return f"paca[{cpu}].hmer_tfac"
-
-
 def sibling(field_: str) -> str:
     """``paca->sibling_subcore_state``, one per core."""
     return f"core[0].sibling_subcore_state.{field_}"
@@ -107,7 +83,6 @@ def in_guest(i: int) -> str:
 
 
 FLAGS = sibling("flags")
-HMI_LOCK = "opal.hmi_lock"
 FAULTS_DONE = "ghost.tb_errors_done"
 
 
@@ -127,8 +102,7 @@ class Timebase:
         self.subcores = range(self.split)
         self.offset = {s: round_tb_offset(vm.tb_offset) for s, vm in enumerate(cfg.vm)}
         self.scope_core = cfg.machine.opal_tb_scope == "core"
-        # Timed runs only (None when checking).
-        self.sim: SimContext | None = None
+        self.open_ended = cfg.workload.open_ended
 
     def patch(self, name: str) -> bool:
         return name in self.patches
@@ -151,44 +125,15 @@ def mftb(k: Timebase, cpu: int, s: int, who: str) -> Body:
     """Read this subcore's TB; the ghost keeps what was read for the monitors."""
     value, valid = yield LoadN(tb(s), tb_valid(s))
     yield Store(mftb_seen(cpu), (value, valid, who))
-    if k.sim is not None:
-        yield from note_tb_read(k, cpu, s, who, value, valid)
+    yield from note_tb_read(k, cpu, s, who, value, valid)
     return value, valid
 
 
 def note_tb_read(k: Timebase, cpu: int, s: int, who: str, value: int, valid: int) -> Body:
-    """Timed: log a software read of the timebase (TB − TOD) and what it should be."""
+    """Log a software read of the timebase (TB − TOD) and what it should be, for
+    the timed run's metric (an event only: no time passes, checking ignores it)."""
     expected = k.offset.get(s, 0) if who == "guest" else 0
-    yield Note("mftb", event="tb_read", data={"cpu": cpu, "subcore": s, "who": who, "tb_minus_tod": value, "expected": expected, "valid": bool(valid)})
-
-
-def hdec_ns(k: Timebase) -> int:
-    """The guest's timeslice: one tick in checking; timed, until the host's next tick."""
-    if k.sim is None:
-        return TICK_NS
-    tick = k.sim.timing.host_tick_ns
-    return tick - k.sim.now() % tick
-
-
-# -------------------------------------------------------------------- OPAL
-def opal_handle_hmi(k: Timebase, cpu: int, s: int) -> Body:
-    """O1–O4: under ``hmi_lock``, recover the TB from the TOD if it is not valid
-    (``chiptod_recover_tb_errors``), clear this thread's HMER bit."""
-    yield SpinLock(HMI_LOCK)
-    valid = yield Load(tb_valid(s))
-    if not valid:
-        scope = k.scope(s)
-        yield StoreN({**{tb(x): 0 for x in scope}, **{tb_valid(x): 1 for x in scope}})
-        yield Note(f"OPAL: TB recovered from TOD on subcores {scope}", event="tb_recover", data={"cpu": cpu, "subcores": scope})
-    yield Store(hmer(cpu), 0)
-    yield SpinUnlock(HMI_LOCK)
-
-
-def opal_resync_timebase(k: Timebase, cpu: int, s: int) -> Body:
-    """``chiptod_wakeup_resync``: TB := TOD, unconditionally (under ``chiptod_lock``)."""
-    scope = k.scope(s)
-    yield StoreN({**{tb(x): 0 for x in scope}, **{tb_valid(x): 1 for x in scope}})
-    yield Note(f"OPAL: TB resync from TOD on subcores {scope}", event="tb_resync", data={"cpu": cpu, "subcores": scope})
+    yield Delay(0, "mftb", event="tb_read", data={"cpu": cpu, "subcore": s, "who": who, "tb_minus_tod": value, "expected": expected, "valid": bool(valid)})
 
 
 # --------------------------------------------------------- Linux HMI paths
@@ -208,7 +153,7 @@ def hmi_exception_realmode(k: Timebase, cpu: int, s: int) -> Body:
     yield Note(f"cpu{cpu}: hmi_exception_realmode", event="hmi", data={"cpu": cpu})  # R1
     if k.patch("hmi-subcore-sync"):
         yield from wait_for_subcore_guest_exit(k, cpu)  # R2
-    yield from opal_handle_hmi(k, cpu, s)  # R3
+    yield from opal_handle_hmi(cpu, s, k.scope(s))  # R3
     if k.patch("hmi-subcore-sync"):
         yield from wait_for_tb_resync(k, cpu)  # R4
 
@@ -235,9 +180,9 @@ def kvmppc_realmode_hmi_handler(k: Timebase, cpu: int, s: int) -> Body:
     leader = not old >> CORE_TB_RESYNC_REQ_BIT & 1
     yield Store(in_guest(s), 0)  # K3: kvmppc_subcore_exit_guest, after the bit
     yield from wait_for_subcore_guest_exit(k, cpu)  # K4
-    yield from opal_handle_hmi(k, cpu, s)  # K5
+    yield from opal_handle_hmi(cpu, s, k.scope(s))  # K5
     if leader:  # K6: kvmppc_tb_resync_required() won
-        yield from opal_resync_timebase(k, cpu, s)
+        yield from opal_resync_timebase(cpu, s, k.scope(s))
         yield clear_bit(FLAGS, CORE_TB_RESYNC_REQ_BIT)  # kvmppc_tb_resync_done
     else:
         yield from wait_for_tb_resync(k, cpu)
@@ -253,6 +198,7 @@ def kvmppc_hv_entry(k: Timebase, cpu: int, s: int) -> Body:
         yield Store(tb(s), t + d)
     if k.patch("hmi-subcore-sync"):
         yield Store(in_guest(s), 1)  # E5: kvmppc_subcore_enter_guest
+    yield SetTimer(subcore(s, "hdec_expired"), HDEC_AT_ENTRY)  # E7: HDEC := DEC with the guest registers
     trap = yield from guest_run(k, cpu, s)  # E7 … H0
     yield Store(subcore(s, "lpid"), 0)  # X3
     if k.patch("hmi-subcore-sync") and trap == BOOK3S_INTERRUPT_HMI:
@@ -263,7 +209,8 @@ def kvmppc_hv_entry(k: Timebase, cpu: int, s: int) -> Body:
             yield Store(tb(s), t - d)
         if k.patch("hmi-subcore-sync"):
             yield Store(in_guest(s), 0)  # X7: kvmppc_subcore_exit_guest
-    yield Store(subcore(s, "hdec_expired"), 0)  # X8: HDEC = max
+    yield SetTimer(subcore(s, "hdec_expired"), None)  # X8: HDEC = max
+    yield Store(subcore(s, "hdec_expired"), 0)
     return trap
 
 
@@ -274,17 +221,13 @@ def guest_run(k: Timebase, cpu: int, s: int) -> Body:
         yield MtMsr(set_bits=MSR_GUEST, clear_bits=MSR_HV | MSR_PR, what="hrfid: enter guest")
         yield Note("guest runs", event="guest_enter", data={"cpu": cpu, "subcore": s})
         seen = yield from mftb(k, cpu, s, "guest")
-        slice_ns = hdec_ns(k)  # HDEC := DEC at entry
-        end = k.sim.now() + slice_ns if k.sim is not None else 0
         while True:
-            got = yield WaitUntil((tb(s), tb_valid(s)), lambda t, v, _seen=seen: (t, v) != _seen, timeout=slice_ns, what="guest runs, reading its timebase, until HDEC")
+            got = yield WaitUntil((tb(s), tb_valid(s)), lambda t, v, _seen=seen: (t, v) != _seen, timeout=Until(subcore(s, "hdec_expired")), what="guest runs, reading its timebase, until HDEC")
             if got is TIMEOUT:
                 yield Store(subcore(s, "hdec_expired"), 1)  # HDEC interrupt next
                 yield WaitUntil((subcore(s, "hdec_expired"),), lambda h: False, what="guest (HDEC pending)")
             yield Store(mftb_seen(cpu), (*got, "guest"))
-            if k.sim is not None:
-                yield from note_tb_read(k, cpu, s, "guest", *got)
-                slice_ns = max(0, end - k.sim.now())
+            yield from note_tb_read(k, cpu, s, "guest", *got)
             seen = got
     except GuestInterrupt as gi:
         yield Note("guest exit (interrupt)", event="guest_exit", data={"cpu": cpu, "subcore": s, "trap": gi.trap})
@@ -297,7 +240,7 @@ def kvm_subcore_primary(k: Timebase, s: int) -> Body:
     """The runner on subcore ``s``'s primary: run the guest ``rounds`` times; after each
     run host code reads the TB; then stay in the host until the faults are over."""
     cpu = k.cpu_of(s)
-    for _ in range(k.cfg.workload.rounds if k.sim is None else SIM_ROUNDS):
+    for _ in range(OPEN_ENDED if k.open_ended else k.cfg.workload.rounds):
         yield IrqDisable()  # __kvmppc_vcore_entry
         yield MtMsr(clear_bits=MSR_IR | MSR_DR | MSR_RI, what="to real mode")
         yield from kvmppc_hv_entry(k, cpu, s)
@@ -312,9 +255,9 @@ def host_thread(k: Timebase, s: int) -> Body:
     cpu = k.cpu_of(s)
     yield IrqEnable()
     yield from mftb(k, cpu, s, "host")
-    if k.sim is not None:  # timed: the host's timer interrupt reads the TB at every tick
+    if k.open_ended:  # the host's timer interrupt reads the TB at every tick
         while True:
-            yield WaitUntil((FAULTS_DONE,), lambda _d: False, timeout=hdec_ns(k), what="host runs until its next tick")
+            yield WaitUntil((FAULTS_DONE,), lambda _d: False, timeout=NextTick("host_tick_ns"), what="host runs until its next tick")
             yield from mftb(k, cpu, s, "host")
     yield from host_until_faults_done(k, cpu)
 
@@ -327,11 +270,10 @@ def host_until_faults_done(k: Timebase, cpu: int) -> Body:
 # --------------------------------------------------------------------- faults
 def tb_error_source(k: Timebase, budget: int) -> Body:
     """Fault: the timebase stops (TFMR error, TB invalid) and every thread gets an HMI."""
-    for _ in range(budget if k.sim is None else SIM_ROUNDS):  # timed: for the whole run
-        if k.sim is not None:
-            yield Delay(k.sim.exp(k.cfg.faults.mean_interval_us * 1000), "until the next TB error")
-        # Checking: the fault may also never come; timed: it comes.
-        go = (yield Choose(("tb-error", None), what="timebase error (None: no more)")) if k.sim is None else "tb-error"
+    for _ in range(OPEN_ENDED if k.open_ended else budget):  # open-ended: for the whole run
+        yield Delay(exp_us(k.cfg.faults.mean_interval_us), "until the next TB error")
+        # Closed workload: the fault may also never come; open-ended: it comes.
+        go = "tb-error" if k.open_ended else (yield Choose(("tb-error", None), what="timebase error (None: no more)"))
         if go is None:
             break
         yield Note("TB error: timebase invalid on every subcore", event="tb_error", data={"subcores": list(k.subcores)})
@@ -371,8 +313,6 @@ TIMEBASE_INVARIANTS: dict[str, str] = {
 
 
 def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
-    from vcoresim.kvm.model import ConfigError
-
     if cfg.machine.cpu != "POWER8":
         raise ConfigError("machine.cpu", "the timebase model is POWER8 (split-core, OPAL TB recovery)")
     if cfg.machine.cores != 1:
@@ -382,7 +322,6 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
     if any(len(vm.vcpus) != 1 for vm in cfg.vm):
         raise ConfigError("vm.vcpus", "the timebase model runs one vCPU per VM (on its subcore's primary thread)")
     k = Timebase(cfg, patches)
-    k.sim = sim_of(w)
     for s in k.subcores:
         w.loc(tb(s), 0)
         w.loc(tb_valid(s), 1)
@@ -405,8 +344,6 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
 
 
 def install_timebase_monitors(w: World, k: Timebase, selected: list[str] | None) -> None:
-    from vcoresim.kvm.model import ConfigError
-
     applicable = [*TIMEBASE_INVARIANTS, "no-deadlock"]
     want = set(applicable) if selected is None else set(selected)
     bad = sorted(want - set(applicable))

@@ -10,13 +10,28 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from vcoresim.engine.ops import Choose, ContextSwitch, IrqDisable, IrqEnable, Load, LoadN, MtMsr, Note, SendIPI, SpinLock, SpinUnlock, Store, StoreN
 from vcoresim.engine.msr import MSR_DR, MSR_IR
+from vcoresim.engine.ops import (
+    Choose,
+    ContextSwitch,
+    IrqDisable,
+    IrqEnable,
+    Load,
+    LoadN,
+    MtMsr,
+    Note,
+    SendIPI,
+    SpinLock,
+    SpinUnlock,
+    Store,
+    StoreN,
+)
 from vcoresim.engine.world import Body
+from vcoresim.kvm.idle import host_idle
 from vcoresim.kvm.state import IPI_PRIORITY, MFRR_NONE, TASK_DEAD, TASK_INTERRUPTIBLE, TASK_RUNNING, Task, mfrr, rq, task
 
 if TYPE_CHECKING:
-    from vcoresim.kvm.model import Kvm
+    from vcoresim.kvm.context import Kvm
 
 
 def try_to_wake_up(k: Kvm, p: Task) -> Body:
@@ -129,7 +144,7 @@ def cpu_idle(k: Kvm, cpu: int) -> Body:
         if queue:
             yield from schedule(k, cpu, idle)
             continue
-        yield from k.idle.host_idle(k, cpu)
+        yield from host_idle(k, cpu)
         # Woken (the wake-up path returned through the idle frame): let the
         # interrupt that woke us be taken, as local_irq_enable() does.
         yield IrqEnable()

@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING
 from vcoresim.engine.msr import MSR_DR, MSR_IR
 from vcoresim.engine.ops import IrqDisable, IrqEnable, Load, MtMsr, Nap, ResumeFrame, SaveFrame, Store, sync
 from vcoresim.engine.world import Body
+from vcoresim.kvm import book3s_hv_rmhandlers
 from vcoresim.kvm.state import KVM_HWTHREAD_IN_KERNEL, KVM_HWTHREAD_IN_NAP, MFRR_NONE, hstate, mfrr, paca
 
 if TYPE_CHECKING:
-    from vcoresim.kvm.model import Kvm
+    from vcoresim.kvm.context import Kvm
 
 CPU_START_KVM = 0x80  # seed 001: "KVM wants you"
 
@@ -89,13 +90,13 @@ def system_reset_pSeries(k: Kvm, cpu: int, reason: str) -> Body:
         yield sync()  # S3: order the store against the test of hwthread_req
         req = yield Load(hstate(cpu, "hwthread_req"))  # S4
         if req:
-            yield from k.rm.kvm_start_guest(k, cpu, reason)
+            yield from book3s_hv_rmhandlers.kvm_start_guest(k, cpu, reason)
             return
     else:
         start = yield Load(paca(cpu, "cpu_start"))  # W2 (seed 001)
         if start == CPU_START_KVM:
             yield Store(paca(cpu, "cpu_start"), 0)
-            yield from k.rm.kvm_start_guest(k, cpu, reason)
+            yield from book3s_hv_rmhandlers.kvm_start_guest(k, cpu, reason)
             return
     yield from power7_wakeup_noloss(k, cpu)
 
@@ -117,7 +118,7 @@ def pnv_powersave_wakeup(k: Kvm, cpu: int, reason: str) -> Body:
         yield sync()
     req = yield Load(hstate(cpu, "hwthread_req"))
     if req:
-        yield from k.rm.kvm_start_guest(k, cpu, reason)
+        yield from book3s_hv_rmhandlers.kvm_start_guest(k, cpu, reason)
         return
     yield from pnv_wakeup_noloss(k, cpu)
 

@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from vcoresim.engine.msr import MSR_HV, in_host_virtual_mode, msr_str
 from vcoresim.engine.world import RUN, Invariant, Liveness, World
+from vcoresim.errors import ConfigError
 from vcoresim.kvm.state import BLOCKED, LPID_HOST, RUNNABLE, VCORE_EXIT_SHIFT, VCORE_RUNNING, core, hstate, vcore, vcpu, woke_with_req
 
 if TYPE_CHECKING:
     from vcoresim.engine.runtime import Execution
-    from vcoresim.kvm.model import Kvm
+    from vcoresim.kvm.context import Kvm
 
+#: The vcore model's invariants (seeds 000, 001, 003); ``kvm.catalog.INVARIANTS`` lists every model's.
 INVARIANTS: dict[str, str] = {
     "no-host-code-in-guest": "safety: while a core is in a guest partition, none of its threads executes host kernel code in virtual mode (MSR[HV]=1, IR=1)",
     "req-honoured": "safety: a thread that wakes from nap while its hwthread_req is set reaches kvm_start_guest before running host code with the MMU on while the request stands",
@@ -45,9 +47,7 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
     want = set(INVARIANTS) if selected is None else set(selected)
     unknown = want - set(INVARIANTS)
     if unknown:
-        from vcoresim.kvm.model import ConfigError
-
-        raise ConfigError("invariants", f"unknown invariant {sorted(unknown)[0]!r} (known: {', '.join(INVARIANTS)})")
+        raise ConfigError("invariants", f"unknown invariant {sorted(unknown)[0]!r} for the vcore model (known: {', '.join(INVARIANTS)})")
     # A thread's mode, as the monitors see it (World.mode_facets, set below).
     w.mode_facets["host-virt"] = lambda status, msr: status == RUN and in_host_virtual_mode(msr)
     w.mode_facets["guest"] = lambda status, msr: status == RUN and not (msr & MSR_HV)
@@ -222,16 +222,3 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
             )
         )
     w.check_deadlock = "no-deadlock" in want
-
-
-# The seed-002 (timebase) and seed-004 (entry) models install their own monitors;
-# their invariants are listed here too (``vcoresim list``, scenario validation).
-def _more() -> None:
-    from vcoresim.kvm.entry_p9 import ENTRY_INVARIANTS
-    from vcoresim.kvm.hmi import TIMEBASE_INVARIANTS
-
-    INVARIANTS.update(ENTRY_INVARIANTS)
-    INVARIANTS.update(TIMEBASE_INVARIANTS)
-
-
-_more()

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from vcoresim.engine.msr import MSR_EE, MSR_HV, MSR_KERNEL, MSR_RI
+from vcoresim.engine.msr import MSR_EE, MSR_KERNEL, MSR_RI
 from vcoresim.engine.ops import Choose, Delay, IrqDisable, Load, Note, SendIPI, Store, WaitUntil, never
+from vcoresim.engine.timing import exp_us
 from vcoresim.engine.world import Body, HwThread, World
-from vcoresim.kvm import book3s_hv, book3s_hv_rmhandlers, host, idle
+from vcoresim.errors import ConfigError
+from vcoresim.kvm import book3s_hv, host, idle
 from vcoresim.kvm.config import KVM_MAX_VCORES, ScenarioConfig
-from vcoresim.kvm.invariants import INVARIANTS, install_monitors
-from vcoresim.simulate.timed import SimContext, sim_of
+from vcoresim.kvm.context import Kvm
+from vcoresim.kvm.invariants import install_monitors
 from vcoresim.kvm.state import (
     BLOCKED,
     IPI_PRIORITY,
@@ -38,98 +40,14 @@ from vcoresim.kvm.state import (
     vcpu,
     woke_with_req,
 )
+from vcoresim.machine.thread import power_thread
 
-__all__ = ["INVARIANTS", "ConfigError", "Kvm", "build_world"]
+__all__ = ["ConfigError", "Kvm", "build_world"]  # Kvm: kvm/context.py
 
 #: Guest DEC period for a vCPU blocked in the host (check: fires only when all else is quiet).
 DEC_TIMER_NS = 10_000_000
-#: Guest rounds per vCPU in a timed run: unbounded in practice (the run's duration ends it).
-SIM_ROUNDS = 1 << 62
-
-
-class ConfigError(Exception):
-    """Something only the model can reject (as the kernel would); names the field."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-
-
-class Kvm:
-    """The model's context: configuration, patches, topology, tasks."""
-
-    rm = book3s_hv_rmhandlers
-    idle = idle
-
-    def __init__(self, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
-        self.cfg = cfg
-        self.patches = patches
-        self.cpu_gen = cfg.machine.cpu
-        self.threads_per_core = cfg.machine.threads
-        self.ncores = cfg.machine.cores
-        for needed in ("stray-ipi-guard", "idle-nap-real-mode"):
-            if self.cpu_gen == "POWER8" and needed not in patches:
-                raise ConfigError("kernel.patches", f"the POWER8 idle code (pnv_powersave_wakeup) postdates {needed}; it cannot be off on POWER8")
-        # Seed 001: vcores of threads_per_core vCPUs; before it, one vCPU per core.
-        self.threads_per_vcore = cfg.machine.threads_per_subcore if self.patch("smt-guests") else 1
-        actions = list(dict.fromkeys(cfg.workload.actions))
-        self.guest_actions = tuple(actions)
-        self.vcores: dict[int, Vcore] = {}
-        self.vcpu_vcore: dict[int, int] = {}
-        self.vcpu_labels: dict[int, str] = {}
-        self.vcpu_task: dict[int, Task] = {}
-        self.tasks: dict[str, Task] = {}
-        self.idle_task: dict[int, Task] = {}
-        self.multi_vm = len(cfg.vm) > 1
-        # Checking with scheduler = "fifo": the pick is the run queue's head, not a choice.
-        self.fifo_scheduler = cfg.check.scheduler == "fifo"
-        # Timed runs only (None when checking): workload draws and the core's HDEC deadline.
-        self.sim: SimContext | None = None
-        self.hdec_deadline: dict[int, int] = {}
-        w = cfg.workload
-        self.run_dist, self.userspace_dist, self.cede_dist = w.dist("run"), w.dist("userspace"), w.dist("cede")
-        self.action_weights = None if w.weights is None else tuple(dict(zip(w.actions, w.weights, strict=True))[a] for a in actions)
-
-    # -------------------------------------------------------------- patches
-    def patch(self, name: str) -> bool:
-        return name in self.patches
-
-    # ------------------------------------------------------------- topology
-    @property
-    def cpus(self) -> range:
-        return range(self.ncores * self.threads_per_core)
-
-    def core_of(self, cpu: int) -> int:
-        return cpu // self.threads_per_core
-
-    def thread_of(self, cpu: int) -> int:
-        return cpu % self.threads_per_core
-
-    def pcpu_of_core(self, c: int) -> int:
-        return c * self.threads_per_core
-
-    def online(self, cpu: int) -> bool:
-        """Host SMT off: thread 0 of each core is online, the secondaries are offline."""
-        return self.thread_of(cpu) == 0
-
-    def ptid_of_cpu(self, cpu: int) -> int:
-        return self.thread_of(cpu)
-
-    def vcore_of(self, v: int) -> int:
-        return self.vcpu_vcore[v]
-
-    def lpid_of_vcore(self, vc: int) -> int:
-        return self.vcores[vc].lpid
-
-    def vcpu_label(self, v: int) -> str:
-        return self.vcpu_labels[v]
-
-    def vm_of(self, v: int) -> int:
-        return self.vcores[self.vcpu_vcore[v]].vm
-
-    def vm_vcpus(self, vm: int) -> list[int]:
-        return [v for v, vc in self.vcpu_vcore.items() if self.vcores[vc].vm == vm]
+#: Guest rounds per vCPU of an open-ended workload: unbounded in practice.
+OPEN_ENDED_ROUNDS = 1 << 62
 
 
 def kvm_dev_ioctl_check_extension_smt(k: Kvm) -> int:
@@ -153,38 +71,22 @@ def kvmppc_core_vcpu_create(k: Kvm, w: World, vm_index: int, vcpu_id: int, gid: 
 
 # ------------------------------------------------------------------ actors
 def _hw_thread(k: Kvm, cpu: int, actor_ref: list[Any]) -> HwThread:
-    c = k.core_of(cpu)
-    irq_locs = (mfrr(cpu), core(c, "hdec_expired"))
-
-    def pending(mem: dict[str, Any]) -> str | None:
-        if mem[mfrr(cpu)] != MFRR_NONE:
-            return "external"
-        a = actor_ref[0]
-        if mem[core(c, "hdec_expired")] and not (a.msr & MSR_HV):
-            return "hdec"  # HDEC interrupts reach threads running the guest
-        return None
-
-    def wakeup(mem: dict[str, Any]) -> str | None:
-        return "external" if mem[mfrr(cpu)] != MFRR_NONE else None  # LPCR: PECE0 only
-
-    def vector(kind: str) -> Body | BaseException:
-        a = actor_ref[0]
-        if not (a.msr & MSR_HV):
-            return book3s_hv_rmhandlers.guest_interrupt_kind(kind)
-        return host.xics_ipi_action(k, cpu)
-
-    def reset_vector(reason: str) -> Body:
-        return idle.reset_vector(k, cpu, reason)
-
-    def stale_frame() -> Body:
-        return executing_stale_frame(k, cpu)
-
     req, latch = hstate(cpu, "hwthread_req"), woke_with_req(cpu)
 
     def on_wake(mem: dict[str, Any]) -> dict[str, Any]:
         return {latch: mem[req]}  # ghost: was KVM's request set when this thread woke?
 
-    return HwThread(irq_locs, pending, wakeup, vector, reset_vector, stale_frame, on_wake, (req,), (latch,), wakeup_locs=(mfrr(cpu),))
+    return power_thread(
+        cpu,
+        k.core_of(cpu),
+        lambda: actor_ref[0].msr,
+        host_vector=lambda kind: host.xics_ipi_action(k, cpu),
+        reset_vector=lambda reason: idle.reset_vector(k, cpu, reason),
+        stale_frame=lambda: executing_stale_frame(k, cpu),
+        on_wake=on_wake,
+        wake_reads=(req,),
+        wake_writes=(latch,),
+    )
 
 
 def executing_stale_frame(k: Kvm, cpu: int) -> Body:
@@ -212,8 +114,7 @@ def stray_ipi_source(k: Kvm, budget: int) -> Body:
     """Fault: raise the MFRR of any secondary thread at any time, up to ``budget`` times."""
     targets = tuple(cpu for cpu in k.cpus if not k.online(cpu))
     for _ in range(budget):
-        if k.sim is not None:  # timed: faults arrive at exponential intervals
-            yield Delay(k.sim.exp(k.cfg.faults.mean_interval_us * 1000), "until the next stray IPI")
+        yield Delay(exp_us(k.cfg.faults.mean_interval_us), "until the next stray IPI")
         target = yield Choose((*targets, None), what="stray IPI target (None: no more)")
         if target is None:
             return
@@ -226,8 +127,7 @@ def signal_source(k: Kvm, budget: int) -> Body:
     names = tuple(t.name for t in k.vcpu_task.values())
     vcpu_of = {t.name: k.vcpu_label(v) for v, t in k.vcpu_task.items()}
     for _ in range(budget):
-        if k.sim is not None:  # timed: faults arrive at exponential intervals
-            yield Delay(k.sim.exp(k.cfg.faults.mean_interval_us * 1000), "until the next signal")
+        yield Delay(exp_us(k.cfg.faults.mean_interval_us), "until the next signal")
         target = yield Choose((*names, None), what="signal target (None: no more)")
         if target is None:
             return
@@ -238,17 +138,18 @@ def signal_source(k: Kvm, budget: int) -> Body:
 def dec_timer_source(k: Kvm, vcpus: list[int]) -> Body:
     """The guest DEC hrtimers of vCPUs blocked in the host.
 
-    Checking: a timer that is armed fires when all else is quiet (a pure timer
-    wait, racing with no step).  Timed: one source per vCPU, firing a drawn
-    cede time after the vCPU blocked."""
+    Bounded workload: one source for every vCPU; an armed timer fires when all
+    else is quiet (a pure timer wait, racing with no step).  Open-ended
+    workload: one source per vCPU, firing a ``cede`` period after its vCPU
+    blocked."""
     locs = tuple(vcpu(v, "dec_timer") for v in vcpus)
     any_armed = lambda *armed: any(armed)  # noqa: E731
     while True:
-        if k.sim is None:
+        if not k.open_ended:
             yield WaitUntil(locs, never, timeout=DEC_TIMER_NS, what="DEC timer period", timeout_if=any_armed)
         else:
             yield WaitUntil(locs, any_armed, what="a blocked vCPU's DEC timer armed")
-            yield WaitUntil(locs, never, timeout=k.sim.sample(k.cede_dist), what="DEC timer period")
+            yield WaitUntil(locs, never, timeout=k.cede_dist, what="DEC timer period")
         for v in vcpus:  # every armed timer has expired by now
             on = yield Load(vcpu(v, "dec_timer"))
             if on:
@@ -264,9 +165,6 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
         {"entry": entry_p9.build_world, "timebase": hmi.build_world}[cfg.model](w, cfg, patches)
         return
     k = Kvm(cfg, patches)
-    k.sim = sim_of(w)
-    if k.sim is not None:
-        k.fifo_scheduler = False  # timed runs draw the pick
     gid = 0
     for vi, vm in enumerate(cfg.vm):
         for vid in vm.vcpus:
@@ -323,7 +221,7 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
             ("ceded", 0),
             ("prodded", 0),
             ("dec_timer", 0),
-            ("guest_rounds", cfg.workload.rounds if k.sim is None else SIM_ROUNDS),
+            ("guest_rounds", OPEN_ENDED_ROUNDS if k.open_ended else cfg.workload.rounds),
             ("thread_done", 0),
         ):
             w.loc(vcpu(v, name), init)
@@ -370,7 +268,7 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
     if cfg.faults.signal:
         w.spawn("signal", signal_source(k, cfg.faults.signal), role="env")
     if "cede" in k.guest_actions:
-        if k.sim is None:
+        if not k.open_ended:
             w.spawn("dec_timer", dec_timer_source(k, all_vcpus), daemon=True, role="env")
         else:
             for v in all_vcpus:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from vcoresim.scenarios.registry import ScenarioError
+from vcoresim.errors import ScenarioError
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# The machine's state and constants the kernel code names, re-exported so the
+# kernel model imports its vocabulary from one place.
+from vcoresim.machine.core import core  # noqa: F401
+from vcoresim.machine.interrupts import BOOK3S_INTERRUPT_EXTERNAL, BOOK3S_INTERRUPT_HV_DECREMENTER, BOOK3S_INTERRUPT_SYSCALL  # noqa: F401
+from vcoresim.machine.paca import hstate, paca  # noqa: F401
+from vcoresim.machine.xics import IPI_PRIORITY, MFRR_NONE, XICS_IPI, mfrr  # noqa: F401
+
 # arch/powerpc/include/asm/kvm_book3s_asm.h
 KVM_HWTHREAD_IN_KERNEL = 0
 KVM_HWTHREAD_IN_NAP = 1  # KVM_HWTHREAD_IN_IDLE on POWER8: same value
@@ -17,15 +24,7 @@ KVM_GUEST_MODE_NONE = 0
 KVM_GUEST_MODE_GUEST = 1
 NAPPING_CEDE = 1
 
-# XICS (arch/powerpc/sysdev/xics): MFRR 0xff = no IPI; xics_wake_cpu writes IPI_PRIORITY.
-MFRR_NONE = 0xFF
-IPI_PRIORITY = 4
-XICS_IPI = 2
-
-# Interrupt vectors (trap numbers) and return codes.
-BOOK3S_INTERRUPT_EXTERNAL = 0x500
-BOOK3S_INTERRUPT_HV_DECREMENTER = 0x980
-BOOK3S_INTERRUPT_SYSCALL = 0xC00
+# Return codes.
 RESUME_GUEST = 0
 RESUME_HOST = 1  # return to userspace with exit_reason set (the model's name for RESUME_HOST)
 EINTR = -4
@@ -47,25 +46,9 @@ LPID_RESERVED = -1
 VCORE_EXIT_SHIFT = 8  # entry_exit_count: bits 0-7 entries, 8-15 exits
 
 
-def paca(cpu: int, field_: str) -> str:
-    return f"paca[{cpu}].{field_}"
-
-
-def hstate(cpu: int, field_: str) -> str:
-    return f"paca[{cpu}].kvm_hstate.{field_}"
-
-
 def woke_with_req(cpu: int) -> str:
     """Ghost (not kernel state): the thread woke while its hwthread_req was set."""
     return f"ghost[{cpu}].woke_with_req"
-
-
-def mfrr(cpu: int) -> str:
-    return f"xics[{cpu}].mfrr"
-
-
-def core(c: int, field_: str) -> str:
-    return f"core[{c}].{field_}"
 
 
 def vcore(vc: int, field_: str) -> str:

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from vcoresim.engine.msr import msr_str
-from vcoresim.report.states import STATES
 from vcoresim.report.timeline import from_execution
+from vcoresim.simulate.states import STATES
 
 COLOURS = {"guest": "#4caf50", "KVM": "#ff9800", "host": "#2196f3", "QEMU": "#9c27b0", "nap": "#bdbdbd", "idle": "#e0e0e0", "running": "#90caf9"}
 
@@ -26,10 +26,8 @@ COLOURS = {"guest": "#4caf50", "KVM": "#ff9800", "host": "#2196f3", "QEMU": "#9c
 def _invariant_text(name: str | None) -> str:
     if not name:
         return ""
-    try:
-        from vcoresim.kvm.invariants import INVARIANTS
-    except ImportError:  # pragma: no cover
-        return ""
+    from vcoresim.kvm.catalog import INVARIANTS
+
     return INVARIANTS.get(name, "")
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from vcoresim.engine.runtime import Execution
 from vcoresim.engine.world import NAP as STATUS_NAP
-from vcoresim.report.states import NAP, state_of
+from vcoresim.simulate.states import NAP, state_of
 
 _IPI_OP = re.compile(r"^ipi -> (\S+)")
 _SWITCH_OP = re.compile(r"^switch (\S+) -> (\S+)")
@@ -50,7 +50,7 @@ def _groups(actors: list[str], roles: dict[str, str], config: dict[str, Any]) ->
     machine = config.get("machine")
     if not machine:
         return [Track(a, "actors", "actor") for a in actors]
-    from vcoresim.kvm.config import CPU_THREADS
+    from vcoresim.machine.topology import CPU_THREADS
 
     threads = CPU_THREADS.get(machine.get("cpu", ""), 1)
     out = []

@@ -20,9 +20,8 @@ from vcoresim.engine.strategies.base import Bounds
 from vcoresim.engine.world import Program, World
 from vcoresim.kvm.config import KernelConfig, ScenarioConfig
 from vcoresim.kvm.patches import resolve_kernel
-from vcoresim.scenarios import registry
+from vcoresim.scenarios.base import Scenario, ScenarioError
 from vcoresim.scenarios.loader import format_validation_error, load, loads
-from vcoresim.scenarios.registry import Scenario, ScenarioError
 
 
 def _override_kernel(base: KernelConfig, preset: str | None, patches: dict[str, bool]) -> KernelConfig:
@@ -68,19 +67,12 @@ def _model_bounds(cfg: ScenarioConfig) -> dict[str, Any]:
     return out
 
 
-def _model() -> Any:
-    try:
-        from vcoresim.kvm import model
-    except ImportError as e:
-        raise ScenarioError(f"the KVM model is not available in this build ({e})") from None
-    return model
+def program_from_config(cfg: ScenarioConfig, *, timed: bool = True) -> Program:
+    """Resolve the kernel, check the configuration with the model, and make the
+    program; ``timed``: also the open-ended program a timed run uses instead."""
+    from vcoresim.kvm import model  # imported when first needed: listing scenarios does not build them
 
-
-def program_from_config(cfg: ScenarioConfig) -> Program:
-    """Resolve the kernel, check the configuration with the model, and make the program."""
     patches = resolve_kernel(cfg.kernel.preset, cfg.kernel.patches, "kernel")
-    model = _model()
-    config_error = getattr(model, "ConfigError", None)
 
     def build(w: World) -> None:
         model.build_world(w, cfg, patches)
@@ -91,13 +83,8 @@ def program_from_config(cfg: ScenarioConfig) -> Program:
         build(World())
     except ScenarioError as e:
         raise ScenarioError(f"{cfg.name}: {e}") from None
-    except Exception as e:
-        if config_error is None or not isinstance(e, config_error):
-            raise
-        field = getattr(e, "field", None)
-        message = getattr(e, "message", None) or str(e)
-        raise ScenarioError(f"{cfg.name}: {field}: {message}" if field else f"{cfg.name}: {message}") from None
-    return Program(cfg.name, build, _config_doc(cfg, patches), select=cfg.invariants, model_bounds=_model_bounds(cfg))
+    counterpart = program_from_config(cfg.for_timed_run(), timed=False) if timed and not cfg.workload.open_ended else None
+    return Program(cfg.name, build, _config_doc(cfg, patches), select=cfg.invariants, model_bounds=_model_bounds(cfg), timed=counterpart)
 
 
 def config_from_doc(doc: dict[str, Any]) -> ScenarioConfig:
@@ -179,5 +166,3 @@ def file_scenario(path: str) -> Scenario:
         cfg = variant_config(cfg, variant)
     return scenario_for(cfg)
 
-
-registry.register(provider)

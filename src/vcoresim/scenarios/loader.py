@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from vcoresim.errors import ScenarioError
 from vcoresim.kvm.config import ScenarioConfig
-from vcoresim.scenarios.registry import ScenarioError
 
 
 def _loc_str(loc: tuple[Any, ...]) -> str:

@@ -7,35 +7,18 @@ same program (that is how a trace file is replayed).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from vcoresim.engine.strategies.base import Bounds
+from vcoresim.engine.memory import MODELS, split_memory_config, with_memory_model
 from vcoresim.engine.world import Program
+from vcoresim.examples import EXAMPLES, example_program
+from vcoresim.scenarios import builtin
+from vcoresim.scenarios.base import Scenario, ScenarioError
 
-
-class ScenarioError(Exception):
-    """Bad scenario input; the message names the field."""
-
-
-@dataclass
-class Scenario:
-    name: str
-    description: str
-    kind: str  # "example" | "kvm"
-    make: Callable[[dict[str, Any]], Program]
-    expected: str | None = None  # holds | violation
-    expected_invariant: str | None = None
-    strategy: str = "exhaustive"
-    bounds: Bounds = field(default_factory=Bounds)
-    seed: int = 0
-    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+__all__ = ["Scenario", "ScenarioError", "builtin_scenarios", "get_scenario", "program_for"]
 
 
 def _example_scenarios() -> list[Scenario]:
-    from vcoresim.examples import EXAMPLES, example_program
-
     out = []
     for name, (_build, expected, desc) in EXAMPLES.items():
 
@@ -46,33 +29,14 @@ def _example_scenarios() -> list[Scenario]:
     return out
 
 
-_EXTRA: list[Callable[[], list[Scenario]]] = []
-
-
-def register(provider: Callable[[], list[Scenario]]) -> None:
-    """Let a module add scenarios (the KVM scenarios register themselves)."""
-    _EXTRA.append(provider)
-
-
 def builtin_scenarios() -> dict[str, Scenario]:
-    found: dict[str, Scenario] = {}
-    providers: list[Callable[[], list[Scenario]]] = [_example_scenarios]
-    try:
-        from vcoresim.scenarios import builtin as _builtin  # noqa: F401  (registers providers)
-    except ImportError:
-        pass
-    providers.extend(_EXTRA)
-    for provider in providers:
-        for sc in provider():
-            found[sc.name] = sc
-    return found
+    """Every built-in scenario by name: the example models, then the KVM scenarios and their variants."""
+    return {sc.name: sc for sc in [*_example_scenarios(), *builtin.provider()]}
 
 
 def get_scenario(name: str) -> Scenario:
     if name.split("@", 1)[0].endswith(".toml"):  # a scenario file: path/to/file.toml[@VARIANT]
-        from vcoresim.scenarios.builtin import file_scenario
-
-        return file_scenario(name)
+        return builtin.file_scenario(name)
     scenarios = builtin_scenarios()
     if name in scenarios:
         return scenarios[name]
@@ -84,8 +48,6 @@ def get_scenario(name: str) -> Scenario:
 def program_for(name: str, config: dict[str, Any]) -> Program:
     """Rebuild the program a trace was recorded from (with its memory model and removed barriers)."""
     if "memory_model" in config or "removed_barriers" in config:
-        from vcoresim.engine.memory import MODELS, split_memory_config, with_memory_model
-
         try:
             rest, model, removed = split_memory_config(config)
         except (TypeError, ValueError):
@@ -95,7 +57,5 @@ def program_for(name: str, config: dict[str, Any]) -> Program:
         return with_memory_model(program_for(name, rest), model, removed)
     base = name.split("@", 1)[0]
     if base not in builtin_scenarios() and "machine" in config:  # a KVM scenario loaded from a file
-        from vcoresim.scenarios.builtin import config_from_doc, program_from_config
-
-        return program_from_config(config_from_doc(config))
+        return builtin.program_from_config(builtin.config_from_doc(config))
     return get_scenario(base).make(config)

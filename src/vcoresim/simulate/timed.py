@@ -7,10 +7,11 @@ by container order) and advances that actor's clock by what the step cost.
 
 Timing rules (see ``docs/simulate.md`` for the defaults and their sources):
 
-* ``Delay(ns)`` lasts ``ns``.  It is *preemptible*: an interrupt that becomes
+* ``Delay(d)`` lasts ``d``.  It is *preemptible*: an interrupt that becomes
   deliverable during it is taken when it arrives; if the handler returns, the
   delay resumes and still ends at its original end time.  (A handler that
-  throws into the interrupted code abandons the rest of the delay.)
+  throws into the interrupted code abandons the rest of the delay.)  A delay
+  that runs to its end logs its ``event``, if it names one, there.
 * Every other operation costs a small per-op latency from :class:`Timing`.
 * A blocked actor (unsatisfied ``WaitUntil``, held ``SpinLock``, ``Nap``)
   becomes ready when the write that enables it happened, plus
@@ -22,16 +23,20 @@ Timing rules (see ``docs/simulate.md`` for the defaults and their sources):
 * A ``WaitUntil(timeout=ns)`` still unsatisfied at its deadline (the time it
   became pending + ``ns``) is stepped as a timeout at the deadline, not before.
 
-Randomness for workloads: the driver sets ``world.sim`` to a :class:`SimContext`
-before the model's ``build`` runs; model code reaches it with
-:func:`sim_of` (``None`` in checking, where the model should use ``Choose``
-instead).  ``SimContext.rng`` and the helpers (``exp``, ``uniform``,
-``sample`` ...) draw from a stream seeded by the run's seed.  ``Choose``
-operations with more than one option are resolved with the same stream,
-honouring ``weights``.
+Durations (``engine/timing.py``): model code names what a wait lasts (a
+number of nanoseconds, a workload distribution, a ``Timing`` parameter, the
+next host tick, a timer's deadline) and the driver resolves it when the
+operation becomes pending, drawing from a stream seeded by the run's seed
+alone (``SimContext``).  ``Choose`` operations with more than one option are
+resolved with the same stream, honouring ``weights``.  ``SetTimer`` arms a
+hardware timer: when it fires the driver writes its location (``timer``
+event) and re-evaluates whoever waits on it.  A program that names a
+``timed`` counterpart (a scenario's model with an open-ended workload) runs
+that one's build and configuration.
 
 Events: a ``Note(text, event=..., data=...)`` with an ``event`` is logged as
-``(time, actor, event, data)``.  The driver itself logs what it observes in
+``(time, actor, event, data)``, and so is a ``Delay`` with an ``event`` that
+ran to its end.  The driver itself logs what it observes in
 the engine: ``nap``, ``wake`` (data: reason), ``irq`` (data: kind), ``ipi``
 (data: target, loc) for every ``SendIPI`` op, ``timeout`` (data: what) for a
 wait that gave up.  See :mod:`vcoresim.simulate.metrics` for the events the
@@ -42,16 +47,17 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
-import math
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from vcoresim.engine import ops as O
+from vcoresim.engine import timing as durations
 from vcoresim.engine.msr import MSR_EE
-from vcoresim.engine.runtime import Execution, Rfid
-from vcoresim.engine.world import DONE, NAP, RUN, Actor, Frame, Program, World
+from vcoresim.engine.runtime import Execution, Rfid, stack_of
+from vcoresim.engine.world import DONE, NAP, RUN, Actor, Frame, Program
+from vcoresim.simulate.states import state_of
 
 NS_PER_US = 1_000
 NS_PER_MS = 1_000_000
@@ -117,99 +123,38 @@ class Event(NamedTuple):
 
 
 class SimContext:
-    """What model code sees of the timed run (``world.sim``): clock, timing, randomness.
+    """The timed run's clock, timing parameters and seeded workload stream.
 
-    Every helper returns whole nanoseconds and draws from ``rng``, which is
-    seeded from the run's seed alone, so a run is reproducible.
+    Model code never sees it: the driver resolves the durations operations
+    carry (``engine/timing.py``) through :meth:`duration`.  ``rng`` is seeded
+    from the run's seed alone, so a run is reproducible, and is a stream of
+    its own, so workload draws do not shift the driver's tie-breaks.
     """
 
     def __init__(self, seed: int, timing: Timing) -> None:
         self.seed = seed
         self.timing = timing
-        # A stream of its own, so model draws do not shift the driver's tie-breaks.
         self.rng = random.Random(f"vcoresim-workload-{seed}")
-        self._now = 0
-
-    def now(self) -> int:
-        """Simulated time (ns) of the operation the model is executing."""
-        return self._now
-
-    def tb(self) -> int:
-        """Reference timebase ticks at :meth:`now` (hmi-timebase.md §7: TOD(t) = floor(t × 0.512))."""
-        return self._now * self.timing.tb_hz // 1_000_000_000
-
-    # ---------------------------------------------------------------- draws
-    def const(self, ns: float) -> int:
-        return max(0, round(ns))
-
-    def exp(self, mean_ns: float) -> int:
-        """Exponential with the given mean (memoryless arrivals: signals, faults, exits)."""
-        return max(0, round(self.rng.expovariate(1.0 / mean_ns))) if mean_ns > 0 else 0
-
-    def uniform(self, lo_ns: float, hi_ns: float) -> int:
-        return max(0, round(self.rng.uniform(lo_ns, hi_ns)))
-
-    def normal(self, mean_ns: float, sd_ns: float) -> int:
-        """Normal, truncated at 0."""
-        return max(0, round(self.rng.gauss(mean_ns, sd_ns)))
-
-    def lognormal(self, median_ns: float, sigma: float) -> int:
-        """Log-normal with the given median (heavy-tailed service times)."""
-        return max(0, round(median_ns * math.exp(self.rng.gauss(0.0, sigma))))
-
-    def choice(self, options: Sequence[Any], weights: Sequence[float] | None = None) -> Any:
-        if weights is None:
-            return options[self.rng.randrange(len(options))]
-        return self.rng.choices(options, weights=weights)[0]
+        #: Deadlines of the armed timers: location -> (time, value written when it fires).
+        self.timers: dict[str, tuple[int, Any]] = {}
 
     def sample(self, spec: float | Mapping[str, Any]) -> int:
-        """Draw from a distribution spec as a scenario file writes it.
+        """Draw from a distribution spec as a scenario file writes it (see ``engine/timing.py``)."""
+        return durations.sample(spec, self.rng)
 
-        A number is a constant (ns).  A table has ``dist`` and its parameters,
-        with ``_ns`` or ``_us`` units: ``{dist = "exp", mean_us = 50}``,
-        ``{dist = "uniform", lo_ns = 100, hi_ns = 900}``,
-        ``{dist = "normal", mean_us = 10, sd_us = 2}``,
-        ``{dist = "lognormal", median_us = 20, sigma = 0.5}``, ``{dist = "const", ns = 10}``.
-        """
-        if isinstance(spec, int | float):
-            return self.const(spec)
-        kind = spec.get("dist", "const")
-
-        def p(name: str) -> float:
-            for suffix, scale in (("_ns", 1), ("_us", NS_PER_US), ("_ms", NS_PER_MS)):
-                if name + suffix in spec:
-                    return float(spec[name + suffix]) * scale
-            if name in ("ns",) and "us" in spec:
-                return float(spec["us"]) * NS_PER_US
-            if name in spec:
-                return float(spec[name])
-            raise ValueError(f"dist {kind!r}: missing parameter {name!r} (with _ns/_us/_ms)")
-
-        if kind == "const":
-            return self.const(p("ns"))
-        if kind == "exp":
-            return self.exp(p("mean"))
-        if kind == "uniform":
-            return self.uniform(p("lo"), p("hi"))
-        if kind == "normal":
-            return self.normal(p("mean"), p("sd"))
-        if kind == "lognormal":
-            return self.lognormal(p("median"), float(spec.get("sigma", 0.5)))
-        raise ValueError(f"dist: unknown distribution {kind!r} (const, exp, uniform, normal, lognormal)")
-
-
-def check_dist(spec: float | Mapping[str, Any]) -> None:
-    """Raise ``ValueError`` (naming the parameter) unless ``spec`` is a distribution :meth:`SimContext.sample` reads."""
-    if isinstance(spec, Mapping):
-        for key, value in spec.items():
-            if key != "dist" and (not isinstance(value, int | float) or isinstance(value, bool) or value < 0):
-                raise ValueError(f"{key}: expected a non-negative number, got {value!r}")
-    SimContext(0, Timing()).sample(spec)
-
-
-def sim_of(world: World) -> SimContext | None:
-    """The timed run's context, or ``None`` when the world is being checked."""
-    return getattr(world, "sim", None)
+    def duration(self, d: durations.Duration, now: int) -> int:
+        """Nanoseconds that duration ``d`` lasts from time ``now``."""
+        if isinstance(d, int):
+            return max(0, d)
+        if isinstance(d, durations.Param):
+            return max(0, int(getattr(self.timing, d.name)))
+        if isinstance(d, durations.NextTick):
+            tick = int(getattr(self.timing, d.name))
+            return tick - now % tick
+        if isinstance(d, durations.Until):
+            armed = self.timers.get(d.loc)
+            return max(0, armed[0] - now) if armed is not None else 0
+        return self.sample(d)
 
 
 @dataclass
@@ -283,16 +228,11 @@ class TimedDriver:
         self.seed = seed
         self.sim = SimContext(seed, self.timing)
         self.sched_rng = random.Random(seed)
-        sim = self.sim
-        inner = program.build
-
-        def build(world: World) -> None:
-            world.sim = sim  # type: ignore[attr-defined]  # read through sim_of()
-            inner(world)
-
+        if program.timed is not None:  # e.g. the scenario's model with an open-ended workload
+            program = dataclasses.replace(program, build=program.timed.build, config=program.timed.config, timed=None)
         self.program = program
         self.events: list[Event] = []
-        self.counts: dict[str, int] = {"steps": 0, "ops": 0, "irqs": 0, "wakes": 0, "timeouts": 0, "ipis": 0, "choices": 0}
+        self.counts: dict[str, int] = {"steps": 0, "ops": 0, "irqs": 0, "wakes": 0, "timeouts": 0, "ipis": 0, "choices": 0, "timers": 0}
         # Per-step scratch filled by _on_op.
         self._clock = 0
         self._writes: list[tuple[tuple[str, ...], int, bool]] = []
@@ -300,7 +240,7 @@ class TimedDriver:
         # Priming (the engine running each body's leading local ops) happens in the
         # Execution constructor: charge it to each actor from time 0.
         self._priming: dict[int, int] | None = {}
-        self.ex = _HookedExecution(dataclasses.replace(program, build=build), self._on_op)
+        self.ex = _HookedExecution(program, self._on_op)
         primed, self._priming = self._priming, None
         n = len(self.ex.actors)
         self.ready = [primed.get(i, 0) for i in range(n)]  # earliest time of the actor's next step
@@ -329,9 +269,6 @@ class TimedDriver:
                 self._note_state(a, self.ready[a.idx])
 
     def _note_state(self, a: Actor, t: int) -> None:
-        from vcoresim.engine.runtime import stack_of
-        from vcoresim.report.states import state_of
-
         if a.status == DONE:
             st, fn = "done", ""
         else:
@@ -356,20 +293,21 @@ class TimedDriver:
         op = fr.op
         cls = op.__class__
         if cls is O.Delay:
-            span: int | None = max(0, op.ns)  # type: ignore[union-attr]
+            d = op.ns  # type: ignore[union-attr]
         elif cls is O.WaitUntil and op.timeout is not None:  # type: ignore[union-attr]
-            span = max(0, op.timeout)  # type: ignore[union-attr]
+            d = op.timeout  # type: ignore[union-attr]
         else:
             return
         lim = self.limits[a.idx]
         got = lim.get(fr)
         if got is not None and got[0] is op:
-            return
+            return  # resumed after an interrupt: same end, no new draw
         if lim:  # drop entries of frames no longer on the stack
             live = {id(f) for f in a.stack}
             for f in [f for f in lim if id(f) not in live]:
                 del lim[f]
-        lim[fr] = (op, self.ready[a.idx] + span)  # type: ignore[operator]
+        now = self.ready[a.idx]
+        lim[fr] = (op, now + self.sim.duration(d, now))  # type: ignore[arg-type]
 
     def _reindex(self, i: int) -> None:
         """Locations whose writes may change actor ``i``'s enabledness (only its own step changes them)."""
@@ -440,7 +378,6 @@ class TimedDriver:
             if ev is not None:
                 if ev == "guest_enter":
                     clock += tm.guest_entry_ns
-                self.sim._now = clock
                 data = dict(op.data) if op.data else {}  # type: ignore[attr-defined]
                 self.events.append(Event(clock, a.name, ev, data))
                 if ev == "guest_exit":
@@ -457,6 +394,14 @@ class TimedDriver:
                 clock += tm.mem_ns
         elif cls is O.Delay:
             self.limits[a.idx].pop(a.stack[-1], None)  # its time was spent before the step
+            if op.event is not None:  # type: ignore[attr-defined]  # it ran to its end
+                self.events.append(Event(clock, a.name, op.event, dict(op.data) if op.data else {}))  # type: ignore[attr-defined]
+        elif cls is O.SetTimer:
+            timer = op.timer  # type: ignore[attr-defined]
+            if op.ns is None:  # type: ignore[attr-defined]
+                self.sim.timers.pop(timer, None)
+            else:
+                self.sim.timers[timer] = (clock + self.sim.duration(op.ns, clock), op.value)  # type: ignore[attr-defined]
         elif cls is O.RMW or cls is O.SpinLock or cls is O.SpinTryLock or cls is O.SpinUnlock:
             clock += tm.atomic_ns
         elif cls is O.Barrier:
@@ -480,7 +425,6 @@ class TimedDriver:
         if w:
             self._writes.append((w, clock, cls is O.SendIPI))
         self._clock = clock
-        self.sim._now = clock
 
     # ------------------------------------------------------------------ run
     def run(self, duration_ns: int, max_steps: int | None = None) -> SimResult:
@@ -489,10 +433,19 @@ class TimedDriver:
         heap = self.heap
         outcome = "done"
         end = 0
+        timers = self.sim.timers
         while True:
             if ex.violation is not None:
                 outcome = "violation"
                 break
+            while heap and heap[0][3] != self.version[heap[0][2]]:
+                heapq.heappop(heap)  # stale entries
+            if timers:
+                loc, (tt, value) = min(timers.items(), key=lambda kv: (kv[1][0], kv[0]))
+                if tt <= duration_ns and (not heap or tt <= heap[0][0]):
+                    self._fire(loc, tt, value)
+                    end = max(end, tt)
+                    continue
             if not heap:
                 ex.finish(bounded=False)
                 outcome = "deadlock" if ex.outcome == "violation" and ex.violation and ex.violation.kind == "deadlock" else (
@@ -540,6 +493,15 @@ class TimedDriver:
             states=sorted(self.states, key=lambda s: s[0]),
         )
 
+    def _fire(self, loc: str, t: int, value: Any) -> None:
+        """A timer fires at ``t``: the hardware writes its location; whoever waits on it is re-evaluated."""
+        del self.sim.timers[loc]
+        self.counts["timers"] += 1
+        self.events.append(Event(t, "timer", "timer", {"loc": loc}))
+        self.ex.external_write(loc, value)
+        for j in sorted(self.watch.get(loc, {})):  # sorted: tie-break draws must not follow set order
+            self._eval(j, t)
+
     def _gap(self, a: Actor, until: int) -> None:
         """Account the time between the actor's ready time and ``until`` to what it was doing."""
         i = a.idx
@@ -558,7 +520,6 @@ class TimedDriver:
         i = a.idx
         self._gap(a, t)
         self._clock = t
-        self.sim._now = t
         self._writes = []
         alt = 0
         hw = a.hw

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from vcoresim.scenarios.registry import Scenario
+from vcoresim.kvm import catalog as kvm_catalog
+from vcoresim.scenarios.base import Scenario
 
 
 def describe(scenarios: dict[str, Scenario]) -> dict[str, Any]:
@@ -19,15 +20,8 @@ def describe(scenarios: dict[str, Scenario]) -> dict[str, Any]:
             }
             for s in scenarios.values()
         ],
-        "patches": [],
-        "presets": [],
-        "invariants": [],
+        "patches": kvm_catalog.patches(),
+        "presets": kvm_catalog.presets(),
+        "invariants": kvm_catalog.invariants(),
     }
-    try:
-        from vcoresim.kvm import catalog as kvm_catalog
-    except ImportError:
-        return doc
-    doc["patches"] = kvm_catalog.patches()
-    doc["presets"] = kvm_catalog.presets()
-    doc["invariants"] = kvm_catalog.invariants()
     return doc

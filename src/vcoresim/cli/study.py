@@ -11,6 +11,7 @@ from typing import Any
 import click
 from rich.table import Table
 
+from vcoresim.cli.common import fail, out
 from vcoresim.scenarios.registry import ScenarioError, get_scenario
 from vcoresim.simulate.study import study
 from vcoresim.simulate.timed import Timing
@@ -25,8 +26,6 @@ from vcoresim.simulate.timed import Timing
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the plot (PNG; needs vcoresim[plot]).")
 def study_cmd(scenario: str, duration_us: int, seed: int, as_json: bool, csv_out: Path | None, plot_out: Path | None) -> None:
     """Guest throughput and latency for 1, 2, 4 threads per vcore on POWER7 and up to 8 on POWER8 (seed 001's gang entry)."""
-    from vcoresim.cli import fail, out
-
     try:
         sc = get_scenario(scenario)
         program = sc.make({})

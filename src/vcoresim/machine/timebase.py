@@ -1,4 +1,5 @@
-"""The POWER8 timebase: one TB register per subcore and the chip TOD as the true time.
+"""The POWER8 timebase: one TB register per subcore and the chip TOD as the true time;
+the timer facility's error state (TFMR[TB_VALID], HMER[TFAC]).
 
 A TB register is stored as its difference from the chip TOD (``TB − TOD``,
 ticks), which stays constant while both run: 0 is host time, a guest's
@@ -35,3 +36,23 @@ def tb_value(diff: int, t_ns: int) -> int:
 def tbu40(current: int, value: int) -> int:
     """``mtspr TBU40``: the upper 40 bits from ``value``, the low 24 from ``current``."""
     return (value & ~(TBU40_GRANULE - 1) | current & (TBU40_GRANULE - 1)) & TB_MASK
+
+
+def tb(s: int) -> str:
+    """Subcore ``s``'s TB register, as TB − TOD."""
+    return f"core[0].tb[{s}]"
+
+
+def tb_valid(s: int) -> str:
+    """TFMR[TB_VALID] of subcore ``s``."""
+    return f"core[0].tfmr[{s}].tb_valid"
+
+
+def subcore(s: int, field_: str) -> str:
+    """Per-subcore registers (LPIDR, HDEC) of a split core."""
+    return f"core[0].subcore[{s}].{field_}"
+
+
+def hmer(cpu: int) -> str:
+    """HMER[TFAC] of a thread: a timer-facility HMI is pending."""
+    return f"paca[{cpu}].hmer_tfac"

@@ -1,9 +1,5 @@
-"""Command line: ``vcoresim list | check | replay | simulate``.
-
-Exit codes: 0 no violation within the bounds (or, for several scenarios,
-every verdict as expected), 1 violation found (or an unexpected verdict),
-2 bad input, 3 budget ran out before the bounds were covered.
-"""
+"""``vcoresim check``: explore scenarios, print verdicts, write counterexamples;
+``--resume`` a checkpoint; ``--barrier-mutations``."""
 
 from __future__ import annotations
 
@@ -14,84 +10,15 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from vcoresim.check.driver import STRATEGIES, CheckResult, check, replay
-from vcoresim.check.trace import TraceError
-from vcoresim.engine.strategies.base import Bounds, Stats
+from vcoresim.check.driver import STRATEGIES, CheckResult, check
+from vcoresim.cli.common import err, fail, out, parse_patches, progress_printer
+from vcoresim.engine.strategies.base import Bounds
 from vcoresim.scenarios.registry import Scenario, ScenarioError, builtin_scenarios, get_scenario, program_for
 
-# Off a terminal (CI logs, pipes) keep tables readable rather than 80 columns wide.
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-
-def fail(msg: str) -> NoReturn:
-    """Bad input: one line on stderr, exit 2."""
-    err.print(f"vcoresim: error: {msg}", markup=False)
-    sys.exit(2)
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="vcoresim")
-def main() -> None:
-    """An executable, checkable model of KVM on IBM POWER (Book3S HV)."""
-
-
-# ----------------------------------------------------------------------- list
-@main.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def list_cmd(as_json: bool) -> None:
-    """Show the built-in scenarios, patches, kernel presets and invariants."""
-    from vcoresim import catalog
-
-    doc = catalog.describe(builtin_scenarios())
-    if as_json:
-        click.echo(json.dumps(doc, indent=1))
-        return
-    t = Table(title="Scenarios", title_justify="left")
-    for col in ("name", "kind", "expected", "strategy", "description"):
-        t.add_column(col)
-    for s in doc["scenarios"]:
-        t.add_row(s["name"], s["kind"], s["expected"] or "-", s["strategy"], s["description"])
-    out.print(t)
-    for section, cols in (("patches", ("name", "seed", "default", "description")), ("presets", ("name", "patches", "description")), ("invariants", ("name", "kind", "description"))):
-        if not doc[section]:
-            continue
-        t = Table(title=section.capitalize(), title_justify="left")
-        for col in cols:
-            t.add_column(col)
-        for row in doc[section]:
-            t.add_row(*[", ".join(row[c]) if isinstance(row[c], list) else str(row[c]) for c in cols])
-        out.print(t)
-
-
-# ---------------------------------------------------------------------- check
-def _parse_patches(values: tuple[str, ...]) -> dict[str, bool]:
-    patches: dict[str, bool] = {}
-    for v in values:
-        name, sep, state = v.partition("=")
-        if not sep or state not in ("on", "off") or not name:
-            fail(f"--patch: expected NAME=on|off, got {v!r}")
-        patches[name] = state == "on"
-    return patches
-
-
-def _progress_printer(enabled: bool, label: str) -> tuple[Any, Any]:
-    if not enabled:
-        return None, None
-    prog = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err, transient=True)
-    task = prog.add_task(label, info="")
-
-    def update(stats: Stats) -> None:
-        prog.update(task, info=f"{stats.executions} executions, {stats.states} states, {stats.steps} steps")
-
-    return prog, update
-
-
-@main.command("check")
+@click.command("check")
 @click.argument("scenarios", nargs=-1)
 @click.option("--strategy", type=click.Choice(STRATEGIES), default=None, help="Exploration strategy (default: the scenario's, usually exhaustive DPOR).")
 @click.option("--seed", type=int, default=None, help="Seed for random and pct (default: the scenario's).")
@@ -108,12 +35,10 @@ def _progress_printer(enabled: bool, label: str) -> tuple[Any, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object (a list for several scenarios).")
 @click.option("--reproducible", is_flag=True, help="Leave wall-clock figures out of the output, so reruns are byte-identical.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
-# --- issue 8: parallel and resumable runs
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="Split exhaustive search across N processes (same verdict and coverage).")
 @click.option("--checkpoint", "checkpoint_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Where to write the checkpoint if a budget or Ctrl-C ends the search early (default checkpoints/<scenario>.checkpoint.json).")
 @click.option("--resume", "resume_file", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Continue the search saved in a checkpoint file.")
 @click.option("--ray", "ray_address", default=None, metavar="auto|ADDRESS", help="Run the exhaustive search on a Ray cluster (needs vcoresim[ray]).")
-# --- end issue 8
 @click.option("--memory-model", "memory_model", type=click.Choice(("sc", "tso", "pso", "power")), default="sc", show_default=True, help="Memory model (docs/memory-models.md).")
 @click.option("--barrier-mutations", is_flag=True, help="Remove each barrier the scenario executes, one at a time, and report which removal breaks which invariant.")
 def check_cmd(
@@ -142,7 +67,6 @@ def check_cmd(
 ) -> None:
     """Explore interleavings of SCENARIOS (default: every built-in scenario)."""
     reproducible = reproducible or os.environ.get("VCORESIM_REPRODUCIBLE") == "1"
-    # --- issue 8: parallel and resumable runs
     if workers > 1 and cache:
         fail("--workers: the state cache runs in one process; drop --cache or --workers")
     if ray_address is not None:
@@ -163,12 +87,11 @@ def check_cmd(
         return
     if checkpoint_out is not None and len(scenarios) != 1:
         fail("--checkpoint: give one scenario when naming the checkpoint file")
-    # --- end issue 8
     overrides: dict[str, Any] = {}
     if kernel is not None:
         overrides["kernel"] = kernel
     if patches:
-        overrides["patches"] = _parse_patches(patches)
+        overrides["patches"] = parse_patches(patches)
     try:
         chosen = [get_scenario(n) for n in scenarios] if scenarios else list(builtin_scenarios().values())
         runs: list[tuple[Scenario, Any]] = [(sc, sc.make(overrides)) for sc in chosen]
@@ -176,7 +99,7 @@ def check_cmd(
         fail(str(e))
     if trace_out is not None and len(runs) > 1:
         fail("--trace-out: give one scenario when naming the trace file")
-    runs = _with_memory_model(runs, memory_model)  # issue 7
+    runs = _with_memory_model(runs, memory_model)
     if barrier_mutations:
         _barrier_mutations(runs, strategy, seed, max_steps, max_preemptions, max_executions, max_seconds, as_json, reproducible, trace_out)
     results: list[CheckResult] = []
@@ -190,7 +113,7 @@ def check_cmd(
             max_seconds=max_seconds or b.max_seconds,
         )
         expected = sc.expected if not overrides and memory_model == "sc" else None
-        prog, update = _progress_printer(show_progress, sc.name)
+        prog, update = progress_printer(show_progress, sc.name)
         try:
             if prog is not None:
                 prog.start()
@@ -232,7 +155,6 @@ def check_cmd(
     sys.exit(0 if all(r.expected is None or r.verdict == r.expected for r in results) else 1)
 
 
-# --- issue 8: parallel and resumable runs
 _interrupted = [False]
 
 
@@ -271,7 +193,7 @@ def _resume(path: Path, max_executions: int | None, max_seconds: float | None, c
         fail(str(e))
     except (KeyError, TypeError) as e:
         fail(f"{path}: malformed checkpoint ({e})")
-    prog, update = _progress_printer(not quiet and not as_json and err.is_terminal, doc["scenario"])
+    prog, update = progress_printer(not quiet and not as_json and err.is_terminal, doc["scenario"])
     try:
         if prog is not None:
             prog.start()
@@ -302,7 +224,6 @@ def _resume(path: Path, max_executions: int | None, max_seconds: float | None, c
     sys.exit(res.exit_code)
 
 
-# --- end issue 8
 
 
 def _fmt_stats(r: CheckResult, reproducible: bool) -> str:
@@ -349,7 +270,7 @@ def _print_table(results: list[CheckResult], reproducible: bool) -> None:
     out.print("[green]every verdict as expected[/]" if not bad else f"[red]unexpected verdicts: {', '.join(bad)}[/]")
 
 
-# ------------------------------------------------- memory models (issue 7)
+# ------------------------------------------------------------ memory models
 def _with_memory_model(runs: list[tuple[Scenario, Any]], model: str) -> list[tuple[Scenario, Any]]:
     from vcoresim.engine.memory import with_memory_model
 
@@ -400,102 +321,3 @@ def _barrier_mutations(
         out.print(t)
         out.print(f"{len(report.mutants)} barrier sites found in {report.discovery_executions} executions; removing {len(report.breaking)} of them breaks an invariant: {', '.join(m.site.label for m in report.breaking) or 'none'}", markup=False)
     sys.exit(1 if report.baseline.verdict == "violation" else 0)
-
-
-# --------------------------------------------------------------------- replay
-@main.command("replay")
-@click.argument("trace_file", type=click.Path(path_type=Path))
-@click.option("--quiet", is_flag=True, help="Only the verdict line.")
-@click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write a self-contained HTML swimlane page.")
-@click.option("--perfetto", "perfetto_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write a Chrome trace-event JSON timeline.")
-def replay_cmd(trace_file: Path, quiet: bool, html_out: Path | None, perfetto_out: Path | None) -> None:
-    """Re-execute TRACE_FILE and print one line per step with its call stack."""
-    try:
-        res = replay(trace_file, program_for)
-    except (TraceError, ScenarioError) as e:
-        fail(str(e))
-    if not quiet:
-        from vcoresim.report.text import format_steps
-
-        for line in format_steps(res.execution):
-            click.echo(line)
-    if html_out is not None or perfetto_out is not None:
-        try:
-            from vcoresim.report import visual
-        except ImportError:
-            fail("--html/--perfetto: the visual reports are not available in this build")
-        if html_out is not None:
-            visual.write_html(res, html_out)
-        if perfetto_out is not None:
-            visual.write_perfetto_replay(res, perfetto_out)
-    colour = "green" if res.reproduced else "red"
-    out.print(f"[{colour}]{res.summary}[/]", markup=True)
-    sys.exit(0 if res.reproduced else 1)
-
-
-# --- issue 8: swarm
-@main.command("swarm")
-@click.argument("scenarios", nargs=-1, required=True)
-@click.option("--runs", type=click.IntRange(1), default=16, show_default=True, help="Seeds per scenario (seeds 0..runs-1).")
-@click.option("--strategy", type=click.Choice(["random", "pct", "auto"]), default="random", show_default=True)
-@click.option("--max-executions", type=click.IntRange(1), default=200, show_default=True, help="Executions per run.")
-@click.option("--max-steps", type=click.IntRange(1), default=None, help="Steps per execution (default: the scenario's).")
-@click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="Local processes.")
-@click.option("--ray", "ray_address", default=None, metavar="auto|ADDRESS", help="Run on a Ray cluster (needs vcoresim[ray]).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("traces/swarm"), show_default=True, help="Where the distinct counterexamples go.")
-@click.option("--json", "as_json", is_flag=True)
-def swarm_cmd(scenarios: tuple[str, ...], runs: int, strategy: str, max_executions: int, max_steps: int | None, workers: int, ray_address: str | None, out_dir: Path, as_json: bool) -> None:
-    """Many seeded runs of SCENARIOS (variants count as scenarios), merged:
-    duplicate counterexamples (same property, same shrunk schedule) are folded."""
-    from vcoresim.check.swarm import merge, runs_for, swarm_local
-
-    try:
-        chosen = [get_scenario(n) for n in scenarios]
-        progs = [(sc, sc.make({})) for sc in chosen]
-    except ScenarioError as e:
-        fail(str(e))
-    jobs: list[dict[str, Any]] = []
-    for sc, p in progs:
-        b = Bounds(max_steps=max_steps or sc.bounds.max_steps, max_preemptions=sc.bounds.max_preemptions, max_executions=max_executions)
-        jobs += runs_for([(p.name, p.config)], range(runs), strategy, b)
-    if ray_address is not None:
-        from vcoresim.check.ray_backend import RayUnavailable, swarm_ray
-
-        try:
-            results = swarm_ray(ray_address, jobs)
-        except RayUnavailable as e:
-            fail(str(e))
-    else:
-        results = swarm_local(jobs, workers)
-    merged = merge(results)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for ce in merged.counterexamples:
-        path = out_dir / f"{ce.scenario.replace('/', '-')}-{ce.key.split(':')[1]}.trace.json"
-        path.write_text(json.dumps(ce.trace, indent=1))
-        rows.append({"scenario": ce.scenario, "invariant": ce.invariant, "key": ce.key, "found_by_seeds": ce.seeds, "message": ce.message, "trace": str(path)})
-    doc = {"runs": merged.runs, "clean_runs": merged.clean, "executions": merged.executions, "steps": merged.steps, "distinct_counterexamples": rows}
-    if as_json:
-        click.echo(json.dumps(doc, indent=1))
-    else:
-        out.print(f"swarm: {merged.runs} runs ({strategy}, {max_executions} executions each), {merged.executions} executions, {merged.clean} runs found nothing; {len(rows)} distinct counterexamples", markup=False)
-        for r in rows:
-            out.print(f"  {r['scenario']}: {r['invariant']} [{r['key']}] found by {len(r['found_by_seeds'])} seeds ({', '.join(map(str, r['found_by_seeds'][:8]))}{', ...' if len(r['found_by_seeds']) > 8 else ''}); trace {r['trace']}", markup=False)
-    sys.exit(1 if rows else 0)
-
-
-# --- end issue 8
-
-
-from vcoresim.simulate.cli import simulate_cmd  # noqa: E402  (last: it uses this module's helpers)
-main.add_command(simulate_cmd)
-from vcoresim.simulate.study_cli import study_cmd  # noqa: E402
-main.add_command(study_cmd)
-
-# ---------------------------------------------------------------- litmus (issue 7)
-from vcoresim.litmus.cli import litmus_cmd  # noqa: E402
-
-main.add_command(litmus_cmd)
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from vcoresim.cli.common import fail, out
 from vcoresim.engine.memory import MODELS
 from vcoresim.litmus.parser import Litmus, LitmusError, parse_file
 from vcoresim.litmus.runner import Outcome, expected_for, run, shipped
@@ -32,8 +33,6 @@ def litmus_cmd(files: tuple[Path, ...], models: tuple[str, ...], max_seconds: fl
     'Result:' line (the LKMM's answer) is compared with the power model.
     Exit 0 when every result matches, 1 on a mismatch (or Unknown), 2 on a bad file.
     """
-    from vcoresim.cli import fail, out
-
     paths = list(files) or shipped()
     tests: list[Litmus] = []
     for p in paths:

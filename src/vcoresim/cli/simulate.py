@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from vcoresim.cli.common import fail, out, parse_patches
 from vcoresim.scenarios.registry import ScenarioError, get_scenario
 from vcoresim.simulate import compare
 from vcoresim.simulate.metrics import compute, render, render_compare, render_patch_compare, write_csv
@@ -71,14 +72,11 @@ def simulate_cmd(
     plot_out: Path | None,
 ) -> None:
     """Run SCENARIO under the timed driver and print guest time, IPIs, naps and latencies."""
-    # Imported here: vcoresim.cli imports this module at its end (no import cycle at load time).
-    from vcoresim.cli import _parse_patches, fail, out
-
     overrides: dict[str, Any] = {}
     if kernel is not None:
         overrides["kernel"] = kernel
     if patches:
-        overrides["patches"] = _parse_patches(patches)
+        overrides["patches"] = parse_patches(patches)
     if duration_us is not None and duration_us <= 0:
         fail(f"--duration-us: must be a positive number of microseconds, got {duration_us}")
     try:

@@ -1,0 +1,5 @@
+"""``python -m vcoresim.cli``."""
+
+from vcoresim.cli import main
+
+main()

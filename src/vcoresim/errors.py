@@ -1,0 +1,23 @@
+"""Errors every layer may raise for bad input; the CLI turns them into one line.
+
+This module is the bottom of the layering (it imports nothing of vcoresim):
+the kernel model rejects a configuration it cannot run with the same error
+type the scenario loader uses, and ``vcoresim`` prints ``vcoresim: error:``
+followed by the message, which names the field.
+"""
+
+from __future__ import annotations
+
+
+class ScenarioError(Exception):
+    """Bad scenario input (a file, a CLI option or an API argument); the message names the field."""
+
+
+class ConfigError(ScenarioError):
+    """Something only the model can reject, as the kernel would (a vCPU id past
+    ``KVM_MAX_VCORES``, a radix guest on POWER8); names the field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
