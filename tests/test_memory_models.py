@@ -16,6 +16,7 @@ from vcoresim.engine.strategies.base import Bounds
 from vcoresim.engine.strategies.dpor import exhaustive
 from vcoresim.engine.world import DONE, Body, Invariant, Program, World
 from vcoresim.litmus.parser import Instr, Litmus, parse
+from vcoresim.litmus.runner import final_registers
 from vcoresim.litmus.runner import program as litmus_program
 
 
@@ -29,8 +30,8 @@ def _outcomes(lit: Litmus, model: str, *, dpor: bool, cache: bool = False) -> se
         n = len(lit.threads)
 
         def record(ex: Execution) -> str | None:
-            if all(a.status == DONE for a in ex.actors[:n]) and not any(getattr(ex, "buf", ())) and not any(getattr(ex, "lag", ())):
-                seen.add((tuple(sorted(ex.mem.items())), tuple(sorted(ex.world.litmus_regs.items()))))  # type: ignore[attr-defined]
+            if all(a.status == DONE for a in ex.actors[:n]) and not any(getattr(ex, "buf", ())) and not any(getattr(ex, "lag", ())) and not any(getattr(ex, "pend", ())):
+                seen.add((tuple(sorted(ex.mem.items())), tuple(sorted(final_registers(ex, ex.world.litmus_regs).items()))))  # type: ignore[attr-defined]
             return None
 
         w.invariants = [Invariant("record", "", (), record)]

@@ -74,7 +74,7 @@ ACTIONS: dict[str, dict[str, str | None]] = {
     "tso": {k: ("full" if k in _FULL else None) for k in O.BARRIER_KINDS},
     "pso": {k: ("full" if k in _FULL else "order" if k in ("smp_wmb", "lwsync", "release", "wmb") else None) for k in O.BARRIER_KINDS},
     "power": {
-        k: ("full" if k in (*_FULL, "wmb") else "lwsync" if k in ("smp_wmb", "lwsync", "release", "smp_rmb") else "floor")
+        k: ("full" if k in (*_FULL, "wmb") else "lwsync" if k in ("smp_wmb", "lwsync", "release", "smp_rmb", "acquire") else "floor")
         for k in O.BARRIER_KINDS
     },
 }
@@ -152,6 +152,12 @@ class WeakExecution(Execution):
         self.fb: list[tuple[int, dict[str, int]] | None] = [None] * n  # floors from the last barrier: (clock, lag snapshot)
         self.bview: list[tuple[int, dict[str, int]] | None] = [None] * n  # view at the last lwsync: required by later writes
         self._unc: dict[str, bool] = {}
+        # power: loads satisfied after later instructions (Load(late=True)):
+        # token -> (location, dependency tokens); values of satisfied ones not yet
+        # awaited; what each token'd load had seen when satisfied (address deps).
+        self.pend: list[dict[int, tuple[str, tuple[int, ...]]]] = [{} for _ in range(n)]
+        self.lval: list[dict[int, Any]] = [{} for _ in range(n)]
+        self.sat: list[dict[int, tuple[int, dict[str, int]] | None]] = [{} for _ in range(n)]
         if self.model != "sc":
             base = list(self.actors)
             for a in base:
@@ -159,16 +165,18 @@ class WeakExecution(Execution):
             if self.power:
                 for a in base:
                     self.actors.append(Actor(f"{a.name}~prop", len(self.actors), _idle(), True, None, 0, "propagation"))
+                for a in base:
+                    self.actors.append(Actor(f"{a.name}~ld", len(self.actors), _idle(), True, None, 0, "late-load"))
             self.history.extend([0] * (len(self.actors) - n))
         self.weak = self.model != "sc"
 
     # ------------------------------------------------------------ helpers
     def _pseudo(self, idx: int) -> tuple[str, int] | None:
-        """("sb"|"prop", owner) for a pseudo-actor index, else None."""
+        """("sb"|"prop"|"ld", owner) for a pseudo-actor index, else None."""
         n = self.n_real
         if idx < n:
             return None
-        return ("sb", idx - n) if idx < 2 * n else ("prop", idx - 2 * n)
+        return ("sb", idx - n) if idx < 2 * n else ("prop", idx - 2 * n) if idx < 3 * n else ("ld", idx - 3 * n)
 
     def _committable(self, u: int) -> list[int]:
         buf = self.buf[u]
@@ -208,12 +216,17 @@ class WeakExecution(Execution):
                 return True, e[2]
         return False, None
 
-    def _choices(self, u: int, x: str) -> list[int] | None:
-        """power: coherence indices a load of x by u may read (newest first), or None (memory)."""
+    def _choices(self, u: int, x: str, dep: tuple[int, ...] = ()) -> list[int] | None:
+        """power: coherence indices a load of x by u may read (newest first), or None (memory).
+        ``dep``: tokens of loads this one has an address dependency on."""
         co = self.co.get(x)
         if co is None:
             return None
         lo, hi = self._low(u, x), self._view_idx(u, x)
+        for t in dep:
+            snap = self.sat[u].get(t)
+            if snap is not None:
+                lo = max(lo, self._need(snap, x))
         if lo >= hi:
             return [hi]
         firsts: list[int] = []
@@ -223,6 +236,45 @@ class WeakExecution(Execution):
         if hi not in firsts:  # the newest value keeps the newest index (as SC would)
             firsts = [i for i in firsts if co[i] != co[hi]] + [hi]
         return sorted(firsts, reverse=True)
+
+    def _satisfy(self, u: int, x: str, dep: tuple[int, ...], alt: int, token: int | None) -> Any:
+        """power: the value a load of x by u returns (branch ``alt``), raising its floor;
+        records what u had seen when ``token`` is given (for address dependencies)."""
+        hit, result = self._forward(u, x)
+        newest = False
+        if self._uncached(x):
+            result = self.mem[x]
+        elif not hit:
+            ch = self._choices(u, x, dep)
+            if ch is None:
+                result = self.mem[x]
+                newest = True
+            else:
+                i = ch[alt]
+                self.floor[u][x] = max(self.floor[u].get(x, 0), i)
+                result = self.co[x][i]
+                newest = i == self._view_idx(u, x)
+        if token is not None:
+            # A load that returned the newest write it could see was satisfied now:
+            # a load with an address dependency on it is satisfied later still.
+            # One that returned an older write may have been satisfied earlier.
+            self.sat[u][token] = self._snapshot(u) if newest else None
+        return result
+
+    def _late_choices(self, u: int) -> list[tuple[int, int]]:
+        """power: (token, branch) of every way one of u's late loads can be satisfied now."""
+        out = []
+        for t, (x, dep) in self.pend[u].items():
+            n = 1
+            if not self._forward(u, x)[0] and not self._uncached(x):
+                ch = self._choices(u, x, dep)
+                n = len(ch) if ch else 1
+            out.extend((t, k) for k in range(n))
+        return out
+
+    def _rmw_ready(self, u: int, x: str) -> bool:
+        """power, a relaxed RMW: its load must read the coherence-latest write of x."""
+        return x not in self.lag[u] and not any(e[1] == x for e in self.buf[u])
 
     def _store(self, u: int, x: str, value: Any, i: int) -> Any:
         """A store: into u's buffer, or straight to memory (and every thread) if x is uncached.
@@ -263,7 +315,7 @@ class WeakExecution(Execution):
         return True
 
     def _full_ready(self, u: int) -> bool:
-        if self.buf[u]:
+        if self.buf[u] or (self.power and self.pend[u]):
             return False
         return not self.power or self._propagated(u)
 
@@ -365,6 +417,8 @@ class WeakExecution(Execution):
         ps = self._pseudo(a.idx)
         if ps is not None:
             kind, u = ps
+            if kind == "ld":
+                return bool(self.pend[u])
             return bool(self.buf[u]) if kind == "sb" else bool(self.lag[u]) and bool(self._props(u))
         if a.status != RUN or (a.hw is not None and a.msr & MSR_EE and a.hw.pending(self.mem) is not None):
             return super().is_enabled(a)
@@ -376,8 +430,12 @@ class WeakExecution(Execution):
             if act == "full":
                 return self._full_ready(u)
             if act == "lwsync":
-                return not self.buf[u]
+                return not self.buf[u] and not (self.power and self.pend[u])
             return True
+        if cls is O.Await:
+            return op.token in self.lval[u]  # type: ignore[attr-defined]
+        if cls is O.RMW and self.power and op.order != "mb":  # type: ignore[attr-defined]
+            return self._rmw_ready(u, op.loc_)  # type: ignore[attr-defined]
         if cls in _FULL_OPS and not self._full_ready(u):
             return False
         if cls is O.WaitUntil:
@@ -385,6 +443,8 @@ class WeakExecution(Execution):
         return super().is_enabled(a)
 
     def is_local(self, a: Actor, op: O.Op) -> bool:
+        if op.__class__ is O.Await:
+            return False  # ordered after its late load's satisfaction: a step of its own
         if not super().is_local(a, op):
             return False
         if not self.weak:
@@ -397,7 +457,9 @@ class WeakExecution(Execution):
                 return True
             if self.power and self.lag[u]:
                 return False  # its effect depends on what has reached this thread: a step of its own
-            return self._full_ready(u) if act == "full" else not self.buf[u]
+            return self._full_ready(u) if act == "full" else not self.buf[u] and not (self.power and self.pend[u])
+        if cls is O.RMW and self.power and op.order != "mb":  # type: ignore[attr-defined]
+            return False
         if cls in _FULL_OPS:
             return self._full_ready(u)
         return True
@@ -408,12 +470,14 @@ class WeakExecution(Execution):
         ps = self._pseudo(idx)
         if ps is not None:
             kind, u = ps
+            if kind == "ld":
+                return max(1, len(self._late_choices(u)))
             return max(1, len(self._committable(u)) if kind == "sb" else len(self._props(u)))
         a = self.actors[idx]
         if self.power and a.status == RUN and not self._delivers(a):
             op = a.stack[-1].op
-            if op.__class__ is O.Load and not self._uncached(op.loc_) and not self._forward(idx, op.loc_)[0]:  # type: ignore[attr-defined]
-                ch = self._choices(idx, op.loc_)  # type: ignore[attr-defined]
+            if op.__class__ is O.Load and not op.late and not self._uncached(op.loc_) and not self._forward(idx, op.loc_)[0]:  # type: ignore[attr-defined]
+                ch = self._choices(idx, op.loc_, op.dep)  # type: ignore[attr-defined]
                 return len(ch) if ch else 1
         return super().alternatives(idx)
 
@@ -423,6 +487,14 @@ class WeakExecution(Execution):
         ps = self._pseudo(idx)
         if ps is not None:
             kind, u = ps
+            if kind == "ld":
+                pend = self.pend[u]
+                if not pend:
+                    return (), ()
+                locs = tuple(dict.fromkeys(x for x, _ in pend.values()))
+                causes = tuple(f"^ld:{u}:{t}" for t in pend)
+                views = tuple(f"pv:{u}:{x}" for x in locs)
+                return (*locs, *causes, *views, f"^sb:{u}"), (f"^ld:{u}", *(f"^ldv:{u}:{t}" for t in pend))
             if kind == "sb":
                 buf = self.buf[u]
                 if not buf:
@@ -444,6 +516,14 @@ class WeakExecution(Execution):
             return ((*r, *self._lag_reads(u)) if self.power else r), w
         op = a.stack[-1].op
         cls = op.__class__
+        if cls is O.Await:
+            return (f"^ldv:{u}:{op.token}",), ()  # type: ignore[attr-defined]
+        if cls is O.Load and self.power and op.late and not self._uncached(op.loc_):  # type: ignore[attr-defined]
+            return (), (f"^ld:{u}:{op.token}",)  # type: ignore[attr-defined]
+        if cls is O.RMW and self.power and op.order != "mb":  # type: ignore[attr-defined]
+            x = op.loc_  # type: ignore[attr-defined]
+            k = len(self.co[x]) if x in self.co else 1
+            return (x, f"pv:{u}:{x}", f"^sb:{u}"), self._aliased((x, f"^w:{x}:{k}", f"pv:{u}:{x}"))
         if cls is O.Store:
             if self._uncached(op.loc_):  # type: ignore[attr-defined]
                 return (), self._aliased((op.loc_,))  # type: ignore[attr-defined]
@@ -457,11 +537,11 @@ class WeakExecution(Execution):
         if cls is O.Barrier:
             act = self._barrier_action(op)
             if act == "full":
-                r = (*r, f"^sb:{u}", *(self._all_lag_reads() if self.power else ()))
+                r = (*r, f"^sb:{u}", *(self._all_lag_reads() if self.power else ()), *((f"^ld:{u}",) if self.power else ()))
             elif act == "lwsync" or act == "floor":
-                r = (*r, f"^sb:{u}", *self._lag_reads(u))
+                r = (*r, f"^sb:{u}", *self._lag_reads(u), *((f"^ld:{u}",) if self.power else ()))
         elif cls in _FULL_OPS:
-            r = (*r, f"^sb:{u}", *(self._all_lag_reads() if self.power else ()))
+            r = (*r, f"^sb:{u}", *(self._all_lag_reads() if self.power else ()), *((f"^ld:{u}",) if self.power else ()))
         elif self.power and cls in (O.Load, O.LoadN, O.WaitUntil):
             r = (*r, *(f"pv:{u}:{x}" for x in op.reads if not self._uncached(x)))
         return r, w
@@ -474,7 +554,12 @@ class WeakExecution(Execution):
             super()._transition(a, alt)
             return
         kind, u = ps
-        if kind == "sb":
+        if kind == "ld":
+            t, k = self._late_choices(u)[alt]
+            x, dep = self.pend[u].pop(t)
+            value = self.lval[u][t] = self._satisfy(u, x, dep, k, t)
+            text = f"satisfy load #{t} of {x} = {value!r} ({self.actors[u].name}, late)"
+        elif kind == "sb":
             i = self._committable(u)[alt]
             seq, x, value, _ = self.buf[u].pop(i)
             self._commit(u, x, value)
@@ -499,17 +584,25 @@ class WeakExecution(Execution):
         u = a.idx
         if cls is O.Load:
             x = op.loc_  # type: ignore[attr-defined]
-            hit, result = self._forward(u, x)
-            if self._uncached(x):
-                result = self.mem[x]
-            elif not hit:
-                ch = self._choices(u, x) if self.power else None
-                if ch is None:
+            if self.power and op.late and not self._uncached(x):  # type: ignore[attr-defined]
+                self.pend[u][op.token] = (x, op.dep)  # type: ignore[attr-defined]
+                result = O.PENDING
+            elif self.power:
+                result = self._satisfy(u, x, op.dep, alt, op.token)  # type: ignore[attr-defined]
+            else:
+                hit, result = self._forward(u, x)
+                if not hit:
                     result = self.mem[x]
-                else:
-                    i = ch[alt]
-                    self.floor[u][x] = max(self.floor[u].get(x, 0), i)
-                    result = self.co[x][i]
+        elif cls is O.Await:
+            result = self.lval[u].pop(op.token)  # type: ignore[attr-defined]
+        elif cls is O.RMW and self.power and op.order != "mb":  # type: ignore[attr-defined]
+            x = op.loc_  # type: ignore[attr-defined]
+            self._init_co(x)
+            result = self.co[x][-1]
+            self.floor[u][x] = max(self.floor[u].get(x, 0), len(self.co[x]) - 1)
+            new = op.fn(result)  # type: ignore[attr-defined]
+            if new != result:
+                self._commit(u, x, new)
         elif cls is O.Store:
             result = self._store(u, op.loc_, op.value, 0)  # type: ignore[attr-defined]
         elif cls is O.StoreN:
@@ -559,7 +652,8 @@ class WeakExecution(Execution):
         lag = tuple(tuple(sorted(d.items())) for d in self.lag)
         floors = tuple(tuple(sorted((x, self._low(u, x)) for x in self.co if self._low(u, x))) for u in range(self.n_real))
         bview = tuple(None if b is None else (tuple(sorted((x, self._need(b, x)) for x in self.co))) for b in self.bview)
-        return hash((base, bufs, co, lag, floors, bview))
+        late = tuple((tuple(sorted(p.items())), tuple(sorted((t, canon(v)) for t, v in lv.items()))) for p, lv in zip(self.pend, self.lval, strict=True))
+        return hash((base, bufs, co, lag, floors, bview, late))
 
 
 __all__ = ["ACTIONS", "MODELS", "WeakExecution", "barrier_site", "split_memory_config", "with_memory_model"]
