@@ -335,8 +335,18 @@ class WeakExecution(Execution):
     def _lag_reads(self, u: int) -> tuple[str, ...]:
         return tuple(f"pv:{u}:{x}" for x in self.lag[u])
 
+    def _view_reads(self, u: int) -> tuple[str, ...]:
+        """What a snapshot of u's view reads: every location with a write history,
+        lagging or not (a propagation that emptied a lag entry changed the view too)."""
+        return tuple(f"pv:{u}:{x}" for x in self.co)
+
     def _all_lag_reads(self) -> tuple[str, ...]:
-        return tuple(f"pv:{v}:{x}" for v in range(self.n_real) for x in self.lag[v])
+        """What a full barrier waits for: the propagation of every write to every
+        thread.  Every (thread, location) with a write history, not only those
+        still lagging: the propagation steps that *enabled* the barrier must be
+        ordered before it, though their lag entries are gone by the time it runs
+        (DPOR misses the orders where they come later otherwise: Z6.1)."""
+        return tuple(f"pv:{v}:{x}" for v in range(self.n_real) for x in self.co)
 
     def _init_co(self, x: str) -> None:
         if x not in self.co:
@@ -455,7 +465,7 @@ class WeakExecution(Execution):
             act = self._barrier_action(op)
             if act is None or act == "order":
                 return True
-            if self.power and self.lag[u]:
+            if self.power:
                 return False  # its effect depends on what has reached this thread: a step of its own
             return self._full_ready(u) if act == "full" else not self.buf[u] and not (self.power and self.pend[u])
         if cls is O.RMW and self.power and op.order != "mb":  # type: ignore[attr-defined]
@@ -513,7 +523,7 @@ class WeakExecution(Execution):
         u = idx
         if a.status == NAP or self._delivers(a):
             r, w = super().footprint(idx, pending)
-            return ((*r, *self._lag_reads(u)) if self.power else r), w
+            return ((*r, *self._view_reads(u)) if self.power else r), w
         op = a.stack[-1].op
         cls = op.__class__
         if cls is O.Await:
@@ -539,7 +549,7 @@ class WeakExecution(Execution):
             if act == "full":
                 r = (*r, f"^sb:{u}", *(self._all_lag_reads() if self.power else ()), *((f"^ld:{u}",) if self.power else ()))
             elif act == "lwsync" or act == "floor":
-                r = (*r, f"^sb:{u}", *self._lag_reads(u), *((f"^ld:{u}",) if self.power else ()))
+                r = (*r, f"^sb:{u}", *(self._view_reads(u) if self.power else ()), *((f"^ld:{u}",) if self.power else ()))
         elif cls in _FULL_OPS:
             r = (*r, f"^sb:{u}", *(self._all_lag_reads() if self.power else ()), *((f"^ld:{u}",) if self.power else ()))
         elif self.power and cls in (O.Load, O.LoadN, O.WaitUntil):

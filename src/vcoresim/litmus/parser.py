@@ -221,6 +221,11 @@ def parse(text: str, path: str = "<litmus>") -> Litmus:
     result, expected = _annotations(text, m.end(), head_end, err)
     head = _OCAML_COMMENT.sub(_blank, text[:head_end])
     head = _blank_c_comments(head)
+    # herd's header may carry a doc string and Key=Value lines (diy7's output).
+    brace = head.find("{", m.end())
+    if brace > 0:
+        meta = re.sub(r'(?m)^[ \t]*("[^"\n]*"|[A-Za-z][A-Za-z0-9_]*=[^\n]*)[ \t]*$', lambda x: " " * len(x.group(0)), head[m.end() : brace])
+        head = head[: m.end()] + meta + head[brace:]
     im = re.compile(r"\s*\{(.*?)\}", re.S).match(head, m.end())
     if not im:
         raise err(m.end(), "expected the initial state '{ ... }'")
