@@ -286,9 +286,34 @@ class WeakExecution(Execution):
                 self._direct(x, old)
             self.seq[u] += 1  # keep entry numbers aligned with the StoreN footprint
             return value
-        self.buf[u].append([self.seq[u], x, value, self.epoch[u]])
+        self.buf[u].append([self.seq[u], x, value, self.epoch[u], ()])
         self.seq[u] += 1
         return value
+
+    def _store_n(self, u: int, items: tuple[tuple[str, Any], ...]) -> None:
+        """A StoreN.  Its uncached items (ghost and monitor state) shadow its first
+        cached store: they take effect when that store commits, not when it is
+        buffered, so a ghost never runs ahead of the memory it describes."""
+        first = next((i for i, (loc, _) in enumerate(items) if not self._uncached(loc)), None)
+        if first is None:
+            for i, (loc, value) in enumerate(items):
+                self._store(u, loc, value, i)
+            return
+        riders = tuple((loc, value) for loc, value in items if self._uncached(loc))
+        for i, (loc, value) in enumerate(items):
+            if self._uncached(loc):
+                self.seq[u] += 1
+            else:
+                self._store(u, loc, value, i)
+                if i == first and riders:
+                    self.buf[u][-1][4] = riders
+
+    def _riders(self, u: int, entry: list[Any]) -> None:
+        for loc, value in entry[4]:
+            old = self.mem[loc]
+            self.mem[loc] = value
+            if self.power:
+                self._direct(loc, old)
 
     def _value(self, u: int, x: str, settle: bool) -> Any:
         """The newest value of x u can see (own buffer, then its view); ``settle`` moves its floor there."""
@@ -339,6 +364,13 @@ class WeakExecution(Execution):
         """What a snapshot of u's view reads: every location with a write history,
         lagging or not (a propagation that emptied a lag entry changed the view too)."""
         return tuple(f"pv:{u}:{x}" for x in self.co)
+
+    def _queue(self, u: int) -> tuple[str, ...]:
+        return (f"^sbq:{u}",) if self.model != "tso" else ()
+
+    def _lagsets(self, u: int) -> tuple[str, ...]:
+        """power: the propagation sets of every thread but u (a commit by u adds to them)."""
+        return tuple(f"lagset:{v}" for v in range(self.n_real) if v != u) if self.power else ()
 
     def _all_lag_reads(self) -> tuple[str, ...]:
         """What a full barrier waits for: the propagation of every write to every
@@ -504,21 +536,26 @@ class WeakExecution(Execution):
                 locs = tuple(dict.fromkeys(x for x, _ in pend.values()))
                 causes = tuple(f"^ld:{u}:{t}" for t in pend)
                 views = tuple(f"pv:{u}:{x}" for x in locs)
-                return (*locs, *causes, *views, f"^sb:{u}"), (f"^ld:{u}", *(f"^ldv:{u}:{t}" for t in pend))
+                return (*locs, *causes, *views, f"^sb:{u}", f"^ldq:{u}"), (f"^ld:{u}", *(f"^ldv:{u}:{t}" for t in pend))
             if kind == "sb":
                 buf = self.buf[u]
                 if not buf:
                     return (), ()
                 ok = self._committable(u)
                 locs = tuple(dict.fromkeys(buf[i][1] for i in ok))
+                riders = tuple(loc for i in ok for loc, _ in buf[i][4])
                 causes = tuple(f"^sb:{u}:{buf[i][0]}" for i in ok)
                 made = tuple(f"^w:{x}:{len(self.co[x]) if x in self.co else 1}" for x in locs) if self.power else ()
-                return (*locs, *causes), self._aliased((*locs, f"^sb:{u}", *made))
+                # A store of the thread adds a branch to this transition (pso, power) and a
+                # commit adds one to every other thread's propagation (power): they are
+                # dependent, though the new branch is not in the other's footprint yet.
+                queue = (f"^sbq:{u}",) if self.model != "tso" else ()
+                return (*locs, *causes, *queue), self._aliased((*locs, *riders, f"^sb:{u}", *made, *self._lagsets(u)))
             lag = self.lag[u]
             if not lag:
                 return (), ()
             causes = tuple(f"^w:{x}:{j + 1}" for x, j in lag.items())
-            return (*lag, *causes, *self._lag_reads(u)), self._lag_reads(u)
+            return (*lag, *causes, *self._lag_reads(u), f"lagset:{u}"), self._lag_reads(u)
         a = self.actors[idx]
         u = idx
         if a.status == NAP or self._delivers(a):
@@ -529,18 +566,22 @@ class WeakExecution(Execution):
         if cls is O.Await:
             return (f"^ldv:{u}:{op.token}",), ()  # type: ignore[attr-defined]
         if cls is O.Load and self.power and op.late and not self._uncached(op.loc_):  # type: ignore[attr-defined]
-            return (), (f"^ld:{u}:{op.token}",)  # type: ignore[attr-defined]
+            return (), (f"^ld:{u}:{op.token}", f"^ldq:{u}")  # type: ignore[attr-defined]
         if cls is O.RMW and self.power and op.order != "mb":  # type: ignore[attr-defined]
             x = op.loc_  # type: ignore[attr-defined]
             k = len(self.co[x]) if x in self.co else 1
-            return (x, f"pv:{u}:{x}", f"^sb:{u}"), self._aliased((x, f"^w:{x}:{k}", f"pv:{u}:{x}"))
+            return (x, f"pv:{u}:{x}", f"^sb:{u}"), self._aliased((x, f"^w:{x}:{k}", f"pv:{u}:{x}", *self._lagsets(u)))
         if cls is O.Store:
             if self._uncached(op.loc_):  # type: ignore[attr-defined]
                 return (), self._aliased((op.loc_,))  # type: ignore[attr-defined]
-            return (), (f"^sb:{u}:{self.seq[u]}",)
+            return (), (f"^sb:{u}:{self.seq[u]}", *self._queue(u))
         if cls is O.StoreN:
-            w = tuple(k if self._uncached(k) else f"^sb:{u}:{self.seq[u] + i}" for i, (k, _) in enumerate(op.items))  # type: ignore[attr-defined]
-            return (), self._aliased(w)
+            items = op.items  # type: ignore[attr-defined]
+            mixed = any(not self._uncached(k) for k, _ in items)
+            w = tuple(f"^sb:{u}:{self.seq[u] + i}" for i, (k, _) in enumerate(items) if not self._uncached(k))
+            if not mixed:
+                w = tuple(k for k, _ in items)
+            return (), self._aliased((*w, *self._queue(u)))
         r, w = super().footprint(idx, pending)
         if r == ("*",):
             return r, w
@@ -552,6 +593,8 @@ class WeakExecution(Execution):
                 r = (*r, f"^sb:{u}", *(self._view_reads(u) if self.power else ()), *((f"^ld:{u}",) if self.power else ()))
         elif cls in _FULL_OPS:
             r = (*r, f"^sb:{u}", *(self._all_lag_reads() if self.power else ()), *((f"^ld:{u}",) if self.power else ()))
+            if self.power and cls in _DIRECT:
+                w = (*w, *self._lagsets(-1))  # a direct write reaches every thread: their propagations change
         elif self.power and cls in (O.Load, O.LoadN, O.WaitUntil):
             r = (*r, *(f"pv:{u}:{x}" for x in op.reads if not self._uncached(x)))
         return r, w
@@ -571,8 +614,10 @@ class WeakExecution(Execution):
             text = f"satisfy load #{t} of {x} = {value!r} ({self.actors[u].name}, late)"
         elif kind == "sb":
             i = self._committable(u)[alt]
-            seq, x, value, _ = self.buf[u].pop(i)
+            entry = self.buf[u].pop(i)
+            x, value = entry[1], entry[2]
             self._commit(u, x, value)
+            self._riders(u, entry)
             text = f"commit {x} = {value!r} (store buffer of {self.actors[u].name})"
         else:
             x = self._props(u)[alt]
@@ -616,8 +661,7 @@ class WeakExecution(Execution):
         elif cls is O.Store:
             result = self._store(u, op.loc_, op.value, 0)  # type: ignore[attr-defined]
         elif cls is O.StoreN:
-            for i, (loc, value) in enumerate(op.items):  # type: ignore[attr-defined]
-                self._store(u, loc, value, i)
+            self._store_n(u, op.items)  # type: ignore[attr-defined]
             result = None
         elif cls is O.LoadN:
             result = tuple(self._value(u, loc, True) for loc in op.locs)  # type: ignore[attr-defined]
@@ -655,7 +699,7 @@ class WeakExecution(Execution):
         base = super().fingerprint()
         if not self.weak:
             return base
-        bufs = tuple(tuple((e[1], canon(e[2]), e[3]) for e in b) for b in self.buf)
+        bufs = tuple(tuple((e[1], canon(e[2]), e[3], canon(e[4])) for e in b) for b in self.buf)
         if not self.power:
             return hash((base, bufs))
         co = tuple(sorted((x, canon(v)) for x, v in self.co.items()))
