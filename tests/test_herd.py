@@ -29,7 +29,7 @@ def test_powerpc_mapping() -> None:
     assert text.startswith("PPC MP+release+acquire\n")
     p0 = [row.split("|")[0].strip() for row in text.splitlines() if "|" in row]
     p1 = [row.split("|")[1].strip().rstrip(";").strip() for row in text.splitlines() if "|" in row]
-    assert p0[1:] == ["li r30,1", "stw r30,0(r20)", "lwsync", "li r30,1", "stw r30,0(r21)"]  # release = lwsync; stw
+    assert p0[1:] == ["li r30,1", "stw r30,0(r20)", "li r30,1", "lwsync", "stw r30,0(r21)"]  # release = lwsync; stw
     assert p1[1:3] == ["lwz r1,0(r20)", "lwsync"]  # acquire = lwz; lwsync
     ctrl = parse("C c\n{}\nP0(int *x, int *y) { int r0; r0 = READ_ONCE(*x); if (r0 == 1) WRITE_ONCE(*y, 1); smp_mb(); }\nexists (0:r0=1)\n")
     code = to_ppc(ctrl)
