@@ -85,7 +85,7 @@ class HerdResult:
 
 
 def _observation(out: str) -> str | None:
-    m = re.search(r"^Observation \S+ (Never|Sometimes|Always)\b", out, re.M)
+    m = re.search(r"^Observation \S+ (Never|Sometimes|Always)\b", out, re.MULTILINE)
     return m.group(1) if m else None
 
 
@@ -348,4 +348,4 @@ def herd_verdict_path(herd: str, mm: Path, path: Path) -> HerdResult:
     return run_herd(herd, ["-I", str(mm), "-conf", "linux-kernel.cfg"], None, path)
 
 
-__all__ = ["Row", "compare", "HERD_MODELS", "HerdResult", "Untranslatable", "find_herd", "herd_verdict", "kernel_tests", "kernel_tree", "run_herd", "to_ppc"]
+__all__ = ["HERD_MODELS", "HerdResult", "Row", "Untranslatable", "compare", "find_herd", "herd_verdict", "kernel_tests", "kernel_tree", "run_herd", "to_ppc"]

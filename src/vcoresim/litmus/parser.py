@@ -178,7 +178,7 @@ def _addrs(t: Any, locs: dict[str, None]) -> None:
 
 
 _ID = r"[A-Za-z_][A-Za-z0-9_]*"
-_OCAML_COMMENT = re.compile(r"\(\*.*?\*\)", re.S)
+_OCAML_COMMENT = re.compile(r"\(\*.*?\*\)", re.DOTALL)
 
 
 def parse_file(path: str | Path) -> Litmus:
@@ -201,7 +201,7 @@ def _blank(m: re.Match[str]) -> str:
 
 
 def _blank_c_comments(s: str) -> str:
-    s = re.sub(r"/\*.*?\*/", _blank, s, flags=re.S)
+    s = re.sub(r"/\*.*?\*/", _blank, s, flags=re.DOTALL)
     return re.sub(r"//[^\n]*", _blank, s)
 
 
@@ -226,7 +226,7 @@ def parse(text: str, path: str = "<litmus>") -> Litmus:
     if brace > 0:
         meta = re.sub(r'(?m)^[ \t]*("[^"\n]*"|[A-Za-z][A-Za-z0-9_]*=[^\n]*)[ \t]*$', lambda x: " " * len(x.group(0)), head[m.end() : brace])
         head = head[: m.end()] + meta + head[brace:]
-    im = re.compile(r"\s*\{(.*?)\}", re.S).match(head, m.end())
+    im = re.compile(r"\s*\{(.*?)\}", re.DOTALL).match(head, m.end())
     if not im:
         raise err(m.end(), "expected the initial state '{ ... }'")
     init, reg_init = _parse_init(head, im.start(1), im.group(1), err)
@@ -237,7 +237,7 @@ def parse(text: str, path: str = "<litmus>") -> Litmus:
     params: list[list[str]] = []
     pos = head_end
     code = _blank_c_comments(text)
-    thread_re = re.compile(r"\s*P(\d+)\s*\(([^)]*)\)\s*\{", re.S)
+    thread_re = re.compile(r"\s*P(\d+)\s*\(([^)]*)\)\s*\{", re.DOTALL)
     while True:
         tm = thread_re.match(code, pos)
         if not tm:
@@ -319,7 +319,7 @@ def _parse_init(text: str, base: int, body: str, err: Any) -> tuple[dict[str, An
         pos += len(stmt) + 1
         if not s:
             continue
-        im = re.fullmatch(rf"((?:(?:{'|'.join(_TYPES)}|const|volatile)\s*\**\s*)*)(\**\s*)((?:\d+:)?{_ID})\s*(?:=\s*(.+))?", s, re.S)
+        im = re.fullmatch(rf"((?:(?:{'|'.join(_TYPES)}|const|volatile)\s*\**\s*)*)(\**\s*)((?:\d+:)?{_ID})\s*(?:=\s*(.+))?", s, re.DOTALL)
         if not im:
             raise err(at, f"initial state: cannot read {s!r} (expected '[type] x = value;')")
         name, v = im.group(3), (im.group(4) or "0").strip()
@@ -622,7 +622,7 @@ class _BodyParser:
             return args
 
     # -- expressions (C precedence, the usual subset)
-    _BIN = [("||",), ("&&",), ("|",), ("^",), ("&",), ("==", "!="), ("<", ">", "<=", ">="), ("<<", ">>"), ("+", "-"), ("*", "/", "%")]
+    _BIN: tuple[tuple[str, ...], ...] = (("||",), ("&&",), ("|",), ("^",), ("&",), ("==", "!="), ("<", ">", "<=", ">="), ("<<", ">>"), ("+", "-"), ("*", "/", "%"))
 
     def _expr(self, level: int = 0) -> tuple[Any, ...]:
         if level == len(self._BIN):

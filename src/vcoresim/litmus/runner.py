@@ -332,9 +332,7 @@ def _arith(op: str, a: Any, b: Any, e: Any) -> Any:
 def _settled(ex: Execution, n: int) -> bool:
     if any(a.status != DONE for a in ex.actors[:n]):
         return False
-    if any(getattr(ex, "buf", ())) or any(getattr(ex, "lag", ())) or any(getattr(ex, "pend", ())):
-        return False
-    return True
+    return not (any(getattr(ex, "buf", ())) or any(getattr(ex, "lag", ())) or any(getattr(ex, "pend", ())))
 
 
 def final_registers(ex: Execution, regs: dict[tuple[int, str], Any]) -> dict[tuple[int, str], Any]:
