@@ -188,3 +188,10 @@ def test_power_reorders_loads_after_stores_and_honours_dependencies() -> None:
     assert exp["LB+ctrl+data"]["power"] == "Never"  # control and data dependencies order load->store
     assert exp["MP+wmb+addr"]["power"] == "Never"  # an address dependency orders load->load
     assert exp["MP+wmb+ctrl"]["power"] == "Sometimes"  # a control dependency alone does not
+
+
+def test_cli_a_load_through_a_non_pointer_is_one_line(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "null.litmus"
+    bad.write_text("C null\n{}\nP0(int **p) { int *r0; int r1; r0 = READ_ONCE(*p); r1 = READ_ONCE(*r0); }\nexists (0:r1=0)\n")
+    r = cli("litmus", str(bad), "--memory-model", "sc")
+    assert r.code == 2 and r.stderr_lines == [f"vcoresim: error: {bad}: P0: register r0 holds 0, not an address"]

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from vcoresim.cli.common import fail, out
 from vcoresim.engine.memory import MODELS
+from vcoresim.engine.runtime import ModelError
 from vcoresim.litmus.parser import Litmus, LitmusError, parse_file
 from vcoresim.litmus.runner import Outcome, expected_for, run, shipped
 
@@ -49,7 +50,10 @@ def litmus_cmd(files: tuple[Path, ...], models: tuple[str, ...], max_seconds: fl
     rows: list[tuple[Litmus, list[Outcome]]] = []
     bad = 0
     for lit in tests:
-        outcomes = [run(lit, m, max_seconds=max_seconds) for m in chosen]
+        try:
+            outcomes = [run(lit, m, max_seconds=max_seconds) for m in chosen]
+        except ModelError as e:  # e.g. a load through a register that holds no address
+            fail(f"{lit.path}: {e}")
         for o in outcomes:
             want = expected_for(lit, o.model)
             if o.verdict == "Unknown" or (want is not None and want != o.verdict):
