@@ -13,6 +13,7 @@ from vcoresim.engine.strategies.base import Bounds, Budget, Exploration, Progres
 from vcoresim.engine.strategies.dpor import exhaustive
 from vcoresim.engine.strategies.sampling import pct, random_walk
 from vcoresim.engine.world import Program
+from vcoresim.simulate.window import timing_window
 
 Stop = Callable[[], bool] | None
 
@@ -47,6 +48,8 @@ class CheckResult:
     violation_step: int | None = None
     shrink: dict[str, Any] = field(default_factory=dict)
     checkpoint: str | None = None  # written when a budget or Ctrl-C ended the search early
+    #: The delays the counterexample needs (simulate/window.py), for a violation.
+    window: dict[str, Any] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -71,6 +74,7 @@ class CheckResult:
             "shrink": self.shrink,
             "trace": self.trace,
             **({"checkpoint": self.checkpoint} if self.checkpoint else {}),
+            **({"window": self.window} if self.window is not None else {}),
         }
 
 
@@ -111,7 +115,7 @@ def auto(
     budget = Budget(bounds)
     total = Stats()
     phases: list[dict[str, Any]] = []
-    limits: list[int | None] = list(range(0, bounds.max_preemptions + 1)) if bounds.max_preemptions is not None else [0, 1, None]
+    limits: list[int | None] = list(range(bounds.max_preemptions + 1)) if bounds.max_preemptions is not None else [0, 1, None]
     first = 0
     search_state: dict[str, Any] | None = None
     if resume is not None:
@@ -252,6 +256,8 @@ def check(
         original_length=len(res.schedule),
         original_switches=context_switches(res.schedule),
     )
+    window = timing_window(program, schedule).as_dict()
+    trace.window = window
     path = trace_out or Path("traces") / f"{program.name.replace('/', '-')}.trace.json"
     trace.write(path)
     v = ex.violation or res.violation
@@ -269,6 +275,7 @@ def check(
         expected,
         violation_step=v.step,
         shrink=trace.shrink,
+        window=window,
     )
 
 
@@ -278,6 +285,8 @@ class ReplayOutcome:
     execution: Execution
     reproduced: bool
     summary: str
+    #: The delays the replayed counterexample needs (simulate/window.py); None without a violation.
+    window: dict[str, Any] | None = None
 
 
 def replay(path: Path, program_for: Any) -> ReplayOutcome:
@@ -303,4 +312,5 @@ def replay(path: Path, program_for: Any) -> ReplayOutcome:
     else:
         summary = f"NOT REPRODUCED: the trace records {want or 'no violation'}, the replay gives {got or 'no violation'}"
         ok = False
-    return ReplayOutcome(trace, ex, ok, summary)
+    window = timing_window(program, [(i, alt) for i, alt in ex.schedule]).as_dict() if ex.violation is not None else None
+    return ReplayOutcome(trace, ex, ok, summary, window)

@@ -134,6 +134,8 @@ class Trace:
     schedule: list[tuple[str, int]]
     steps: list[dict[str, Any]]
     shrink: dict[str, Any]
+    #: The delays the counterexample needs (simulate/window.py); written, not read back.
+    window: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         doc = {
@@ -145,6 +147,7 @@ class Trace:
             "bounds": self.bounds,
             "violation": self.violation,
             "shrink": self.shrink,
+            **({"window": self.window} if self.window is not None else {}),
             "schedule": [[a, alt] for a, alt in self.schedule],
             "steps": self.steps,
         }
@@ -217,6 +220,7 @@ def load_trace(path: Path) -> Trace:
         schedule=sched,
         steps=doc.get("steps") or [],
         shrink=doc.get("shrink") or {},
+        window=doc.get("window"),
     )
 
 

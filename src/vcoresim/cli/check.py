@@ -241,14 +241,38 @@ def _print_one(r: CheckResult, reproducible: bool) -> None:
     out.print(f"  coverage {r.coverage}: {_fmt_stats(r, reproducible)}", markup=False)
     if r.checkpoint:
         out.print(f"  checkpoint: {r.checkpoint}; continue with: vcoresim check --resume {r.checkpoint}", markup=False)
+    if r.window is not None:
+        for i, line in enumerate(_window_lines(r.window)):
+            out.print(("  timing window: " if i == 0 else "                 ") + line, markup=False)
     if r.trace:
         sh = r.shrink
         out.print(f"  trace: {r.trace} ({sh.get('steps_after')} steps, shrunk from {sh.get('steps_before')}); replay with: vcoresim replay {r.trace}", markup=False)
 
 
+def _window_lines(window: dict[str, Any]) -> list[str]:
+    """The counterexample's needed delays, stalls first (simulate/window.py)."""
+    needs = window.get("needs") or []
+    return [n["text"] for n in needs] or [window["summary"]]
+
+
+def _worst_stall(window: dict[str, Any] | None) -> str:
+    """The table's short form of a timing window: the longest stall, or none."""
+    if window is None:
+        return "-"
+    if window.get("note"):
+        return "n/a"
+    stalls = [n for n in window.get("needs") or [] if n["kind"] == "stall"]
+    if not stalls:
+        return "none"
+    from vcoresim.simulate.window import fmt_ns
+
+    worst = max(stalls, key=lambda n: n["ns"])
+    return f"{worst['actor']} {fmt_ns(worst['ns'])}"
+
+
 def _print_table(results: list[CheckResult], reproducible: bool) -> None:
     t = Table(title="vcoresim check", title_justify="left")
-    for col in ("scenario", "expected", "verdict", "invariant", "coverage", "executions", "states", "steps", "seconds", "trace"):
+    for col in ("scenario", "expected", "verdict", "invariant", "stall needed", "coverage", "executions", "states", "steps", "seconds", "trace"):
         t.add_column(col, justify="right" if col in ("executions", "states", "steps", "seconds") else "left", no_wrap=col == "scenario", overflow="fold")
     for r in results:
         colour = {"holds": "green", "violation": "red", "incomplete": "yellow"}[r.verdict]
@@ -258,6 +282,7 @@ def _print_table(results: list[CheckResult], reproducible: bool) -> None:
             r.expected or "-",
             f"[{colour}]{r.verdict}[/]" + ("" if ok else " [bold red](unexpected)[/]"),
             r.invariant or "-",
+            _worst_stall(r.window),
             r.coverage,
             str(r.stats.executions),
             str(r.stats.states),

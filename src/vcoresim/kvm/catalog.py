@@ -7,10 +7,26 @@ from typing import Any
 from vcoresim.kvm.entry_p9 import ENTRY_INVARIANTS
 from vcoresim.kvm.hmi import TIMEBASE_INVARIANTS
 from vcoresim.kvm.invariants import INVARIANTS as VCORE_INVARIANTS
-from vcoresim.kvm.patches import DEFAULT_PRESET, ORDER, PATCHES, PRESETS
+from vcoresim.kvm.patches import DEFAULT_PRESET, ORDER, PATCHES, PRESETS, Patch
 
 #: Every invariant of the three models (vcore, entry, timebase), for listings and reports.
 INVARIANTS: dict[str, str] = {**VCORE_INVARIANTS, **ENTRY_INVARIANTS, **TIMEBASE_INVARIANTS}
+
+
+def _commit_text(p: Patch) -> str:
+    """The mainline id, the seed's branch id when it differs, and how sure the id is."""
+    if not p.commit:
+        return "(not pinned down)"
+    text = p.commit + ("" if p.commit_checked else " (id unchecked)")
+    return text + (f" (seed: {p.seed_commit})" if p.seed_commit else "")
+
+
+def _seed_text(p: Patch) -> str:
+    if p.seed:
+        return "seed " + p.seed.split("_", 1)[0]
+    if p.name == "idle-skip-kvm-sync":
+        return "caused seed 003's bug"
+    return "-"
 
 
 def patches() -> list[dict[str, Any]]:
@@ -18,15 +34,32 @@ def patches() -> list[dict[str, Any]]:
     return [
         {
             "name": p.name,
-            "seed": p.seed or f"(introduced seed 003's bug) {p.commit}",
+            "commit": _commit_text(p),
+            "release": f"{p.release} ({p.release_confidence})",
+            "seed": _seed_text(p),
             "default": "on" if p.name in default else "off",
-            "description": f"{p.commit} {p.title} (first in {p.release}, {p.release_confidence} confidence): {p.changes}",
-            "commit": p.commit,
-            "release": p.release,
-            "release_confidence": p.release_confidence,
+            "description": f"{p.title}: {p.changes}",
+            **{f"registry_{k}": v for k, v in p.as_dict().items()},
         }
         for p in (PATCHES[n] for n in ORDER)
     ]
+
+
+def patches_markdown() -> str:
+    """The patch table of docs/scenarios.md, generated from the registry (a test
+    keeps the document in step: ``vcoresim list --markdown`` prints it)."""
+    rows = ["| patch | mainline commit | first release (confidence) | seed | title | what turning it on changes | evidence |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for p in (PATCHES[n] for n in ORDER):
+        cells = [f"`{p.name}`", _commit_text(p), f"{p.release} ({p.release_confidence})", _seed_text(p), p.title, p.changes, p.evidence]
+        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def presets_markdown() -> str:
+    rows = ["| preset | patches | note |", "| --- | --- | --- |"]
+    for pr in PRESETS.values():
+        rows.append(f"| `{pr.name}` | {', '.join(n for n in ORDER if n in pr.patches) or '(none)'} | {pr.description} |")
+    return "\n".join(rows) + "\n"
 
 
 def presets() -> list[dict[str, Any]]:

@@ -12,7 +12,20 @@ from typing import TYPE_CHECKING, Any
 from vcoresim.engine.msr import MSR_HV, in_host_virtual_mode, msr_str
 from vcoresim.engine.world import RUN, Invariant, Liveness, World
 from vcoresim.errors import ConfigError
-from vcoresim.kvm.state import BLOCKED, LPID_HOST, RUNNABLE, VCORE_EXIT_SHIFT, VCORE_RUNNING, core, hstate, vcore, vcpu, woke_with_req
+from vcoresim.kvm.state import (
+    BLOCKED,
+    LPID_HOST,
+    RUNNABLE,
+    STOPPED,
+    VCORE_EXIT_SHIFT,
+    VCORE_RUNNING,
+    core,
+    hstate,
+    vcore,
+    vcpu,
+    vcpu_started,
+    woke_with_req,
+)
 
 if TYPE_CHECKING:
     from vcoresim.engine.runtime import Execution
@@ -26,7 +39,7 @@ INVARIANTS: dict[str, str] = {
     "vcpu-on-its-thread": "safety: a vCPU runs only on thread pcpu + ptid of its vcore's core",
     "core-one-partition": "safety: guest code runs only while its core is in that guest's partition, and a core runs one vcore at a time",
     "vcore-counters": "safety: with vc->lock free, n_runnable and n_blocked agree with the vCPU states and the runnable list",
-    "runnable-vcpu-dispatched": "safety: while a vcore runs (its exit not begun) and vc->lock is free, every runnable vCPU's thread pcpu + ptid points at it: a runnable vCPU is started by the run or joins it (kvmppc_start_thread)",
+    "runnable-vcpu-dispatched": "safety: while a vcore runs (its exit not begun) and vc->lock is free, every runnable vCPU the run started (kvmppc_start_thread, at the start or as a late join) still has its thread pcpu + ptid pointing at it: a vCPU handed to a thread is not lost",
     "no-wait-for-nap-timeout": "safety: the runner leaves only after every woken secondary has napped (kvmppc_wait_for_nap never times out)",
     "no-grab-timeout": "safety: kvmppc_grab_hwthread never gives up (-EBUSY, 'couldn't grab cpu')",
     "vcpus-complete": "liveness: every vCPU thread runs its guest to the end and exits (checked when the run ends)",
@@ -126,7 +139,7 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
                 continue
             states = [m[vcpu(v, "state")] for v in vc.vcpus]
             n_run, n_blk, lst = m[vcore(vc.index, "n_runnable")], m[vcore(vc.index, "n_blocked")], m[vcore(vc.index, "runnable_threads")]
-            if n_run != states.count(RUNNABLE) or n_run != len(lst) or n_blk != states.count(BLOCKED):
+            if n_run != states.count(RUNNABLE) or n_run != len(lst) or n_blk != states.count(BLOCKED) + states.count(STOPPED):
                 return f"vcore {vc.index}: n_runnable={n_run} n_blocked={n_blk} runnable_threads={list(lst)} but states are {states}"
             if any(m[vcpu(v, "state")] != RUNNABLE for v in lst):
                 return f"vcore {vc.index}: runnable_threads {list(lst)} holds a vCPU that is not RUNNABLE"
@@ -135,7 +148,7 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
     dispatch_locs: list[str] = []
     for vc in k.vcores.values():
         dispatch_locs += [vcore(vc.index, f) for f in ("lock", "vcore_running", "entry_exit_count", "runnable_threads", "pcpu")]
-        dispatch_locs += [vcpu(v, "ptid") for v in vc.vcpus]
+        dispatch_locs += [vcpu(v, "ptid") for v in vc.vcpus] + [vcpu_started(v) for v in vc.vcpus]
     dispatch_locs += [hstate(cpu, "kvm_vcpu") for cpu in k.cpus]
 
     def runnable_vcpu_dispatched(ex: Execution) -> str | None:
@@ -147,6 +160,8 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
                 continue  # exiting: a vCPU made runnable now waits for the next run
             pcpu = m[vcore(vc.index, "pcpu")]
             for v in m[vcore(vc.index, "runnable_threads")]:
+                if not m[vcpu_started(v)]:
+                    continue  # runnable, not started: it waits for the next run (3.2-3.7 join only on a first run)
                 cpu = pcpu + m[vcpu(v, "ptid")]
                 if m[hstate(cpu, "kvm_vcpu")] != v:
                     return f"vcore {vc.index} runs but runnable vcpu {k.vcpu_label(v)} was not started on its thread cpu{cpu}"
