@@ -100,18 +100,22 @@ def qemu_vcpu_thread(k: Kvm, v: int) -> Body:
 
 def kvmppc_vcpu_run(k: Kvm, v: int) -> Body:
     t = k.vcpu_task[v]
-    sig = yield Load(task(t.name, "sigpending"))
-    if sig:
-        yield Store(vcpu(v, "exit_reason"), "KVM_EXIT_INTR")
-        return EINTR
+    every_call = not k.patch("late-join-first-run")  # 3.1 tests at the top of kvmppc_run_vcpu, so on every call
     while True:
-        ret = yield from kvmppc_run_vcpu(k, v)
-        if ret == RESUME_HOST:
-            hcall = yield Load(vcpu(v, "hcall"))
-            if hcall == "H_CEDE":  # ceded to the host: block until the guest's DEC timer fires
-                yield from kvmppc_vcpu_block(k, v)
-                continue
-        return ret
+        sig = yield Load(task(t.name, "sigpending"))
+        if sig:  # "No need to go into the guest when all we'll do is come back out"
+            yield Store(vcpu(v, "exit_reason"), "KVM_EXIT_INTR")
+            return EINTR
+        while True:
+            ret = yield from kvmppc_run_vcpu(k, v)
+            if ret == RESUME_HOST:
+                hcall = yield Load(vcpu(v, "hcall"))
+                if hcall == "H_CEDE":  # ceded to the host: block until the guest's DEC timer fires
+                    yield from kvmppc_vcpu_block(k, v)
+                    if every_call:
+                        break
+                    continue
+            return ret
 
 
 def kvmppc_run_vcpu(k: Kvm, v: int) -> Body:
@@ -134,6 +138,7 @@ def kvmppc_run_vcpu(k: Kvm, v: int) -> Body:
         running, eec, sig = yield LoadN(vcore(vc, "vcore_running"), vcore(vc, "entry_exit_count"), task(t.name, "sigpending"))
         join = not sig if k.patch("late-join-every-run") else state == STOPPED
         if join and running == VCORE_RUNNING and eec >> VCORE_EXIT_SHIFT == 0:
+            yield Store(vcpu_started(v), 1)  # (ghost: the run now owes V a thread)
             yield from kvmppc_start_thread(k, v)  # late join
     sleep_state = TASK_INTERRUPTIBLE
     while True:
@@ -173,6 +178,7 @@ def kvmppc_run_vcpu(k: Kvm, v: int) -> Body:
         if not k.patch("late-join-first-run") and running == VCORE_RUNNING and eec >> VCORE_EXIT_SHIFT == 0:
             # 3.1: the late join is tried on every pass, so a task woken while
             # its vCPU already runs in the vcore (a signal) starts it again (H3).
+            yield Store(vcpu_started(v), 1)  # (ghost: the run now owes V a thread)
             yield from kvmppc_start_thread(k, v)
         # prepare_to_wait(&vcpu->arch.cpu_run); unlock; schedule(); lock
         yield from host.set_current_state(k, t, sleep_state)
@@ -268,7 +274,8 @@ def kvmppc_run_core(k: Kvm, vc: int, cpu: int, runner: object) -> Body:
                 vcore(vc, "in_guest"): 0,
                 vcore(vc, "napping_threads"): 0,
                 vcore(vc, "pcpu"): cpu,
-                **{vcpu_started(x): 0 for x in k.vcores[vc].vcpus},  # ghost: none started yet
+                # ghost: the vCPUs this run must start (a late join adds itself)
+                **{vcpu_started(x): int(x in runnable) for x in k.vcores[vc].vcpus},
             }
         )
         yield Note(f"cpu{cpu} runs vcore {vc}", event="vcore_run", data={"vcore": vc, "cpu": cpu, "vcpus": [k.vcpu_label(x) for x in runnable]})
@@ -298,8 +305,16 @@ def kvmppc_run_core(k: Kvm, vc: int, cpu: int, runner: object) -> Body:
         yield smp_mb()  # 8.
         yield Store(f"rq[{cpu}].preempt_count", 0)
         yield from host.cond_resched(k, cpu, runner)  # type: ignore[arg-type]
+        # 9. The list is walked without the lock.  3.1: a vCPU that joins during the
+        # walk (list_add_tail) is reached if it is added before the walk reads the
+        # last entry's next pointer (the walk re-reads the list after each entry);
+        # 3.2 on handles late arrivals in kvmppc_run_vcpu, so one snapshot serves.
+        lazy = not k.patch("late-join-first-run")
         runnable = yield Load(vcore(vc, "runnable_threads"))
-        for x in runnable:  # 9.
+        i = 0
+        while i < len(runnable):
+            x = runnable[i]
+            i += 1
             trap = yield Load(vcpu(x, "trap"))
             if trap == 0:
                 sig = yield Load(task(k.vcpu_task[x].name, "sigpending"))
@@ -307,6 +322,8 @@ def kvmppc_run_core(k: Kvm, vc: int, cpu: int, runner: object) -> Body:
             else:
                 ret = yield from kvmppc_handle_exit(k, x, trap)
             yield StoreN({vcpu(x, "ret"): ret, vcpu(x, "trap"): 0})
+            if lazy and i == len(runnable):
+                runnable = yield Load(vcore(vc, "runnable_threads"))  # the last entry's next pointer
         yield SpinLock(vcore(vc, "lock"))
     # 10.
     yield Store(vcore(vc, "vcore_running"), VCORE_INACTIVE)
@@ -324,8 +341,7 @@ def kvmppc_start_thread(k: Kvm, v: int) -> Body:
     vc = k.vcore_of(v)
     pcpu, ptid = yield LoadN(vcore(vc, "pcpu"), vcpu(v, "ptid"))
     cpu = pcpu + ptid
-    # (the ghost records, for the monitors, that this run started V)
-    yield StoreN({hstate(cpu, "kvm_vcpu"): v, hstate(cpu, "kvm_vcore"): vc, hstate(cpu, "napping"): 0, vcpu_started(v): 1})
+    yield StoreN({hstate(cpu, "kvm_vcpu"): v, hstate(cpu, "kvm_vcore"): vc, hstate(cpu, "napping"): 0})
     yield smp_wmb()
     if ptid != 0:
         if k.patch("stray-ipi-guard") and not k.patch("start-secondary-races"):

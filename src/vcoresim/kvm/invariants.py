@@ -39,7 +39,7 @@ INVARIANTS: dict[str, str] = {
     "vcpu-on-its-thread": "safety: a vCPU runs only on thread pcpu + ptid of its vcore's core",
     "core-one-partition": "safety: guest code runs only while its core is in that guest's partition, and a core runs one vcore at a time",
     "vcore-counters": "safety: with vc->lock free, n_runnable and n_blocked agree with the vCPU states and the runnable list",
-    "runnable-vcpu-dispatched": "safety: while a vcore runs (its exit not begun) and vc->lock is free, every runnable vCPU the run started (kvmppc_start_thread, at the start or as a late join) still has its thread pcpu + ptid pointing at it: a vCPU handed to a thread is not lost",
+    "runnable-vcpu-dispatched": "safety: while a vcore runs (its exit not begun) and vc->lock is free, every runnable vCPU the run owes a thread (runnable when it began, or a late join) has its thread pcpu + ptid pointing at it: a vCPU handed to a thread is not lost",
     "no-wait-for-nap-timeout": "safety: the runner leaves only after every woken secondary has napped (kvmppc_wait_for_nap never times out)",
     "no-grab-timeout": "safety: kvmppc_grab_hwthread never gives up (-EBUSY, 'couldn't grab cpu')",
     "vcpus-complete": "liveness: every vCPU thread runs its guest to the end and exits (checked when the run ends)",
@@ -161,7 +161,7 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
             pcpu = m[vcore(vc.index, "pcpu")]
             for v in m[vcore(vc.index, "runnable_threads")]:
                 if not m[vcpu_started(v)]:
-                    continue  # runnable, not started: it waits for the next run (3.2-3.7 join only on a first run)
+                    continue  # runnable, not owed: it waits for the next run (3.2-3.7 join only on a first run)
                 cpu = pcpu + m[vcpu(v, "ptid")]
                 if m[hstate(cpu, "kvm_vcpu")] != v:
                     return f"vcore {vc.index} runs but runnable vcpu {k.vcpu_label(v)} was not started on its thread cpu{cpu}"

@@ -97,13 +97,15 @@ PATCHES: dict[str, Patch] = {
             "a vCPU joins a running vcore (kvmppc_start_thread) only on its first KVM_RUN (previous state STOPPED), "
             "once, before it waits, and after each run the runner fails every runnable vCPU whose task has a signal "
             "pending (-EINTR); off (3.1): the join is retried on every pass of the wait loop, so a task woken early (a "
-            "signal) starts its vCPU a second time (residual H3), and the signal test is in kvmppc_handle_exit.",
+            "signal) starts its vCPU a second time (residual H3), the signal test is in kvmppc_handle_exit, a ceded vCPU "
+            "re-enters kvmppc_run_vcpu from the top after blocking, and the exit walk of kvmppc_run_core re-reads the "
+            "list (a vCPU added during the walk is reached).",
             "v3.2",
             "high",
             "v3.1 kvmppc_run_vcpu calls kvmppc_start_thread inside the while (state == RUNNABLE) loop; v3.2-v3.7 only "
             "under prev_state == KVMPPC_VCPU_STOPPED before the loop (checked in v3.2, v3.4, v3.5, v3.6, v3.7). Which "
             "3.2 commit made the change was not pinned down (likely the real-mode H_CEDE rework)",
-            sites=("kvmppc_core_vcpu_create", "kvmppc_run_vcpu", "kvmppc_handle_exit"),
+            sites=("kvmppc_core_vcpu_create", "kvmppc_vcpu_run", "kvmppc_run_vcpu", "kvmppc_run_core", "kvmppc_handle_exit"),
             commit_checked=False,
         ),
         Patch(

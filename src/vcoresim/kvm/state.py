@@ -55,7 +55,7 @@ def woke_with_req(cpu: int) -> str:
 
 
 def vcpu_started(v: int) -> str:
-    """Ghost (not kernel state): kvmppc_start_thread pointed a thread at vCPU ``v`` in this run."""
+    """Ghost (not kernel state): this run owes vCPU ``v`` a thread (runnable when it began, or a late join)."""
     return f"ghost[vcpu{v}].started"
 
 

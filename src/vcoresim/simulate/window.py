@@ -32,8 +32,10 @@ between them, the difference is a delay the thread *must* take:
 * a **fault** condition when it can only go into an injected fault (an
   injected stall must last that long).
 
-Gaps in which the thread waits (a spin, a lock, nap) absorb any delay and
-count as neither; environment actors (fault injectors) are free.  The bounds
+A thread that an injected fault still holds when the violation happens
+must be held until then (a **fault** condition from where it was caught).
+Gaps in which the thread waits (a spin, a lock, nap, the idle loop) absorb
+any delay and count as neither; environment actors (fault injectors) are free.  The bounds
 are for this interleaving with every cost at its minimum; workload durations
 (guest compute, QEMU) count as zero.  Stalls below ``MIN_NS`` are not
 reported: they are below the resolution of the per-operation costs.
@@ -53,9 +55,14 @@ from vcoresim.simulate.timed import Timing
 
 #: Delays shorter than this are not reported (a few instructions: the costs' resolution).
 MIN_NS = 10
+#: Idle loops: a CPU whose innermost frame is one of these has nothing to do, so
+#: however long it stays there (rather than napping at once) is a wait, not a stall.
+IDLE_LOOPS = frozenset({"cpu_idle"})
+#: State of injected faults (``kvm.state.host_stall``): a thread waiting on it is held by a fault.
+FAULT_PREFIX = "fault."
 NEG = float("-inf")
 _MSR_OPS = (O.IrqDisable, O.IrqEnable, O.MtMsr, O.ResumeFrame, Rfid)
-_MEM_OPS = (O.Load, O.Store, O.LoadN, O.StoreN)
+_MEM_OPS = (O.Load, O.Store)  # LoadN / StoreN: no charge, as in the timed driver
 _ATOMIC_OPS = (O.RMW, O.SpinLock, O.SpinTryLock, O.SpinUnlock)
 
 
@@ -297,7 +304,8 @@ def _build(program: Program, schedule: list[tuple[int, int]], tm: Timing) -> tup
         for b in ex.actors:
             en = ex.is_enabled(b)
             if b.idx == idx:
-                after[idx] = "wait" if not en else "workload" if variable_delay[0] else "code"
+                idle = en and b.status == RUN and (st := stack_of(b)) and st[-1] in IDLE_LOOPS
+                after[idx] = "wait" if not en or idle else "workload" if variable_delay[0] else "code"
                 enabled_by_env[idx] = False
             elif en and after.get(b.idx) == "wait" and b.idx in last_node:
                 if not enabled_by_env.get(b.idx):
@@ -310,7 +318,19 @@ def _build(program: Program, schedule: list[tuple[int, int]], tm: Timing) -> tup
         watched = set(inv.reads)
         kv = len(nodes) - 1
         for b in ex.actors:
-            if b.idx == nodes[kv].actor or roles[b.idx] == "env" or not ex.is_enabled(b):
+            if b.idx == nodes[kv].actor or roles[b.idx] == "env":
+                continue
+            if not ex.is_enabled(b):
+                # A thread an injected fault holds (a wait on fault state) is where
+                # the violation needs it for as long as the fault holds it: the
+                # fault must last until the violating step.
+                op = b.stack[-1].op if b.status == RUN and b.stack else None
+                p = last_node.get(b.idx)
+                if op.__class__ is O.WaitUntil and p is not None and any(loc.startswith(FAULT_PREFIX) for loc in op.locs):  # type: ignore[union-attr]
+                    st = stack_of(b)
+                    nd = _Node(b.idx, f"{st[-1]}: {op.describe()}" if st else op.describe(), 0, "fault")  # type: ignore[union-attr]
+                    nd.preds += [(p, nodes[p].cost), (kv, nodes[kv].cost)]
+                    nodes.append(nd)
                 continue
             _r, w = ex.footprint(b.idx, pending=True)  # with mode pseudo-locations: what monitors see
             if not watched & set(w):
@@ -388,10 +408,14 @@ def timing_window(program: Program, schedule: list[tuple[int, int]], timing: Tim
 
 def _tightest(found: list[Need]) -> list[Need]:
     """Per actor and kind, drop a statement that another implies: a wider span
-    needing no more, or a narrower one needing less than a stall inside the same span."""
+    needing no more, or a narrower one needing less than a stall inside the same span.
+    Of the conditions that are not stalls (guest, workload, fault) only the largest
+    per actor and kind is kept: they say how long something normal must last."""
     found.sort(key=lambda n: (n.actor, n.kind, -n.ns, n.last_step - n.first_step))
     kept: list[Need] = []
     for n in found:
+        if n.kind != "stall" and any(k.actor == n.actor and k.kind == n.kind for k in kept):
+            continue
         if any(k.actor == n.actor and k.ns >= n.ns and (k.first_step >= n.first_step and k.last_step <= n.last_step or k.first_step <= n.first_step and k.last_step >= n.last_step) for k in kept if k.kind == n.kind):
             continue
         # a workload/guest/fault condition explained by a stall inside its span says nothing more
