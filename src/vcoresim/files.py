@@ -165,8 +165,17 @@ def load_json(text: str, source: str, max_depth: int = MAX_JSON_DEPTH) -> Any:
 # ------------------------------------------------------------------- output
 def ensure_folder(path: Path, option: str) -> None:
     """Create the folder ``path`` will be written in, or raise one line naming ``option``."""
+    try:
+        _ensure_folder(path, option)
+    except OSError as e:  # a name too long, a loop of links, ...
+        raise InputError(f"{option}: cannot write {show_path(path)}: {e.strerror or e}") from None
+
+
+def _ensure_folder(path: Path, option: str) -> None:
     parent = path.parent if str(path.parent) else Path(".")
-    if path.exists() and path.is_dir():
+    if not str(path) or path.name in ("", ".", ".."):
+        raise InputError(f"{option}: {show_path(path)} is not a file name")
+    if path.is_dir():
         raise InputError(f"{option}: {show_path(path)} is a folder; give a file name")
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -174,6 +183,8 @@ def ensure_folder(path: Path, option: str) -> None:
         raise InputError(f"{option}: cannot create folder {show_path(parent)}: a file of that name is in the way") from None
     except OSError as e:
         raise InputError(f"{option}: cannot create folder {show_path(parent)}: {e.strerror or e}") from None
+    if not parent.is_dir():
+        raise InputError(f"{option}: cannot create folder {show_path(parent)}: a file of that name is in the way")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise InputError(f"{option}: cannot write in folder {show_path(parent)}: permission denied")
 

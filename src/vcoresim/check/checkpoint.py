@@ -181,7 +181,7 @@ class StrategyDoc(_Closed):
     seed: Int
     cache: Bool = False
     pct_depth: Annotated[int, Strict(), Field(ge=1)] = 3
-    workers: Annotated[int, Strict(), Field(ge=1, le=1024)] = 1
+    workers: Annotated[int, Strict(), Field(ge=1, le=256)] = 1
 
 
 class BoundsDoc(_Closed):

@@ -34,7 +34,13 @@ RAY_CONNECT_SECONDS = 60.0
 
 
 class RayUnavailable(InputError):
-    """``--ray``: Ray is not installed or no cluster answers at the address (one line)."""
+    """``--ray``: Ray is not installed or no cluster answers at the address (one line).
+    ``stuck``: a connection attempt is still running in a helper thread (the process
+    should exit without waiting for it)."""
+
+    def __init__(self, message: str, stuck: bool = False) -> None:
+        super().__init__(message)
+        self.stuck = stuck
 
 
 def _host_port(address: str) -> tuple[str, int] | None:
@@ -89,7 +95,7 @@ def connect(address: str, *, stop: Callable[[], bool] | None = None, timeout: fl
         if stop is not None and stop():
             raise KeyboardInterrupt
         if time.monotonic() > deadline:
-            raise RayUnavailable(f"--ray: no Ray cluster answered at {shown} within {timeout:g} s")
+            raise RayUnavailable(f"--ray: no Ray cluster answered at {shown} within {timeout:g} s", stuck=True)
     e = outcome.get("error")
     if e is not None:
         raise RayUnavailable(f"--ray: cannot join the Ray cluster at {shown}: {one_line(str(e), 160)}") from None

@@ -298,10 +298,10 @@ def load_trace(path: Path) -> Trace:
     except InputError as e:
         raise TraceError(str(e)) from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise TraceError(f"{src} is not a vcoresim trace (field 'format' must be {FORMAT!r})")
+        raise TraceError(f"{src}: field 'format': not a vcoresim trace (it must be {FORMAT!r})")
     version = doc.get("version")
     if type(version) is not int or version != VERSION:
-        raise TraceError(f"{src} has trace version {excerpt(version)}; this vcoresim reads version {VERSION}")
+        raise TraceError(f"{src}: field 'version': trace version {excerpt(version)}; this vcoresim reads version {VERSION}")
     try:
         d = _TraceDoc.model_validate(doc)
     except ValidationError as e:

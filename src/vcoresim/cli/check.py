@@ -36,7 +36,7 @@ from vcoresim.scenarios.registry import Scenario, ScenarioError, builtin_scenari
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object (a list for several scenarios).")
 @click.option("--reproducible", is_flag=True, help="Leave wall-clock figures out of the output, so reruns are byte-identical.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
-@click.option("--workers", type=click.IntRange(1, 1024), default=None, help="Split exhaustive search across N processes (same verdict and coverage; default 1).")
+@click.option("--workers", type=click.IntRange(1, 256), default=None, help="Split exhaustive search across N processes (same verdict and coverage; default 1).")
 @click.option("--checkpoint", "checkpoint_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Where to write the checkpoint if a budget or Ctrl-C ends the search early (default checkpoints/<scenario>.<memory model>.<digest>.checkpoint.json).")
 @click.option("--resume", "resume_file", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Continue the search saved in a checkpoint file.")
 @click.option("--ray", "ray_address", default=None, metavar="auto|ADDRESS", help="Run the exhaustive search on a Ray cluster (needs vcoresim[ray]).")
@@ -175,11 +175,11 @@ def _connect_ray(address: str) -> None:
     try:
         connect(address, stop=INTERRUPT)
     except RayUnavailable as e:
+        if not e.stuck:
+            fail(str(e))
         err.print(f"vcoresim: error: {e}", markup=False)
         _hard_exit(2)
-    except KeyboardInterrupt:
-        _hard_exit(3)
-    if INTERRUPT():
+    except KeyboardInterrupt:  # Ctrl-C while ray.init is still trying in its thread
         _hard_exit(3)
 
 

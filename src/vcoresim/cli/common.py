@@ -26,28 +26,40 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from vcoresim.engine.strategies.base import Stats
 from vcoresim.errors import InputError
-from vcoresim.files import ensure_folder, one_line
+from vcoresim.files import ensure_folder, one_line, show_path
 
 # Off a terminal (CI logs, pipes) keep tables readable rather than 80 columns wide.
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, emoji=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)
 
 EXIT_OK, EXIT_VIOLATION, EXIT_BAD_INPUT, EXIT_INCOMPLETE, EXIT_INTERNAL = 0, 1, 2, 3, 4
 
 
+#: Longest error message after ``vcoresim: error: `` (the line stays under 400 characters).
+MESSAGE_CHARS = 380
+
+
 def fail(msg: str) -> NoReturn:
     """Bad input: one printable line on stderr, exit 2."""
-    err.print(f"vcoresim: error: {one_line(msg)}", markup=False, soft_wrap=True)
+    err.print(f"vcoresim: error: {one_line(msg, MESSAGE_CHARS)}", markup=False, soft_wrap=True)
     sys.exit(EXIT_BAD_INPUT)
 
 
+#: What ``--plot`` can write (matplotlib's formats vcoresim offers).
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")
+
+
 def output_path(path: Path | None, option: str) -> None:
-    """Check before a long run that an output file's folder exists or can be made."""
-    if path is not None:
-        try:
-            ensure_folder(path, option)
-        except InputError as e:
-            fail(str(e))
+    """Check before a long run that an output file's folder exists or can be made
+    (and, for ``--plot``, that the file name says a picture format)."""
+    if path is None:
+        return
+    if option == "--plot" and path.suffix.lower() not in PLOT_SUFFIXES:
+        fail(f"--plot: {show_path(path)}: give a file name ending in {', '.join(PLOT_SUFFIXES)}")
+    try:
+        ensure_folder(path, option)
+    except InputError as e:
+        fail(str(e))
 
 
 def parse_patches(values: tuple[str, ...]) -> dict[str, bool]:
@@ -98,6 +110,8 @@ class Interrupt:
         return self.count > 0
 
     def install(self) -> None:
+        self.count = 0
+        self.name = ""
         for sig in (signal.SIGINT, signal.SIGTERM):
             self._previous[sig] = signal.signal(sig, self._handler)
 
@@ -199,13 +213,13 @@ class Main(click.Group):
             click.echo(e.ctx.get_help() if e.ctx is not None else "")
             rv = EXIT_OK
         except click.UsageError as e:
-            err.print(f"vcoresim: error: {one_line(_short_quotes(usage_line(e)))}", markup=False, soft_wrap=True)
+            err.print(f"vcoresim: error: {one_line(_short_quotes(usage_line(e)), MESSAGE_CHARS)}", markup=False, soft_wrap=True)
             rv = EXIT_BAD_INPUT
         except click.ClickException as e:
-            err.print(f"vcoresim: error: {one_line(_short_quotes(e.format_message()))}", markup=False, soft_wrap=True)
+            err.print(f"vcoresim: error: {one_line(_short_quotes(e.format_message()), MESSAGE_CHARS)}", markup=False, soft_wrap=True)
             rv = EXIT_BAD_INPUT
         except InputError as e:
-            err.print(f"vcoresim: error: {one_line(str(e))}", markup=False, soft_wrap=True)
+            err.print(f"vcoresim: error: {one_line(str(e), MESSAGE_CHARS)}", markup=False, soft_wrap=True)
             rv = EXIT_BAD_INPUT
         except (click.exceptions.Abort, KeyboardInterrupt):
             INTERRUPT._say("interrupted: stopped")

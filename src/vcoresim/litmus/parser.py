@@ -27,12 +27,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vcoresim.errors import InputError
+from vcoresim.files import MAX_LITMUS_BYTES, excerpt, read_text, show_path
+
 VERDICTS = ("Never", "Sometimes", "Always")
 BARRIERS = ("smp_mb", "smp_wmb", "smp_rmb")
 
 
-class LitmusError(Exception):
+class LitmusError(InputError):
     """A litmus file vcoresim cannot run; the message names the file and line."""
+
+
+#: Limits of what vcoresim runs (the kernel's litmus tests are far smaller).
+MAX_THREADS = 8
+MAX_STATEMENTS = 64  # per thread
+MAX_DIGITS = 18  # integer literals fit in 64 bits
 
 
 @dataclass(frozen=True)
@@ -94,14 +103,11 @@ _ID = r"[A-Za-z_][A-Za-z0-9_]*"
 
 
 def parse_file(path: str | Path) -> Litmus:
-    p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise LitmusError(f"{path}: cannot read ({e.strerror or e})") from None
-    except UnicodeDecodeError:
-        raise LitmusError(f"{path}: not a UTF-8 text file") from None
-    return parse(text, str(path))
+        text = read_text(path, "litmus", MAX_LITMUS_BYTES)
+    except InputError as e:
+        raise LitmusError(str(e)) from None
+    return parse(text, show_path(path))
 
 
 def _line_of(text: str, pos: int) -> int:
@@ -112,6 +118,47 @@ def parse(text: str, path: str = "<litmus>") -> Litmus:
     def err(pos: int, msg: str) -> LitmusError:
         return LitmusError(f"{path}:{_line_of(text, pos)}: {msg}")
 
+    # Entry guards (the grammar below assumes them): size, integer literals, nesting.
+    if len(text) > MAX_LITMUS_BYTES:
+        raise LitmusError(f"{path}: larger than {MAX_LITMUS_BYTES >> 20} MiB")
+    long = re.search(r"\d{%d,}" % (MAX_DIGITS + 1), text)
+    if long is not None:
+        raise err(long.start(), f"an integer of more than {MAX_DIGITS} digits")
+    try:
+        lit = _parse(text, path, err)
+    except RecursionError:
+        raise LitmusError(f"{path}: exists: nested too deeply") from None
+    _check_limits_and_locks(lit, err, text)
+    return lit
+
+
+def _check_limits_and_locks(lit: Litmus, err: Any, text: str) -> None:
+    """At most ``MAX_THREADS`` threads of ``MAX_STATEMENTS`` statements; locks used only
+    as locks (never read or written as data, initially free), each unlocked only by the
+    thread holding it, and never taken again by the thread that holds it."""
+    if len(lit.threads) > MAX_THREADS:
+        raise LitmusError(f"{lit.path}: {len(lit.threads)} threads; vcoresim runs at most {MAX_THREADS}")
+    locks = {i.args[0] for th in lit.threads for i in th if i.op in ("lock", "unlock")}
+    for tid, th in enumerate(lit.threads):
+        if len(th) > MAX_STATEMENTS:
+            raise LitmusError(f"{lit.path}:{th[MAX_STATEMENTS].line}: P{tid} has {len(th)} statements; vcoresim runs at most {MAX_STATEMENTS}")
+        held: set[str] = set()
+        for i in th:
+            if i.op in ("lock", "unlock"):
+                loc = i.args[0]
+                if i.op == "lock" and loc in held:
+                    raise LitmusError(f"{lit.path}:{i.line}: P{tid}: spin_lock({loc}) while it holds {loc} (a self-deadlock)")
+                if i.op == "unlock" and loc not in held:
+                    raise LitmusError(f"{lit.path}:{i.line}: P{tid}: spin_unlock({loc}) without a spin_lock({loc}) before it in P{tid}")
+                (held.add if i.op == "lock" else held.discard)(loc)
+            elif i.op != "barrier" and i.args[0] in locks:
+                raise LitmusError(f"{lit.path}:{i.line}: P{tid}: {i.args[0]} is a lock; it is read and written only by spin_lock/spin_unlock")
+    for loc in locks:
+        if lit.init.get(loc, 0) != 0:
+            raise LitmusError(f"{lit.path}: initial state: lock {loc} must start free (0)")
+
+
+def _parse(text: str, path: str, err: Any) -> Litmus:
     result = None
     expected: dict[str, str] = {}
     for m in _COMMENT.finditer(text):
@@ -151,7 +198,7 @@ def parse(text: str, path: str = "<litmus>") -> Litmus:
             continue
         im = re.fullmatch(rf"(?:(?:int|long|unsigned|spinlock_t|atomic_t)\s+)*\*?({_ID}|\d+:{_ID})\s*=\s*(-?\d+)", s)
         if not im:
-            raise err(m.start(1), f"initial state: cannot read {s!r} (expected 'x=N;')")
+            raise err(m.start(1), f"initial state: cannot read {excerpt(s)} (expected 'x=N;')")
         if ":" not in im.group(1):
             init[im.group(1)] = int(im.group(2))
     pos = m.end()
@@ -237,7 +284,7 @@ def _parse_body(text: str, start: int, end: int, err: Any) -> list[Instr]:
                 out.append(Instr(kind, (m.group(1),), line))
             break
         else:
-            raise err(at, f"unsupported statement {s!r} (see 'vcoresim litmus --help' for the subset)")
+            raise err(at, f"unsupported statement {excerpt(s)} (see 'vcoresim litmus --help' for the subset)")
     return out
 
 

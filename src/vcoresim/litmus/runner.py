@@ -88,9 +88,10 @@ def program(lit: Litmus) -> Program:
     return Program(f"litmus/{lit.name}", build, {"litmus": lit.path})
 
 
-def run(lit: Litmus, model: str, *, max_seconds: float | None = None) -> Outcome:
+def run(lit: Litmus, model: str, *, max_seconds: float | None = None, stop: Any = None) -> Outcome:
+    """``stop`` (Ctrl-C) ends the search early, as a budget does: verdict ``Unknown``."""
     prog = with_memory_model(program(lit), model)
-    res = exhaustive(prog, Bounds(max_steps=10_000, max_seconds=max_seconds), dpor=True)
+    res = exhaustive(prog, Bounds(max_steps=10_000, max_seconds=max_seconds), dpor=True, stop=stop)
     if res.violation is not None:
         verdict = "Sometimes"
     elif res.complete:
