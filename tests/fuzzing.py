@@ -377,8 +377,19 @@ class _TraceBase:
 
 
 @cache
+def _bases_dir() -> Path:
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix="vcoresim-fuzz-bases-"))
+
+
 def _trace_bases(workdir: str) -> list[_TraceBase]:
-    """Real traces written by the tool (made once per process, in ``workdir``)."""
+    return _trace_bases_made()
+
+
+@cache
+def _trace_bases_made() -> list[_TraceBase]:
+    """Real traces written by the tool (made once per process)."""
     from vcoresim.check.driver import check
     from vcoresim.check.trace import build_trace
     from vcoresim.engine.memory import with_memory_model
@@ -386,8 +397,7 @@ def _trace_bases(workdir: str) -> list[_TraceBase]:
     from vcoresim.engine.strategies.sampling import random_walk
     from vcoresim.scenarios.registry import get_scenario
 
-    d = Path(workdir) / "bases"
-    d.mkdir(parents=True, exist_ok=True)
+    d = _bases_dir()
     out = []
     specs = [
         ("lost-update", "example/lost-update", "random", 7, "sc"),
@@ -530,15 +540,18 @@ def gen_trace(rng: random.Random, seed: int, workdir: str) -> Case:
 
 
 # ============================================================== checkpoints
-@cache
 def _checkpoint_bases(workdir: str) -> list[_TraceBase]:
+    return _checkpoint_bases_made()
+
+
+@cache
+def _checkpoint_bases_made() -> list[_TraceBase]:
     """Real checkpoints written by the tool (budget-cut searches), made once per process."""
     from vcoresim.check.driver import check
     from vcoresim.engine.strategies.base import Bounds
     from vcoresim.scenarios.registry import get_scenario
 
-    d = Path(workdir) / "bases"
-    d.mkdir(parents=True, exist_ok=True)
+    d = _bases_dir()
     out = []
     specs = [
         ("store-buffering-exhaustive", "example/store-buffering", "exhaustive", None, 3),

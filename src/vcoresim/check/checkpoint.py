@@ -208,6 +208,10 @@ class CheckpointDoc(_Closed):
     digest: Str
 
 
+#: Names pydantic puts in an error's location for a union member (not fields).
+_TAGS = frozenset({"auto", "exhaustive", "dfs", "SearchDoc", "ParallelDoc", "SearchStateDoc", "AutoStateDoc"})
+
+
 # ---------------------------------------------------------------- writing
 def _document(doc: dict[str, Any]) -> dict[str, Any]:
     full = {"format": FORMAT, "version": VERSION, "tool": tool(), **doc}
@@ -245,7 +249,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         CheckpointDoc.model_validate(doc)
     except ValidationError as e:
-        raise CheckpointError(f"{src}: {format_validation_error(e)}") from None
+        raise CheckpointError(f"{src}: {format_validation_error(e, skip=_TAGS)}") from None
     if doc["digest"] != _digest(doc):
         raise CheckpointError(f"{src}: digest: the file was changed after vcoresim wrote it; a checkpoint resumes only as written")
     here = tool()
@@ -363,8 +367,8 @@ def _check_item(program: Program, item: dict[str, Any], where: str) -> None:
         if ex.violation is not None:
             raise CheckpointError(f"{where}.prefix[{k}]: the model violates {ex.violation.name} there")
     en = ex.enabled()
-    if item["only"] is not None and not set(item["only"]) <= set(en):
+    if item.get("only") is not None and not set(item["only"]) <= set(en):
         raise CheckpointError(f"{where}.only: names actors that are not enabled there")
     n = len(ex.actors)
-    if not -1 <= item["prev"] < n or any(q >= n for q, _a, _f in [*item["sleep"], *item["done"]]):
+    if not -1 <= item["prev"] < n or any(q >= n for q, _a, _f in [*item["sleep"], *item.get("done", [])]):
         raise CheckpointError(f"{where}: names actors the model does not have")

@@ -57,10 +57,11 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
 _TYPE_TAGS = frozenset({"float", "int", "str", "bool", "dict", "list", "none", "tuple"})
 
 
-def format_validation_error(e: ValidationError) -> str:
-    """The first error as ``field.path: message`` (a bad value quoted in a short excerpt)."""
+def format_validation_error(e: ValidationError, skip: frozenset[str] = frozenset()) -> str:
+    """The first error as ``field.path: message`` (a bad value quoted in a short excerpt);
+    ``skip``: names of union members pydantic puts in the location."""
     err = e.errors()[0]
-    loc = tuple(p for p in err.get("loc", ()) if isinstance(p, int) or (p not in _TYPE_TAGS and "[" not in str(p)))
+    loc = tuple(p for p in err.get("loc", ()) if isinstance(p, int) or (p not in _TYPE_TAGS and p not in skip and "[" not in str(p)))
     msg = str(err.get("msg", "invalid value"))
     kind = err.get("type", "")
     if kind == "extra_forbidden":
@@ -71,9 +72,11 @@ def format_validation_error(e: ValidationError) -> str:
         return f"{_loc_str(loc)}: required field is missing"
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
-        # Our model validators say "field: message"; fold the field into the path.
-        head, sep, rest = msg.partition(": ")
-        if sep and head.isidentifier():
+        # Our model validators say "field: message" (nested: "run: sigma: ..."); fold the fields into the path.
+        while True:
+            head, sep, rest = msg.partition(": ")
+            if not (sep and head.isidentifier()):
+                break
             loc, msg = (*loc, head), rest
     elif "input" in err and isinstance(err["input"], (str, int, float, bool)):
         msg = f"{msg}, got {excerpt(err['input'])}"
