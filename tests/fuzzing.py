@@ -926,7 +926,7 @@ def run_in_process(case: Case, casedir: Path, bound: float = TIME_BOUND) -> Outc
 def run_subprocess(case: Case, casedir: Path, bound: float = TIME_BOUND) -> Outcome:
     """``python -m vcoresim.cli ARGV`` in ``casedir``: the real entry point and exit code."""
     _prepare(case, casedir)
-    env = {**os.environ, "COLUMNS": "200"}
+    env = {**os.environ, "COLUMNS": "200", "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])])}
     env.pop("VCORESIM_REPRODUCIBLE", None)
     start = time.perf_counter()
     try:
