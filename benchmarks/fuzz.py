@@ -221,7 +221,13 @@ def main() -> int:
         n_problems += len(inter["problems"])
     if args.json_out:
         Path(args.json_out).write_text(json.dumps({"kinds": total, "interrupts": inter, "wall": wall}, indent=1))
-    return 1 if n_problems else 0
+    if n_problems:
+        print(f"the cases with problems are kept under {work}/job*/cases")
+        return 1
+    import shutil
+
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
 
 
 if __name__ == "__main__":

@@ -378,9 +378,13 @@ class _TraceBase:
 
 @cache
 def _bases_dir() -> Path:
+    import atexit
+    import shutil
     import tempfile
 
-    return Path(tempfile.mkdtemp(prefix="vcoresim-fuzz-bases-"))
+    d = Path(tempfile.mkdtemp(prefix="vcoresim-fuzz-bases-"))
+    atexit.register(shutil.rmtree, d, True)
+    return d
 
 
 def _trace_bases(workdir: str) -> list[_TraceBase]:

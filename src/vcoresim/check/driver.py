@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -261,6 +262,7 @@ def check(
     checkpoint_out: Path | None = None,
     checkpoint_dir: Path | None = None,
     ray: str | None = None,
+    shield: Callable[[], AbstractContextManager[Any]] | None = None,
 ) -> CheckResult:
     """Explore ``program``; shrink and write what it finds.
 
@@ -273,8 +275,10 @@ def check(
     whole check, shrinking included (``stats.seconds`` too).  A second Ctrl-C
     (``KeyboardInterrupt``) while shrinking writes the trace shrunk so far; in
     the search, it ends the check as interrupted with the statistics last
-    reported (no checkpoint)."""
+    reported (no checkpoint).  ``shield``: a context in which the results
+    are written (the CLI's: a further Ctrl-C there is noted, not raised)."""
     bounds = bounds or Bounds()
+    guard = shield if shield is not None else nullcontext
     clock = Budget(bounds)
     seen = [Stats()]
 
@@ -301,7 +305,8 @@ def check(
         st = {"name": strategy, "seed": seed, "cache": cache, "pct_depth": pct_depth, "workers": workers}
         doc = {"scenario": program.name, "config": jsonable(program.config), "strategy": st, "bounds": bounds.as_dict(), "state": res.checkpoint}
         path = checkpoint_out if checkpoint_out is not None else default_checkpoint_path(doc, checkpoint_dir or Path("checkpoints"))
-        checkpoint = str(write_checkpoint(path, doc))
+        with guard():
+            checkpoint = str(write_checkpoint(path, doc))
     if res.violation is None:
         if res.complete:
             verdict, coverage = "holds", ("complete" if res.exhaustive else "sampled")
@@ -316,17 +321,18 @@ def check(
     cut: list[str] = []
     deadline = None if bounds.max_seconds is None else clock.start + bounds.max_seconds
     schedule = shrink(program, res.schedule, res.violation, deadline=deadline, stop=stop, cut=cut) if do_shrink else res.schedule
-    trace, ex = build_trace(
-        program,
-        schedule,
-        strategy=strat,
-        bounds=all_bounds,
-        original_length=len(res.schedule),
-        original_switches=context_switches(res.schedule),
-    )
-    if cut:
-        trace.shrink["stopped"] = cut[0]  # "budget" or "interrupted": shrunk as far as it got
-    path = trace.write(trace_out if trace_out is not None else trace.default_path(trace_dir))
+    with guard():
+        trace, ex = build_trace(
+            program,
+            schedule,
+            strategy=strat,
+            bounds=all_bounds,
+            original_length=len(res.schedule),
+            original_switches=context_switches(res.schedule),
+        )
+        if cut:
+            trace.shrink["stopped"] = cut[0]  # "budget" or "interrupted": shrunk as far as it got
+        path = trace.write(trace_out if trace_out is not None else trace.default_path(trace_dir))
     v = ex.violation or res.violation
     res.stats.seconds = clock.elapsed()
     return CheckResult(

@@ -14,7 +14,10 @@ another item's prefix come back as branch items.
 
 from __future__ import annotations
 
+import os
 import socket
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -87,15 +90,27 @@ def connect(address: str, *, stop: Callable[[], bool] | None = None, timeout: fl
         except BaseException as e:  # reported in the caller's thread
             outcome["error"] = e
 
-    t = threading.Thread(target=init, name="vcoresim-ray-init", daemon=True)
-    t.start()
-    deadline = time.monotonic() + timeout
-    while t.is_alive():
-        t.join(0.2)
-        if stop is not None and stop():
-            raise KeyboardInterrupt
-        if time.monotonic() > deadline:
-            raise RayUnavailable(f"--ray: no Ray cluster answered at {shown} within {timeout:g} s", stuck=True)
+    # Ray's C++ client logs its retries straight to file descriptor 2: keep them
+    # out of the one-line error (and the terminal) while it connects.
+    sys.stderr.flush()
+    saved = os.dup(2)
+    sink = tempfile.TemporaryFile()
+    os.dup2(sink.fileno(), 2)
+    try:
+        t = threading.Thread(target=init, name="vcoresim-ray-init", daemon=True)
+        t.start()
+        deadline = time.monotonic() + timeout
+        while t.is_alive():
+            t.join(0.2)
+            if stop is not None and stop():
+                raise KeyboardInterrupt
+            if time.monotonic() > deadline:
+                raise RayUnavailable(f"--ray: no Ray cluster answered at {shown} within {timeout:g} s", stuck=True)
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        sink.close()
     e = outcome.get("error")
     if e is not None:
         raise RayUnavailable(f"--ray: cannot join the Ray cluster at {shown}: {one_line(str(e), 160)}") from None

@@ -136,6 +136,7 @@ def check_cmd(
                 checkpoint_out=checkpoint_out,
                 checkpoint_dir=Path("checkpoints"),
                 ray=ray_address,
+                shield=INTERRUPT.shield,
             )
         except ValueError as e:
             fail(str(e))
@@ -180,6 +181,7 @@ def _connect_ray(address: str) -> None:
         err.print(f"vcoresim: error: {e}", markup=False)
         _hard_exit(2)
     except KeyboardInterrupt:  # Ctrl-C while ray.init is still trying in its thread
+        err.print("vcoresim: interrupted while connecting to Ray", markup=False)
         _hard_exit(3)
 
 
@@ -237,6 +239,7 @@ def _resume(
             resume=doc["state"],
             workers=n_workers,
             checkpoint_out=checkpoint_out or path,
+            shield=INTERRUPT.shield,
         )
     except ValueError as e:
         fail(str(e))
