@@ -49,7 +49,13 @@ def _job(args: tuple[list[str], list[int], str, int]) -> dict[str, Any]:
     kinds, seeds, work, every = args
     out: dict[str, Any] = {k: {"cases": 0, "codes": {}, "problems": [], "known": 0, "hangs": 0, "times": []} for k in kinds}
 
+    done = [0]
+    start = time.perf_counter()
+
     def on(case: fuzzing.Case, o: fuzzing.Outcome, verdict: str, detail: str) -> None:
+        done[0] += 1
+        if done[0] % 500 == 0:
+            print(f"  [{os.getpid()}] {done[0]} cases, {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
         t = out[case.kind]
         t["cases"] += 1
         t["codes"][o.code] = t["codes"].get(o.code, 0) + 1

@@ -295,9 +295,10 @@ SCENARIO_VALUES: list[Any] = [
 def _valid_variations(rng: random.Random, doc: dict[str, Any]) -> str:
     """Plausible values (small, in range): exercises the model, not only the schema."""
     choices = []
-    m = doc.setdefault("machine", {})
-    w = doc.setdefault("workload", {})
-    f = doc.setdefault("faults", {})
+    for table in ("machine", "workload", "faults", "kernel"):
+        if not isinstance(doc.get(table), dict):
+            doc[table] = {}  # an earlier mutation made it something else
+    m, w, f = doc["machine"], doc["workload"], doc["faults"]
     k = rng.randrange(9)
     if k == 0:
         m["cpu"] = rng.choice(["POWER7", "POWER8", "POWER9"])
@@ -319,7 +320,7 @@ def _valid_variations(rng: random.Random, doc: dict[str, Any]) -> str:
         doc["vm"] = [{"vcpus": sorted(rng.sample(range(4), rng.randrange(1, 3)))} for _ in range(rng.randrange(1, 3))]
         choices.append(f"vm {doc['vm']}")
     elif k == 6:
-        doc.setdefault("kernel", {})["preset"] = rng.choice(["v3.1", "v3.3", "v3.19", "v4.8", "v4.13", "v4.16", "v4.17"])
+        doc["kernel"]["preset"] = rng.choice(["v3.1", "v3.3", "v3.19", "v4.8", "v4.13", "v4.16", "v4.17"])
         choices.append(f"preset {doc['kernel']['preset']}")
     elif k == 7:
         doc["model"] = rng.choice(["vcore", "timebase", "entry"])
@@ -999,7 +1000,15 @@ def fuzz(kinds: list[str], seeds: range, workdir: Path, *, subprocess_every: int
     tallies = {k: Tally() for k in kinds}
     for seed in seeds:
         for kind in kinds:
-            case = make_case(kind, seed, str(workdir))
+            try:
+                case = make_case(kind, seed, str(workdir))
+            except Exception as e:  # a bug of the generator: reported, not a crash of the whole run
+                case = Case(kind, seed, f"generator failed: {type(e).__name__}: {e}", [])
+                o = Outcome(-2, "", "", 0.0)
+                tallies[kind].add(case, o, "problem", case.what)
+                if on_case is not None:
+                    on_case(case, o, "problem", case.what)
+                continue
             casedir = workdir / "cases" / f"{kind}-{seed}"
             if subprocess_every and seed % subprocess_every == 0:
                 o = run_subprocess(case, casedir)
