@@ -70,6 +70,10 @@ def _job(args: tuple[list[str], list[int], str, int]) -> dict[str, Any]:
     return out
 
 
+def _job_to_queue(args: tuple[list[str], list[int], str, int], results: Any) -> None:
+    results.put(_job(args))
+
+
 # -------------------------------------------------------------- interruptions
 def _alive(pid: int) -> bool:
     try:
@@ -179,8 +183,15 @@ def main() -> int:
     chunks = [seeds[i :: args.jobs] for i in range(args.jobs)]
     jobs = [(kinds, chunk, os.path.join(work, f"job{i}"), args.subprocess_every) for i, chunk in enumerate(chunks) if chunk]
     if args.jobs > 1:
-        with mp.get_context("spawn").Pool(args.jobs) as pool:
-            parts = pool.map(_job, jobs)
+        # Plain (non-daemonic) processes: a case may start its own workers (--workers, swarm).
+        ctx = mp.get_context("spawn")
+        results = ctx.Queue()
+        procs = [ctx.Process(target=_job_to_queue, args=(j, results)) for j in jobs]
+        for p in procs:
+            p.start()
+        parts = [results.get() for _ in procs]
+        for p in procs:
+            p.join()
     else:
         parts = [_job(j) for j in jobs]
     wall = time.perf_counter() - start
