@@ -507,3 +507,26 @@ def test_scenario_error_has_no_newline_for_a_u2028_name() -> None:
     with pytest.raises(ScenarioError) as e:
         loads('name = "a\u2028b"\n', "s.toml")
     assert "\u2028" not in str(e.value)
+
+
+@pytest.mark.slow
+def test_ray_address_that_never_answers_honours_sigterm(tmp_path: Path) -> None:
+    """Something listens at the address but no Ray cluster answers: SIGTERM while Ray
+    retries ends the run (exit 3) at once, with no retry warnings on stderr."""
+    pytest.importorskip("ray")
+    import socket
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    port = srv.getsockname()[1]
+    try:
+        p = _spawn(["check", "example/peterson", "--ray", f"127.0.0.1:{port}"], tmp_path)
+        time.sleep(12.0)
+        p.send_signal(signal.SIGTERM)
+        start = time.perf_counter()
+        out, err = p.communicate(timeout=30)
+        assert p.returncode == 3 and time.perf_counter() - start < 10, err
+        assert "rpc_client" not in err and "Traceback" not in err
+    finally:
+        srv.close()
