@@ -381,10 +381,22 @@ def test_ctrl_c_on_the_table_marks_not_run_and_keeps_every_trace(tmp_path: Path)
 
 
 def _children(pid: int) -> list[int]:
+    """Children of every thread of pid (a pool may fork from a helper thread)."""
+    kids: list[int] = []
     try:
-        return [int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            kids += [int(x) for x in (task / "children").read_text().split()]
     except OSError:
-        return []
+        pass
+    return sorted(set(kids))
+
+
+def _wait_for_children(p: subprocess.Popen[str], n: int, timeout: float = 60.0) -> list[int]:
+    """Wait until p has n children: a loaded machine may take many seconds to import and fork."""
+    deadline = time.time() + timeout
+    while len(kids := _children(p.pid)) < n and time.time() < deadline and p.poll() is None:
+        time.sleep(0.2)
+    return kids
 
 
 def _alive(pid: int) -> bool:
@@ -399,9 +411,9 @@ def _alive(pid: int) -> bool:
 def test_workers_ctrl_c_writes_one_checkpoint_and_sigterm_leaves_no_orphans(tmp_path: Path) -> None:
     cp = tmp_path / "cp.json"
     p = _spawn(["check", "smt-vcore", "--strategy", "exhaustive", "--workers", "2", "--checkpoint", str(cp), "--quiet"], tmp_path)
-    time.sleep(4.0)
-    kids = _children(p.pid)
-    assert len(kids) >= 2
+    kids = _wait_for_children(p, 2)
+    assert len(kids) >= 2, p.poll()
+    time.sleep(1.0)  # let the workers start their share
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=60)
     assert p.returncode == 3, err
@@ -414,9 +426,9 @@ def test_workers_ctrl_c_writes_one_checkpoint_and_sigterm_leaves_no_orphans(tmp_
     # SIGTERM (what timeout(1) sends) behaves like Ctrl-C; then SIGKILL: the workers die with the parent
     for sig in (signal.SIGTERM, signal.SIGKILL):
         p = _spawn(["check", "smt-vcore", "--strategy", "exhaustive", "--workers", "2", "--quiet"], tmp_path)
-        time.sleep(3.5)
-        kids = _children(p.pid)
-        assert kids
+        kids = _wait_for_children(p, 1)
+        assert kids, p.poll()
+        time.sleep(1.0)
         p.send_signal(sig)
         p.communicate(timeout=60)
         assert p.returncode == (3 if sig == signal.SIGTERM else -signal.SIGKILL)
