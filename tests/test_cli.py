@@ -104,7 +104,7 @@ def test_same_command_twice_is_byte_identical(cli: Cli, tmp_path: Path, scenario
         trace = d / "t.json"
         runs.append((r.code, r.stdout, trace.read_bytes() if trace.exists() else None))
     assert runs[0] == runs[1]
-    assert runs[0][0] in (0, 1)
+    assert runs[0][0] in (0, 1, 3)  # 3: a sample found nothing (not a proof)
 
 
 # ------------------------------------------------------------- bad input

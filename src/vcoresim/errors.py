@@ -8,6 +8,8 @@ followed by the message, which names the field.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class ScenarioError(Exception):
     """Bad scenario input (a file, a CLI option or an API argument); the message names the field."""
@@ -21,3 +23,11 @@ class ConfigError(ScenarioError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` when ``name`` is close to one of ``known``, else ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -112,7 +112,7 @@ def steps_as_json(ex: Execution) -> list[dict[str, Any]]:
     for rec in ex.records:
         out.append(
             {
-                "i": rec.index,
+                "i": rec.index + 1,  # steps are numbered from 1, as replay prints them
                 "actor": rec.actor,
                 "alt": rec.alt,
                 "ops": [

@@ -10,17 +10,18 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from vcoresim.check.driver import STRATEGIES, CheckResult, check
-from vcoresim.cli.common import err, fail, out, parse_patches, progress_printer
+from vcoresim.cli.common import ProgressDisplay, err, fail, out, parse_patches
 from vcoresim.engine.strategies.base import Bounds
 from vcoresim.scenarios.registry import Scenario, ScenarioError, builtin_scenarios, get_scenario, program_for
 
 
 @click.command("check")
 @click.argument("scenarios", nargs=-1)
-@click.option("--strategy", type=click.Choice(STRATEGIES), default=None, help="Exploration strategy (default: the scenario's, usually exhaustive DPOR).")
+@click.option("--strategy", type=click.Choice(STRATEGIES), default=None, help="Exploration strategy (default: the scenario's; auto for the built-in scenarios: random walks, then DPOR at preemption bounds 0, 1, ...).")
 @click.option("--seed", type=int, default=None, help="Seed for random and pct (default: the scenario's).")
 @click.option("--max-steps", type=click.IntRange(1), default=None, help="Steps per execution (a bound).")
 @click.option("--max-preemptions", type=click.IntRange(0), default=None, help="Preemptions per execution (a bound).")
@@ -104,45 +105,46 @@ def check_cmd(
         _barrier_mutations(runs, strategy, seed, max_steps, max_preemptions, max_executions, max_seconds, as_json, reproducible, trace_out)
     results: list[CheckResult] = []
     show_progress = not quiet and not as_json and err.is_terminal
-    for sc, program in runs:
-        b = sc.bounds
-        bounds = Bounds(
-            max_steps=max_steps or b.max_steps,
-            max_preemptions=max_preemptions if max_preemptions is not None else b.max_preemptions,
-            max_executions=max_executions or b.max_executions,
-            max_seconds=max_seconds or b.max_seconds,
-        )
-        expected = sc.expected if not overrides and memory_model == "sc" else None
-        prog, update = progress_printer(show_progress, sc.name)
-        try:
-            if prog is not None:
-                prog.start()
-            stop = _sigint_flag()
-            res = check(
-                program,
-                strategy=strategy or sc.strategy,
-                bounds=bounds,
-                seed=seed if seed is not None else sc.seed,
-                pct_depth=pct_depth,
-                cache=cache,
-                trace_out=trace_out,
-                do_shrink=not no_shrink,
-                expected=expected,
-                progress=update,
-                workers=workers,
-                stop=stop,
-                checkpoint_out=checkpoint_out or Path("checkpoints") / f"{program.name.replace('/', '-')}.checkpoint.json",
-                ray=ray_address,
+    with ProgressDisplay(show_progress) as display:
+        for k, (sc, program) in enumerate(runs, start=1):
+            b = sc.bounds
+            bounds = Bounds(
+                max_steps=max_steps or b.max_steps,
+                max_preemptions=max_preemptions if max_preemptions is not None else b.max_preemptions,
+                max_executions=max_executions or b.max_executions,
+                max_seconds=max_seconds or b.max_seconds,
             )
-        except ValueError as e:
-            fail(str(e))
-        finally:
-            _restore_sigint()
-            if prog is not None:
-                prog.stop()
-        results.append(res)
-        if stop():
-            break  # Ctrl-C: report what is done, skip the rest
+            # The scenario's [expect] holds for its own kernel under SC; overrides change what is checked.
+            expected = sc.expected if not overrides and memory_model == "sc" else None
+            expected_invariant = sc.expected_invariant if expected else None
+            display.start(sc.name, k, len(runs))
+            try:
+                stop = _sigint_flag()
+                res = check(
+                    program,
+                    strategy=strategy or sc.strategy,
+                    bounds=bounds,
+                    seed=seed if seed is not None else sc.seed,
+                    pct_depth=pct_depth,
+                    cache=cache,
+                    trace_out=trace_out or Path("traces") / f"{program.name.replace('/', '-')}.trace.json",
+                    do_shrink=not no_shrink,
+                    expected=expected,
+                    expected_invariant=expected_invariant,
+                    progress=display if show_progress else None,
+                    workers=workers,
+                    stop=stop,
+                    checkpoint_out=checkpoint_out or Path("checkpoints") / f"{program.name.replace('/', '-')}.checkpoint.json",
+                    ray=ray_address,
+                )
+            except ValueError as e:
+                display.stop()
+                fail(str(e))
+            finally:
+                _restore_sigint()
+            results.append(res)
+            if stop():
+                break  # Ctrl-C: report what is done, skip the rest
     if as_json:
         docs = [r.as_dict(timing=not reproducible) for r in results]
         click.echo(json.dumps(docs[0] if len(docs) == 1 else docs, indent=1))
@@ -150,9 +152,19 @@ def check_cmd(
         _print_one(results[0], reproducible)
     else:
         _print_table(results, reproducible)
+    sys.exit(exit_code(results))
+
+
+def exit_code(results: list[CheckResult]) -> int:
+    """One scenario: its verdict's code (1 also when the verdict contradicts its
+    [expect]).  Several: 1 if a verdict contradicts its scenario's [expect] (or
+    is a violation of a scenario that expects nothing), else 3 if any is
+    inconclusive where it matters, else 0."""
     if len(results) == 1:
-        sys.exit(results[0].exit_code)
-    sys.exit(0 if all(r.expected is None or r.verdict == r.expected for r in results) else 1)
+        return results[0].exit_code
+    if any(r.expectation_met is False or (r.expected is None and r.verdict == "violation") for r in results):
+        return 1
+    return 3 if any(r.expectation_met is None or (r.expected is None and r.exit_code == 3) for r in results) else 0
 
 
 _interrupted = [False]
@@ -193,10 +205,9 @@ def _resume(path: Path, max_executions: int | None, max_seconds: float | None, c
         fail(str(e))
     except (KeyError, TypeError) as e:
         fail(f"{path}: malformed checkpoint ({e})")
-    prog, update = progress_printer(not quiet and not as_json and err.is_terminal, doc["scenario"])
+    display = ProgressDisplay(not quiet and not as_json and err.is_terminal)
+    display.start(doc["scenario"])
     try:
-        if prog is not None:
-            prog.start()
         res = check(
             program,
             strategy=st["name"],
@@ -204,19 +215,19 @@ def _resume(path: Path, max_executions: int | None, max_seconds: float | None, c
             seed=st["seed"],
             pct_depth=st.get("pct_depth", 3),
             cache=st.get("cache", False),
-            trace_out=trace_out,
+            trace_out=trace_out or Path("traces") / f"{program.name.replace('/', '-')}.trace.json",
             do_shrink=not no_shrink,
-            progress=update,
+            progress=display if display.enabled else None,
             stop=_sigint_flag(),
             resume=doc["state"],
             checkpoint_out=checkpoint_out or path,
         )
     except ValueError as e:
+        display.stop()
         fail(str(e))
     finally:
         _restore_sigint()
-        if prog is not None:
-            prog.stop()
+        display.stop()
     if as_json:
         click.echo(json.dumps(res.as_dict(timing=not reproducible), indent=1))
     else:
@@ -226,48 +237,36 @@ def _resume(path: Path, max_executions: int | None, max_seconds: float | None, c
 
 
 
-def _fmt_stats(r: CheckResult, reproducible: bool) -> str:
-    s = r.stats
-    secs = "" if reproducible else f", {s.seconds:.2f}s"
-    return f"{s.executions} executions, {s.states} states, {s.steps} steps{secs}"
-
-
 def _print_one(r: CheckResult, reproducible: bool) -> None:
-    colour = {"holds": "green", "violation": "red", "incomplete": "yellow"}[r.verdict]
-    out.print(f"[bold]{r.scenario}[/]: [{colour}]{r.verdict}[/]" + (f" — {r.invariant}: {r.message}" if r.invariant else ""))
-    b = r.bounds
-    bounds = ", ".join(f"{k}={v}" for k, v in b.items() if v is not None)
-    out.print(f"  strategy {r.strategy['name']} ({', '.join(f'{k}={v}' for k, v in r.strategy.items() if k != 'name')}); bounds: {bounds}", markup=False)
-    out.print(f"  coverage {r.coverage}: {_fmt_stats(r, reproducible)}", markup=False)
-    if r.checkpoint:
-        out.print(f"  checkpoint: {r.checkpoint}; continue with: vcoresim check --resume {r.checkpoint}", markup=False)
-    if r.trace:
-        sh = r.shrink
-        out.print(f"  trace: {r.trace} ({sh.get('steps_after')} steps, shrunk from {sh.get('steps_before')}); replay with: vcoresim replay {r.trace}", markup=False)
+    from vcoresim.report.verdict import COLOURS, verdict_lines
+
+    colour = COLOURS[r.verdict]
+    head = f"[bold]{escape(r.scenario)}[/]: [{colour}]{r.verdict}[/]"
+    if r.expectation_met is False:
+        head += " [bold red](unexpected)[/]"
+    out.print(head)
+    for label, text in verdict_lines(r, reproducible):
+        out.print(f"  [dim]{label}:[/] {escape(text)}")
 
 
 def _print_table(results: list[CheckResult], reproducible: bool) -> None:
-    t = Table(title="vcoresim check", title_justify="left")
-    for col in ("scenario", "expected", "verdict", "invariant", "coverage", "executions", "states", "steps", "seconds", "trace"):
-        t.add_column(col, justify="right" if col in ("executions", "states", "steps", "seconds") else "left", no_wrap=col == "scenario", overflow="fold")
-    for r in results:
-        colour = {"holds": "green", "violation": "red", "incomplete": "yellow"}[r.verdict]
-        ok = r.expected is None or r.verdict == r.expected
-        t.add_row(
-            r.scenario,
-            r.expected or "-",
-            f"[{colour}]{r.verdict}[/]" + ("" if ok else " [bold red](unexpected)[/]"),
-            r.invariant or "-",
-            r.coverage,
-            str(r.stats.executions),
-            str(r.stats.states),
-            str(r.stats.steps),
-            "-" if reproducible else f"{r.stats.seconds:.2f}",
-            r.trace or "-",
-        )
-    out.print(t)
-    bad = [r.scenario for r in results if r.expected is not None and r.verdict != r.expected]
-    out.print("[green]every verdict as expected[/]" if not bad else f"[red]unexpected verdicts: {', '.join(bad)}[/]")
+    from vcoresim.report.tables import check_table
+
+    out.print(check_table(results, reproducible, out.width))
+    bad = [r.scenario for r in results if r.expectation_met is False]
+    undecided = [r.scenario for r in results if r.expectation_met is None]
+    unexpected_violations = [r.scenario for r in results if r.expected is None and r.verdict == "violation"]
+    traces = sorted({str(Path(r.trace).parent) for r in results if r.trace})
+    if traces:
+        out.print(f"traces in {', '.join(traces)}/ (vcoresim replay FILE)", markup=False)
+    if bad:
+        out.print(f"[red]unexpected verdicts (marked !): {escape(', '.join(bad))}[/]")
+    if undecided:
+        out.print(f"[yellow]inconclusive, expectation not decided: {escape(', '.join(undecided))}[/]")
+    if unexpected_violations:
+        out.print(f"[red]violations: {escape(', '.join(unexpected_violations))}[/]")
+    if not (bad or undecided or unexpected_violations) and any(r.expected is not None for r in results):
+        out.print("[green]every verdict as expected[/]")
 
 
 # ------------------------------------------------------------ memory models

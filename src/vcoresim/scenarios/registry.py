@@ -13,6 +13,7 @@ from vcoresim.engine.memory import MODELS, split_memory_config, with_memory_mode
 from vcoresim.engine.world import Program
 from vcoresim.examples import EXAMPLES, example_program
 from vcoresim.scenarios import builtin
+from vcoresim.errors import did_you_mean
 from vcoresim.scenarios.base import Scenario, ScenarioError
 
 __all__ = ["Scenario", "ScenarioError", "builtin_scenarios", "get_scenario", "program_for"]
@@ -42,7 +43,8 @@ def get_scenario(name: str) -> Scenario:
         return scenarios[name]
     if f"example/{name}" in scenarios:
         return scenarios[f"example/{name}"]
-    raise ScenarioError(f"scenario: unknown scenario {name!r} (see 'vcoresim list')")
+    known = [n.removeprefix("example/") if n.startswith("example/") else n for n in scenarios]
+    raise ScenarioError(f"scenario: unknown scenario {name!r}{did_you_mean(name, [*known, *scenarios])} (see 'vcoresim list')")
 
 
 def program_for(name: str, config: dict[str, Any]) -> Program:
