@@ -222,7 +222,7 @@ def auto(
         search_state = resume["search"]
     else:
         walk = min(bounds.max_steps, AUTO_RANDOM_MAX_STEPS)
-        announce(progress, "random walks", AUTO_RANDOM_EXECUTIONS)
+        announce(progress, "random walks (auto)", AUTO_RANDOM_EXECUTIONS)
         rnd = random_walk(program, Bounds(walk, None, AUTO_RANDOM_EXECUTIONS, bounds.max_seconds), seed, progress=progress)
         _add(total, rnd.stats)
         phases.append({"phase": "random", "executions": rnd.stats.executions, "truncated": rnd.stats.truncated})
@@ -243,7 +243,7 @@ def auto(
     for n, limit in enumerate(limits[first:], start=first):
         left = None if bounds.max_seconds is None else max(bounds.max_seconds - budget.elapsed(), 0.001)
         before = Stats(**total.as_dict())
-        announce(progress, f"DPOR, preemption bound {'none' if limit is None else limit}", bounds.max_executions)
+        announce(progress, f"DPOR, preemption bound {'none' if limit is None else limit} (bound {n + 1} of {len(limits)})", bounds.max_executions)
         res = _search(program, Bounds(bounds.max_steps, limit, bounds.max_executions, left), dpor=True, cache=cache, progress=progress, resume=search_state, stop=stop, workers=workers, ray=ray)
         search_state = None
         _add(total, res.stats)
@@ -323,6 +323,7 @@ def check(
     resume: dict[str, Any] | None = None,
     checkpoint_out: Path | None = None,
     ray: str | None = None,
+    coverage: bool = False,
 ) -> CheckResult:
     """Explore ``program`` and return its verdict (see :class:`CheckResult`).
 
@@ -330,8 +331,18 @@ def check(
     trace is in ``CheckResult.counterexample`` either way).  ``expected`` /
     ``expected_invariant``: what the scenario expects (``CheckResult.as_expected``).
     ``resume``: the ``state`` of a checkpoint document; ``checkpoint_out``:
-    where to write one if a budget or ``stop`` (Ctrl-C) ends the search early."""
+    where to write one if a budget or ``stop`` (Ctrl-C) ends the search early.
+    ``coverage``: record the model code the executions reach and, when no
+    violation stops the check, report what they never reached and which
+    monitors were vacuous (``extra["unreached"]``, see ``check/unreached.py``;
+    not with ``workers``/``ray``)."""
     bounds = bounds or Bounds()
+    cov = None
+    if coverage and workers == 1 and ray is None:
+        from vcoresim.engine.coverage import Coverage, covering
+
+        cov = Coverage()
+        program = covering(program, cov)
     res = explore(program, strategy, bounds, seed, pct_depth=pct_depth, cache=cache, progress=progress, resume=resume, stop=stop, workers=workers, ray=ray)
     strat = {"name": strategy, **res.params}
     if strategy in ("random", "pct", "auto"):
@@ -360,6 +371,12 @@ def check(
         out = CheckResult(program.name, verdict, None, None, strat, model_bounds, res.stats, coverage, None, program.config, expected, cut=cut, cut_of=of)
         out.expected_invariant = expected_invariant
         out.checkpoint = checkpoint
+        if cov is not None:
+            from vcoresim.check.unreached import analyse
+
+            out.extra["unreached"] = analyse(cov).as_dict()
+        elif coverage:
+            out.extra["unreached"] = None  # not recorded across worker processes
         return out
     assert res.schedule is not None
     schedule = shrink(program, res.schedule, res.violation) if do_shrink else res.schedule

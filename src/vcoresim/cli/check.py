@@ -41,6 +41,7 @@ from vcoresim.scenarios.registry import Scenario, ScenarioError, builtin_scenari
 @click.option("--resume", "resume_file", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Continue the search saved in a checkpoint file.")
 @click.option("--ray", "ray_address", default=None, metavar="auto|ADDRESS", help="Run the exhaustive search on a Ray cluster (needs vcoresim[ray]).")
 @click.option("--memory-model", "memory_model", type=click.Choice(("sc", "tso", "pso", "power")), default="sc", show_default=True, help="Memory model (docs/memory-models.md).")
+@click.option("--unreached/--no-unreached", "unreached", default=None, help="Record the model code the check reaches and list what it never executed, and vacuous invariants (default: on for one scenario).")
 @click.option("--barrier-mutations", is_flag=True, help="Remove each barrier the scenario executes, one at a time, and report which removal breaks which invariant.")
 def check_cmd(
     scenarios: tuple[str, ...],
@@ -64,6 +65,7 @@ def check_cmd(
     resume_file: Path | None,
     ray_address: str | None,
     memory_model: str,
+    unreached: bool | None,
     barrier_mutations: bool,
 ) -> None:
     """Explore interleavings of SCENARIOS (default: every built-in scenario)."""
@@ -136,6 +138,7 @@ def check_cmd(
                     stop=stop,
                     checkpoint_out=checkpoint_out or Path("checkpoints") / f"{program.name.replace('/', '-')}.checkpoint.json",
                     ray=ray_address,
+                    coverage=unreached if unreached is not None else len(runs) == 1,
                 )
             except ValueError as e:
                 display.stop()
@@ -246,7 +249,7 @@ def _print_one(r: CheckResult, reproducible: bool) -> None:
         head += " [bold red](unexpected)[/]"
     out.print(head)
     for label, text in verdict_lines(r, reproducible):
-        out.print(f"  [dim]{label}:[/] {escape(text)}")
+        out.print(f"  [dim]{label}:[/] {escape(text)}" if label else f"    {escape(text)}")
 
 
 def _print_table(results: list[CheckResult], reproducible: bool) -> None:

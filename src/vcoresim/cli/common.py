@@ -9,7 +9,7 @@ from typing import Any, NoReturn
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress, SpinnerColumn, TextColumn
 
 from vcoresim.engine.strategies.base import Stats
 
@@ -50,15 +50,15 @@ def _clock(seconds: float) -> str:
 
 
 class ProgressDisplay:
-    """The progress line of a long command, on stderr (transient):
-    ``[k/N] item · phase · counts · rate · ETA``.
+    """The progress of a long command, on stderr (transient), in two lines:
+    ``[k/N] item  (all: ETA)`` and ``phase · counts · rate · ETA``.
 
     ``start(item, k, n)`` begins an item (a scenario, a mutant, a run); the
     check driver calls ``phase(name, total)`` when a phase begins (random
     walks, DPOR at preemption bound k) and the instance itself with the
-    phase's ``Stats``.  The ETA is the phase's when its size is known (a
-    sample, an execution budget), else the remaining items' at the mean time
-    per item so far."""
+    phase's ``Stats``.  The phase's ETA is shown when its size is known (a
+    sample, an execution budget); the items' from the mean time per item so
+    far."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
@@ -67,14 +67,13 @@ class ProgressDisplay:
         self.k: int | None = None
         self.n: int | None = None
         self.items_started = time.perf_counter()
-        self.done_items = 0
         self.phase_name = ""
         self.total: int | None = None
         self.phase_start = time.perf_counter()
-        self.note = ""
         if enabled:
-            self.prog = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True)
-            self.task = self.prog.add_task("", total=None)
+            self.prog = Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=True)
+            self.head = self.prog.add_task("", total=None)
+            self.body = self.prog.add_task("", total=None)
             self.prog.start()
 
     def __enter__(self) -> ProgressDisplay:
@@ -89,43 +88,34 @@ class ProgressDisplay:
             self.prog = None
 
     def start(self, item: str, k: int | None = None, n: int | None = None) -> None:
-        if k is not None and k > 1:
-            self.done_items = k - 1
         self.item, self.k, self.n = item, k, n
-        self.phase_name, self.total, self.note = "", None, ""
+        self.phase_name, self.total = "", None
         self.phase_start = time.perf_counter()
-        self._show("")
+        if self.prog is None:
+            return
+        head = f"[{k}/{n}] {item}" if k is not None and n is not None else item
+        if k is not None and n is not None and k > 1:
+            per = (time.perf_counter() - self.items_started) / (k - 1)
+            head += f"  (all: ETA {_clock(per * (n - k + 1))})"
+        self.prog.update(self.head, description=escape(head))
+        self.prog.update(self.body, description="")
 
     def phase(self, name: str, total: int | None = None) -> None:
         self.phase_name, self.total = name, total
         self.phase_start = time.perf_counter()
-        self._show("")
+        self.show("")
 
     def __call__(self, stats: Stats) -> None:
         elapsed = max(time.perf_counter() - self.phase_start, 1e-6)
         rate = stats.executions / elapsed
-        text = f"{stats.executions:,} executions, {stats.states:,} states · {rate:,.0f}/s"
+        text = f"{stats.executions:,}" + (f"/{self.total:,}" if self.total else "") + f" executions · {rate:,.0f}/s"
         if self.total and rate > 0:
             text += f" · ETA {_clock(max(self.total - stats.executions, 0) / rate)}"
-        self._show(text)
+        self.show(text)
 
     def show(self, text: str) -> None:
-        """A free-form status (counts of a command that has no ``Stats``)."""
-        self._show(text)
-
-    def _show(self, counts: str) -> None:
+        """The second line: the phase and ``text`` (counts, rate, ETA)."""
         if self.prog is None:
             return
-        parts = []
-        head = self.item
-        if self.k is not None and self.n is not None:
-            head = f"[{self.k}/{self.n}] {head}"
-            if self.k > 1 and not self.total:
-                per = (time.perf_counter() - self.items_started) / (self.k - 1)
-                counts = (counts + " · " if counts else "") + f"all: ETA {_clock(per * (self.n - self.k + 1))}"
-        parts.append(head)
-        if self.phase_name:
-            parts.append(self.phase_name)
-        if counts:
-            parts.append(counts)
-        self.prog.update(self.task, description=escape(" · ".join(p for p in parts if p)))
+        line = " · ".join(p for p in (self.phase_name, text) if p)
+        self.prog.update(self.body, description=escape(line))

@@ -125,8 +125,33 @@ def _trace(r: CheckResult, reproducible: bool) -> list[Line]:
     return lines
 
 
+#: Unreached places listed in text (``--json`` has them all).
+UNREACHED_SHOWN = 12
+
+
+def _unreached(r: CheckResult, reproducible: bool) -> list[Line]:
+    if "unreached" not in r.extra:
+        return []
+    u = r.extra["unreached"]
+    if u is None:
+        return [("unreached", "not recorded (split across workers)")]
+    pts = u["yield_points"]
+    scope = "in any execution within the bounds" if r.verdict == "holds" else f"in the {u['executions']:,} executions run (not a complete check)"
+    items = u["unreached"]
+    head = f"{len(items)} places of model code never executed {scope}; {pts['reached']} of {pts['total']} operation sites reached"
+    lines: list[Line] = [("unreached", head if items else f"none: every operation site of {', '.join(u['files'])} reached {scope}")]
+    for x in items[:UNREACHED_SHOWN]:
+        what = {"function": "never executed", "branch": f"branch never taken: {x['text']}"}.get(x["kind"], x["text"])
+        lines.append(("", f"{x['file']}:{x['line']}{'-' + str(x['end']) if x['end'] != x['line'] else ''} {x['function']}: {what}"))
+    if len(items) > UNREACHED_SHOWN:
+        lines.append(("", f"... and {len(items) - UNREACHED_SHOWN} more (--json lists them all)"))
+    for v in u["vacuous"]:
+        lines.append(("vacuous", f"{v['name']} ({v['kind']}): {v['why']}"))
+    return lines
+
+
 #: The parts of the verdict paragraph, in order; append to add one.
-SECTIONS: list[Section] = [_headline, _expectation, _setup, _trace]
+SECTIONS: list[Section] = [_headline, _expectation, _setup, _trace, _unreached]
 
 
 def verdict_lines(r: CheckResult, reproducible: bool = False) -> list[Line]:
@@ -139,5 +164,5 @@ def verdict_lines(r: CheckResult, reproducible: bool = False) -> list[Line]:
 def verdict_text(r: CheckResult, reproducible: bool = False) -> str:
     """The paragraph as plain text (what ``str()`` of an API result prints)."""
     lines = [f"{r.scenario}: {r.verdict}"]
-    lines += [f"  {label}: {text}" for label, text in verdict_lines(r, reproducible)]
+    lines += [f"  {label}: {text}" if label else f"    {text}" for label, text in verdict_lines(r, reproducible)]
     return "\n".join(lines)
