@@ -1,4 +1,15 @@
-"""Barrier mutation: which barrier of the model does each invariant need?
+"""Mutation analysis: which change to the model would the scenario notice?
+
+``check --mutate`` (:func:`mutate`): the scenario is checked once as it is,
+noting every site of a store, barrier, load and IPI it executes, then once
+per *mutant* of those sites (``engine/mutants.py``: drop a store, drop a
+barrier, swap a store with the next operation, invert a loaded flag, skip an
+IPI).  A mutant the check catches is *killed* (with the invariant and a
+trace that replays it); one it does not notice *survived*: the scenario does
+not check that line.  The kill rate is killed / (mutants - equivalent ones).
+
+``check --barrier-mutations`` (:func:`mutate_barriers`, below) is the older,
+barrier-only form, under a weak memory model:
 
 The barrier *sites* a scenario executes are discovered by running it (seeded
 random walks, every site seen is kept): a site is the model function that
@@ -13,14 +24,18 @@ config names the memory model and the removed site.
 
 from __future__ import annotations
 
+import fnmatch
 import random
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vcoresim.check.driver import CheckResult, check
 from vcoresim.engine.memory import WeakExecution, with_memory_model
+from vcoresim.engine.mutants import KINDS, Mutant, SiteInfo, discovering, mutants_of, mutated
+from vcoresim.engine.mutants import Site as MutationSite
 from vcoresim.engine.strategies.base import Bounds
 from vcoresim.engine.world import Program
 
@@ -106,3 +121,157 @@ def mutate_barriers(program: Program, *, strategy: str, bounds: Bounds, seed: in
         res = check(mutant, strategy=strategy, bounds=bounds, seed=seed, trace_out=trace_dir / f"{stem}.{model}.no-{name}.trace.json")
         mutants.append(Mutant(site, res))
     return MutationReport(program.name, model, baseline, mutants, DISCOVERY_EXECUTIONS if sites is None else 0)
+
+
+# ------------------------------------------------------------ operation mutation
+#: Default budget of each mutant's check, in executions (deterministic, unlike seconds).
+MUTANT_EXECUTIONS = 1000
+
+
+@dataclass
+class MutantOutcome:
+    """One mutant's check: ``killed`` (an invariant or liveness property caught it),
+    ``crashed`` (the model's own consistency checks did), ``survived`` (nothing
+    noticed, within ``result``'s coverage), or ``equivalent`` (cannot change
+    behaviour: a barrier under ``sc``; not run)."""
+
+    mutant: Mutant
+    status: str
+    result: CheckResult | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+    def as_dict(self, *, timing: bool = True) -> dict[str, Any]:
+        r = self.result
+        return {
+            **self.mutant.as_dict(),
+            "status": self.status,
+            "invariant": r.invariant if r is not None else None,
+            "message": r.message if r is not None else self.error,
+            "verdict": r.verdict if r is not None else None,
+            "coverage": r.coverage if r is not None else None,
+            "executions": r.stats.executions if r is not None else 0,
+            "trace": r.trace if r is not None else None,
+            "seconds": round(self.seconds, 3) if timing else None,
+        }
+
+
+@dataclass
+class MutationRun:
+    scenario: str
+    model: str
+    baseline: CheckResult
+    sites: int
+    outcomes: list[MutantOutcome]
+    kinds: tuple[str, ...]
+    budget: dict[str, Any]
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+    @property
+    def relevant(self) -> int:
+        """Mutants that could be killed (not equivalent)."""
+        return len(self.outcomes) - self.count("equivalent")
+
+    @property
+    def kill_rate(self) -> float | None:
+        n = self.relevant
+        return None if n == 0 else (self.count("killed") + self.count("crashed")) / n
+
+    def summary(self) -> str:
+        if self.baseline.verdict == "violation":
+            return f"not run: {self.scenario} already violates {self.baseline.invariant} (mutation analysis needs a scenario that holds)"
+        rate = self.kill_rate
+        survived_complete = sum(1 for o in self.outcomes if o.status == "survived" and o.result is not None and o.result.verdict == "holds")
+        parts = [
+            f"{self.count('killed') + self.count('crashed')} of {self.relevant} mutants killed" + ("" if rate is None else f" ({100 * rate:.0f}%)"),
+            f"{self.count('survived')} survived ({survived_complete} in a complete check, {self.count('survived') - survived_complete} within the budget)",
+        ]
+        if self.count("crashed"):
+            parts.append(f"{self.count('crashed')} of the kills by a model error")
+        if self.count("equivalent"):
+            parts.append(f"{self.count('equivalent')} equivalent under {self.model} (not run)")
+        return "; ".join(parts)
+
+    def as_dict(self, *, timing: bool = True) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "memory_model": self.model,
+            "baseline": self.baseline.as_dict(timing=timing),
+            "sites": self.sites,
+            "mutations": list(self.kinds),
+            "budget": self.budget,
+            "mutants": len(self.outcomes),
+            "killed": self.count("killed") + self.count("crashed"),
+            "killed_by_model_error": self.count("crashed"),
+            "survived": self.count("survived"),
+            "equivalent": self.count("equivalent"),
+            "kill_rate": None if self.kill_rate is None else round(self.kill_rate, 4),
+            "summary": self.summary(),
+            "outcomes": [o.as_dict(timing=timing) for o in self.outcomes],
+        }
+
+
+def select_mutants(mutants: list[Mutant], pattern: str | None) -> list[Mutant]:
+    """``--sites``: mutants whose label, function or file:line matches ``pattern``
+    (a shell-style pattern; a plain word matches as a substring), comma-separated alternatives."""
+    if not pattern:
+        return mutants
+    pats = [p.strip() for p in pattern.split(",") if p.strip()]
+
+    def hit(m: Mutant) -> bool:
+        keys = (m.label, m.site.function, m.site.where, m.site.file, f"{m.site.name}:{m.site.line}", m.kind)
+        for p in pats:
+            if any(ch in p for ch in "*?["):
+                if any(fnmatch.fnmatchcase(k, p) for k in keys):
+                    return True
+            elif any(p in k for k in keys):
+                return True
+        return False
+
+    return [m for m in mutants if hit(m)]
+
+
+def mutate(
+    program: Program,
+    *,
+    strategy: str,
+    bounds: Bounds,
+    mutant_bounds: Bounds,
+    seed: int,
+    trace_dir: Path | None,
+    kinds: tuple[str, ...] = KINDS,
+    sites: str | None = None,
+    progress: Any = None,
+) -> MutationRun:
+    """Check ``program`` (discovering the sites it executes), then once per mutant
+    of those sites with ``mutant_bounds`` (a per-mutant budget).  ``progress``:
+    a display with ``start(item, k, n)`` (and the check driver's ``phase``)."""
+    found: dict[MutationSite, SiteInfo] = {}
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "-", program.name)
+    if progress is not None:
+        progress.start(f"{program.name}: baseline, discovering sites", 0, 0)
+    baseline = check(discovering(program, found), strategy=strategy, bounds=bounds, seed=seed, trace_out=None if trace_dir is None else trace_dir / f"{stem}.baseline.trace.json", progress=progress)
+    budget = {k: v for k, v in mutant_bounds.as_dict().items() if k in ("max_executions", "max_seconds")}
+    run = MutationRun(program.name, program.memory_model, baseline, len(found), [], tuple(kinds), budget)
+    if baseline.verdict == "violation":
+        return run
+    chosen = select_mutants(mutants_of(found, tuple(kinds)), sites)
+    for k, m in enumerate(chosen, start=1):
+        if progress is not None:
+            progress.start(f"{m.label}", k, len(chosen))
+        if m.kind == "drop-barrier" and program.memory_model == "sc":
+            run.outcomes.append(MutantOutcome(m, "equivalent"))
+            continue
+        name = re.sub(r"[^A-Za-z0-9_.-]", "-", f"{m.kind}-{m.site.name}-{m.site.line}")
+        out = None if trace_dir is None else trace_dir / f"{stem}.{program.memory_model}" / f"{name}.trace.json"
+        t = time.perf_counter()
+        try:
+            res = check(mutated(program, m), strategy=strategy, bounds=mutant_bounds, seed=seed, trace_out=out, progress=progress)
+        except Exception as e:  # noqa: BLE001 - a mutant may break the model's own assumptions
+            run.outcomes.append(MutantOutcome(m, "crashed", None, f"{type(e).__name__}: {e}", time.perf_counter() - t))
+            continue
+        status = "killed" if res.verdict == "violation" else "survived"
+        run.outcomes.append(MutantOutcome(m, status, res, None, time.perf_counter() - t))
+    return run

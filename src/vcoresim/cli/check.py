@@ -14,8 +14,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from vcoresim.check.driver import STRATEGIES, CheckResult, check
+from vcoresim.check.mutation import MUTANT_EXECUTIONS
+from vcoresim.engine.mutants import KINDS as MUTATION_KINDS
 from vcoresim.cli.common import ProgressDisplay, err, fail, out, parse_patches
 from vcoresim.engine.strategies.base import Bounds
+from vcoresim.errors import did_you_mean
 from vcoresim.scenarios.registry import Scenario, ScenarioError, builtin_scenarios, get_scenario, program_for
 
 
@@ -42,6 +45,11 @@ from vcoresim.scenarios.registry import Scenario, ScenarioError, builtin_scenari
 @click.option("--ray", "ray_address", default=None, metavar="auto|ADDRESS", help="Run the exhaustive search on a Ray cluster (needs vcoresim[ray]).")
 @click.option("--memory-model", "memory_model", type=click.Choice(("sc", "tso", "pso", "power")), default="sc", show_default=True, help="Memory model (docs/memory-models.md).")
 @click.option("--unreached/--no-unreached", "unreached", default=None, help="Record the model code the check reaches and list what it never executed, and vacuous invariants (default: on for one scenario).")
+@click.option("--mutate", is_flag=True, help="Mutation analysis: check the scenario once per mutant of the operations it executes (drop a store or barrier, swap a store with the next operation, invert a loaded flag, skip an IPI) and report which mutants an invariant catches.")
+@click.option("--mutations", "mutation_kinds", default=None, metavar="KIND,...", help=f"With --mutate: the kinds to apply (default: all of {', '.join(MUTATION_KINDS)}).")
+@click.option("--sites", "sites", default=None, metavar="PATTERN,...", help="With --mutate: only mutants whose function, file:line or label matches (substring or shell pattern).")
+@click.option("--mutant-executions", type=click.IntRange(1), default=None, help=f"With --mutate: execution budget of each mutant's check (default {MUTANT_EXECUTIONS}).")
+@click.option("--mutant-seconds", type=click.FloatRange(0, min_open=True), default=None, help="With --mutate: wall-clock budget of each mutant's check (timing-dependent).")
 @click.option("--barrier-mutations", is_flag=True, help="Remove each barrier the scenario executes, one at a time, and report which removal breaks which invariant.")
 def check_cmd(
     scenarios: tuple[str, ...],
@@ -66,6 +74,11 @@ def check_cmd(
     ray_address: str | None,
     memory_model: str,
     unreached: bool | None,
+    mutate: bool,
+    mutation_kinds: str | None,
+    sites: str | None,
+    mutant_executions: int | None,
+    mutant_seconds: float | None,
     barrier_mutations: bool,
 ) -> None:
     """Explore interleavings of SCENARIOS (default: every built-in scenario)."""
@@ -103,6 +116,10 @@ def check_cmd(
     if trace_out is not None and len(runs) > 1:
         fail("--trace-out: give one scenario when naming the trace file")
     runs = _with_memory_model(runs, memory_model)
+    if mutate:
+        _mutate(runs, strategy, seed, max_steps, max_preemptions, max_executions, max_seconds, as_json, reproducible, quiet, mutation_kinds, sites, mutant_executions, mutant_seconds)
+    elif mutation_kinds or sites or mutant_executions or mutant_seconds:
+        fail("--mutations/--sites/--mutant-executions/--mutant-seconds: only with --mutate")
     if barrier_mutations:
         _barrier_mutations(runs, strategy, seed, max_steps, max_preemptions, max_executions, max_seconds, as_json, reproducible, trace_out)
     results: list[CheckResult] = []
@@ -323,3 +340,66 @@ def _barrier_mutations(
         out.print(t)
         out.print(f"{len(report.mutants)} barrier sites found in {report.discovery_executions} executions; removing {len(report.breaking)} of them breaks an invariant: {', '.join(m.site.label for m in report.breaking) or 'none'}", markup=False)
     sys.exit(1 if report.baseline.verdict == "violation" else 0)
+
+
+def _mutate(
+    runs: list[tuple[Scenario, Any]],
+    strategy: str | None,
+    seed: int | None,
+    max_steps: int | None,
+    max_preemptions: int | None,
+    max_executions: int | None,
+    max_seconds: float | None,
+    as_json: bool,
+    reproducible: bool,
+    quiet: bool,
+    kinds_text: str | None,
+    sites: str | None,
+    mutant_executions: int | None,
+    mutant_seconds: float | None,
+) -> NoReturn:
+    """``check --mutate``: the scenario, then one check per mutant of the operations it runs."""
+    from vcoresim.check.mutation import mutate
+    from vcoresim.report.tables import mutation_table
+
+    if len(runs) != 1:
+        fail("--mutate: give exactly one scenario")
+    kinds = tuple(k.strip() for k in (kinds_text or ",".join(MUTATION_KINDS)).split(",") if k.strip())
+    for k in kinds:
+        if k not in MUTATION_KINDS:
+            fail(f"--mutations: unknown mutation {k!r}{did_you_mean(k, MUTATION_KINDS)} (known: {', '.join(MUTATION_KINDS)})")
+    sc, program = runs[0]
+    b = sc.bounds
+    bounds = Bounds(
+        max_steps=max_steps or b.max_steps,
+        max_preemptions=max_preemptions if max_preemptions is not None else b.max_preemptions,
+        max_executions=max_executions or b.max_executions,
+        max_seconds=max_seconds or b.max_seconds,
+    )
+    per_mutant = Bounds(bounds.max_steps, bounds.max_preemptions, mutant_executions or MUTANT_EXECUTIONS, mutant_seconds)
+    show = not quiet and not as_json and err.is_terminal
+    with ProgressDisplay(show) as display:
+        run = mutate(
+            program,
+            strategy=strategy or sc.strategy,
+            bounds=bounds,
+            mutant_bounds=per_mutant,
+            seed=seed if seed is not None else sc.seed,
+            trace_dir=Path("traces") / "mutants",
+            kinds=kinds,
+            sites=sites,
+            progress=display if show else None,
+        )
+    if as_json:
+        click.echo(json.dumps(run.as_dict(timing=not reproducible), indent=1))
+    else:
+        out.print(f"[bold]{escape(run.scenario)}[/] under {run.model}: baseline {run.baseline.verdict}; {run.sites} operation sites executed")
+        if run.outcomes:
+            out.print(mutation_table(run, reproducible, out.width))
+            if any(o.status == "survived" and o.result is not None and o.result.verdict != "holds" for o in run.outcomes):
+                out.print("survived?: nothing caught it within the per-mutant budget (not a complete check)", markup=False)
+            kills = [o.result.trace for o in run.outcomes if o.result is not None and o.result.trace]
+            if kills:
+                out.print(f"a trace per kill in {Path(kills[0]).parent}/ (vcoresim replay FILE)", markup=False)
+        out.print(escape(run.summary()))
+    sys.exit(1 if run.baseline.verdict == "violation" else 0)

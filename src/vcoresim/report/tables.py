@@ -8,6 +8,7 @@ both are tested at 80 columns.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 from dataclasses import dataclass
 
 from rich import box
@@ -119,3 +120,46 @@ def check_table(results: Sequence[CheckResult], reproducible: bool, width: int |
             ]
         )
     return fit_table("vcoresim check", CHECK_COLUMNS, rows, width)
+
+
+MUTATION_COLUMNS = (
+    Column("mutation", 0),
+    Column("site", 0),
+    Column("result", 0),
+    Column("caught by", 1),
+    Column("executions", 2, "right", short="execs"),
+    Column("file", 3),
+    Column("seconds", 4, "right", short="s"),
+    Column("operation", 5, wrap=True),
+    Column("trace", 6),
+)
+
+#: Rich colour of each mutant status.
+STATUS_COLOURS = {"killed": "green", "crashed": "green", "survived": "red", "equivalent": "dim"}
+
+
+def mutation_table(run: Any, reproducible: bool, width: int | None) -> Table:
+    """``check --mutate``'s table: one row per mutant (``check.mutation.MutationRun``).
+    ``survived?``: nothing caught it, but its check did not cover the bounded
+    space (a budget ran out, or executions were cut at max_steps)."""
+    rows = []
+    for o in run.outcomes:
+        r = o.result
+        result = o.status
+        if o.status == "survived" and r is not None and r.verdict != "holds":
+            result += "?"  # within the budget only (bounded, sampled or incomplete)
+        caught = r.invariant if r is not None and r.invariant else ("model error" if o.status == "crashed" else "-")
+        rows.append(
+            [
+                o.mutant.kind,
+                f"{o.mutant.site.name}:{o.mutant.site.line}",
+                f"[{STATUS_COLOURS.get(o.status, 'white')}]{result}[/]",
+                caught,
+                f"{r.stats.executions:,}" if r is not None else "-",
+                o.mutant.site.file,
+                "-" if reproducible else f"{o.seconds:.2f}",
+                o.mutant.what,
+                (r.trace if r is not None and r.trace else "-"),
+            ]
+        )
+    return fit_table(f"mutants of {run.scenario} under {run.model}", MUTATION_COLUMNS, rows, width)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from vcoresim.engine.memory import MODELS, split_memory_config, with_memory_model
+from vcoresim.engine.mutants import mutated, split_mutation
 from vcoresim.engine.world import Program
 from vcoresim.examples import EXAMPLES, example_program
 from vcoresim.scenarios import builtin
@@ -48,7 +49,15 @@ def get_scenario(name: str) -> Scenario:
 
 
 def program_for(name: str, config: dict[str, Any]) -> Program:
-    """Rebuild the program a trace was recorded from (with its memory model and removed barriers)."""
+    """Rebuild the program a trace was recorded from (with its memory model,
+    removed barriers and operation mutant)."""
+    if "mutation" in config:
+        try:
+            rest, mutant = split_mutation(config)
+        except ValueError as e:
+            raise ScenarioError(f"config: {e}") from None
+        assert mutant is not None
+        return mutated(program_for(name, rest), mutant)
     if "memory_model" in config or "removed_barriers" in config:
         try:
             rest, model, removed = split_memory_config(config)
