@@ -16,7 +16,7 @@ from rich.table import Table
 from vcoresim.check.driver import STRATEGIES, CheckResult, check
 from vcoresim.check.mutation import MUTANT_EXECUTIONS
 from vcoresim.engine.mutants import KINDS as MUTATION_KINDS
-from vcoresim.cli.common import ProgressDisplay, err, fail, out, parse_patches
+from vcoresim.cli.common import ProgressDisplay, err, fail, out, parse_patches, say
 from vcoresim.engine.strategies.base import Bounds
 from vcoresim.errors import did_you_mean
 from vcoresim.scenarios.registry import Scenario, ScenarioError, builtin_scenarios, get_scenario, program_for
@@ -266,7 +266,7 @@ def _print_one(r: CheckResult, reproducible: bool) -> None:
         head += " [bold red](unexpected)[/]"
     out.print(head)
     for label, text in verdict_lines(r, reproducible):
-        out.print(f"  [dim]{label}:[/] {escape(text)}" if label else f"    {escape(text)}")
+        say(f"{label}: {text}" if label else text, indent=2 if label else 4, hang=4 if label else 2)
 
 
 def _print_table(results: list[CheckResult], reproducible: bool) -> None:
@@ -278,13 +278,13 @@ def _print_table(results: list[CheckResult], reproducible: bool) -> None:
     unexpected_violations = [r.scenario for r in results if r.expected is None and r.verdict == "violation"]
     traces = sorted({str(Path(r.trace).parent) for r in results if r.trace})
     if traces:
-        out.print(f"traces in {', '.join(traces)}/ (vcoresim replay FILE)", markup=False)
+        say(f"traces in {', '.join(traces)}/ (vcoresim replay FILE)", hang=2)
     if bad:
-        out.print(f"[red]unexpected verdicts (marked !): {escape(', '.join(bad))}[/]")
+        say(f"unexpected verdicts (marked !): {', '.join(bad)}", hang=2, style="red")
     if undecided:
-        out.print(f"[yellow]inconclusive, expectation not decided: {escape(', '.join(undecided))}[/]")
+        say(f"inconclusive, expectation not decided (marked ?): {', '.join(undecided)}", hang=2, style="yellow")
     if unexpected_violations:
-        out.print(f"[red]violations: {escape(', '.join(unexpected_violations))}[/]")
+        say(f"violations: {', '.join(unexpected_violations)}", hang=2, style="red")
     if not (bad or undecided or unexpected_violations) and any(r.expected is not None for r in results):
         out.print("[green]every verdict as expected[/]")
 
@@ -338,7 +338,7 @@ def _barrier_mutations(
             colour = {"holds": "green", "violation": "red", "incomplete": "yellow"}[r.verdict]
             t.add_row(label, "-" if line is None else str(line), f"[{colour}]{r.verdict}[/]", r.invariant or "-", r.coverage, str(r.stats.executions), r.trace or "-")
         out.print(t)
-        out.print(f"{len(report.mutants)} barrier sites found in {report.discovery_executions} executions; removing {len(report.breaking)} of them breaks an invariant: {', '.join(m.site.label for m in report.breaking) or 'none'}", markup=False)
+        say(f"{len(report.mutants)} barrier sites found in {report.discovery_executions} executions; removing {len(report.breaking)} of them breaks an invariant: {', '.join(m.site.label for m in report.breaking) or 'none'}", hang=2)
     sys.exit(1 if report.baseline.verdict == "violation" else 0)
 
 
@@ -393,13 +393,13 @@ def _mutate(
     if as_json:
         click.echo(json.dumps(run.as_dict(timing=not reproducible), indent=1))
     else:
-        out.print(f"[bold]{escape(run.scenario)}[/] under {run.model}: baseline {run.baseline.verdict}; {run.sites} operation sites executed")
+        say(f"{run.scenario} under {run.model}: baseline {run.baseline.verdict}; {run.sites} operation sites executed", hang=2)
         if run.outcomes:
             out.print(mutation_table(run, reproducible, out.width))
             if any(o.status == "survived" and o.result is not None and o.result.verdict != "holds" for o in run.outcomes):
-                out.print("survived?: nothing caught it within the per-mutant budget (not a complete check)", markup=False)
+                say("survived?: nothing caught it within the per-mutant budget (not a complete check)", hang=2)
             kills = [o.result.trace for o in run.outcomes if o.result is not None and o.result.trace]
             if kills:
-                out.print(f"a trace per kill in {Path(kills[0]).parent}/ (vcoresim replay FILE)", markup=False)
-        out.print(escape(run.summary()))
+                say(f"a trace per kill in {Path(kills[0]).parent}/ (vcoresim replay FILE)", hang=2)
+        say(run.summary(), hang=2)
     sys.exit(1 if run.baseline.verdict == "violation" else 0)

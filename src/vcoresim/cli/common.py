@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import textwrap
 import time
 from typing import Any, NoReturn
 
@@ -26,6 +27,15 @@ def _width() -> int | None:
 
 out = Console(highlight=False, soft_wrap=True, width=_width())
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def say(text: str, indent: int = 0, hang: int = 4, style: str | None = None) -> None:
+    """Print prose wrapped at the console's width, continuation lines indented
+    ``indent + hang`` (so a label stays readable at 80 columns)."""
+    width = out.width or 80
+    lines = textwrap.wrap(text, width=max(width, 40), initial_indent=" " * indent, subsequent_indent=" " * (indent + hang), break_on_hyphens=False) or [""]
+    for ln in lines:
+        out.print(ln, markup=False, style=style)
 
 
 def fail(msg: str) -> NoReturn:

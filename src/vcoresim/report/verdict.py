@@ -24,7 +24,7 @@ def _bound(v: Any) -> str:
     return "none" if v is None else f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
 
 
-def describe_strategy(strategy: dict[str, Any]) -> str:
+def describe_strategy(strategy: dict[str, Any], violation: bool = False) -> str:
     """``auto, seed 0: random walks (200), then DPOR + sleep sets at preemption bound 0 (17), 1 (152), none (920)``."""
     name = strategy.get("name", "?")
     head = name + (f", seed {strategy['seed']}" if "seed" in strategy else "")
@@ -45,7 +45,8 @@ def describe_strategy(strategy: dict[str, Any]) -> str:
         if p.get("phase") in ("random", "pct"):
             parts.append(f"{'random walks' if p['phase'] == 'random' else 'PCT'} ({p['executions']:,})")
     if bounds:
-        steps = ", ".join(f"{_bound(p.get('max_preemptions'))} ({p['executions']:,}{'' if p.get('complete', True) else ', cut short'})" for p in bounds)
+        last = "stopped at the violation" if violation else "cut short"
+        steps = ", ".join(f"{_bound(p.get('max_preemptions'))} ({p['executions']:,}{'' if p.get('complete', True) else ', ' + last})" for p in bounds)
         parts.append(f"{search} at preemption bound {steps}")
     elif name in ("exhaustive", "dfs"):
         parts.append(search)
@@ -102,7 +103,7 @@ def _setup(r: CheckResult, reproducible: bool) -> list[Line]:
     mutation = r.config.get("mutation")
     if isinstance(mutation, dict):
         lines.append(("mutation", str(mutation.get("label", mutation))))
-    lines += [("strategy", describe_strategy(r.strategy)), ("bounds", describe_bounds(r.bounds)), ("covered", describe_stats(r, reproducible))]
+    lines += [("strategy", describe_strategy(r.strategy, r.verdict == "violation")), ("bounds", describe_bounds(r.bounds)), ("covered", describe_stats(r, reproducible))]
     return lines
 
 
