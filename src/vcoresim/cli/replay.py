@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
-from vcoresim.check.driver import replay
 from vcoresim.check.trace import TraceError, steps_as_json
 from vcoresim.cli.common import fail, out, say
 from vcoresim.scenarios.registry import ScenarioError, program_for
@@ -27,11 +27,14 @@ def replay_cmd(trace_file: Path, quiet: bool, states: bool, as_json: bool, html_
     from vcoresim.check.states import change_text, state_text, trace_states
 
     try:
-        res = replay(trace_file, program_for)
+        res = _replay(trace_file)
     except (TraceError, ScenarioError) as e:
         fail(str(e))
     ex = res.execution
-    ts = trace_states(ex.program, ex.schedule) if states or as_json or html_out is not None else None
+    timed = res.trace.strategy.get("name") == "simulate"
+    ts = trace_states(ex.program, ex.schedule) if (states or as_json or html_out is not None) and not timed else None
+    if timed and states:
+        fail("--states: a timed run's trace replays by simulating again; its states are not available")
     if as_json:
         assert ts is not None
         v = ex.violation
@@ -84,3 +87,10 @@ def replay_cmd(trace_file: Path, quiet: bool, states: bool, as_json: bool, html_
     if not as_json:
         say(res.summary, hang=2, style="green" if res.reproduced else "red")
     sys.exit(0 if res.reproduced else 1)
+
+
+
+def _replay(path: Path) -> Any:
+    from vcoresim.simulate.trace import replay_any
+
+    return replay_any(path, program_for)

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from vcoresim.cli.common import fail, out, parse_patches
+from vcoresim.cli.common import fail, out, parse_patches, say
 from vcoresim.scenarios.registry import ScenarioError, get_scenario
 from vcoresim.simulate import compare
 from vcoresim.simulate.metrics import compute, render, render_compare, render_patch_compare, write_csv
@@ -56,6 +56,8 @@ def _sim_config(config: dict[str, Any]) -> dict[str, Any]:
     metavar="NAME",
     help="Also run the scenario with patch NAME off and on, side by side (default: the scenario's simulate.compare_patch; 'none': no).",
 )
+@click.option("--through-violations", is_flag=True, help="Do not check invariants: measure through violations (figures, not a verdict); overrides [simulate] check_invariants.")
+@click.option("--trace-out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Where to write the trace of a violation that stops the run (default traces/<scenario>.simulate.trace.json); vcoresim replay re-runs it.")
 @click.option("--perfetto", "perfetto_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the run as a Chrome trace-event JSON timeline (opens in ui.perfetto.dev).")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write a PNG: latency CDFs and guest utilisation over time (needs vcoresim[plot]).")
 def simulate_cmd(
@@ -68,6 +70,8 @@ def simulate_cmd(
     csv_out: Path | None,
     compare_smt: int | None,
     compare_patch: str | None,
+    through_violations: bool,
+    trace_out: Path | None,
     perfetto_out: Path | None,
     plot_out: Path | None,
 ) -> None:
@@ -91,10 +95,17 @@ def simulate_cmd(
         timing = Timing().replace(**dict(cfg.get("timing") or {}))
     except (TypeError, ValueError) as e:
         fail(f"simulate.{e}" if str(e).startswith("timing:") else f"simulate.timing: {e}")
-    check_invariants = bool(cfg.get("check_invariants", True))
+    check_invariants = bool(cfg.get("check_invariants", True)) and not through_violations
     if not check_invariants:  # the scenario measures through violations: figures, not a verdict
         program = dataclasses.replace(program, select=())
     result = simulate(program, duration_ns=dur_us * 1_000, seed=run_seed, timing=timing, record_states=perfetto_out is not None)
+    trace_path: Path | None = None
+    if result.outcome in ("violation", "deadlock"):
+        from vcoresim.simulate.trace import write_if_violated
+
+        trace_path = trace_out or Path("traces") / f"{sc.name.replace('/', '-')}.simulate.trace.json"
+        if write_if_violated(program, result, trace_path, timing=timing) is None:
+            trace_path = None
     if perfetto_out is not None:
         from vcoresim.report.visual import write_perfetto_sim
 
@@ -153,13 +164,21 @@ def simulate_cmd(
         if patch_rows:
             doc["compare_patch"] = {"patch": patch_name, "rows": [r.as_dict() for r in patch_rows]}
         doc["invariants_checked"] = check_invariants
+        doc["outcome"] = result.outcome
+        doc["violation"] = result.violation
+        doc["trace"] = str(trace_path) if trace_path else None
         click.echo(json.dumps(doc, indent=1, default=str))
     else:
         if not check_invariants:
-            out.print("invariants not checked (the scenario's [simulate] check_invariants = false): the run measures through violations", markup=False)
+            why = "--through-violations" if through_violations else "the scenario's [simulate] check_invariants = false"
+            say(f"invariants not checked ({why}): the run measures through violations", hang=2)
         render(metrics, out)
         if rows:
             render_compare(rows, n_cmp, out)
         if patch_rows:
             render_patch_compare(patch_rows, out)
+        if trace_path is not None:
+            say(f"the run stopped at the violation; trace: {trace_path}; replay with: vcoresim replay {trace_path}; measure through it with --through-violations", hang=2)
+        elif patch_rows and any(r.outcome in ("violation", "deadlock") for r in patch_rows):
+            say("a compared run stopped at a violation: --through-violations measures through it", hang=2)
     sys.exit(1 if result.outcome in ("violation", "deadlock") else 0)
