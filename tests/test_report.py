@@ -393,6 +393,24 @@ def test_utilisation_bins() -> None:
     assert share == {"cpu0": [0.6, 0.4, 0.0, 0.0], "cpu1": [0.0, 0.0, 0.0, 0.4]}
 
 
+def test_study_plot_lines_are_distinguishable_and_axes_labelled() -> None:
+    pytest.importorskip("matplotlib")
+    from vcoresim.report.plots import study_figure
+
+    # equal values on both CPUs: the lines coincide, as POWER7's and POWER8's did
+    rows = [{"cpu": cpu, "threads": n, "guest_cpus": 0.5 * n, "work_per_s": 1000.0 * n, "wake_to_entry_p50": 1000, "wake_to_entry_p99": 5000}
+            for cpu, ns in (("POWER7", (1, 2, 4)), ("POWER8", (1, 2, 4, 8))) for n in ns]
+    fig = study_figure(rows, "t")
+    for ax in fig.axes:
+        assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title()
+    units = [ax.get_ylabel() for ax in fig.axes]
+    assert len(set(units)) == 3 and not any("×" in u for u in units)  # one quantity per axis, no scaled mix
+    lines = {ln.get_label(): ln for ax in fig.axes[:1] for ln in ax.get_lines()}
+    a, b = lines["POWER7"], lines["POWER8"]
+    assert a.get_color() != b.get_color() and a.get_marker() != b.get_marker() and a.get_linestyle() != b.get_linestyle()
+    assert a.get_markersize() != b.get_markersize()  # the one underneath stays visible around the other
+
+
 def test_study_command(cli: Cli, tmp_path: Path) -> None:
     args = ["study", "--duration-us", "300", "--csv", "s.csv", "--json"]
     if importlib.util.find_spec("matplotlib") is not None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from vcoresim.cli.common import fail, out
+from vcoresim.cli.common import ProgressDisplay, err, fail, out, say
 from vcoresim.engine.strategies.base import Bounds
 from vcoresim.scenarios.registry import ScenarioError, get_scenario
 
@@ -26,7 +26,8 @@ from vcoresim.scenarios.registry import ScenarioError, get_scenario
 @click.option("--json", "as_json", is_flag=True)
 def swarm_cmd(scenarios: tuple[str, ...], runs: int, strategy: str, max_executions: int, max_steps: int | None, workers: int, ray_address: str | None, out_dir: Path, as_json: bool) -> None:
     """Many seeded runs of SCENARIOS (variants count as scenarios), merged:
-    duplicate counterexamples (same property, same shrunk schedule) are folded."""
+    counterexamples of the same race (same property, violated by a step running
+    the same code) are folded, with the seeds that found them."""
     from vcoresim.check.swarm import merge, runs_for, swarm_local
 
     try:
@@ -47,19 +48,30 @@ def swarm_cmd(scenarios: tuple[str, ...], runs: int, strategy: str, max_executio
         except RayUnavailable as e:
             fail(str(e))
     else:
-        results = swarm_local(jobs, workers)
+        show = not as_json and err.is_terminal
+        with ProgressDisplay(show) as display:
+            found = [0]
+
+            def done(k: int, r: dict[str, Any]) -> None:
+                found[0] += r["trace"] is not None
+                display.start(f"{r['scenario']} seed {r['seed']} done", k, len(jobs))
+                display.show(f"{found[0]} of {k} runs found a violation")
+
+            display.start(f"{len(jobs)} runs on {workers} process{'es' if workers > 1 else ''}", 0, len(jobs))
+            results = swarm_local(jobs, workers, done if show else None)
     merged = merge(results)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for ce in merged.counterexamples:
         path = out_dir / f"{ce.scenario.replace('/', '-')}-{ce.key.split(':')[1]}.trace.json"
         path.write_text(json.dumps(ce.trace, indent=1))
-        rows.append({"scenario": ce.scenario, "invariant": ce.invariant, "key": ce.key, "found_by_seeds": ce.seeds, "message": ce.message, "trace": str(path)})
+        rows.append({"scenario": ce.scenario, "invariant": ce.invariant, "key": ce.key, "where": ce.where, "found_by_seeds": ce.seeds, "message": ce.message, "trace": str(path)})
     doc = {"runs": merged.runs, "clean_runs": merged.clean, "executions": merged.executions, "steps": merged.steps, "distinct_counterexamples": rows}
     if as_json:
         click.echo(json.dumps(doc, indent=1))
     else:
-        out.print(f"swarm: {merged.runs} runs ({strategy}, {max_executions} executions each), {merged.executions} executions, {merged.clean} runs found nothing; {len(rows)} distinct counterexamples", markup=False)
+        say(f"swarm: {merged.runs} runs ({strategy}, {max_executions} executions each), {merged.executions:,} executions, {merged.clean} runs found nothing; {len(rows)} distinct {'race' if len(rows) == 1 else 'races'}", hang=2)
         for r in rows:
-            out.print(f"  {r['scenario']}: {r['invariant']} [{r['key']}] found by {len(r['found_by_seeds'])} seeds ({', '.join(map(str, r['found_by_seeds'][:8]))}{', ...' if len(r['found_by_seeds']) > 8 else ''}); trace {r['trace']}", markup=False)
+            seeds = ", ".join(map(str, r["found_by_seeds"][:8])) + (", ..." if len(r["found_by_seeds"]) > 8 else "")
+            say(f"{r['scenario']}: {r['invariant']} at {r['where']} [{r['key']}], found by {len(r['found_by_seeds'])} seeds ({seeds}); trace {r['trace']}", indent=2, hang=4)
     sys.exit(1 if rows else 0)
