@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from vcoresim.cli.common import fail, out
+from vcoresim.cli.common import ProgressDisplay, err, fail, out
 from vcoresim.engine.memory import MODELS
 from vcoresim.litmus.parser import Litmus, LitmusError, parse_file
 from vcoresim.litmus.runner import Outcome, expected_for, run, shipped
@@ -43,13 +43,19 @@ def litmus_cmd(files: tuple[Path, ...], models: tuple[str, ...], max_seconds: fl
     chosen = list(models) or list(MODELS)
     rows: list[tuple[Litmus, list[Outcome]]] = []
     bad = 0
-    for lit in tests:
-        outcomes = [run(lit, m, max_seconds=max_seconds) for m in chosen]
+    display = ProgressDisplay(not as_json and err.is_terminal)
+    for k, lit in enumerate(tests, start=1):
+        display.start(lit.name, k, len(tests))
+        outcomes = []
+        for m in chosen:
+            display.phase(f"memory model {m}")
+            outcomes.append(run(lit, m, max_seconds=max_seconds))
         for o in outcomes:
             want = expected_for(lit, o.model)
             if o.verdict == "Unknown" or (want is not None and want != o.verdict):
                 bad += 1
         rows.append((lit, outcomes))
+    display.stop()
     if as_json:
         doc = [
             {

@@ -9,12 +9,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from vcoresim.cli.common import fail, out, parse_patches, say
+from vcoresim.cli.common import ProgressDisplay, err, fail, out, parse_patches, say
 from vcoresim.scenarios.registry import ScenarioError, get_scenario
 from vcoresim.simulate import compare
 from vcoresim.simulate.metrics import compute, render, render_compare, render_patch_compare, write_csv
@@ -98,7 +99,17 @@ def simulate_cmd(
     check_invariants = bool(cfg.get("check_invariants", True)) and not through_violations
     if not check_invariants:  # the scenario measures through violations: figures, not a verdict
         program = dataclasses.replace(program, select=())
-    result = simulate(program, duration_ns=dur_us * 1_000, seed=run_seed, timing=timing, record_states=perfetto_out is not None)
+    with ProgressDisplay(not as_json and err.is_terminal) as display:
+        display.start(f"{sc.name}: {dur_us:,} µs simulated")
+        started = time.perf_counter()
+
+        def progress(now_ns: int, steps: int) -> None:
+            wall = time.perf_counter() - started
+            done = now_ns / (dur_us * 1_000)
+            eta = f" · ETA {wall * (1 - done) / done:.0f} s" if done > 0 else ""
+            display.show(f"{now_ns / 1e6:.3f} of {dur_us / 1e3:.3f} ms ({done:.0%}) · {steps / wall:,.0f} steps/s{eta}")
+
+        result = simulate(program, duration_ns=dur_us * 1_000, seed=run_seed, timing=timing, record_states=perfetto_out is not None, progress=progress if display.enabled else None)
     trace_path: Path | None = None
     if result.outcome in ("violation", "deadlock"):
         from vcoresim.simulate.trace import write_if_violated

@@ -11,7 +11,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from vcoresim.cli.common import fail, out
+from vcoresim.cli.common import ProgressDisplay, err, fail, out
 from vcoresim.scenarios.registry import ScenarioError, get_scenario
 from vcoresim.simulate.study import study
 from vcoresim.simulate.timed import Timing
@@ -39,7 +39,8 @@ def study_cmd(scenario: str, duration_us: int, seed: int, as_json: bool, csv_out
     except ValueError as e:
         fail(f"simulate.{e}")
     try:
-        rows = study(program.config, duration_ns=duration_us * 1000, seed=seed, timing=timing)
+        with ProgressDisplay(not as_json and err.is_terminal) as display:
+            rows = study(program.config, duration_ns=duration_us * 1000, seed=seed, timing=timing, progress=display.start)
     except ScenarioError as e:
         fail(str(e))
     if csv_out is not None:

@@ -427,7 +427,8 @@ class TimedDriver:
         self._clock = clock
 
     # ------------------------------------------------------------------ run
-    def run(self, duration_ns: int, max_steps: int | None = None) -> SimResult:
+    def run(self, duration_ns: int, max_steps: int | None = None, progress: Callable[[int, int], None] | None = None) -> SimResult:
+        """``progress(now_ns, steps)``: called every 16,384 steps (a progress display)."""
         ex = self.ex
         actors = ex.actors
         heap = self.heap
@@ -466,6 +467,8 @@ class TimedDriver:
             self.cand[i] = None  # consumed: _step re-evaluates the actor
             self._step(actors[i], t)
             end = max(end, t)
+            if progress is not None and not self.counts["steps"] & 0x3FFF:
+                progress(t, self.counts["steps"])
         if outcome == "duration":
             ex.finish(bounded=True)
         else:
@@ -585,10 +588,12 @@ def simulate(
     timing: Timing | None = None,
     max_steps: int | None = None,
     record_states: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> SimResult:
     """Run ``program`` for ``duration_ns`` of simulated time (or until nothing can move).
-    ``record_states`` also records each actor's state changes (for timelines; slower)."""
+    ``record_states`` also records each actor's state changes (for timelines; slower);
+    ``progress(now_ns, steps)`` is called every 16,384 steps."""
     if duration_ns <= 0:
         raise ValueError("duration: must be positive")
-    return TimedDriver(program, seed=seed, timing=timing, record_states=record_states).run(duration_ns, max_steps)
+    return TimedDriver(program, seed=seed, timing=timing, record_states=record_states).run(duration_ns, max_steps, progress)
 
