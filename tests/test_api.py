@@ -52,10 +52,10 @@ def test_public_names() -> None:
 
 def test_check_uses_the_scenarios_bounds_strategy_and_seed_and_writes_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    sc = vcoresim.load_scenario("stray-ipi")
-    assert (sc.bounds.max_steps, sc.strategy, sc.seed) == (4000, "auto", 0)
+    sc = vcoresim.load_scenario("hmi-tb-resync")
+    assert (sc.bounds.max_steps, sc.strategy, sc.seed) == (2000, "auto", 0)  # the scenario's [check], not a library default
     r = vcoresim.check(sc)
-    assert r.bounds["max_steps"] == 4000 and r.strategy["name"] == "auto" and r.strategy["seed"] == 0
+    assert r.bounds["max_steps"] == 2000 and r.strategy["name"] == "auto" and r.strategy["seed"] == 0
     assert r.verdict == "violation" and r.as_expected and r.trace is None and not (tmp_path / "traces").exists()
     assert isinstance(r.counterexample, vcoresim.Trace) and len(r.counterexample.schedule) == r.violation_step
     r.counterexample.write(tmp_path / "t.json")
@@ -89,14 +89,14 @@ def test_a_scenario_file_and_its_variant(tmp_path: Path) -> None:
     f.write_text(
         'name = "mine"\n[machine]\ncpu = "POWER7"\n[kernel]\npreset = "v3.1"\n[faults]\nstray_ipi = 1\n[workload]\nrounds = 1\n'
         '[expect]\nverdict = "violation"\ninvariant = "no-host-code-in-guest"\n'
-        '[variants.fixed]\nkernel = { preset = "v3.3" }\nexpect = { verdict = "holds" }\ncheck = { max_preemptions = 1 }\n'
+        '[variants.fixed]\nkernel = { preset = "v3.3" }\nexpect = { verdict = "holds" }\ncheck = { max_preemptions = 0 }\n'
     )
     sc = vcoresim.load_scenario(f)
     assert sc.name == "mine" and sc.expected == "violation" and sc.expected_invariant == "no-host-code-in-guest"
     assert vcoresim.check(sc).as_expected
     fixed = vcoresim.load_scenario(f"{f}@fixed")
     r = vcoresim.check(fixed)
-    assert r.verdict == "holds" and r.as_expected and r.bounds["max_preemptions"] == 1
+    assert r.verdict == "holds" and r.as_expected and r.bounds["max_preemptions"] == 0
 
 
 @pytest.mark.parametrize(

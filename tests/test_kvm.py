@@ -124,7 +124,9 @@ def test_late_join_residual_r2_found_and_fixed(tmp_path: Path) -> None:
 
 def test_smt_vcore_random_holds_and_uses_secondaries(tmp_path: Path) -> None:
     res = run("smt-vcore", tmp_path, strategy="random", bounds=Bounds(max_steps=4000, max_executions=150))
-    assert res.verdict == "holds"
+    # a sample that finds nothing is not a proof: the verdict says so, never "holds"
+    assert res.verdict == "sampled" and res.coverage == "sampled" and res.exit_code == 3
+    assert res.summary.startswith("no violation found in 150 samples")
 
 
 def test_kvm_cap_ppc_smt_and_vcpu_create() -> None:
