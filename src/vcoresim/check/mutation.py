@@ -233,6 +233,26 @@ def select_mutants(mutants: list[Mutant], pattern: str | None) -> list[Mutant]:
     return [m for m in mutants if hit(m)]
 
 
+#: What the worker processes of a parallel mutation run share (set before the fork).
+_JOB: dict[str, Any] = {}
+
+
+def _run_mutant(m: Mutant) -> MutantOutcome:
+    job = _JOB
+    program: Program = job["program"]
+    if m.kind == "drop-barrier" and program.memory_model == "sc":
+        return MutantOutcome(m, "equivalent")
+    name = re.sub(r"[^A-Za-z0-9_.-]", "-", f"{m.kind}-{m.site.name}-{m.site.line}")
+    trace_dir = job["trace_dir"]
+    out = None if trace_dir is None else trace_dir / f"{job['stem']}.{program.memory_model}" / f"{name}.trace.json"
+    t = time.perf_counter()
+    try:
+        res = check(mutated(program, m), strategy=job["strategy"], bounds=job["bounds"], seed=job["seed"], trace_out=out, progress=job["progress"])
+    except Exception as e:  # noqa: BLE001 - a mutant may break the model's own assumptions
+        return MutantOutcome(m, "crashed", None, f"{type(e).__name__}: {e}", time.perf_counter() - t)
+    return MutantOutcome(m, "killed" if res.verdict == "violation" else "survived", res, None, time.perf_counter() - t)
+
+
 def mutate(
     program: Program,
     *,
@@ -244,34 +264,40 @@ def mutate(
     kinds: tuple[str, ...] = KINDS,
     sites: str | None = None,
     progress: Any = None,
+    workers: int = 1,
 ) -> MutationRun:
     """Check ``program`` (discovering the sites it executes), then once per mutant
     of those sites with ``mutant_bounds`` (a per-mutant budget).  ``progress``:
-    a display with ``start(item, k, n)`` (and the check driver's ``phase``)."""
+    a display with ``start(item, k, n)`` (and the check driver's ``phase``).
+    ``workers``: mutants checked in that many processes (same results, in order)."""
     found: dict[MutationSite, SiteInfo] = {}
     stem = re.sub(r"[^A-Za-z0-9_.-]", "-", program.name)
     if progress is not None:
-        progress.start(f"{program.name}: baseline, discovering sites", 0, 0)
+        progress.start(f"{program.name}: baseline, discovering sites")
     baseline = check(discovering(program, found), strategy=strategy, bounds=bounds, seed=seed, trace_out=None if trace_dir is None else trace_dir / f"{stem}.baseline.trace.json", progress=progress)
     budget = {k: v for k, v in mutant_bounds.as_dict().items() if k in ("max_executions", "max_seconds")}
     run = MutationRun(program.name, program.memory_model, baseline, len(found), [], tuple(kinds), budget)
     if baseline.verdict == "violation":
         return run
     chosen = select_mutants(mutants_of(found, tuple(kinds)), sites)
-    for k, m in enumerate(chosen, start=1):
-        if progress is not None:
-            progress.start(f"{m.label}", k, len(chosen))
-        if m.kind == "drop-barrier" and program.memory_model == "sc":
-            run.outcomes.append(MutantOutcome(m, "equivalent"))
-            continue
-        name = re.sub(r"[^A-Za-z0-9_.-]", "-", f"{m.kind}-{m.site.name}-{m.site.line}")
-        out = None if trace_dir is None else trace_dir / f"{stem}.{program.memory_model}" / f"{name}.trace.json"
-        t = time.perf_counter()
-        try:
-            res = check(mutated(program, m), strategy=strategy, bounds=mutant_bounds, seed=seed, trace_out=out, progress=progress)
-        except Exception as e:  # noqa: BLE001 - a mutant may break the model's own assumptions
-            run.outcomes.append(MutantOutcome(m, "crashed", None, f"{type(e).__name__}: {e}", time.perf_counter() - t))
-            continue
-        status = "killed" if res.verdict == "violation" else "survived"
-        run.outcomes.append(MutantOutcome(m, status, res, None, time.perf_counter() - t))
+    _JOB.clear()
+    _JOB.update(program=program, strategy=strategy, bounds=mutant_bounds, seed=seed, trace_dir=trace_dir, stem=stem, progress=progress if workers <= 1 else None)
+    try:
+        if workers <= 1:
+            for k, m in enumerate(chosen, start=1):
+                if progress is not None:
+                    progress.start(m.label, k, len(chosen))
+                run.outcomes.append(_run_mutant(m))
+        else:
+            import multiprocessing as mp
+
+            with mp.get_context("fork").Pool(workers) as pool:
+                for k, outcome in enumerate(pool.imap(_run_mutant, chosen, chunksize=1), start=1):
+                    run.outcomes.append(outcome)
+                    if progress is not None:
+                        killed = sum(o.status in ("killed", "crashed") for o in run.outcomes)
+                        progress.start(f"{outcome.mutant.label}: {outcome.status}", k, len(chosen))
+                        progress.show(f"{killed} of {k} killed, {workers} processes")
+    finally:
+        _JOB.clear()
     return run

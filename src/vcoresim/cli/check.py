@@ -117,7 +117,7 @@ def check_cmd(
         fail("--trace-out: give one scenario when naming the trace file")
     runs = _with_memory_model(runs, memory_model)
     if mutate:
-        _mutate(runs, strategy, seed, max_steps, max_preemptions, max_executions, max_seconds, as_json, reproducible, quiet, mutation_kinds, sites, mutant_executions, mutant_seconds)
+        _mutate(runs, strategy, seed, max_steps, max_preemptions, max_executions, max_seconds, as_json, reproducible, quiet, mutation_kinds, sites, mutant_executions, mutant_seconds, workers)
     elif mutation_kinds or sites or mutant_executions or mutant_seconds:
         fail("--mutations/--sites/--mutant-executions/--mutant-seconds: only with --mutate")
     if barrier_mutations:
@@ -357,8 +357,10 @@ def _mutate(
     sites: str | None,
     mutant_executions: int | None,
     mutant_seconds: float | None,
+    workers: int,
 ) -> NoReturn:
-    """``check --mutate``: the scenario, then one check per mutant of the operations it runs."""
+    """``check --mutate``: the scenario, then one check per mutant of the operations it
+    runs (``--workers N``: N mutants at a time, in processes)."""
     from vcoresim.check.mutation import mutate
     from vcoresim.report.tables import mutation_table
 
@@ -389,6 +391,7 @@ def _mutate(
             kinds=kinds,
             sites=sites,
             progress=display if show else None,
+            workers=workers,
         )
     if as_json:
         click.echo(json.dumps(run.as_dict(timing=not reproducible), indent=1))

@@ -141,8 +141,14 @@ def _unreached(r: CheckResult, reproducible: bool) -> list[Line]:
     items = u["unreached"]
     head = f"{len(items)} places of model code never executed {scope}; {pts['reached']} of {pts['total']} operation sites reached"
     lines: list[Line] = [("unreached", head if items else f"none: every operation site of {', '.join(u['files'])} reached {scope}")]
-    for x in items[:UNREACHED_SHOWN]:
-        what = {"function": "never executed", "branch": f"branch never taken: {x['text']}"}.get(x["kind"], x["text"])
+    order = {"function": 0, "branch": 1, "operations": 2}
+    shown = sorted(items, key=lambda x: (order.get(x["kind"], 3), x["file"], x["line"]))  # whole functions first
+    for x in shown[:UNREACHED_SHOWN]:
+        text = x["text"]
+        if x["kind"] == "branch":
+            loop = text.startswith(("for ", "while "))
+            text = f"{'loop body never run' if loop else 'branch never taken'}: {text}"
+        what = "never executed" if x["kind"] == "function" else text
         lines.append(("", f"{x['file']}:{x['line']}{'-' + str(x['end']) if x['end'] != x['line'] else ''} {x['function']}: {what}"))
     if len(items) > UNREACHED_SHOWN:
         lines.append(("", f"... and {len(items) - UNREACHED_SHOWN} more (--json lists them all)"))
