@@ -338,7 +338,8 @@ def check(
     not with ``workers``/``ray``)."""
     bounds = bounds or Bounds()
     cov = None
-    if coverage and workers == 1 and ray is None:
+    record_coverage = coverage  # (the name is reused below for what was covered)
+    if record_coverage and workers == 1 and ray is None:
         from vcoresim.engine.coverage import Coverage, covering
 
         cov = Coverage()
@@ -375,7 +376,7 @@ def check(
             from vcoresim.check.unreached import analyse
 
             out.extra["unreached"] = analyse(cov).as_dict()
-        elif coverage:
+        elif record_coverage:
             out.extra["unreached"] = None  # not recorded across worker processes
         return out
     assert res.schedule is not None

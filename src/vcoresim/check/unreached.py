@@ -16,7 +16,9 @@ and, for the monitors:
 
 - invariants that **never read a changed value**: none of the locations they
   read ever held anything but its initial value, so they could not have
-  failed (vacuous in this run);
+  failed (vacuous in this run).  An invariant that reads only a ghost flag
+  the model sets at the moment of failure is always reported so when it
+  holds: the report names the locations, so that case is easy to tell;
 - liveness properties **never armed**: their trigger never held.
 
 Granularity: model code is observed where it yields an operation, so an arm
@@ -262,7 +264,9 @@ def vacuity(cov: Coverage) -> list[Vacuous]:
         if not reads:
             continue  # reads undeclared: checked after every step, nothing to say
         if not any(loc in cov.changed for loc in reads):
-            out.append(Vacuous(name, kind, f"never read a changed value: none of the {len(reads)} locations it reads ever changed"))
+            shown = ", ".join(reads[:3]) + (f" and {len(reads) - 3} more" if len(reads) > 3 else "")
+            what = f"the location it reads ({shown}) never changed" if len(reads) == 1 else f"none of the {len(reads)} locations it reads ({shown}) ever changed"
+            out.append(Vacuous(name, kind, f"never read a changed value: {what}"))
         elif not cov.evaluated.get(name):
             out.append(Vacuous(name, kind, "never evaluated after a step"))
     return out

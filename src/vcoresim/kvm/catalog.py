@@ -22,16 +22,16 @@ MODEL_INVARIANTS: dict[str, tuple[str, ...]] = {
 
 
 def _role(p: Patch) -> str:
-    """What a patch is to the seeds: ``seed 001``, ``fixes R2 of seed 000``, ``introduces seed 003's bug``."""
+    """What a patch is to the seeds: ``seed 001``, ``fixes R2 (seed 000)``, ``adds seed 003's bug``."""
     m = re.match(r"(\d{3})_", p.seed)
     if m:
         return f"seed {m.group(1)}"
     m = re.search(r"residual (R\d+) of seed (\d{3})", p.changes)
     if m:
-        return f"fixes {m.group(1)} of seed {m.group(2)}"
+        return f"fixes {m.group(1)} (seed {m.group(2)})"
     m = re.search(r"introduces seed (\d{3})'s", p.changes)
     if m:
-        return f"introduces seed {m.group(1)}'s bug"
+        return f"adds seed {m.group(1)}'s bug"
     return "-"
 
 
