@@ -229,3 +229,12 @@ def test_skip_ipi_of_start_thread_is_caught_in_the_kvm_model(tmp_path: Path) -> 
     sc = get_scenario("stray-ipi@fixed")
     run = mutate(sc.make({}), strategy=sc.strategy, bounds=sc.bounds, mutant_bounds=Bounds(sc.bounds.max_steps, None, 300), seed=0, trace_dir=tmp_path, kinds=("skip-ipi",))
     assert run.outcomes and all(o.status == "killed" for o in run.outcomes), run.summary()
+
+
+def test_mutants_under_the_state_cache_agree_with_the_plain_search() -> None:
+    """The state cache must not merge a state with a swapped store in flight with one without."""
+    for kind, what in (("swap", "store data = 42"), ("swap", "store flag = 1"), ("drop-store", "store flag = 1"), ("invert-load", "load flag")):
+        m = _one(HANDSHAKE, kind, what)
+        plain = check(mutated(HANDSHAKE, m), strategy="exhaustive")
+        cached = check(mutated(HANDSHAKE, m), strategy="exhaustive", cache=True)
+        assert (plain.verdict, plain.invariant) == (cached.verdict, cached.invariant), (kind, what)

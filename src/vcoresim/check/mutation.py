@@ -108,17 +108,23 @@ def discover_sites(program: Program, *, executions: int = DISCOVERY_EXECUTIONS, 
     return sites
 
 
-def mutate_barriers(program: Program, *, strategy: str, bounds: Bounds, seed: int, trace_dir: Path, sites: list[Site] | None = None) -> MutationReport:
+def mutate_barriers(program: Program, *, strategy: str, bounds: Bounds, seed: int, trace_dir: Path, sites: list[Site] | None = None, progress: Any = None) -> MutationReport:
     """Check ``program`` (already under its memory model) as is, then once per barrier site removed."""
     model = program.memory_model
+    if progress is not None:
+        progress.start(f"{program.name}: discovering barrier sites")
     found = sites if sites is not None else discover_sites(program, seed=seed, max_steps=bounds.max_steps)
     stem = re.sub(r"[^A-Za-z0-9_.-]", "-", program.name)
-    baseline = check(program, strategy=strategy, bounds=bounds, seed=seed, trace_out=trace_dir / f"{stem}.{model}.trace.json")
+    if progress is not None:
+        progress.start(f"{program.name}: no barrier removed", 1, len(found) + 1)
+    baseline = check(program, strategy=strategy, bounds=bounds, seed=seed, trace_out=trace_dir / f"{stem}.{model}.trace.json", progress=progress)
     mutants = []
-    for site in found:
+    for k, site in enumerate(found, start=2):
+        if progress is not None:
+            progress.start(f"without {site.label}", k, len(found) + 1)
         mutant = with_memory_model(program, model, frozenset({site.key}))
         name = re.sub(r"[^A-Za-z0-9_.-]", "-", site.label)
-        res = check(mutant, strategy=strategy, bounds=bounds, seed=seed, trace_out=trace_dir / f"{stem}.{model}.no-{name}.trace.json")
+        res = check(mutant, strategy=strategy, bounds=bounds, seed=seed, trace_out=trace_dir / f"{stem}.{model}.no-{name}.trace.json", progress=progress)
         mutants.append(Mutant(site, res))
     return MutationReport(program.name, model, baseline, mutants, DISCOVERY_EXECUTIONS if sites is None else 0)
 

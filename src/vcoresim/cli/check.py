@@ -326,7 +326,9 @@ def _barrier_mutations(
         max_seconds=max_seconds or b.max_seconds or MUTATION_SECONDS,
     )
     trace_dir = trace_out.parent if trace_out is not None else Path("traces")
-    report = mutate_barriers(program, strategy=strategy or sc.strategy, bounds=bounds, seed=seed if seed is not None else sc.seed, trace_dir=trace_dir)
+    show = not as_json and err.is_terminal
+    with ProgressDisplay(show) as display:
+        report = mutate_barriers(program, strategy=strategy or sc.strategy, bounds=bounds, seed=seed if seed is not None else sc.seed, trace_dir=trace_dir, progress=display if show else None)
     if as_json:
         click.echo(json.dumps(report.as_dict(timing=not reproducible), indent=1))
     else:

@@ -346,6 +346,15 @@ class _Mutating(Execution):
             self._swap.pop(id(a.stack[-1]), None)
         super()._throw(a, exc)
 
+    def fingerprint(self) -> int:
+        # A swap in flight (a store held back) is local state the observation
+        # history does not show: the state cache must tell it apart.
+        base = super().fingerprint()
+        if not self._swap:
+            return base
+        held = tuple(sorted((sw[0], sw[1].describe(), sw[2].describe() if sw[2] is not None else "") for sw in self._swap.values()))
+        return hash((base, held))
+
     def _log(self, a: Actor, op: O.Op, value: Any, suffix: str = "") -> None:
         if self._inverted.get(id(op)) is op:
             suffix += f" (mutation invert-load: the model sees {invert(value)!r})"
