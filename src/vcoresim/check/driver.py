@@ -108,7 +108,8 @@ class CheckResult:
         """The verdict as one sentence that says exactly what was covered."""
         s = self.stats
         if self.verdict == "violation":
-            return f"violation of {self.invariant} at step {self.violation_step}: {self.message}"
+            where = f"at step {self.violation_step}" if self.violation_step else "in the initial state"
+            return f"violation of {self.invariant} {where}: {self.message}"
         if self.verdict == "holds":
             return f"holds: every execution within the bounds explored ({s.executions:,} executions, none cut at max_steps)"
         if self.verdict == "bounded":
@@ -123,7 +124,8 @@ class CheckResult:
         return f"incomplete: a budget ran out after {s.executions:,} executions, no violation found so far (not a proof)"
 
     def expectation(self) -> str | None:
-        """'as expected' / 'UNEXPECTED: expected ...', or None when nothing is expected."""
+        """``holds, as found`` / ``violation of X: UNEXPECTED`` / ``...: not decided
+        by an inconclusive run``, or None when nothing is expected."""
         if self.expected is None:
             return None
         want = self.expected + (f" of {self.expected_invariant}" if self.expected == "violation" and self.expected_invariant else "")
@@ -143,6 +145,7 @@ class CheckResult:
             "expected": self.expected,
             "expected_invariant": self.expected_invariant,
             "as_expected": self.as_expected,
+            "expectation_met": self.expectation_met,
             "memory_model": self.memory_model,
             "invariant": self.invariant,
             "message": self.message,
