@@ -5,8 +5,11 @@ noting every site of a store, barrier, load and IPI it executes, then once
 per *mutant* of those sites (``engine/mutants.py``: drop a store, drop a
 barrier, swap a store with the next operation, invert a loaded flag, skip an
 IPI).  A mutant the check catches is *killed* (with the invariant and a
-trace that replays it); one it does not notice *survived*: the scenario does
-not check that line.  The kill rate is killed / (mutants - equivalent ones).
+trace that replays it), as is one whose executions no longer end within
+``max_steps`` where every execution of the scenario did (its verdict turns
+from ``holds`` to ``bounded``: a livelock the check shows); one it does not
+notice *survived*: the scenario does not check that line.  The kill rate is
+killed / (mutants - equivalent ones).
 
 ``check --barrier-mutations`` (:func:`mutate_barriers`, below) is the older,
 barrier-only form, under a weak memory model:
@@ -136,10 +139,11 @@ MUTANT_EXECUTIONS = 1000
 
 @dataclass
 class MutantOutcome:
-    """One mutant's check: ``killed`` (an invariant or liveness property caught it),
-    ``crashed`` (the model's own consistency checks did), ``survived`` (nothing
-    noticed, within ``result``'s coverage), or ``equivalent`` (cannot change
-    behaviour: a barrier under ``sc``; not run)."""
+    """One mutant's check: ``killed`` (an invariant or liveness property caught
+    it, or its executions no longer end within ``max_steps`` where the
+    scenario's all do), ``crashed`` (the model's own consistency checks did),
+    ``survived`` (nothing noticed, within ``result``'s coverage), or
+    ``equivalent`` (cannot change behaviour: a barrier under ``sc``; not run)."""
 
     mutant: Mutant
     status: str
@@ -147,11 +151,21 @@ class MutantOutcome:
     error: str | None = None
     seconds: float = 0.0
 
+    @property
+    def caught_by(self) -> str | None:
+        """The invariant, ``max_steps`` (executions that no longer end) or ``model error``."""
+        if self.status == "crashed":
+            return "model error"
+        if self.status != "killed" or self.result is None:
+            return None
+        return self.result.invariant if self.result.verdict == "violation" else "max_steps"
+
     def as_dict(self, *, timing: bool = True) -> dict[str, Any]:
         r = self.result
         return {
             **self.mutant.as_dict(),
             "status": self.status,
+            "caught_by": self.caught_by,
             "invariant": r.invariant if r is not None else None,
             "message": r.message if r is not None else self.error,
             "verdict": r.verdict if r is not None else None,
@@ -194,8 +208,11 @@ class MutationRun:
             f"{self.count('killed') + self.count('crashed')} of {self.relevant} mutants killed" + ("" if rate is None else f" ({100 * rate:.0f}%)"),
             f"{self.count('survived')} survived ({survived_complete} in a complete check, {self.count('survived') - survived_complete} within the budget)",
         ]
-        if self.count("crashed"):
-            parts.append(f"{self.count('crashed')} of the kills by a model error")
+        by_steps = sum(1 for o in self.outcomes if o.caught_by == "max_steps")
+        if by_steps or self.count("crashed"):
+            how = [f"{by_steps} by executions that no longer end within max_steps"] if by_steps else []
+            how += [f"{self.count('crashed')} by a model error"] if self.count("crashed") else []
+            parts.insert(1, "of the kills " + " and ".join(how))
         if self.count("equivalent"):
             parts.append(f"{self.count('equivalent')} equivalent under {self.model} (not run)")
         return "; ".join(parts)
@@ -211,6 +228,7 @@ class MutationRun:
             "mutants": len(self.outcomes),
             "killed": self.count("killed") + self.count("crashed"),
             "killed_by_model_error": self.count("crashed"),
+            "killed_by_max_steps": sum(1 for o in self.outcomes if o.caught_by == "max_steps"),
             "survived": self.count("survived"),
             "equivalent": self.count("equivalent"),
             "kill_rate": None if self.kill_rate is None else round(self.kill_rate, 4),
@@ -256,7 +274,11 @@ def _run_mutant(m: Mutant) -> MutantOutcome:
         res = check(mutated(program, m), strategy=job["strategy"], bounds=job["bounds"], seed=job["seed"], trace_out=out, progress=job["progress"])
     except Exception as e:  # noqa: BLE001 - a mutant may break the model's own assumptions
         return MutantOutcome(m, "crashed", None, f"{type(e).__name__}: {e}", time.perf_counter() - t)
-    return MutantOutcome(m, "killed" if res.verdict == "violation" else "survived", res, None, time.perf_counter() - t)
+    # A mutant whose executions no longer end within max_steps, where every
+    # execution of the scenario itself did (a baseline that holds, none cut),
+    # is noticed: the verdict changes from holds to bounded (a livelock).
+    killed = res.verdict == "violation" or (res.verdict == "bounded" and job["baseline_ends"])
+    return MutantOutcome(m, "killed" if killed else "survived", res, None, time.perf_counter() - t)
 
 
 def mutate(
@@ -287,7 +309,10 @@ def mutate(
         return run
     chosen = select_mutants(mutants_of(found, tuple(kinds)), sites)
     _JOB.clear()
-    _JOB.update(program=program, strategy=strategy, bounds=mutant_bounds, seed=seed, trace_dir=trace_dir, stem=stem, progress=progress if workers <= 1 else None)
+    _JOB.update(
+        program=program, strategy=strategy, bounds=mutant_bounds, seed=seed, trace_dir=trace_dir, stem=stem,
+        progress=progress if workers <= 1 else None, baseline_ends=baseline.verdict == "holds" and baseline.cut == 0,
+    )
     try:
         if workers <= 1:
             for k, m in enumerate(chosen, start=1):

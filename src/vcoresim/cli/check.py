@@ -403,8 +403,10 @@ def _mutate(
             out.print(mutation_table(run, reproducible, out.width))
             if any(o.status == "survived" and o.result is not None and o.result.verdict != "holds" for o in run.outcomes):
                 say("survived?: nothing caught it within the per-mutant budget (not a complete check)", hang=2)
+            if any(o.caught_by == "max_steps" for o in run.outcomes):
+                say("caught by max_steps: its executions no longer end within max_steps, where the scenario's all do (a livelock; no trace)", hang=2)
             kills = [o.result.trace for o in run.outcomes if o.result is not None and o.result.trace]
             if kills:
-                say(f"a trace per kill in {Path(kills[0]).parent}/ (vcoresim replay FILE)", hang=2)
+                say(f"a trace per kill by an invariant in {Path(kills[0]).parent}/ (vcoresim replay FILE)", hang=2)
         say(run.summary(), hang=2)
     sys.exit(1 if run.baseline.verdict == "violation" else 0)

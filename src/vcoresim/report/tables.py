@@ -148,7 +148,7 @@ def mutation_table(run: Any, reproducible: bool, width: int | None) -> Table:
         result = o.status
         if o.status == "survived" and r is not None and r.verdict != "holds":
             result += "?"  # within the budget only (bounded, sampled or incomplete)
-        caught = r.invariant if r is not None and r.invariant else ("model error" if o.status == "crashed" else "-")
+        caught = o.caught_by or "-"
         rows.append(
             [
                 o.mutant.kind,
