@@ -33,7 +33,7 @@ from vcoresim.check.mutation import MUTANT_EXECUTIONS, mutate
 from vcoresim.engine.strategies.base import Bounds
 from vcoresim.scenarios.registry import builtin_scenarios, get_scenario
 
-console = Console()
+console = Console(width=160)
 
 
 def holds_scenarios() -> list[str]:

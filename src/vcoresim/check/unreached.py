@@ -267,6 +267,4 @@ def vacuity(cov: Coverage) -> list[Vacuous]:
             shown = ", ".join(reads[:3]) + (f" and {len(reads) - 3} more" if len(reads) > 3 else "")
             what = f"the location it reads ({shown}) never changed" if len(reads) == 1 else f"none of the {len(reads)} locations it reads ({shown}) ever changed"
             out.append(Vacuous(name, kind, f"never read a changed value: {what}"))
-        elif not cov.evaluated.get(name):
-            out.append(Vacuous(name, kind, "never evaluated after a step"))
     return out

@@ -10,8 +10,8 @@ coverage of code between yields (local computation) is not recorded: it
 cannot change what other threads see, and the yield points around it are.
 
 The same subclass notes which shared locations ever held a value other than
-their value at the start of exploration (after boot), how often each
-invariant was evaluated, and which liveness properties' triggers ever held:
+their value at the start of exploration (after boot) and which liveness
+properties' triggers ever held:
 the raw material of the vacuity report (``check/unreached.py``).
 """
 
@@ -37,8 +37,6 @@ class Coverage:
     changed: set[str] = dataclasses.field(default_factory=set)
     #: Liveness properties whose trigger held at least once.
     armed: set[str] = dataclasses.field(default_factory=set)
-    #: Evaluations of each invariant's check.
-    evaluated: dict[str, int] = dataclasses.field(default_factory=dict)
     #: Every invariant and liveness property installed, with the locations it reads.
     monitors: dict[str, tuple[str, tuple[str, ...]]] = dataclasses.field(default_factory=dict)
     initial: dict[str, Any] | None = None
@@ -61,20 +59,13 @@ def covering(program: Program, cov: Coverage) -> Program:
 
 
 def _watch_monitors(w: World, cov: Coverage) -> None:
+    # An invariant is re-checked after every step that writes what it reads, so
+    # "a location it reads changed" is "it was evaluated on a changed value".
     for inv in w.invariants:
         cov.monitors.setdefault(inv.name, ("invariant", inv.reads))
-        inv.check = _counting(inv.check, inv.name, cov.evaluated)
     for live in w.liveness:
         cov.monitors.setdefault(live.name, ("liveness", live.reads))
         live.trigger = _arming(live.trigger, live.name, cov.armed)
-
-
-def _counting(check: Callable[[Any], str | None], name: str, counts: dict[str, int]) -> Callable[[Any], str | None]:
-    def counted(view: Any) -> str | None:
-        counts[name] = counts.get(name, 0) + 1
-        return check(view)
-
-    return counted
 
 
 def _arming(trigger: Callable[[Any], bool], name: str, armed: set[str]) -> Callable[[Any], bool]:
@@ -85,6 +76,9 @@ def _arming(trigger: Callable[[Any], bool], name: str, armed: set[str]) -> Calla
         return held
 
     return watched
+
+
+_GENERATOR = type(_ for _ in ())  # noqa: C416 - the generator type
 
 
 class _Recording(Execution):
@@ -118,21 +112,23 @@ class _Recording(Execution):
         # while it runs: walk the whole chain only when the innermost one changed.
         top: Any = a.stack[-1].gen
         g = top
-        while True:
-            inner = g.gi_yieldfrom
-            if inner is None or not hasattr(inner, "gi_code"):
-                break
+        inner = g.gi_yieldfrom
+        while inner is not None:
+            if inner.__class__ is not _GENERATOR:
+                break  # ``yield from`` something that is not model code
             g = inner
+            inner = g.gi_yieldfrom
         f = g.gi_frame
         if f is None:
             return
-        add = self._points.add
-        add((g.gi_code, f.f_lasti))
-        if self._inner.get(a.idx) is g:
+        self._points.add((g.gi_code, f.f_lasti))
+        inners = self._inner
+        if inners.get(a.idx) is g:
             return
-        self._inner[a.idx] = g
+        inners[a.idx] = g
+        add = self._points.add
         g = top
-        while g is not None and g.gi_frame is not None:
+        while g is not inners[a.idx]:
             add((g.gi_code, g.gi_frame.f_lasti))
             g = g.gi_yieldfrom
 
