@@ -75,6 +75,8 @@ def run_mutation(names: list[str], mutant_executions: int, workers: int, out: Pa
             "seconds": round(wall, 1),
         }
         docs.append({**row, "outcomes": [o.as_dict(timing=True) for o in run.outcomes]})
+        if out is not None:  # after every scenario: a long run keeps what it measured
+            out.write_text(json.dumps({"mutant_executions": mutant_executions, "scenarios": docs}, indent=1))
         for k in ("mutants", "killed", "survived_complete", "survived_budget", "equivalent"):
             total[k] += row[k]  # type: ignore[operator]
         total["seconds"] += wall
