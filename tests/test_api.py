@@ -144,7 +144,7 @@ def test_simulate_through_violations_or_with_a_trace(tmp_path: Path) -> None:
 
 def test_the_pytest_example_of_docs_api_md_runs_as_written(tmp_path: Path) -> None:
     page = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
-    blocks = re.findall(r"```python\n(.*?)```", page, re.S)
+    blocks = re.findall(r"```python\n(.*?)```", page, re.DOTALL)
     example = next(b for b in blocks if b.startswith("# test_my_kvm_change.py"))
     (tmp_path / "test_my_kvm_change.py").write_text(example)
     p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_my_kvm_change.py"], cwd=tmp_path, capture_output=True, text=True, timeout=600)

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import KNOWN_ANSWERS, Cli, CliRun
+
 from vcoresim.check.driver import check
 from vcoresim.examples import example_program
 from vcoresim.scenarios.registry import builtin_scenarios
@@ -185,11 +185,12 @@ def test_expect_of_a_single_file_scenario_decides_the_exit_code(cli: Cli, tmp_pa
     assert cli("check", "ok.toml", "--no-unreached").code == 0
     (tmp_path / "typo.toml").write_text(body + '[expect]\nverdict = "violation"\ninvariant = "no-host-code-in-gest"\n')
     r = cli("check", "typo.toml")
-    assert r.code == 2 and r.stderr_lines == [
+    want = (
         "vcoresim: error: typo.toml: expect.invariant: unknown invariant 'no-host-code-in-gest' for the vcore model (did you mean 'no-host-code-in-guest'?) "
         "(known: no-host-code-in-guest, req-honoured, vcpu-on-one-thread, vcpu-on-its-thread, core-one-partition, vcore-counters, "
         "runnable-vcpu-dispatched, no-wait-for-nap-timeout, no-grab-timeout, vcpus-complete, no-deadlock)"
-    ]
+    )
+    assert r.code == 2 and r.stderr_lines == [want]
 
 
 def test_verdict_paragraph_is_plain_text_with_the_memory_model(cli: Cli) -> None:

@@ -130,9 +130,9 @@ def test_smt_vcore_random_holds_and_uses_secondaries(tmp_path: Path) -> None:
 
 
 def test_kvm_cap_ppc_smt_and_vcpu_create() -> None:
+    from vcoresim.engine.world import World
     from vcoresim.kvm.config import ScenarioConfig
     from vcoresim.kvm.model import ConfigError, Kvm, kvm_dev_ioctl_check_extension_smt, kvmppc_core_vcpu_create
-    from vcoresim.engine.world import World
 
     cfg = ScenarioConfig(name="x")
     assert kvm_dev_ioctl_check_extension_smt(Kvm(cfg, frozenset({"smt-guests"}))) == 4
@@ -224,10 +224,9 @@ def test_no_wait_for_nap_timeout_catches_a_missing_nap_count(tmp_path: Path, mon
 
 
 def test_core_one_partition_catches_a_missing_partition_switch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from vcoresim.kvm.state import LPID_HOST
-
     # The primary "switches" to the host LPID: guest code then runs in the host partition.
     from vcoresim.kvm.model import Kvm
+    from vcoresim.kvm.state import LPID_HOST
 
     monkeypatch.setattr(Kvm, "lpid_of_vcore", lambda self, vc: LPID_HOST)
     monkeypatch.setattr(book3s_hv_rmhandlers, "LPID_RESERVED", LPID_HOST)

@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import Cli
+
 from vcoresim.check.driver import check, replay
 from vcoresim.check.mutation import mutate, select_mutants
 from vcoresim.engine import ops as O

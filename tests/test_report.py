@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import Cli
 
 PHASES = {"X", "B", "E", "i", "I", "s", "t", "f", "M", "C"}

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from conftest import Cli
+
 from vcoresim.check.driver import check
 from vcoresim.check.unreached import analyse
 from vcoresim.engine import ops as O

@@ -22,27 +22,23 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-#: Names of the public API, all defined in ``vcoresim.api``.
-_API = frozenset(
-    {
-        "Bounds",
-        "CheckResult",
-        "MutationRun",
-        "ReplayOutcome",
-        "Scenario",
-        "ScenarioError",
-        "Simulation",
-        "Trace",
-        "check",
-        "load_scenario",
-        "mutate",
-        "replay",
-        "scenario_names",
-        "simulate",
-    }
-)
 
-__all__ = sorted(_API)
+__all__ = [
+    "Bounds",
+    "CheckResult",
+    "MutationRun",
+    "ReplayOutcome",
+    "Scenario",
+    "ScenarioError",
+    "Simulation",
+    "Trace",
+    "check",
+    "load_scenario",
+    "mutate",
+    "replay",
+    "scenario_names",
+    "simulate",
+]
 
 if TYPE_CHECKING:
     from vcoresim.api import (
@@ -68,13 +64,17 @@ def __getattr__(name: str) -> Any:
     # ``check`` and ``simulate`` are also subpackages: once imported, the import
     # system makes them attributes of this package, and calling them calls the
     # API function (each package is callable), so either way the name works.
-    if name in _API:
+    if name in _API:  # (set below: the names of __all__)
         from vcoresim import api
 
         if name in ("check", "simulate"):
             return sys.modules[f"vcoresim.{name}"]
         return getattr(api, name)
     raise AttributeError(f"module 'vcoresim' has no attribute {name!r}")
+
+
+#: Names of the public API, all defined in ``vcoresim.api``.
+_API = frozenset(__all__)
 
 
 def __dir__() -> list[str]:

@@ -215,7 +215,7 @@ def auto(
     budget = Budget(bounds)
     total = Stats()
     phases: list[dict[str, Any]] = []
-    limits: list[int | None] = list(range(0, bounds.max_preemptions + 1)) if bounds.max_preemptions is not None else [0, 1, None]
+    limits: list[int | None] = list(range(bounds.max_preemptions + 1)) if bounds.max_preemptions is not None else [0, 1, None]
     first = 0
     search_state: dict[str, Any] | None = None
     if resume is not None:

@@ -37,7 +37,8 @@ from typing import Any
 
 from vcoresim.check.driver import CheckResult, check
 from vcoresim.engine.memory import WeakExecution, with_memory_model
-from vcoresim.engine.mutants import KINDS, Mutant, SiteInfo, discovering, mutants_of, mutated
+from vcoresim.engine.mutants import KINDS, SiteInfo, discovering, mutants_of, mutated
+from vcoresim.engine.mutants import Mutant as OperationMutant
 from vcoresim.engine.mutants import Site as MutationSite
 from vcoresim.engine.strategies.base import Bounds
 from vcoresim.engine.world import Program
@@ -145,7 +146,7 @@ class MutantOutcome:
     ``survived`` (nothing noticed, within ``result``'s coverage), or
     ``equivalent`` (cannot change behaviour: a barrier under ``sc``; not run)."""
 
-    mutant: Mutant
+    mutant: OperationMutant
     status: str
     result: CheckResult | None = None
     error: str | None = None
@@ -237,14 +238,14 @@ class MutationRun:
         }
 
 
-def select_mutants(mutants: list[Mutant], pattern: str | None) -> list[Mutant]:
+def select_mutants(mutants: list[OperationMutant], pattern: str | None) -> list[OperationMutant]:
     """``--sites``: mutants whose label, function or file:line matches ``pattern``
     (a shell-style pattern; a plain word matches as a substring), comma-separated alternatives."""
     if not pattern:
         return mutants
     pats = [p.strip() for p in pattern.split(",") if p.strip()]
 
-    def hit(m: Mutant) -> bool:
+    def hit(m: OperationMutant) -> bool:
         keys = (m.label, m.site.function, m.site.where, m.site.file, f"{m.site.name}:{m.site.line}", m.kind)
         for p in pats:
             if any(ch in p for ch in "*?["):
@@ -261,7 +262,7 @@ def select_mutants(mutants: list[Mutant], pattern: str | None) -> list[Mutant]:
 _JOB: dict[str, Any] = {}
 
 
-def _run_mutant(m: Mutant) -> MutantOutcome:
+def _run_mutant(m: OperationMutant) -> MutantOutcome:
     job = _JOB
     program: Program = job["program"]
     if m.kind == "drop-barrier" and program.memory_model == "sc":

@@ -33,7 +33,7 @@ import ast
 import dis
 import inspect
 from dataclasses import asdict, dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from types import CodeType
 from typing import Any
@@ -99,7 +99,7 @@ def _short(path: str) -> str:
         return str(p)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _yield_lines(code: CodeType) -> dict[int, int]:
     """Offset of every YIELD_VALUE of ``code`` -> its source line."""
     return {ins.offset: ins.positions.lineno for ins in dis.get_instructions(code) if ins.opname == "YIELD_VALUE" and ins.positions and ins.positions.lineno}  # type: ignore[misc]

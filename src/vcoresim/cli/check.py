@@ -15,8 +15,8 @@ from rich.table import Table
 
 from vcoresim.check.driver import STRATEGIES, CheckResult, check
 from vcoresim.check.mutation import MUTANT_EXECUTIONS
-from vcoresim.engine.mutants import KINDS as MUTATION_KINDS
 from vcoresim.cli.common import ProgressDisplay, err, fail, out, parse_patches, say
+from vcoresim.engine.mutants import KINDS as MUTATION_KINDS
 from vcoresim.engine.strategies.base import Bounds
 from vcoresim.errors import did_you_mean
 from vcoresim.scenarios.registry import Scenario, ScenarioError, builtin_scenarios, get_scenario, program_for

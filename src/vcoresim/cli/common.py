@@ -6,14 +6,13 @@ import os
 import sys
 import textwrap
 import time
-from typing import Any, NoReturn
+from typing import NoReturn, Self
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
 from vcoresim.engine.strategies.base import Stats
-
 
 
 def _width() -> int | None:
@@ -86,7 +85,7 @@ class ProgressDisplay:
             self.body = self.prog.add_task("", total=None)
             self.prog.start()
 
-    def __enter__(self) -> ProgressDisplay:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

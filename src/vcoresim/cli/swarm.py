@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from vcoresim.cli.common import ProgressDisplay, err, fail, out, say
+from vcoresim.cli.common import ProgressDisplay, err, fail, say
 from vcoresim.engine.strategies.base import Bounds
 from vcoresim.scenarios.registry import ScenarioError, get_scenario
 

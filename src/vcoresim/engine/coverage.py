@@ -78,7 +78,7 @@ def _arming(trigger: Callable[[Any], bool], name: str, armed: set[str]) -> Calla
     return watched
 
 
-_GENERATOR = type(_ for _ in ())  # noqa: C416 - the generator type
+_GENERATOR = type(_ for _ in ())
 
 
 class _Recording(Execution):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +106,7 @@ def site_of(gen: Any) -> Site:
 _PACKAGE = Path(__file__).resolve().parent.parent
 
 
-@lru_cache(maxsize=None)
+@cache
 def short_file(path: str) -> str:
     p = Path(path)
     try:
@@ -138,7 +138,7 @@ def split_mutation(config: dict[str, Any]) -> tuple[dict[str, Any], Mutant | Non
     rest = {k: v for k, v in config.items() if k != "mutation"}
     m = config["mutation"]
     if not isinstance(m, dict):
-        raise ValueError("mutation: expected a table with kind, file, function and line")
+        raise ValueError("mutation: expected a table with kind, file, function and line")  # noqa: TRY004 - bad input, reported as ScenarioError
     return rest, Mutant.from_dict(m)
 
 

@@ -12,7 +12,19 @@ from typing import TYPE_CHECKING, Any
 from vcoresim.engine.msr import MSR_HV, in_host_virtual_mode, msr_str
 from vcoresim.engine.world import RUN, Invariant, Liveness, World
 from vcoresim.errors import ConfigError
-from vcoresim.kvm.state import BLOCKED, LPID_HOST, LPID_RESERVED, RUNNABLE, VCORE_EXIT_SHIFT, VCORE_RUNNING, core, hstate, vcore, vcpu, woke_with_req
+from vcoresim.kvm.state import (
+    BLOCKED,
+    LPID_HOST,
+    LPID_RESERVED,
+    RUNNABLE,
+    VCORE_EXIT_SHIFT,
+    VCORE_RUNNING,
+    core,
+    hstate,
+    vcore,
+    vcpu,
+    woke_with_req,
+)
 
 if TYPE_CHECKING:
     from vcoresim.engine.runtime import Execution

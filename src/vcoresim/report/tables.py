@@ -8,8 +8,8 @@ both are tested at 80 columns.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 from rich import box
 from rich.table import Table

@@ -12,9 +12,9 @@ from typing import Any
 from vcoresim.engine.memory import MODELS, split_memory_config, with_memory_model
 from vcoresim.engine.mutants import mutated, split_mutation
 from vcoresim.engine.world import Program
+from vcoresim.errors import did_you_mean
 from vcoresim.examples import EXAMPLES, example_program
 from vcoresim.scenarios import builtin
-from vcoresim.errors import did_you_mean
 from vcoresim.scenarios.base import Scenario, ScenarioError
 
 __all__ = ["Scenario", "ScenarioError", "builtin_scenarios", "get_scenario", "program_for"]
