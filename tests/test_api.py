@@ -152,3 +152,13 @@ def test_the_pytest_example_of_docs_api_md_runs_as_written(tmp_path: Path) -> No
     assert "5 passed" in p.stdout
     intro = blocks[0]
     assert "vcoresim.load_scenario" in intro and "vcoresim.check(sc)" in intro
+
+
+def test_a_timed_runs_trace_replays_in_the_cli_as_text_and_json(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    r = cli("simulate", "stray-ipi", "--duration-us", "3000", "--trace-out", "sim.json", "--compare-patch", "none")
+    assert r.code == 1 and (tmp_path / "sim.json").exists(), r.stderr
+    text = cli("replay", "sim.json")
+    assert text.code == 0 and "REPRODUCED: no-host-code-in-guest" in text.stdout
+    doc = json.loads(cli("replay", "sim.json", "--json").stdout)
+    assert doc["reproduced"] and doc["steps"] and doc["state"] is None  # a timed run's states are not re-derived
+    assert cli("replay", "sim.json", "--states").code == 2

@@ -36,9 +36,9 @@ def replay_cmd(trace_file: Path, quiet: bool, states: bool, as_json: bool, html_
     if timed and states:
         fail("--states: a timed run's trace replays by simulating again; its states are not available")
     if as_json:
-        assert ts is not None
         v = ex.violation
-        per_step = {s.step: s.as_dict() for s in ts.steps}
+        per_step = {s.step: s.as_dict() for s in ts.steps} if ts is not None else {}
+        state = ts.as_dict() if ts is not None else {"final": None, "store_buffers": {}}
         steps = [{**s, "changes": per_step.get(s["i"], {}).get("changes", {}), "modes": per_step.get(s["i"], {}).get("modes", {})} for s in steps_as_json(ex)]
         doc = {
             "trace": str(trace_file),
@@ -48,9 +48,9 @@ def replay_cmd(trace_file: Path, quiet: bool, states: bool, as_json: bool, html_
             "summary": res.summary,
             "violation": v.as_dict() if v is not None else None,
             "steps": steps,
-            "state": ts.as_dict()["final"],
-            "threads": ts.threads,
-            "store_buffers": ts.as_dict()["store_buffers"],
+            "state": state["final"],
+            "threads": ts.threads if ts is not None else None,
+            "store_buffers": state["store_buffers"],
         }
         click.echo(json.dumps(doc, indent=1))
     elif not quiet:
