@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from vcoresim.kvm.entry_p9 import ENTRY_INVARIANTS
@@ -12,6 +13,28 @@ from vcoresim.kvm.patches import DEFAULT_PRESET, ORDER, PATCHES, PRESETS, Patch
 #: Every invariant of the three models (vcore, entry, timebase), for listings and reports.
 INVARIANTS: dict[str, str] = {**VCORE_INVARIANTS, **ENTRY_INVARIANTS, **TIMEBASE_INVARIANTS}
 
+#: The invariants each model (``ScenarioConfig.model``) can check.
+MODEL_INVARIANTS: dict[str, tuple[str, ...]] = {
+    "vcore": tuple(VCORE_INVARIANTS),
+    "entry": (*ENTRY_INVARIANTS, "no-deadlock"),
+    "timebase": (*TIMEBASE_INVARIANTS, "no-deadlock"),
+}
+
+
+def _role(p: Patch) -> str:
+    """What a patch is to the seeds: ``seed 001``, ``fixes R1, R4 (seed 000)``, ``adds seed 003's bug``."""
+    m = re.match(r"(\d{3})_", p.seed)
+    if m:
+        return f"seed {m.group(1)}"
+    fixed = re.findall(r"residual ([RH]\d+) of seed (\d{3})", p.changes)
+    if fixed:
+        seeds = sorted({s for _r, s in fixed})
+        return f"fixes {', '.join(r for r, _s in fixed)} (seed {', '.join(seeds)})"
+    m = re.search(r"introduces seed (\d{3})'s", p.changes)
+    if m:
+        return f"adds seed {m.group(1)}'s bug"
+    return "-"
+
 
 def _commit_text(p: Patch) -> str:
     """The mainline id, the seed's branch id when it differs, and how sure the id is."""
@@ -21,14 +44,6 @@ def _commit_text(p: Patch) -> str:
     return text + (f" (seed: {p.seed_commit})" if p.seed_commit else "")
 
 
-def _seed_text(p: Patch) -> str:
-    if p.seed:
-        return "seed " + p.seed.split("_", 1)[0]
-    if p.name == "idle-skip-kvm-sync":
-        return "caused seed 003's bug"
-    return "-"
-
-
 def patches() -> list[dict[str, Any]]:
     default = PRESETS[DEFAULT_PRESET].patches
     return [
@@ -36,9 +51,10 @@ def patches() -> list[dict[str, Any]]:
             "name": p.name,
             "commit": _commit_text(p),
             "release": f"{p.release} ({p.release_confidence})",
-            "seed": _seed_text(p),
+            "seed": _role(p),
+            "seed_file": p.seed or None,
             "default": "on" if p.name in default else "off",
-            "description": f"{p.title}: {p.changes}",
+            "description": f"{_commit_text(p)}, first in {p.release} ({p.release_confidence} confidence): {p.title}: {p.changes}",
             **{f"registry_{k}": v for k, v in p.as_dict().items()},
         }
         for p in (PATCHES[n] for n in ORDER)
@@ -50,7 +66,7 @@ def patches_markdown() -> str:
     keeps the document in step: ``vcoresim list --markdown`` prints it)."""
     rows = ["| patch | mainline commit | first release (confidence) | seed | title | what turning it on changes | evidence |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for p in (PATCHES[n] for n in ORDER):
-        cells = [f"`{p.name}`", _commit_text(p), f"{p.release} ({p.release_confidence})", _seed_text(p), p.title, p.changes, p.evidence]
+        cells = [f"`{p.name}`", _commit_text(p), f"{p.release} ({p.release_confidence})", _role(p), p.title, p.changes, p.evidence]
         rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(rows) + "\n"
 

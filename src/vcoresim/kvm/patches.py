@@ -20,7 +20,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from vcoresim.errors import ScenarioError
+from vcoresim.errors import ScenarioError, did_you_mean
+from vcoresim.files import excerpt
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ PATCHES: dict[str, Patch] = {
             "a vCPU joins a running vcore (kvmppc_start_thread) only on its first KVM_RUN (previous state STOPPED), "
             "once, before it waits, and after each run the runner fails every runnable vCPU whose task has a signal "
             "pending (-EINTR); off (3.1): the join is retried on every pass of the wait loop, so a task woken early (a "
-            "signal) starts its vCPU a second time (residual H3), the signal test is in kvmppc_handle_exit, a ceded vCPU "
+            "signal) starts its vCPU a second time (residual H3 of seed 001, smt-vcore@double-start), the signal test is in kvmppc_handle_exit, a ceded vCPU "
             "re-enters kvmppc_run_vcpu from the top after blocking, and the exit walk of kvmppc_run_core re-reads the "
             "list (a vCPU added during the walk is reached).",
             "v3.2",
@@ -127,7 +128,8 @@ PATCHES: dict[str, Patch] = {
             "KVM: PPC: Book3S HV: Fixes for late-joining threads",
             "",
             "kvmppc_run_core releases the secondaries only after kvmppc_wait_for_nap, so a thread IPI'd late in a run "
-            "still finds hwthread_req set, goes to KVM and is counted in nap_count (fixes residual R2).",
+            "still finds hwthread_req set, goes to KVM and is counted in nap_count (fixes residual R2 of seed 000, found by "
+            "'vcoresim check smt-vcore@late-join').",
             "v3.8",
             "high",
             "the commit message describes R2 and adds VCORE_STARTING; v3.7 kvmppc_run_core releases before "
@@ -157,9 +159,9 @@ PATCHES: dict[str, Patch] = {
             "KVM: PPC: Book3S HV: Fix some races in starting secondary threads",
             "",
             "on_primary_thread grabs every sibling before any thread starts and fails the run with -EBUSY if one "
-            "cannot be grabbed (fixes residual R1); the grab clears kvm_vcpu; a woken secondary clears the IPI "
+            "cannot be grabbed (fixes residual R1 of seed 000, stray-ipi@grab-timeout); the grab clears kvm_vcpu; a woken secondary clears the IPI "
             "before it loads its vCPU pointer, and a thread napping for H_CEDE goes to kvm_end_cede before any "
-            "acknowledgement (fixes residual R4); secondary_nap clears kvm_vcpu before nap_count++.",
+            "acknowledgement (fixes residual R4 of seed 000, stray-ipi@vcpu-pointer); secondary_nap clears kvm_vcpu before nap_count++.",
             "v3.8",
             "high",
             "commit message items (a)-(c); v3.8 book3s_hv.c on_primary_thread grabs threads 1..threads_per_core-1, "
@@ -175,7 +177,8 @@ PATCHES: dict[str, Patch] = {
             "powerpc/powernv: Switch off MMU before entering nap/sleep/rvwinkle mode",
             "",
             "power7_nap turns the MMU off before publishing KVM_HWTHREAD_IN_NAP, so a runner that sees IN_NAP can no "
-            "longer switch the partition while the thread still runs host code (fixes residual R3).",
+            "longer switch the partition while the thread still runs host code (fixes residual R3 of seed 000, "
+            "stray-ipi@guard-only).",
             "v3.19",
             "medium",
             "IN_NAP is stored with the MMU on in v3.6 and v3.12.9 idle_power7.S; a 4.14 tree stores IN_IDLE in real mode "
@@ -300,13 +303,13 @@ def resolve_kernel(preset: str | None, patches: Mapping[str, bool], field_prefix
     pf, kf = (("--patch", "--kernel") if field_prefix == "--" else (f"{field_prefix}.patches", f"{field_prefix}.preset"))
     name = DEFAULT_PRESET if preset is None else preset
     if name not in PRESETS:
-        raise _fail(kf, f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
+        raise _fail(kf, f"unknown preset {excerpt(name)}{did_you_mean(str(name), PRESETS)} (known: {', '.join(PRESETS)})")
     on = set(PRESETS[name].patches)
     for p, state in patches.items():
         if p not in PATCHES:
-            raise _fail(pf, f"unknown patch {p!r} (known: {', '.join(PATCHES)})")
+            raise _fail(pf, f"unknown patch {excerpt(p)}{did_you_mean(str(p), PATCHES)} (known: {', '.join(PATCHES)})")
         if not isinstance(state, bool):
-            raise _fail(f"{pf}.{p}" if field_prefix != "--" else pf, f"expected true or false, got {state!r}")
+            raise _fail(f"{pf}.{p}" if field_prefix != "--" else pf, f"expected true or false, got {excerpt(state)}")
         (on.add if state else on.discard)(p)
     for p in sorted(on):
         missing = [r for r in PATCHES[p].requires if r not in on]
