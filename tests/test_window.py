@@ -107,3 +107,21 @@ def test_no_window_without_a_violation() -> None:
     sc = get_scenario("example/peterson")
     res = check(sc.make({}), strategy=sc.strategy, bounds=sc.bounds, seed=sc.seed)
     assert res.verdict == "holds" and res.window is None and "window" not in res.as_dict()
+
+
+def test_r1_window_in_the_verdict_text_and_the_html_page(tmp_path: Path) -> None:
+    """R1 needs no fast thread but a long fault: the stalled thread must be held
+    past the grab's timeout (1 ms); the verdict paragraph and the replay's HTML
+    page say so."""
+    from vcoresim.check.driver import replay
+    from vcoresim.report.html import page_data
+    from vcoresim.report.verdict import verdict_text
+    from vcoresim.scenarios.registry import program_for
+
+    sc = get_scenario("stray-ipi@grab-timeout")
+    res = check(sc.make({}), strategy=sc.strategy, bounds=sc.bounds, seed=sc.seed, trace_out=tmp_path / "t.json")
+    (fault,) = [n for n in res.window["needs"] if n["kind"] == "fault"]
+    assert fault["actor"] == "cpu1" and fault["ns"] >= 1_000_000
+    assert "timing window: cpu1: the injected fault must hold it >= 1.00 ms" in verdict_text(res)
+    out = replay(tmp_path / "t.json", program_for)
+    assert out.reproduced and page_data(out)["window"]["needs"][0]["text"] == fault["text"]
