@@ -85,7 +85,7 @@ CHECK_COLUMNS = (
     Column("scenario", 0),
     Column("verdict", 0),
     Column("invariant", 1),
-    Column("stall needed", 4, short="stall"),
+    Column("stall needed", 8, short="stall"),
     Column("executions", 2, "right", short="execs"),
     Column("seconds", 3, "right", short="s"),
     Column("expected", 4),
