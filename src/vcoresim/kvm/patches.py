@@ -161,7 +161,8 @@ PATCHES: dict[str, Patch] = {
             "on_primary_thread grabs every sibling before any thread starts and fails the run with -EBUSY if one "
             "cannot be grabbed (fixes residual R1 of seed 000, stray-ipi@grab-timeout); the grab clears kvm_vcpu; a woken secondary clears the IPI "
             "before it loads its vCPU pointer, and a thread napping for H_CEDE goes to kvm_end_cede before any "
-            "acknowledgement (fixes residual R4 of seed 000, stray-ipi@vcpu-pointer); secondary_nap clears kvm_vcpu before nap_count++.",
+            "acknowledgement (fixes residual R4 of seed 000); secondary_nap clears kvm_vcpu before nap_count++ (fixes the sibling "
+            "race the checker finds first in stray-ipi@vcpu-pointer: a late clear wiping the next run's vCPU).",
             "v3.8",
             "high",
             "commit message items (a)-(c); v3.8 book3s_hv.c on_primary_thread grabs threads 1..threads_per_core-1, "
