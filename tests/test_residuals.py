@@ -58,7 +58,7 @@ def test_r1_fixed_from_v3_8_the_run_fails_with_ebusy(tmp_path: Path, preset: str
     from vcoresim.engine.strategies.base import Bounds
 
     res = check(sc.make({"kernel": preset}), strategy="random", bounds=Bounds(max_steps=4000, max_executions=300), seed=0)
-    assert res.verdict in ("holds", "incomplete") and res.invariant is None
+    assert res.verdict == "sampled" and res.invariant is None  # no violation in 300 random walks
 
 
 # R2, v3.5-v3.7: release before the wait for nap (v3.7 is the built-in
