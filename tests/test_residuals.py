@@ -106,3 +106,34 @@ def test_r4_vcpu_pointer_found_on_v3_7(tmp_path: Path) -> None:
 def test_residual_fixed_kernels_hold(tmp_path: Path, scenario: str) -> None:
     res = run(scenario, tmp_path)
     assert res.verdict == "holds", res.message
+
+
+@pytest.mark.slow
+def test_r4_itself_with_only_the_nap_count_order_fixed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A what-if, not a release: v3.7 with only item (c) of 7b444c6710c6 (the
+    pointer cleared before nap_count++), so that the race @vcpu-pointer shrinks
+    to first is gone.  R4 proper is still found: a stray IPI wakes thread 1, it
+    reads kvm_vcpu = NULL before the next run stores its vCPU, and its late
+    clear in kvm_no_guest wipes it (about 47,000 executions: minutes)."""
+    from vcoresim.engine.ops import Nap, Store, atomic_add, isync, lwsync
+    from vcoresim.kvm import book3s_hv_rmhandlers as rm
+    from vcoresim.kvm.state import KVM_HWTHREAD_IN_NAP, hstate, mfrr, vcore
+
+    def secondary_nap_c_only(k, cpu, v):  # type: ignore[no-untyped-def]
+        yield Store(hstate(cpu, "kvm_vcpu"), None)
+        yield lwsync()
+        yield Store(mfrr(cpu), rm.MFRR_NONE)
+        yield lwsync()
+        yield atomic_add(vcore(k.vcore_of(v), "nap_count"), 1)
+        yield isync()
+        yield Store(hstate(cpu, "hwthread_state"), KVM_HWTHREAD_IN_NAP)
+        yield Nap("nap (kvm_no_guest)")
+
+    monkeypatch.setattr(rm, "secondary_nap", secondary_nap_c_only)
+    res = run("stray-ipi@vcpu-pointer", tmp_path)
+    assert res.verdict == "violation" and res.invariant == "runnable-vcpu-dispatched"
+    trace = ops(res)
+    stray = next(i for i, (a, _o) in enumerate(trace) if a == "stray_ipi")
+    read_null = next(i for i, (a, o) in enumerate(trace) if i > stray and a == "cpu1" and o == "load paca[1].kvm_hstate.kvm_vcpu")
+    given = next(i for i, (a, o) in enumerate(trace) if i > read_null and a == "cpu0" and o.startswith("store paca[1].kvm_hstate.kvm_vcpu = 1"))
+    assert trace[-1] == ("cpu1", "store paca[1].kvm_hstate.kvm_vcpu = None") and given < len(trace) - 1
