@@ -79,15 +79,13 @@ def _add(total: Stats, part: Stats) -> None:
 
 
 def _search(program: Program, bounds: Bounds, *, dpor: bool, cache: bool, progress: Progress | None, resume: dict[str, Any] | None, stop: Stop, workers: int, ray: str | None = None) -> Exploration:
-    """One exhaustive search: serial (resumable), split across ``workers`` processes, or on Ray."""
-    if ray is not None:
-        from vcoresim.check.ray_backend import partitioned_ray
+    """One exhaustive search: serial DPOR (resumable), or the frontier search
+    on ``workers`` processes or on Ray (check/parallel.py; a checkpoint of it
+    resumes it, in one process unless workers are given)."""
+    if ray is not None or workers > 1 or (resume is not None and resume.get("search") == "frontier"):
+        from vcoresim.check.parallel import parallel_search
 
-        return partitioned_ray(ray, program.name, program.config, bounds, progress=progress, stop=stop)
-    if workers > 1:
-        from vcoresim.check.parallel import parallel_exhaustive
-
-        return parallel_exhaustive(program, bounds, workers, progress=progress, stop=stop)
+        return parallel_search(program, bounds, workers, ray=ray, progress=progress, stop=stop, resume=resume)
     return exhaustive(program, bounds, dpor=dpor, cache=cache, progress=progress, resume=resume, stop=stop)
 
 
@@ -156,10 +154,8 @@ def auto(
     assert res is not None
     total.seconds = budget.elapsed()
     params = {"seed": seed, "phases": phases, "dpor": True, "sleep_sets": True, "state_cache": cache}
-    if workers > 1:
-        params["workers"] = workers
-    if ray is not None:
-        params["ray"] = ray
+    if res.params.get("search") == "frontier":  # the exhaustive phases ran the frontier search
+        params.update({k: v for k, v in res.params.items() if k not in ("work_items", "redundant_states", "preemption_bound_cut")})
     out = Exploration("auto", res.violation, res.schedule, total, res.complete, True, params)
     out.checkpoint = checkpoint
     return out
@@ -182,13 +178,9 @@ def explore(
     if strategy == "auto":
         return auto(program, bounds, seed, cache=cache, progress=progress, resume=resume, stop=stop, workers=workers, ray=ray)
     if strategy in ("exhaustive", "dfs"):
-        if workers > 1 and strategy == "dfs":
-            raise ValueError("--workers: the dfs strategy runs in one process")
         res = _search(program, bounds, dpor=strategy == "exhaustive", cache=cache, progress=progress, resume=resume["search"] if resume else None, stop=stop, workers=workers, ray=ray)
         if res.checkpoint is not None:
             res.checkpoint = {"kind": strategy, "search": res.checkpoint}
-        if workers > 1:
-            res.params["workers"] = workers
         return res
     if resume is not None:
         raise ValueError(f"--resume: the {strategy} strategy has no checkpoint to resume")

@@ -1,214 +1,111 @@
-"""``--workers N``: one exhaustive DPOR search split across processes.
+"""``--workers N``: the frontier search (engine/strategies/frontier.py) on N processes.
 
-Work items are subtrees of the search: a schedule prefix (with its
-footprints, so it replays cheaply), the nodes along it (enabled actors,
-sleep sets, preemption counts) and, for a branch given away, which actors
-to explore at its last node.  The first item is the whole tree.  A worker
-runs DPOR on its item; whenever another worker is idle it gives away the
-shallowest pending branch of its own search (marking it done locally: work
-stealing by donation).  A race found in a subtree can point above the item
-into a node some other search owns and may already have left: the worker
-reports the backtrack points it would add there, and the parent turns each
-into a branch item (a sound over-approximation: the branch gets the node's
-sleep set without its owner's later siblings, and may be explored twice).
-So every backtrack point serial DPOR would add is explored by someone: the
-verdict and the coverage are those of the serial search.  Which
-counterexample is reported and the statistics depend on which worker gets
-there first (as with ``--max-seconds``), unlike a serial run.
+Each worker is a forked process holding an ``Explorer`` (it inherits the
+program: generators and closures do not pickle) and its copy of the visited
+set; the coordinator in this process sends it batches over a pipe and reads
+back what it explored, claimed and left.  ``--ray`` runs the same explorers
+as Ray actors (check/ray_backend.py); with one worker the search runs in this
+process.  Workers ignore Ctrl-C (the coordinator stops them) and exit when
+their pipe closes, so they never outlive the coordinator.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import queue
-import random
+import signal
 from collections.abc import Callable
+from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from vcoresim.engine.runtime import Violation
-from vcoresim.engine.strategies.base import Bounds, Budget, Exploration, Progress, Stats
-from vcoresim.engine.strategies.dpor import _params, exhaustive
+from vcoresim.engine.strategies.base import Bounds, Exploration, Progress
+from vcoresim.engine.strategies.frontier import Backend, Batch, BatchResult, Explorer, InlineBackend, frontier_search
 from vcoresim.engine.world import Program
 
-ROOT: dict[str, Any] = {"prefix": [], "prefix_fps": [], "frozen": [], "sleep": [], "preempt": 0, "prev": -1}
+
+class ProcessBackend:
+    """``workers`` forked processes, one pipe each."""
+
+    def __init__(self, program: Program, bounds: Bounds, workers: int) -> None:
+        ctx = mp.get_context("fork")
+        self.workers = workers
+        self.conns: list[Connection] = []
+        self.procs: list[Any] = []
+        for _ in range(workers):
+            mine, theirs = ctx.Pipe()
+            proc = ctx.Process(target=_serve, args=(program, bounds, theirs, mine), daemon=True)
+            proc.start()
+            theirs.close()
+            self.conns.append(mine)
+            self.procs.append(proc)
+
+    def submit(self, worker: int, batch: Batch) -> None:
+        self.conns[worker].send(batch)
+
+    def results(self, timeout: float) -> list[tuple[int, BatchResult]]:
+        out = []
+        for conn in wait(self.conns, timeout):
+            w = self.conns.index(conn)  # type: ignore[arg-type]
+            try:
+                kind, value = conn.recv()  # type: ignore[union-attr]
+            except EOFError:
+                raise RuntimeError(f"--workers: worker {w} (pid {self.procs[w].pid}) died") from None
+            if kind == "error":
+                raise value
+            out.append((w, value))
+        return out
+
+    def close(self) -> None:
+        for conn in self.conns:
+            conn.close()
+        for proc in self.procs:
+            if proc.is_alive():
+                proc.terminate()
+        for proc in self.procs:
+            proc.join()
 
 
-def run_item(
-    program: Program,
-    args: dict[str, Any],
-    item: dict[str, Any],
-    donate: Callable[[], bool] | None = None,
-    on_donate: Callable[[dict[str, Any]], None] | None = None,
-    progress: Progress | None = None,
-) -> dict[str, Any]:
-    """One work item's subtree; a JSON-able result (also what a Ray task returns)."""
-    res = exhaustive(program, Bounds(args["max_steps"], args["max_preemptions"], None, None), dpor=True, root=item, donate=donate, on_donate=on_donate, progress=progress)
-    out: dict[str, Any] = {"stats": res.stats.as_dict(), "cut": res.params.get("preemption_bound_cut", False), "prefix_backtracks": res.prefix_backtracks}
-    if res.violation is not None:
-        out["violation"] = res.violation.as_dict()
-        out["schedule"] = [list(t) for t in res.schedule or []]
-    return out
-
-
-def branch_items(item: dict[str, Any], backtracks: list[tuple[int, list[int]]], issued: set[tuple[Any, ...]]) -> list[dict[str, Any]]:
-    """Branch items for the backtrack points a search reported for its prefix's nodes."""
-    out = []
-    for k, actors in backtracks:
-        node = item["frozen"][k]
-        taken = item["prefix"][k]
-        explored = {d[0] for d in node.get("done", ())} | {taken[0]}
-        for q in actors:
-            key = (tuple(map(tuple, item["prefix"][:k])), q)
-            if q in explored or q not in node["enabled"] or key in issued:
-                continue
-            issued.add(key)
-            out.append(
-                {
-                    "prefix": item["prefix"][:k],
-                    "prefix_fps": item["prefix_fps"][:k],
-                    "frozen": item["frozen"][:k],
-                    "sleep": node["sleep"],
-                    "preempt": node["preempt"],
-                    "prev": node["prev"],
-                    "only": [q],
-                    # What the node's owner had explored there when the item was made:
-                    # the branch's sleep set as serial DPOR would give it, or smaller.
-                    "done": [*node.get("done", ()), [taken[0], taken[1], item["prefix_fps"][k]]],
-                }
-            )
-    return out
-
-
-def _worker(program: Program, args: dict[str, Any], tasks: Any, results: Any, idle: Any) -> None:
-    def donate() -> bool:
-        return idle.value > 0 and tasks.empty()
-
-    def give(item: dict[str, Any]) -> None:
-        results.put(("item", item))
-
+def _serve(program: Program, bounds: Bounds, conn: Connection, parents: Connection) -> None:
+    """A worker: run each batch the pipe brings, send back its result (or the model's error)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parents.close()  # the coordinator's end, inherited by the fork: else EOF never comes
+    explorer = Explorer(program, bounds)
     while True:
-        with idle.get_lock():
-            idle.value += 1
-        item = tasks.get()
-        with idle.get_lock():
-            idle.value -= 1
-        if item is None:
+        try:
+            batch = conn.recv()
+        except (EOFError, OSError):
             return
+        try:
+            conn.send(("result", explorer.run(batch)))
+        except Exception as e:  # noqa: BLE001 - a model error ends the search in the coordinator
+            conn.send(("error", e))
 
-        def report(st: Stats, _id: int = id(item)) -> None:
-            results.put(("progress", os.getpid(), st.as_dict()))  # so budgets and progress see running items
 
-        results.put(("done", item, run_item(program, args, item, donate, give, report), os.getpid()))
-
-
-def parallel_exhaustive(
+def parallel_search(
     program: Program,
     bounds: Bounds,
     workers: int,
     *,
+    ray: str | None = None,
     progress: Progress | None = None,
     stop: Callable[[], bool] | None = None,
-    inline_seed: int | None = None,
+    resume: dict[str, Any] | None = None,
 ) -> Exploration:
-    """``inline_seed``: run in this process, items in a seeded random order and
-    donations at random points (tests use it: every order must be sound)."""
-    budget = Budget(bounds)
-    total = Stats()
-    args = {"max_steps": bounds.max_steps, "max_preemptions": bounds.max_preemptions}
-    issued: set[tuple[Any, ...]] = set()
-    cut = False
-    violation: Violation | None = None
-    schedule: list[tuple[int, int]] | None = None
-    complete = True
-    n_items = 1
+    """The frontier search on ``workers`` processes, on Ray (``ray``: ``auto``
+    or an address; ``workers`` Ray workers, or one per CPU of the cluster if
+    fewer than 2), or, for one worker, in this process."""
+    backend: Backend
+    label: dict[str, Any] = {}
+    if ray is not None:
+        from vcoresim.check.ray_backend import RayBackend
 
-    def absorb(item: dict[str, Any], out: dict[str, Any]) -> list[dict[str, Any]]:
-        nonlocal cut, violation, schedule
-        _add(total, Stats(**out["stats"]))
-        cut = cut or bool(out["cut"])
-        if "violation" in out and violation is None:
-            v = out["violation"]
-            violation = Violation(v["kind"], v["invariant"], v["message"], v["step"])
-            schedule = [(q, alt) for q, alt in out["schedule"]]
-        return branch_items(item, [(k, qs) for k, qs in out["prefix_backtracks"]], issued)
-
-    if inline_seed is not None:
-        rng = random.Random(inline_seed)
-        pending = [ROOT]
-        n_items = 0
-        while pending and violation is None:
-            n_items += 1
-            item = pending.pop(rng.randrange(len(pending)))
-            out = run_item(program, args, item, lambda: rng.random() < 0.3, pending.append)
-            pending.extend(absorb(item, out))
+        backend = RayBackend(ray, program.name, program.config, bounds, workers if workers > 1 else None)
+        label["ray"] = ray
+    elif workers > 1:
+        backend = ProcessBackend(program, bounds, workers)
     else:
-        ctx = mp.get_context("fork")  # workers inherit the program (generators and closures do not pickle)
-        tasks, results, idle = ctx.Queue(), ctx.Queue(), ctx.Value("i", 0)
-        procs = [ctx.Process(target=_worker, args=(program, args, tasks, results, idle), daemon=True) for _ in range(workers)]
-        for p in procs:
-            p.start()
-        tasks.put(ROOT)
-        outstanding = 1
-        running: dict[int, Stats] = {}  # worker pid -> its current item's statistics so far
-        shown = Stats()
-        try:
-            while outstanding and violation is None:
-                try:
-                    msg = results.get(timeout=0.5)
-                except queue.Empty:
-                    if stop is not None and stop() or budget.exhausted(total):
-                        complete = False
-                        break
-                    continue
-                if msg[0] == "item":
-                    tasks.put(msg[1])
-                    outstanding += 1
-                    n_items += 1
-                    continue
-                if msg[0] == "progress":
-                    running[msg[1]] = Stats(**msg[2])
-                    _running_total(total, running, shown)
-                    if progress is not None:
-                        progress(shown)
-                    if (stop is not None and stop()) or budget.exhausted(shown):
-                        complete = False
-                        break
-                    continue
-                outstanding -= 1
-                running.pop(msg[3], None)
-                for it in absorb(msg[1], msg[2]):
-                    tasks.put(it)
-                    outstanding += 1
-                    n_items += 1
-                _running_total(total, running, shown)
-                if progress is not None:
-                    shown.seconds = budget.elapsed()
-                    progress(shown)
-                if (stop is not None and stop()) or budget.exhausted(shown):
-                    complete = False
-                    break
-        finally:
-            for p in procs:
-                if p.is_alive():
-                    p.terminate()
-            for p in procs:
-                p.join()
-        if not complete:
-            total = shown  # what the interrupted items had covered counts too
-    total.seconds = budget.elapsed()
-    params = _params(True, False, cut) | {"workers": workers, "work_items": n_items}
-    return Exploration("exhaustive", violation, schedule, total, complete and violation is None, True, params)
-
-
-def _running_total(done: Stats, running: dict[int, Stats], out: Stats) -> None:
-    """Finished items' statistics plus the running items' latest reports."""
-    for f in ("executions", "states", "steps", "truncated", "pruned"):
-        setattr(out, f, getattr(done, f) + sum(getattr(r, f) for r in running.values()))
-
-
-def _add(total: Stats, part: Stats) -> None:
-    total.add(part)
+        backend = InlineBackend(program, bounds)
+    return frontier_search(program, bounds, backend, progress=progress, stop=stop, resume=resume, label=label)
 
 
 def cpu_count() -> int:

@@ -35,7 +35,7 @@ from vcoresim.scenarios.registry import Scenario, ScenarioError, builtin_scenari
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object (a list for several scenarios).")
 @click.option("--reproducible", is_flag=True, help="Leave wall-clock figures out of the output, so reruns are byte-identical.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
-@click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="Split exhaustive search across N processes (same verdict and coverage).")
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="Run the exhaustive phases as the frontier search on N processes (with --ray: N Ray workers); docs/exploration.md.")
 @click.option("--checkpoint", "checkpoint_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Where to write the checkpoint if a budget or Ctrl-C ends the search early (default checkpoints/<scenario>.checkpoint.json).")
 @click.option("--resume", "resume_file", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Continue the search saved in a checkpoint file.")
 @click.option("--ray", "ray_address", default=None, metavar="auto|ADDRESS", help="Run the exhaustive search on a Ray cluster (needs vcoresim[ray]).")
@@ -67,11 +67,7 @@ def check_cmd(
 ) -> None:
     """Explore interleavings of SCENARIOS (default: every built-in scenario)."""
     reproducible = reproducible or os.environ.get("VCORESIM_REPRODUCIBLE") == "1"
-    if workers > 1 and cache:
-        fail("--workers: the state cache runs in one process; drop --cache or --workers")
     if ray_address is not None:
-        if cache or workers > 1:
-            fail("--ray: runs without --cache and --workers (the cluster's CPUs are the workers)")
         try:
             from vcoresim.check.ray_backend import RayUnavailable, connect
 
@@ -81,9 +77,7 @@ def check_cmd(
     if resume_file is not None:
         if scenarios or kernel or patches or strategy or seed is not None or max_steps or max_preemptions is not None:
             fail("--resume: the checkpoint fixes the scenario, strategy and bounds; give only budgets and output options")
-        if workers > 1:
-            fail("--workers: a checkpoint resumes in one process")
-        _resume(resume_file, max_executions, max_seconds, checkpoint_out, trace_out, no_shrink, as_json, reproducible, quiet)
+        _resume(resume_file, max_executions, max_seconds, checkpoint_out, trace_out, no_shrink, as_json, reproducible, quiet, workers)
         return
     if checkpoint_out is not None and len(scenarios) != 1:
         fail("--checkpoint: give one scenario when naming the checkpoint file")
@@ -180,7 +174,7 @@ def _restore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def _resume(path: Path, max_executions: int | None, max_seconds: float | None, checkpoint_out: Path | None, trace_out: Path | None, no_shrink: bool, as_json: bool, reproducible: bool, quiet: bool) -> None:
+def _resume(path: Path, max_executions: int | None, max_seconds: float | None, checkpoint_out: Path | None, trace_out: Path | None, no_shrink: bool, as_json: bool, reproducible: bool, quiet: bool, workers: int = 1) -> None:
     from vcoresim.check.checkpoint import CheckpointError, load_checkpoint
 
     try:
@@ -210,6 +204,7 @@ def _resume(path: Path, max_executions: int | None, max_seconds: float | None, c
             stop=_sigint_flag(),
             resume=doc["state"],
             checkpoint_out=checkpoint_out or path,
+            workers=workers,
         )
     except ValueError as e:
         fail(str(e))
