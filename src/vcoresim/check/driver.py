@@ -11,13 +11,14 @@ from vcoresim.check.trace import Trace, build_trace, context_switches, load_trac
 from vcoresim.engine.runtime import Execution
 from vcoresim.engine.strategies.base import Bounds, Budget, Exploration, Progress, ReplayDivergence, Stats, run_schedule
 from vcoresim.engine.strategies.dpor import exhaustive
-from vcoresim.engine.strategies.sampling import pct, random_walk
+from vcoresim.engine.strategies.sampling import pct, portfolio, random_walk
 from vcoresim.engine.world import Program
 
 Stop = Callable[[], bool] | None
 
 STRATEGIES = ("auto", "exhaustive", "dfs", "random", "pct")
-#: Executions of the random phase of ``auto``.
+#: Executions of the first (sampling) phase of ``auto``: PCT and uniform random
+#: walks taking turns (``sampling.portfolio``).
 AUTO_RANDOM_EXECUTIONS = 200
 #: Steps per random walk of ``auto``'s random phase (at most the step bound).  The
 #: phase is a cheap bug-finding heuristic, not coverage: walks that run this long
@@ -25,6 +26,9 @@ AUTO_RANDOM_EXECUTIONS = 200
 #: walks were half the phase's cost and found nothing the short ones miss); the
 #: exhaustive phases keep the full step bound.
 AUTO_RANDOM_MAX_STEPS = 500
+#: Shrinking a counterexample may replay at least this many times its length
+#: (or half as many steps as the search ran, if more): ``trace.shrink``'s budget.
+SHRINK_REPLAYS = 20
 #: Executions of the PCT phase ``auto`` adds under a weak memory model: a uniform
 #: random walk picks store-buffer and propagation pseudo-actors as often as
 #: threads, so buffers drain almost at once; PCT's priorities hold them back.
@@ -101,15 +105,22 @@ def auto(
     workers: int = 1,
     ray: str | None = None,
 ) -> Exploration:
-    """The default: a seeded random phase finds shallow bugs fast; then DPOR with
-    iterative preemption bounding (0, 1, ... up to ``max_preemptions``; unbounded
-    last when no bound is given) covers the space.  The verdict covers the last
+    """The default: a seeded sampling phase (PCT and uniform random walks taking
+    turns) finds shallow bugs fast; then DPOR with iterative preemption bounding
+    (0, 1, ... up to ``max_preemptions``; unbounded last when no bound is given)
+    covers the space, or, with ``workers``/``ray``, one frontier search at the
+    bound.  The verdict covers the last
     bound completed.  ``max_executions`` applies to each phase; ``max_seconds``
     to the whole.  ``resume``: continue from an ``auto`` checkpoint state."""
     budget = Budget(bounds)
     total = Stats()
     phases: list[dict[str, Any]] = []
     limits: list[int | None] = list(range(0, bounds.max_preemptions + 1)) if bounds.max_preemptions is not None else [0, 1, None]
+    frontier = workers > 1 or ray is not None or bool(resume and resume.get("search") and resume["search"].get("search") == "frontier")
+    if frontier:
+        # The frontier search's preemption bound is exact, not a heuristic, so a
+        # bounded phase covers part of the next one's states: run the last only.
+        limits = [bounds.max_preemptions]
     first = 0
     search_state: dict[str, Any] | None = None
     if resume is not None:
@@ -119,9 +130,9 @@ def auto(
         search_state = resume["search"]
     else:
         walk = min(bounds.max_steps, AUTO_RANDOM_MAX_STEPS)
-        rnd = random_walk(program, Bounds(walk, None, AUTO_RANDOM_EXECUTIONS, bounds.max_seconds), seed, progress=progress)
+        rnd = portfolio(program, Bounds(walk, bounds.max_preemptions, AUTO_RANDOM_EXECUTIONS, bounds.max_seconds), seed, progress=progress)
         _add(total, rnd.stats)
-        phases.append({"phase": "random", "executions": rnd.stats.executions})
+        phases.append({"phase": "sampling", "executions": rnd.stats.executions})
         if rnd.violation is not None:
             total.seconds = budget.elapsed()
             return Exploration("auto", rnd.violation, rnd.schedule, total, False, False, {"seed": seed, "phases": phases})
@@ -155,7 +166,7 @@ def auto(
     total.seconds = budget.elapsed()
     params = {"seed": seed, "phases": phases, "dpor": True, "sleep_sets": True, "state_cache": cache}
     if res.params.get("search") == "frontier":  # the exhaustive phases ran the frontier search
-        params.update({k: v for k, v in res.params.items() if k not in ("work_items", "redundant_states", "preemption_bound_cut")})
+        params.update({k: v for k, v in res.params.items() if k not in ("work_items", "redundant_states", "worker_busy", "preemption_bound_cut")})
     out = Exploration("auto", res.violation, res.schedule, total, res.complete, True, params)
     out.checkpoint = checkpoint
     return out
@@ -235,7 +246,8 @@ def check(
         out.checkpoint = checkpoint
         return out
     assert res.schedule is not None
-    schedule = shrink(program, res.schedule, res.violation) if do_shrink else res.schedule
+    # Shrinking may spend half what the search spent (at least 20 replays of the trace).
+    schedule = shrink(program, res.schedule, res.violation, budget=max(res.stats.steps // 2, SHRINK_REPLAYS * len(res.schedule))) if do_shrink else res.schedule
     trace, ex = build_trace(
         program,
         schedule,

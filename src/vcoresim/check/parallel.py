@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import queue
 import signal
+import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -70,10 +72,22 @@ def _serve(program: Program, bounds: Bounds, conn: Connection, parents: Connecti
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parents.close()  # the coordinator's end, inherited by the fork: else EOF never comes
     explorer = Explorer(program, bounds)
+    # A thread keeps the pipe drained: the coordinator queues a second batch
+    # while this one runs, and neither side may block the other on a full pipe.
+    inbox: queue.Queue[Batch | None] = queue.Queue()
+
+    def pump() -> None:
+        while True:
+            try:
+                inbox.put(conn.recv())
+            except (EOFError, OSError):
+                inbox.put(None)
+                return
+
+    threading.Thread(target=pump, daemon=True).start()
     while True:
-        try:
-            batch = conn.recv()
-        except (EOFError, OSError):
+        batch = inbox.get()
+        if batch is None:
             return
         try:
             conn.send(("result", explorer.run(batch)))
@@ -92,14 +106,14 @@ def parallel_search(
     resume: dict[str, Any] | None = None,
 ) -> Exploration:
     """The frontier search on ``workers`` processes, on Ray (``ray``: ``auto``
-    or an address; ``workers`` Ray workers, or one per CPU of the cluster if
-    fewer than 2), or, for one worker, in this process."""
+    or an address; ``workers`` Ray workers, 0: one per CPU of the cluster),
+    or, for one worker, in this process."""
     backend: Backend
     label: dict[str, Any] = {}
     if ray is not None:
         from vcoresim.check.ray_backend import RayBackend
 
-        backend = RayBackend(ray, program.name, program.config, bounds, workers if workers > 1 else None)
+        backend = RayBackend(ray, program.name, program.config, bounds, workers or None)
         label["ray"] = ray
     elif workers > 1:
         backend = ProcessBackend(program, bounds, workers)

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-from rich.table import Table
 
 from vcoresim.check.driver import STRATEGIES, CheckResult, check
 from vcoresim.cli.common import err, fail, out, parse_patches, progress_printer
@@ -68,6 +67,8 @@ def check_cmd(
     """Explore interleavings of SCENARIOS (default: every built-in scenario)."""
     reproducible = reproducible or os.environ.get("VCORESIM_REPRODUCIBLE") == "1"
     if ray_address is not None:
+        if click.get_current_context().get_parameter_source("workers") == click.core.ParameterSource.DEFAULT:
+            workers = 0  # one Ray worker per CPU of the cluster
         try:
             from vcoresim.check.ray_backend import RayUnavailable, connect
 
@@ -242,6 +243,8 @@ def _print_one(r: CheckResult, reproducible: bool) -> None:
 
 
 def _print_table(results: list[CheckResult], reproducible: bool) -> None:
+    from rich.table import Table
+
     t = Table(title="vcoresim check", title_justify="left")
     for col in ("scenario", "expected", "verdict", "invariant", "coverage", "executions", "states", "steps", "seconds", "trace"):
         t.add_column(col, justify="right" if col in ("executions", "states", "steps", "seconds") else "left", no_wrap=col == "scenario", overflow="fold")
@@ -267,6 +270,8 @@ def _print_table(results: list[CheckResult], reproducible: bool) -> None:
 
 # ------------------------------------------------------------ memory models
 def _with_memory_model(runs: list[tuple[Scenario, Any]], model: str) -> list[tuple[Scenario, Any]]:
+    if model == "sc":
+        return runs  # the plain engine: engine/memory.py is not needed
     from vcoresim.engine.memory import with_memory_model
 
     return [(sc, with_memory_model(p, model)) for sc, p in runs]
@@ -306,6 +311,8 @@ def _barrier_mutations(
     if as_json:
         click.echo(json.dumps(report.as_dict(timing=not reproducible), indent=1))
     else:
+        from rich.table import Table
+
         t = Table(title=f"barrier mutations: {program.name} under {report.model}", title_justify="left")
         for col in ("site", "line", "verdict", "invariant", "coverage", "executions", "trace"):
             t.add_column(col, justify="right" if col in ("line", "executions") else "left", overflow="fold")

@@ -6,7 +6,6 @@ import sys
 from typing import Any, NoReturn
 
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from vcoresim.engine.strategies.base import Stats
 
@@ -34,6 +33,8 @@ def parse_patches(values: tuple[str, ...]) -> dict[str, bool]:
 def progress_printer(enabled: bool, label: str) -> tuple[Any, Any]:
     if not enabled:
         return None, None
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     prog = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err, transient=True)
     task = prog.add_task(label, info="")
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from vcoresim.engine.memory import MODELS, split_memory_config, with_memory_model
 from vcoresim.engine.world import Program
 from vcoresim.examples import EXAMPLES, example_program
 from vcoresim.scenarios import builtin
@@ -37,6 +36,11 @@ def builtin_scenarios() -> dict[str, Scenario]:
 def get_scenario(name: str) -> Scenario:
     if name.split("@", 1)[0].endswith(".toml"):  # a scenario file: path/to/file.toml[@VARIANT]
         return builtin.file_scenario(name)
+    # A built-in KVM scenario lives in the file named after it: load only that one.
+    base, _, variant = name.partition("@")
+    cfg = builtin.builtin_config(base)
+    if cfg is not None and (not variant or variant in cfg.variants):
+        return builtin.scenario_for(builtin.variant_config(cfg, variant) if variant else cfg)
     scenarios = builtin_scenarios()
     if name in scenarios:
         return scenarios[name]
@@ -48,6 +52,8 @@ def get_scenario(name: str) -> Scenario:
 def program_for(name: str, config: dict[str, Any]) -> Program:
     """Rebuild the program a trace was recorded from (with its memory model and removed barriers)."""
     if "memory_model" in config or "removed_barriers" in config:
+        from vcoresim.engine.memory import MODELS, split_memory_config, with_memory_model
+
         try:
             rest, model, removed = split_memory_config(config)
         except (TypeError, ValueError):

@@ -60,7 +60,7 @@ DEPTH_BITS = 24
 _DEPTH_MASK = (1 << DEPTH_BITS) - 1
 _MASK64 = (1 << 64) - 1
 #: Steps a batch may run before its worker hands back what is left.
-BATCH_STEPS = 20_000
+BATCH_STEPS = 5_000
 #: A batch's budget while there are fewer items than workers (split early).
 SPLIT_STEPS = 1_500
 #: Items a batch holds at most.
@@ -422,15 +422,19 @@ def _preempts(prev: int, enabled: list[int], q: int) -> bool:
     return prev >= 0 and q != prev and prev in enabled
 
 
+#: The footprint recorded for a replayed step (nothing reads a replayed step's: this search has no race analysis).
+_REPLAYED: Footprint = ((), ())
+
+
 def _replay(ex: Execution, schedule: list[Transition]) -> None:
     """Re-run a prefix the search already ran (no violation on it, model code is
-    deterministic): transitions and footprints, and the liveness monitors'
-    armed state; invariants are not re-checked."""
+    deterministic): the transitions and the liveness monitors' armed state;
+    invariants are not re-checked, footprints not recomputed."""
     live = bool(ex.world.liveness)
     actors = ex.actors
     for q, alt in schedule:
         ex.schedule.append((q, alt))
-        ex.footprints.append(ex.footprint(q))
+        ex.footprints.append(_REPLAYED)
         ex.steps += 1
         ex._transition(actors[q], alt)
         if live:
@@ -439,8 +443,9 @@ def _replay(ex: Execution, schedule: list[Transition]) -> None:
 
 # ---------------------------------------------------------------- backends
 class Backend(Protocol):
-    """Where batches run: ``submit`` hands worker ``w`` a batch (it has none
-    running); ``results`` waits up to ``timeout`` seconds for finished ones."""
+    """Where batches run: ``submit`` queues a batch for worker ``w`` (a worker
+    runs its batches in order); ``results`` waits up to ``timeout`` seconds
+    for finished ones."""
 
     workers: int
 
@@ -458,43 +463,55 @@ class InlineBackend:
     def __init__(self, program: Program, bounds: Bounds, workers: int = 1, seed: int | None = None) -> None:
         self.workers = workers
         self.explorers = [Explorer(program, bounds) for _ in range(workers)]
-        self.running: dict[int, Batch] = {}
+        self.running: dict[int, list[Batch]] = {}
         self.rng = random.Random(seed) if seed is not None else None
 
     def submit(self, worker: int, batch: Batch) -> None:
-        self.running[worker] = batch
+        self.running.setdefault(worker, []).append(batch)
 
     def results(self, timeout: float) -> list[tuple[int, BatchResult]]:
-        if not self.running:
+        ws = sorted(w for w, q in self.running.items() if q)
+        if not ws:
             return []
-        ws = sorted(self.running)
         w = ws[self.rng.randrange(len(ws))] if self.rng is not None else ws[0]
-        return [(w, self.explorers[w].run(self.running.pop(w)))]
+        return [(w, self.explorers[w].run(self.running[w].pop(0)))]
 
     def close(self) -> None:
         self.running.clear()
 
 
 # ------------------------------------------------------------ coordinator
-@dataclass
 class _Frontier:
-    """Pending items, shallowest first (ties: first made first)."""
+    """Pending items, one heap per worker (shallowest first, ties: first made
+    first).  A worker's leftovers go back to its own heap, so it goes on with
+    its own part of the state space; an idle worker takes the shallowest half
+    of the largest heap.  Workers then seldom meet in the same states before
+    their claims reach each other (each such meeting is explored twice)."""
 
-    heap: list[tuple[int, int, Item]] = field(default_factory=list)
-    seq: int = 0
+    def __init__(self, n: int) -> None:
+        self.heaps: list[list[tuple[int, int, Item]]] = [[] for _ in range(n)]
+        self.seq = 0
 
-    def push(self, item: Item) -> None:
-        heapq.heappush(self.heap, (item.depth, self.seq, item))
+    def push(self, item: Item, owner: int = 0) -> None:
+        heapq.heappush(self.heaps[owner], (item.depth, self.seq, item))
         self.seq += 1
 
-    def pop(self) -> Item:
-        return heapq.heappop(self.heap)[2]
+    def take(self, worker: int, most: int) -> list[Item]:
+        heap = self.heaps[worker]
+        if not heap:
+            heap = max(self.heaps, key=len)
+            most = max(1, min(most, len(heap) // 2))
+        return [heapq.heappop(heap)[2] for _ in range(min(most, len(heap)))]
+
+    def clear(self) -> None:
+        for h in self.heaps:
+            h.clear()
 
     def __len__(self) -> int:
-        return len(self.heap)
+        return sum(len(h) for h in self.heaps)
 
     def items(self) -> list[Item]:
-        return [it for _d, _s, it in sorted(self.heap)]
+        return [it for _d, _s, it in sorted(e for h in self.heaps for e in h)]
 
 
 def frontier_search(
@@ -523,13 +540,15 @@ def frontier_search(
     total = Stats()
     start_execs = 0
     visited = Visited(False, bounded)
-    frontier = _Frontier()
+    frontier = _Frontier(n)
     depth_aware = False
     generation = 0
     log: list[tuple[int, int, int]] = []  # (key, entry, worker that claimed it)
     log_base = 0  # log[0] is claim number log_base
     sent = [0] * n  # claim number each worker has seen up to
-    running: dict[int, Batch] = {}
+    running: dict[int, list[Batch]] = {w: [] for w in range(n)}  # each worker's batches, in order
+    busy = 0.0  # worker-seconds spent running batches
+    began = [0.0] * n  # when each worker's current batch started (at the latest)
     violation: Violation | None = None
     schedule: list[Transition] | None = None
     complete = True
@@ -561,36 +580,40 @@ def frontier_search(
         generation += 1
         visited = Visited(True, bounded)
         log, log_base, sent = [], 0, [0] * n
-        frontier.heap.clear()
+        frontier.clear()
         frontier.push(Item(b""))
 
     try:
         while True:
-            # ---- hand batches to idle workers
+            # ---- hand batches to workers: one each, and a second queued behind
+            # it while the frontier is wide (a worker then never waits for the
+            # coordinator to answer)
             if violation is None:
-                idle = [w for w in range(n) if w not in running]
-                while idle and frontier:
-                    w = idle.pop(0)
-                    left = None
-                    if bounds.max_executions is not None:
-                        left = bounds.max_executions - (total.executions - start_execs) - sum(b.executions or 0 for b in running.values())
-                        if left <= 0:
-                            break
-                    share = max(1, min(BATCH_ITEMS, -(-len(frontier) // (len(idle) + 1))))
-                    items = [frontier.pop() for _ in range(min(share, len(frontier)))]
-                    steps = split_steps if len(frontier) < n else batch_steps
-                    delta = [(k, e) for k, e, origin in log[sent[w] - log_base :] if origin != w]
-                    sent[w] = log_base + len(log)
-                    batch = Batch(items, delta, steps, left, generation, depth_aware)
-                    running[w] = batch
-                    items_run += len(items)
-                    be.submit(w, batch)
+                for depth in (1, 2):
+                    hungry = [w for w in range(n) if len(running[w]) < depth]
+                    while hungry and frontier and (depth == 1 or len(frontier) >= 2 * n):
+                        w = hungry.pop(0)
+                        left = None
+                        if bounds.max_executions is not None:
+                            left = bounds.max_executions - (total.executions - start_execs) - sum(b.executions or 0 for q in running.values() for b in q)
+                            if left <= 0:
+                                break
+                        items = frontier.take(w, BATCH_ITEMS)
+                        steps = split_steps if len(frontier) < n else batch_steps
+                        delta = [(k, e) for k, e, origin in log[sent[w] - log_base :] if origin != w]
+                        sent[w] = log_base + len(log)
+                        batch = Batch(items, delta, steps, left, generation, depth_aware)
+                        if not running[w]:
+                            began[w] = budget.elapsed()
+                        running[w].append(batch)
+                        items_run += len(items)
+                        be.submit(w, batch)
                 # Forget claims every worker has been sent.
                 low = min(sent)
                 if low - log_base > 4096:
                     del log[: low - log_base]
                     log_base = low
-            if not running:
+            if not any(running.values()):
                 if frontier:
                     complete = False  # the execution budget is spent
                 elif violation is None and total.truncated and not depth_aware:
@@ -599,7 +622,10 @@ def frontier_search(
                 break
             # ---- collect finished batches
             for w, res in be.results(0.5):
-                batch = running.pop(w)
+                batch = running[w].pop(0)
+                now = budget.elapsed()
+                busy += now - began[w]
+                began[w] = now
                 if batch.generation != generation:
                     continue
                 probes.add(res.probe)
@@ -610,7 +636,7 @@ def frontier_search(
                     else:
                         redundant += 1
                 for it in res.leftovers:
-                    frontier.push(it)
+                    frontier.push(it, w)
                 if res.violation is not None and violation is None:
                     violation, schedule = res.violation, res.schedule
             total.states = len(visited)
@@ -622,7 +648,7 @@ def frontier_search(
             if (stop is not None and stop()) or budget.exhausted(total, start_execs):
                 complete = False
                 break
-            if bounds.max_executions is not None and total.executions - start_execs >= bounds.max_executions and (frontier or running):
+            if bounds.max_executions is not None and total.executions - start_execs >= bounds.max_executions and (frontier or any(running.values())):
                 complete = False
                 break
     finally:
@@ -638,13 +664,16 @@ def frontier_search(
         "workers": n,
         "work_items": items_run,
         "redundant_states": redundant,
+        # Of the workers' time, the share they spent running batches (the rest
+        # they waited for work or for the coordinator).
+        "worker_busy": round(busy / (n * total.seconds), 3) if total.seconds else 1.0,
     }
     if len(probes) > 1:
         params["fingerprints_agree"] = False  # the processes hash states differently: no pruning across them
     params.update(label or {})
     res = Exploration("exhaustive", violation, schedule, total, complete and violation is None, True, params)
     if violation is None and not complete:
-        pending = [*frontier.items(), *(it for b in running.values() for it in b.items)]
+        pending = [*frontier.items(), *(it for q in running.values() for b in q for it in b.items)]
         res.checkpoint = {
             "search": "frontier",
             "items": [it.to_json() for it in pending],
