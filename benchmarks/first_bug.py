@@ -54,7 +54,7 @@ def _run(argv: list[str], src: str | None) -> tuple[float, float, str]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as d:
-        p = subprocess.run(argv, cwd=d, env=env, capture_output=True, text=True)
+        p = subprocess.run(argv, cwd=d, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)

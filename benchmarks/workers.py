@@ -68,7 +68,7 @@ print(json.dumps({"verdict": r.verdict, "coverage": r.coverage, "search_s": sear
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
     start = time.perf_counter()
-    p = subprocess.run([sys.executable, "-c", CHILD, json.dumps(spec)], capture_output=True, text=True)
+    p = subprocess.run([sys.executable, "-c", CHILD, json.dumps(spec)], capture_output=True, text=True, check=False)
     if p.returncode not in (0, 1, 3):
         return {"error": (p.stderr.strip().splitlines() or ["?"])[-1]}
     out = json.loads(p.stdout.strip().splitlines()[-1])
@@ -148,7 +148,7 @@ print(json.dumps({"verdict": verdict, "coverage": "complete" if r.complete else 
 
 
 def run_frontier_one(spec: dict[str, Any]) -> dict[str, Any]:
-    p = subprocess.run([sys.executable, "-c", FRONTIER_ONE, json.dumps(spec)], capture_output=True, text=True)
+    p = subprocess.run([sys.executable, "-c", FRONTIER_ONE, json.dumps(spec)], capture_output=True, text=True, check=False)
     if p.returncode != 0:
         return {"error": (p.stderr.strip().splitlines() or ["?"])[-1]}
     return json.loads(p.stdout.strip().splitlines()[-1])

@@ -19,8 +19,8 @@ from unittest import mock
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from test_strategies import LOCS, SOUNDNESS, Item, _flatten, _frozen, make_program, programs
+
 from vcoresim.engine.runtime import Execution
 from vcoresim.engine.strategies import frontier as frontier_mod
 from vcoresim.engine.strategies.base import Bounds

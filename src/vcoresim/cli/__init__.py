@@ -20,11 +20,11 @@ from click.utils import make_default_short_help
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "check": ("vcoresim.cli.check", "check_cmd", "Explore interleavings of SCENARIOS (default: every built-in scenario)."),
     "list": ("vcoresim.cli.listing", "list_cmd", "Show the built-in scenarios, patches, kernel presets and invariants."),
-    "litmus": ("vcoresim.cli.litmus", "litmus_cmd", "Run C litmus tests (herd7 / LKMM subset; default: the shipped ones) and report"),
+    "litmus": ("vcoresim.cli.litmus", "litmus_cmd", "Run C litmus tests (herd7 / LKMM subset; default: the shipped ones) and report Never / Sometimes per memory model, checked against each file's expectations."),
     "replay": ("vcoresim.cli.replay", "replay_cmd", "Re-execute TRACE_FILE and print one line per step with its call stack."),
     "simulate": ("vcoresim.cli.simulate", "simulate_cmd", "Run SCENARIO under the timed driver and print guest time, IPIs, naps and latencies."),
     "study": ("vcoresim.cli.study", "study_cmd", "Guest throughput and latency for 1, 2, 4 threads per vcore on POWER7 and up to 8 on POWER8 (seed 001's gang entry)."),
-    "swarm": ("vcoresim.cli.swarm", "swarm_cmd", "Many seeded runs of SCENARIOS (variants count as scenarios), merged:"),
+    "swarm": ("vcoresim.cli.swarm", "swarm_cmd", "Many seeded runs of SCENARIOS (variants count as scenarios), merged: duplicate counterexamples (same property, same shrunk schedule) are folded."),
 }
 
 

@@ -45,7 +45,7 @@ import heapq
 import random
 from array import array
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from vcoresim.engine.runtime import Execution, Violation
@@ -183,7 +183,7 @@ class Visited:
     entry covers a new visit when it is no worse in every dimension; only
     entries no other covers are kept (usually one)."""
 
-    __slots__ = ("table", "depth_aware", "bounded")
+    __slots__ = ("bounded", "depth_aware", "table")
 
     def __init__(self, depth_aware: bool, bounded: bool) -> None:
         self.table: dict[int, int | tuple[int, ...]] = {}
@@ -236,7 +236,7 @@ def make_entry(depth: int, extra: int) -> int:
 
 # ---------------------------------------------------------------- worker
 class _Node:
-    __slots__ = ("sleep", "done", "todo", "preempt", "prev", "enabled")
+    __slots__ = ("done", "enabled", "preempt", "prev", "sleep", "todo")
 
     def __init__(self, enabled: list[int], sleep: dict[Transition, Footprint], done: dict[Transition, Footprint], todo: list[Transition], preempt: int, prev: int) -> None:
         self.enabled = enabled

@@ -3,9 +3,10 @@ testing) and a portfolio of both taking turns.
 
 Each is deterministic for a given seed: one ``random.Random`` per sampler,
 seeded from it, drives every choice of every execution, in order.  Walks
-keep the step bound and, when one is given, the preemption bound (a switch
-away from an actor that could go on counts): what they find lies in the
-space the bounds describe.
+keep the step bound.  PCT walks keep the preemption bound too (a switch away
+from an actor that could go on counts), so what they find lies in the space
+the bounds describe; uniform walks ignore it, as they always have (a cheap
+bug-finding heuristic: a violation they find is a real execution).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from collections.abc import Callable
 from vcoresim.engine.runtime import Execution
 from vcoresim.engine.strategies.base import Bounds, Budget, Exploration, Progress, Stats
 from vcoresim.engine.world import Program
-
 
 Factory = Callable[[Execution], Callable[[Execution, list[int]], tuple[int, int]]]
 
@@ -112,8 +112,9 @@ def _pct(rng: random.Random, depth: int) -> Factory:
 
 
 def random_walk(program: Program, bounds: Bounds, seed: int, progress: Progress | None = None) -> Exploration:
-    """Each step: a uniformly random enabled actor, a uniformly random branch."""
-    res = _sample(program, bounds, "random", [_uniform(random.Random(seed))], progress)
+    """Each step: a uniformly random enabled actor, a uniformly random branch
+    (the preemption bound is not applied)."""
+    res = _sample(program, bounds, "random", [_uniform(random.Random(seed))], progress, unbounded=(True,))
     res.params = {"seed": seed}
     return res
 
