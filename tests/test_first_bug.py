@@ -80,9 +80,12 @@ def test_portfolio_is_deterministic_and_takes_turns() -> None:
     prog = get_scenario("hmi-tb-resync@fixed").make({})  # executions of varying length
     key = lambda r: (r.stats.executions, r.stats.steps, r.stats.truncated)
     assert key(portfolio(prog, Bounds(500, None, 40), seed=3)) == key(portfolio(prog, Bounds(500, None, 40), seed=3))
-    # Turns: PCT's first walk, then the uniform sampler's first walk, both seeded with the seed.
-    two = portfolio(prog, Bounds(500, None, 2), seed=3)
-    assert two.stats.steps == pct(prog, Bounds(500, None, 1), seed=3).stats.steps + random_walk(prog, Bounds(500, None, 1), seed=3).stats.steps
+    # Turns: the canonical walk (no choice), PCT's first walk, then the uniform
+    # sampler's first walk, both seeded with the seed.
+    canonical = portfolio(prog, Bounds(500, None, 1), seed=3).stats.steps
+    assert canonical == portfolio(prog, Bounds(500, None, 1), seed=99).stats.steps
+    three = portfolio(prog, Bounds(500, None, 3), seed=3)
+    assert three.stats.steps == canonical + pct(prog, Bounds(500, None, 1), seed=3).stats.steps + random_walk(prog, Bounds(500, None, 1), seed=3).stats.steps
 
 
 @pytest.mark.parametrize(

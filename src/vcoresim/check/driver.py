@@ -26,9 +26,10 @@ AUTO_RANDOM_EXECUTIONS = 200
 #: walks were half the phase's cost and found nothing the short ones miss); the
 #: exhaustive phases keep the full step bound.
 AUTO_RANDOM_MAX_STEPS = 500
-#: Shrinking a counterexample may replay at least this many times its length
-#: (or half as many steps as the search ran, if more): ``trace.shrink``'s budget.
-SHRINK_REPLAYS = 20
+#: Steps shrinking a counterexample may replay at least (or half as many as the
+#: search ran, if more): ``trace.shrink``'s budget.  A short trace is shrunk to
+#: the end within it; a long one from a short search is not worth more.
+SHRINK_STEPS = 2_000
 #: Executions of the PCT phase ``auto`` adds under a weak memory model: a uniform
 #: random walk picks store-buffer and propagation pseudo-actors as often as
 #: threads, so buffers drain almost at once; PCT's priorities hold them back.
@@ -246,8 +247,7 @@ def check(
         out.checkpoint = checkpoint
         return out
     assert res.schedule is not None
-    # Shrinking may spend half what the search spent (at least 20 replays of the trace).
-    schedule = shrink(program, res.schedule, res.violation, budget=max(res.stats.steps // 2, SHRINK_REPLAYS * len(res.schedule))) if do_shrink else res.schedule
+    schedule = shrink(program, res.schedule, res.violation, budget=max(res.stats.steps // 2, SHRINK_STEPS)) if do_shrink else res.schedule
     trace, ex = build_trace(
         program,
         schedule,

@@ -45,8 +45,8 @@ def shrink(program: Program, schedule: Schedule, violation: Violation, max_repla
     previous run.  Every candidate is checked by re-executing it.
 
     ``budget``: replayed steps the delta debugging and the moves may spend
-    (the driver gives half what the search spent, and at least 20 replays of
-    the trace): a trace from a short search is not worth a long shrink.  Without
+    (the driver gives half what the search spent, at least 2,000): a trace
+    from a short search is not worth a long shrink.  Without
     one, each phase runs to its end (at most ``max_replays`` candidates).
     """
     name = violation.name

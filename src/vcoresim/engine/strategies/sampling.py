@@ -21,10 +21,11 @@ from vcoresim.engine.world import Program
 Factory = Callable[[Execution], Callable[[Execution, list[int]], tuple[int, int]]]
 
 
-def _sample(program: Program, bounds: Bounds, name: str, factories: list[Factory], progress: Progress | None, unbounded: tuple[bool, ...] = ()) -> Exploration:
+def _sample(program: Program, bounds: Bounds, name: str, factories: list[Factory], progress: Progress | None, unbounded: tuple[bool, ...] = (), first: Factory | None = None) -> Exploration:
     """Executions to the end, each picking its steps with the next factory's
-    picker in turn (round robin); ``unbounded[i]``: factory i's walks ignore
-    the preemption bound."""
+    picker in turn (round robin; ``first``, if given, picks the first
+    execution's alone); ``unbounded[i]``: factory i's walks ignore the
+    preemption bound."""
     stats = Stats()
     budget = Budget(bounds)
     max_exec = bounds.max_executions if bounds.max_executions is not None else 1000
@@ -34,9 +35,12 @@ def _sample(program: Program, bounds: Bounds, name: str, factories: list[Factory
             complete = False
             break
         ex = Execution(program)
-        turn = stats.executions % len(factories)
-        pick = factories[turn](ex)
-        bound = None if turn < len(unbounded) and unbounded[turn] else bounds.max_preemptions
+        if first is not None and stats.executions == 0:
+            turn, pick = -1, first(ex)
+        else:
+            turn = (stats.executions - (first is not None)) % len(factories)
+            pick = factories[turn](ex)
+        bound = None if 0 <= turn < len(unbounded) and unbounded[turn] else bounds.max_preemptions
         prev, preemptions = -1, 0
         while ex.violation is None:
             en = ex.enabled()
@@ -111,6 +115,23 @@ def _pct(rng: random.Random, depth: int) -> Factory:
     return factory
 
 
+def _canonical() -> Factory:
+    """No choice at all: the running actor goes on while it can, then the
+    lowest-numbered enabled one, first branch (DPOR's first execution)."""
+
+    def factory(ex: Execution):  # type: ignore[no-untyped-def]
+        last = [-1]
+
+        def pick(ex: Execution, en: list[int]) -> tuple[int, int]:
+            q = last[0] if last[0] in en else en[0]
+            last[0] = q
+            return q, 0
+
+        return pick
+
+    return factory
+
+
 def random_walk(program: Program, bounds: Bounds, seed: int, progress: Progress | None = None) -> Exploration:
     """Each step: a uniformly random enabled actor, a uniformly random branch
     (the preemption bound is not applied)."""
@@ -130,7 +151,9 @@ def pct(program: Program, bounds: Bounds, seed: int, depth: int = 3, progress: P
 
 
 def portfolio(program: Program, bounds: Bounds, seed: int, progress: Progress | None = None) -> Exploration:
-    """Short walks that take turns between PCT (depth 3) and uniform random
+    """One walk without any choice (the running actor goes on while it can:
+    DPOR's first execution, which finds what needs no preemption at all),
+    then walks that take turns between PCT (depth 3) and uniform random
     choices: PCT finds bugs that need a few well-placed preemptions (a stray
     IPI landing in a window), uniform walks those that need many small
     interleavings; taking turns costs at most twice the better one.
@@ -142,6 +165,6 @@ def portfolio(program: Program, bounds: Bounds, seed: int, progress: Progress | 
     bounds of patched variants that still await analysis
     (docs/exploration.md, "Findings")."""
     factories = [_pct(random.Random(seed), 3), _uniform(random.Random(seed))]
-    res = _sample(program, bounds, "portfolio", factories, progress, unbounded=(False, True))
-    res.params = {"seed": seed, "samplers": ["pct(depth 3, within the preemption bound)", "random"]}
+    res = _sample(program, bounds, "portfolio", factories, progress, unbounded=(False, True), first=_canonical())
+    res.params = {"seed": seed, "samplers": ["canonical (first walk)", "pct(depth 3, within the preemption bound)", "random"]}
     return res
