@@ -10,8 +10,13 @@ Each run is its own process (``vcoresim check``'s code path: ``check()`` with
 ``workers``/``ray``); the table gives medians over the rounds (runs of a round
 alternate between the configurations, so a drift in the machine's load hits
 them alike) of wall time, CPU time of the run and its children, executions,
-distinct states, and the speed-up over one worker, with the load average.
-The machine has 2 cores: beyond 2 workers only overhead can show.
+distinct states, the share of the time the workers were busy, and the
+speed-up over one worker, with the load average.  "On free cores
+(estimate)" is n x busy share x (steps of one worker / steps of n): what the
+speed-up would be if each worker had a core to itself (the duplicate work
+the lag of the shared visited set causes is in the steps).  The machine has
+2 cores: beyond 2 workers only overhead can show.  Ray's worker processes
+are not this process's children, so the CPU column leaves them out.
 """
 
 from __future__ import annotations
@@ -61,7 +66,7 @@ r = check(program, strategy="exhaustive", bounds=bounds, trace_out=pathlib.Path(
 search = time.perf_counter() - t0
 ru, rc = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
 print(json.dumps({"verdict": r.verdict, "coverage": r.coverage, "search_s": search, **r.stats.as_dict(),
-                  "cpu_s": ru.ru_utime + ru.ru_stime + rc.ru_utime + rc.ru_stime,
+                  "cpu_s": ru.ru_utime + ru.ru_stime + rc.ru_utime + rc.ru_stime, "coordinator_cpu_s": ru.ru_utime + ru.ru_stime,
                   "rss_mib": max(ru.ru_maxrss, rc.ru_maxrss) / 1024, "params": r.strategy}))
 """
 
@@ -102,22 +107,28 @@ def main() -> None:
                     spec["workers"] = 1  # the frontier search in one process: through the Python API below
                 rows[name].append(run_frontier_one(spec) if opts.get("frontier") else run(spec))
         t = Table(title=f"{label}: medians of {args.rounds} rounds", title_justify="left")
-        for col in ("search", "verdict", "wall s", "CPU s", "executions", "states", "speed-up vs 1 worker", "peak RSS MiB"):
+        for col in ("search", "verdict", "wall s", "CPU s", "executions", "steps", "states", "workers busy", "speed-up vs 1 worker", "on free cores (estimate)", "peak RSS MiB"):
             t.add_column(col, justify="left" if col in ("search", "verdict") else "right")
-        base = None
-        for name, _ in configs:
+        base = base_steps = None
+        for name, opts in configs:
             rs = [r for r in rows[name] if "error" not in r]
             if not rs:
-                t.add_row(name, f"error: {rows[name][0].get('error')}", *["-"] * 6)
+                t.add_row(name, f"error: {rows[name][0].get('error')}", *["-"] * 9)
                 continue
             wall = statistics.median(r["search_s"] for r in rs)
+            steps = statistics.median(r["steps"] for r in rs)
             if name == "frontier, 1 worker" or (base is None and "1 worker" in name):
-                base = wall
+                base, base_steps = wall, steps
             speed = "-" if base is None or name.startswith("DPOR") else f"{base / wall:.2f}x"
+            busy = [r.get("params", {}).get("worker_busy") for r in rs]
+            busy_m = statistics.median(b for b in busy if b is not None) if any(b is not None for b in busy) else None
+            n = rs[0].get("params", {}).get("workers", 1)
+            # n workers, busy that share of the time, doing steps/base_steps of the work of one.
+            est = "-" if name.startswith("DPOR") or busy_m is None or not base_steps else f"{n * busy_m * base_steps / steps:.2f}x"
             r0 = rs[0]
             verdict = f"{r0['verdict']} ({r0['coverage']})"
             t.add_row(name, verdict, f"{wall:.1f}", f"{statistics.median(r['cpu_s'] for r in rs):.1f}", f"{statistics.median(r['executions'] for r in rs):,.0f}",
-                      f"{statistics.median(r['states'] for r in rs):,.0f}", speed, f"{max(r['rss_mib'] for r in rs):.0f}")
+                      f"{steps:,.0f}", f"{statistics.median(r['states'] for r in rs):,.0f}", "-" if busy_m is None else f"{busy_m:.3f}", speed, est, f"{max(r['rss_mib'] for r in rs):.0f}")
         con.print(t)
     con.print(f"load average at end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
@@ -143,7 +154,7 @@ r = parallel_search(program, Bounds(b.max_steps, spec["bounds"].get("max_preempt
 ru = resource.getrusage(resource.RUSAGE_SELF)
 verdict = "violation" if r.violation else "holds" if r.complete else "incomplete"
 print(json.dumps({"verdict": verdict, "coverage": "complete" if r.complete else "partial", "search_s": time.perf_counter() - t0, **r.stats.as_dict(),
-                  "cpu_s": ru.ru_utime + ru.ru_stime, "rss_mib": ru.ru_maxrss / 1024}))
+                  "cpu_s": ru.ru_utime + ru.ru_stime, "rss_mib": ru.ru_maxrss / 1024, "params": r.params}))
 """
 
 
