@@ -44,6 +44,7 @@ def test_lazy_help_lists_what_the_commands_say() -> None:
         cmd = main.get_command(ctx, name)
         assert cmd is not None and cmd.name == name
         for limit in (30, 45, 70, 200):
+            # A command's docstring changed: update its line in vcoresim/cli/__init__.py's COMMANDS.
             assert cmd.get_short_help_str(limit) == click.utils.make_default_short_help(first, limit), name
 
 

@@ -16,11 +16,16 @@ from typing import Any
 import click
 from click.utils import make_default_short_help
 
-#: name -> (module, command object, the first paragraph of its help: what ``--help`` lists).
+#: name -> (module, command object, the first paragraph of its help: what
+#: ``--help`` lists; tests/test_first_bug.py checks it against the command).
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "check": ("vcoresim.cli.check", "check_cmd", "Explore interleavings of SCENARIOS (default: every built-in scenario)."),
     "list": ("vcoresim.cli.listing", "list_cmd", "Show the built-in scenarios, patches, kernel presets and invariants."),
-    "litmus": ("vcoresim.cli.litmus", "litmus_cmd", "Run C litmus tests (herd7 / LKMM subset; default: the shipped ones) and report Never / Sometimes per memory model, checked against each file's expectations."),
+    "litmus": (
+        "vcoresim.cli.litmus",
+        "litmus_cmd",
+        "Run C litmus tests (herd7's C dialect as the kernel's tests use it; default: the shipped ones) and report Never / Sometimes / Always per memory model, checked against each file's expectations.",
+    ),
     "replay": ("vcoresim.cli.replay", "replay_cmd", "Re-execute TRACE_FILE and print one line per step with its call stack."),
     "simulate": ("vcoresim.cli.simulate", "simulate_cmd", "Run SCENARIO under the timed driver and print guest time, IPIs, naps and latencies."),
     "study": ("vcoresim.cli.study", "study_cmd", "Guest throughput and latency for 1, 2, 4 threads per vcore on POWER7 and up to 8 on POWER8 (seed 001's gang entry)."),
