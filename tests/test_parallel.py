@@ -69,7 +69,7 @@ def test_workers_budget_writes_a_checkpoint_that_resumes(cli: Any, tmp_path: Pat
     part = cli("check", "signal-entry-race@fixed", "--strategy", "exhaustive", "--workers", "2", "--max-executions", "20", "--checkpoint", str(cp), "--json")
     assert part.code == 3 and json.loads(part.stdout)["coverage"] == "partial"
     state = json.loads(cp.read_text())["state"]["search"]
-    assert state["search"] == "frontier" and state["items"]
+    assert state["kind"] == "parallel" and state["items"]
     for extra in ((), ("--workers", "2")):
         done = cli("check", "--resume", str(cp), "--json", "--checkpoint", str(tmp_path / "again.json"), *extra)
         doc = json.loads(done.stdout)

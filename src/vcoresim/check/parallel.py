@@ -5,8 +5,10 @@ program: generators and closures do not pickle) and its copy of the visited
 set; the coordinator in this process sends it batches over a pipe and reads
 back what it explored, claimed and left.  ``--ray`` runs the same explorers
 as Ray actors (check/ray_backend.py); with one worker the search runs in this
-process.  Workers ignore Ctrl-C (the coordinator stops them) and exit when
-their pipe closes, so they never outlive the coordinator.
+process.  Workers ignore Ctrl-C (the coordinator stops them), exit when
+their pipe closes and die with the coordinator (``PR_SET_PDEATHSIG``), so
+they never outlive it.  A budget or Ctrl-C ends the search with a checkpoint
+(kind ``parallel``: the pending items, the visited set) that resumes it.
 """
 
 from __future__ import annotations
@@ -67,9 +69,27 @@ class ProcessBackend:
             proc.join()
 
 
+def worker_signals() -> None:
+    """In a worker process: Ctrl-C is the parent's to handle (the terminal sends it
+    to the whole process group), SIGTERM kills, and the worker dies with its
+    parent (Linux ``PR_SET_PDEATHSIG``), so no worker outlives it or keeps its
+    output open."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 def _serve(program: Program, bounds: Bounds, conn: Connection, parents: Connection) -> None:
     """A worker: run each batch the pipe brings, send back its result (or the model's error)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    worker_signals()
     parents.close()  # the coordinator's end, inherited by the fork: else EOF never comes
     explorer = Explorer(program, bounds)
     # A thread keeps the pipe drained: the coordinator queues a second batch
@@ -90,9 +110,13 @@ def _serve(program: Program, bounds: Bounds, conn: Connection, parents: Connecti
         if batch is None:
             return
         try:
-            conn.send(("result", explorer.run(batch)))
+            out: tuple[str, Any] = ("result", explorer.run(batch))
         except Exception as e:  # noqa: BLE001 - a model error ends the search in the coordinator
-            conn.send(("error", e))
+            out = ("error", e)
+        try:
+            conn.send(out)
+        except (BrokenPipeError, OSError):  # the coordinator is gone or closed the pipe: nothing to report to
+            return
 
 
 def parallel_search(
@@ -113,7 +137,7 @@ def parallel_search(
     if ray is not None:
         from vcoresim.check.ray_backend import RayBackend
 
-        backend = RayBackend(ray, program.name, program.config, bounds, workers or None)
+        backend = RayBackend(ray, program.name, program.config, bounds, workers or None, stop=stop)
         label["ray"] = ray
     elif workers > 1:
         backend = ProcessBackend(program, bounds, workers)

@@ -568,8 +568,9 @@ def frontier_search(
             probe = Explorer(program, bounds).probe
             if probe == resume["probe"]:
                 for key, entry in resume["visited"]:
-                    if visited.add(key, entry):
-                        log.append((key, entry, -1))
+                    e = int(entry, 16)
+                    if visited.add(key, e):
+                        log.append((key, e, -1))
     else:
         frontier.push(Item(b""))
 
@@ -675,9 +676,10 @@ def frontier_search(
     if violation is None and not complete:
         pending = [*frontier.items(), *(it for q in running.values() for b in q for it in b.items)]
         res.checkpoint = {
-            "search": "frontier",
+            "kind": "parallel",
             "items": [it.to_json() for it in pending],
-            "visited": [list(e) for e in visited.entries()],
+            # Entries as hex: a sleep-set mask may have more digits than a checkpoint's integers may.
+            "visited": [[k, format(e, "x")] for k, e in visited.entries()],
             "probe": next(iter(probes)) if len(probes) == 1 else None,
             "depth_aware": depth_aware,
             "stats": total.as_dict() | {"seconds": 0.0},

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from typing import Any
 
 from vcoresim.engine.runtime import Execution
 from vcoresim.engine.strategies.base import Bounds, Budget, Exploration, Progress, Stats
@@ -21,17 +22,48 @@ from vcoresim.engine.world import Program
 Factory = Callable[[Execution], Callable[[Execution, list[int]], tuple[int, int]]]
 
 
-def _sample(program: Program, bounds: Bounds, name: str, factories: list[Factory], progress: Progress | None, unbounded: tuple[bool, ...] = (), first: Factory | None = None) -> Exploration:
+def rng_state(rng: random.Random) -> list[Any]:
+    """A ``random.Random`` state as JSON (for checkpoints)."""
+    version, internal, gauss = rng.getstate()
+    return [version, list(internal), gauss]
+
+
+def set_rng_state(rng: random.Random, state: list[Any]) -> None:
+    version, internal, gauss = state
+    rng.setstate((version, tuple(internal), gauss))
+
+
+def _sample(
+    program: Program,
+    bounds: Bounds,
+    name: str,
+    factories: list[Factory],
+    progress: Progress | None,
+    *,
+    unbounded: tuple[bool, ...] = (),
+    first: Factory | None = None,
+    stop: Callable[[], bool] | None = None,
+    budget_executions: int | None = None,
+    resume: dict[str, Any] | None = None,
+    save: Callable[[], dict[str, Any]] | None = None,
+) -> Exploration:
     """Executions to the end, each picking its steps with the next factory's
     picker in turn (round robin; ``first``, if given, picks the first
     execution's alone); ``unbounded[i]``: factory i's walks ignore the
-    preemption bound."""
-    stats = Stats()
+    preemption bound.
+
+    ``bounds.max_executions``: the sample size (default 1000), counted with the
+    executions a resumed run had done; ``budget_executions``: how many this call
+    may run; ``stop`` (Ctrl-C) and ``bounds.max_seconds`` also cut it short.  A cut
+    sample has ``complete = False`` and, with ``save``, a checkpoint from which
+    ``resume`` continues the same sample (same draws, same statistics)."""
+    stats = Stats(**resume["stats"]) if resume is not None else Stats()
+    start = stats.executions
     budget = Budget(bounds)
     max_exec = bounds.max_executions if bounds.max_executions is not None else 1000
     complete = True
     while stats.executions < max_exec:
-        if budget.exhausted(stats):
+        if budget.exhausted(stats, start) or (budget_executions is not None and stats.executions - start >= budget_executions) or (stop is not None and stop()):
             complete = False
             break
         ex = Execution(program)
@@ -70,7 +102,10 @@ def _sample(program: Program, bounds: Bounds, name: str, factories: list[Factory
             stats.seconds = budget.elapsed()
             return Exploration(name, ex.violation, list(ex.schedule), stats, False, False)
     stats.seconds = budget.elapsed()
-    return Exploration(name, None, None, stats, complete, False)
+    res = Exploration(name, None, None, stats, complete, False)
+    if not complete and save is not None:
+        res.checkpoint = {"stats": stats.as_dict() | {"seconds": 0.0}, **save()}
+    return res
 
 
 def _uniform(rng: random.Random) -> Factory:
@@ -87,10 +122,9 @@ def _uniform(rng: random.Random) -> Factory:
     return factory
 
 
-def _pct(rng: random.Random, depth: int) -> Factory:
+def _pct(rng: random.Random, depth: int, longest: list[int]) -> Factory:
     """PCT's picker: random priorities, ``depth - 1`` priority-change points;
-    ``k`` is estimated from the longest execution seen so far."""
-    longest = [64]
+    ``k`` is estimated from the longest execution seen so far (``longest[0]``)."""
 
     def factory(ex: Execution):  # type: ignore[no-untyped-def]
         n = len(ex.actors)
@@ -132,25 +166,73 @@ def _canonical() -> Factory:
     return factory
 
 
-def random_walk(program: Program, bounds: Bounds, seed: int, progress: Progress | None = None) -> Exploration:
+def random_walk(
+    program: Program,
+    bounds: Bounds,
+    seed: int,
+    progress: Progress | None = None,
+    *,
+    stop: Callable[[], bool] | None = None,
+    budget_executions: int | None = None,
+    resume: dict[str, Any] | None = None,
+) -> Exploration:
     """Each step: a uniformly random enabled actor, a uniformly random branch
     (the preemption bound is not applied)."""
-    res = _sample(program, bounds, "random", [_uniform(random.Random(seed))], progress, unbounded=(True,))
+    rng = random.Random(seed)
+    if resume is not None:
+        set_rng_state(rng, resume["rng"])
+    res = _sample(
+        program, bounds, "random", [_uniform(rng)], progress, unbounded=(True,), stop=stop, budget_executions=budget_executions, resume=resume, save=lambda: {"rng": rng_state(rng)}
+    )
     res.params = {"seed": seed}
     return res
 
 
-def pct(program: Program, bounds: Bounds, seed: int, depth: int = 3, progress: Progress | None = None) -> Exploration:
+def pct(
+    program: Program,
+    bounds: Bounds,
+    seed: int,
+    depth: int = 3,
+    progress: Progress | None = None,
+    *,
+    stop: Callable[[], bool] | None = None,
+    budget_executions: int | None = None,
+    resume: dict[str, Any] | None = None,
+) -> Exploration:
     """PCT (Burckhardt et al., ASPLOS 2010): random actor priorities, ``depth - 1``
     priority-change points; a bug of depth d is found with probability
     >= 1/(n * k^(d-1)) per execution.  ``k`` is estimated from the longest
     execution seen so far."""
-    res = _sample(program, bounds, "pct", [_pct(random.Random(seed), depth)], progress)
+    rng = random.Random(seed)
+    longest = [64]
+    if resume is not None:
+        set_rng_state(rng, resume["rng"])
+        longest[0] = int(resume["longest"])
+    res = _sample(
+        program,
+        bounds,
+        "pct",
+        [_pct(rng, depth, longest)],
+        progress,
+        stop=stop,
+        budget_executions=budget_executions,
+        resume=resume,
+        save=lambda: {"rng": rng_state(rng), "longest": longest[0]},
+    )
     res.params = {"seed": seed, "depth": depth}
     return res
 
 
-def portfolio(program: Program, bounds: Bounds, seed: int, progress: Progress | None = None) -> Exploration:
+def portfolio(
+    program: Program,
+    bounds: Bounds,
+    seed: int,
+    progress: Progress | None = None,
+    *,
+    stop: Callable[[], bool] | None = None,
+    budget_executions: int | None = None,
+    resume: dict[str, Any] | None = None,
+) -> Exploration:
     """One walk without any choice (the running actor goes on while it can:
     DPOR's first execution, which finds what needs no preemption at all),
     then walks that take turns between PCT (depth 3) and uniform random
@@ -163,8 +245,26 @@ def portfolio(program: Program, bounds: Bounds, seed: int, progress: Progress | 
     bound: a violation they find is a real execution, outside the bound or
     not.  The PCT walks keep it: unbounded, they find violations beyond the
     bounds of patched variants that still await analysis
-    (docs/exploration.md, "Findings")."""
-    factories = [_pct(random.Random(seed), 3), _uniform(random.Random(seed))]
-    res = _sample(program, bounds, "portfolio", factories, progress, unbounded=(False, True), first=_canonical())
+    (docs/exploration.md, "Findings").  A cut sample's checkpoint holds both
+    random streams (``rng``: PCT's, ``uniform``: the walks') and PCT's ``longest``."""
+    pct_rng, walk_rng = random.Random(seed), random.Random(seed)
+    longest = [64]
+    if resume is not None:
+        set_rng_state(pct_rng, resume["rng"])
+        set_rng_state(walk_rng, resume["uniform"])
+        longest[0] = int(resume["longest"])
+    res = _sample(
+        program,
+        bounds,
+        "portfolio",
+        [_pct(pct_rng, 3, longest), _uniform(walk_rng)],
+        progress,
+        unbounded=(False, True),
+        first=_canonical(),
+        stop=stop,
+        budget_executions=budget_executions,
+        resume=resume,
+        save=lambda: {"rng": rng_state(pct_rng), "uniform": rng_state(walk_rng), "longest": longest[0]},
+    )
     res.params = {"seed": seed, "samplers": ["canonical (first walk)", "pct(depth 3, within the preemption bound)", "random"]}
     return res
