@@ -32,7 +32,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "replay": ("vcoresim.cli.replay", "replay_cmd", "Re-execute TRACE_FILE and print one line per step with its call stack."),
     "simulate": ("vcoresim.cli.simulate", "simulate_cmd", "Run SCENARIO under the timed driver and print guest time, IPIs, naps and latencies."),
     "study": ("vcoresim.cli.study", "study_cmd", "Guest throughput and latency for 1, 2, 4 threads per vcore on POWER7 and up to 8 on POWER8 (seed 001's gang entry)."),
-    "swarm": ("vcoresim.cli.swarm", "swarm_cmd", "Many seeded runs of SCENARIOS (variants count as scenarios), merged: duplicate counterexamples (same property, same shrunk schedule) are folded."),
+    "swarm": (
+        "vcoresim.cli.swarm",
+        "swarm_cmd",
+        "Many seeded runs of SCENARIOS (variants count as scenarios), merged: counterexamples of the same race (same property, violated by a step running the same code) are folded, with the seeds that found them.",
+    ),
 }
 
 
