@@ -377,6 +377,7 @@ def check(
     trace_out: Path | None = None,
     trace_dir: Path | None = Path("traces"),
     do_shrink: bool = True,
+    full_shrink: bool = False,
     expected: str | None = None,
     expected_invariant: str | None = None,
     progress: Progress | None = None,
@@ -405,7 +406,9 @@ def check(
     (``stats.seconds`` too).  A second Ctrl-C (``KeyboardInterrupt``) while
     shrinking writes the trace shrunk so far; in the search, it ends the check
     as interrupted with the statistics last reported (no checkpoint).
-    ``shield``: a context in which the results are written (the CLI's: a
+    Shrinking spends at most half the search's steps (at least
+    ``SHRINK_STEPS``) unless ``full_shrink`` (swarm: it folds runs by where
+    the shrunk trace fails).  ``shield``: a context in which the results are written (the CLI's: a
     further Ctrl-C there is noted, not raised).  ``coverage``: record the
     model code the executions reach and, when no violation stops the check,
     report what they never reached and which monitors were vacuous
@@ -470,7 +473,7 @@ def check(
     assert res.schedule is not None
     stopped: list[str] = []
     deadline = None if bounds.max_seconds is None else clock.start + bounds.max_seconds
-    shrink_steps = max(res.stats.steps // 2, SHRINK_STEPS)
+    shrink_steps = None if full_shrink else max(res.stats.steps // 2, SHRINK_STEPS)
     schedule = shrink(program, res.schedule, res.violation, deadline=deadline, stop=stop, cut=stopped, budget=shrink_steps) if do_shrink else res.schedule
     path: str | None = None
     with guard():
