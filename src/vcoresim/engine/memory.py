@@ -722,7 +722,11 @@ class WeakExecution(Execution):
         late = tuple((tuple(sorted(p.items())), tuple(sorted((t, canon(v)) for t, v in lv.items()))) for p, lv in zip(self.pend, self.lval, strict=True))
         # what each address-dependency source had seen (later dependent loads read it)
         sat = tuple(tuple(sorted((t, None if b is None else tuple(sorted((x, self._need(b, x)) for x in self.co))) for t, b in d.items())) for d in self.sat)
-        return hash((base, bufs, co, lag, floors, bview, late, sat))
+        # what each write still lagging somewhere requires before it may reach a
+        # thread (its writer's lwsync view when it committed: not the current one)
+        oldest = {x: min(d[x] for d in self.lag if x in d) for x in {x for d in self.lag for x in d}}
+        req = tuple((x, j, tuple((y, self._need(r, y)) for y in sorted(self.co))) for x, k in sorted(oldest.items()) for j in range(k + 1, len(self.co[x])) if (r := self.req[x][j]) is not None)
+        return hash((base, bufs, co, lag, floors, bview, late, sat, req))
 
 
 __all__ = ["ACTIONS", "MODELS", "WeakExecution", "barrier_site", "split_memory_config", "with_memory_model"]
