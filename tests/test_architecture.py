@@ -16,6 +16,7 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "vcoresim"
 #: Rank of each top-level package or module: a module may import its own rank or lower.
 LAYERS: dict[str, int] = {
     "errors": 0,
+    "files": 0,
     "engine": 1,
     "machine": 2,
     "kvm": 3,
@@ -26,6 +27,7 @@ LAYERS: dict[str, int] = {
     "litmus": 5,
     "report": 6,
     "cli": 7,
+    "api": 8,  # the public Python API (vcoresim/api.py), re-exported by the package
     "": 8,  # the package itself (vcoresim/__init__.py): the public API on top of everything
 }
 

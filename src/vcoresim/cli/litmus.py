@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from vcoresim.cli.common import fail, out
+from vcoresim.cli.common import INTERRUPT, ProgressDisplay, err, fail, out
 from vcoresim.engine.memory import MODELS
 from vcoresim.engine.runtime import ModelError
 from vcoresim.litmus.parser import Litmus, LitmusError, parse_file
@@ -49,16 +49,30 @@ def litmus_cmd(files: tuple[Path, ...], models: tuple[str, ...], max_seconds: fl
     chosen = list(models) or list(MODELS)
     rows: list[tuple[Litmus, list[Outcome]]] = []
     bad = 0
-    for lit in tests:
-        try:
-            outcomes = [run(lit, m, max_seconds=max_seconds) for m in chosen]
-        except ModelError as e:  # e.g. a load through a register that holds no address
-            fail(f"{lit.path}: {e}")
+    not_run: list[Litmus] = []
+    display = ProgressDisplay(not as_json and err.is_terminal)
+    for k, lit in enumerate(tests, start=1):
+        if INTERRUPT():
+            not_run.append(lit)
+            continue
+        display.start(lit.name, k, len(tests))
+        outcomes = []
+        for m in chosen:
+            display.phase(f"memory model {m}")
+            try:
+                outcomes.append(run(lit, m, max_seconds=max_seconds, stop=INTERRUPT))
+            except ModelError as e:  # e.g. a load through a register that holds no address
+                display.stop()
+                fail(f"{lit.path}: {e}")
+        if INTERRUPT() and any(o.verdict == "Unknown" for o in outcomes):
+            not_run.append(lit)  # cut short: no verdict to report
+            continue
         for o in outcomes:
             want = expected_for(lit, o.model)
             if o.verdict == "Unknown" or (want is not None and want != o.verdict):
                 bad += 1
         rows.append((lit, outcomes))
+    display.stop()
     if as_json:
         doc = [
             {
@@ -80,6 +94,8 @@ def litmus_cmd(files: tuple[Path, ...], models: tuple[str, ...], max_seconds: fl
             }
             for lit, outs in rows
         ]
+        if not_run:
+            doc.append({"not_run": [lit.name for lit in not_run], "interrupted": True})  # type: ignore[dict-item]
         click.echo(json.dumps(doc, indent=1))
     else:
         t = Table(title="vcoresim litmus", title_justify="left")
@@ -100,6 +116,10 @@ def litmus_cmd(files: tuple[Path, ...], models: tuple[str, ...], max_seconds: fl
             if not reproducible:
                 extra.append(f"{sum(o.seconds for o in outs):.2f}")
             t.add_row(lit.name, *cells, *extra)
+        for lit in not_run:
+            t.add_row(lit.name, *(["not run"] * len(chosen)), "-", *([] if reproducible else ["-"]))
         out.print(t)
         out.print("[green]every result as expected[/]" if not bad else f"[red]{bad} result(s) differ from the expectation[/]")
-    sys.exit(1 if bad else 0)
+        if not_run:
+            out.print(f"interrupted: {len(not_run)} test(s) not run", markup=False)
+    sys.exit(1 if bad else 3 if not_run else 0)

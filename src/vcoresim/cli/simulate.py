@@ -1,7 +1,12 @@
 """``vcoresim simulate SCENARIO``: a timed run and its metrics.
 
 Exit codes: 0 the run ended normally (duration reached or everything
-finished), 1 an invariant was violated or the system deadlocked, 2 bad input.
+finished), 1 an invariant was violated or the system deadlocked, 2 bad input,
+3 interrupted (Ctrl-C, SIGTERM: the metrics cover the time simulated so far).
+
+Memory: the metrics are computed as the run goes; the event log is kept only
+when ``--perfetto`` or ``--plot`` asks for it, so a long run's memory does
+not grow with simulated time (see ``simulate.metrics.MetricsStream``).
 """
 
 from __future__ import annotations
@@ -9,16 +14,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from vcoresim.cli.common import fail, out, parse_patches
+from vcoresim.cli.common import INTERRUPT, ProgressDisplay, err, fail, out, output_path, parse_patches, say
+from vcoresim.errors import InputError
+from vcoresim.kvm.config import MAX_DURATION_US
 from vcoresim.scenarios.registry import ScenarioError, get_scenario
 from vcoresim.simulate import compare
-from vcoresim.simulate.metrics import compute, render, render_compare, render_patch_compare, write_csv
-from vcoresim.simulate.timed import Timing, simulate
+from vcoresim.simulate.metrics import render, render_compare, render_patch_compare, run, write_csv
+from vcoresim.simulate.timed import Timing
 
 #: Used when neither the command line nor the scenario gives a duration (matches SimulateConfig).
 DEFAULT_DURATION_US = 10_000
@@ -36,7 +44,7 @@ def _sim_config(config: dict[str, Any]) -> dict[str, Any]:
 
 @click.command("simulate")
 @click.argument("scenario")
-@click.option("--duration-us", type=int, default=None, help=f"Simulated time in µs (default: the scenario's, else {DEFAULT_DURATION_US}).")
+@click.option("--duration-us", type=click.IntRange(1, MAX_DURATION_US), default=None, help=f"Simulated time in µs (default: the scenario's, else {DEFAULT_DURATION_US}).")
 @click.option("--seed", type=int, default=None, help="Seed for workload draws and tie-breaks (default: the scenario's).")
 @click.option("--kernel", "kernel", default=None, help="Kernel release preset (overrides the scenario's kernel).")
 @click.option("--patch", "patches", multiple=True, help="NAME=on|off, repeatable (overrides the scenario's kernel).")
@@ -56,6 +64,8 @@ def _sim_config(config: dict[str, Any]) -> dict[str, Any]:
     metavar="NAME",
     help="Also run the scenario with patch NAME off and on, side by side (default: the scenario's simulate.compare_patch; 'none': no).",
 )
+@click.option("--through-violations", is_flag=True, help="Do not check invariants: measure through violations (figures, not a verdict); overrides [simulate] check_invariants.")
+@click.option("--trace-out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Where to write the trace of a violation that stops the run (default traces/<scenario>.simulate.trace.json); vcoresim replay re-runs it.")
 @click.option("--perfetto", "perfetto_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the run as a Chrome trace-event JSON timeline (opens in ui.perfetto.dev).")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write a PNG: latency CDFs and guest utilisation over time (needs vcoresim[plot]).")
 def simulate_cmd(
@@ -68,6 +78,8 @@ def simulate_cmd(
     csv_out: Path | None,
     compare_smt: int | None,
     compare_patch: str | None,
+    through_violations: bool,
+    trace_out: Path | None,
     perfetto_out: Path | None,
     plot_out: Path | None,
 ) -> None:
@@ -77,8 +89,8 @@ def simulate_cmd(
         overrides["kernel"] = kernel
     if patches:
         overrides["patches"] = parse_patches(patches)
-    if duration_us is not None and duration_us <= 0:
-        fail(f"--duration-us: must be a positive number of microseconds, got {duration_us}")
+    for path, option in ((csv_out, "--csv"), (perfetto_out, "--perfetto"), (plot_out, "--plot")):
+        output_path(path, option)
     try:
         sc = get_scenario(scenario)
         program = sc.make(overrides)
@@ -90,19 +102,45 @@ def simulate_cmd(
     try:
         timing = Timing().replace(**dict(cfg.get("timing") or {}))
     except (TypeError, ValueError) as e:
-        fail(f"simulate.{e}" if str(e).startswith("timing:") else f"simulate.timing: {e}")
-    check_invariants = bool(cfg.get("check_invariants", True))
+        fail(f"simulate.{e}" if str(e).startswith("timing") else f"simulate.timing: {e}")
+    check_invariants = bool(cfg.get("check_invariants", True)) and not through_violations
     if not check_invariants:  # the scenario measures through violations: figures, not a verdict
         program = dataclasses.replace(program, select=())
-    result = simulate(program, duration_ns=dur_us * 1_000, seed=run_seed, timing=timing, record_states=perfetto_out is not None)
+    keep = perfetto_out is not None or plot_out is not None  # the pictures need the event log
+    with ProgressDisplay(not as_json and err.is_terminal) as display:
+        display.start(f"{sc.name}: {dur_us:,} µs simulated")
+        started = time.perf_counter()
+
+        def progress(now_ns: int, steps: int) -> None:
+            wall = time.perf_counter() - started
+            done = now_ns / (dur_us * 1_000)
+            eta = f" · ETA {wall * (1 - done) / done:.0f} s" if done > 0 else ""
+            display.show(f"{now_ns / 1e6:.3f} of {dur_us / 1e3:.3f} ms ({done:.0%}) · {steps / wall:,.0f} steps/s{eta}")
+
+        result, metrics = run(
+            program,
+            duration_ns=dur_us * 1_000,
+            seed=run_seed,
+            timing=timing,
+            keep_events=keep,
+            record_states=perfetto_out is not None,
+            stop=INTERRUPT,
+            progress=progress if display.enabled else None,
+        )
+    trace_path: Path | None = None
+    if result.outcome in ("violation", "deadlock"):
+        from vcoresim.simulate.trace import write_if_violated
+
+        with INTERRUPT.shield():
+            trace_path = write_if_violated(program, result, trace_out, timing=timing)
     if perfetto_out is not None:
         from vcoresim.report.visual import write_perfetto_sim
 
         try:
-            write_perfetto_sim(result, perfetto_out)
-        except OSError as e:
-            fail(f"--perfetto: cannot write {perfetto_out}: {e.strerror}")
-    metrics = compute(result)
+            with INTERRUPT.shield():
+                write_perfetto_sim(result, perfetto_out)
+        except InputError as e:
+            fail(str(e))
     if plot_out is not None:
         from vcoresim.report.plots import PlotUnavailable, write_run_plot
 
@@ -112,32 +150,35 @@ def simulate_cmd(
             fail(f"--plot: {e}")
         except OSError as e:
             fail(f"--plot: cannot write {plot_out}: {e.strerror}")
+    smt_source = "--compare-smt" if compare_smt is not None else "simulate.compare_smt_guests"
     n_cmp = compare_smt if compare_smt is not None else int(cfg.get("compare_smt_guests") or 0)
     rows: list[compare.Row] = []
-    if n_cmp:
+    if n_cmp and not INTERRUPT():
         if "machine" not in program.config:
-            fail(f"--compare-smt: {sc.name} is not a KVM scenario")
+            fail(f"{smt_source}: {sc.name} is not a KVM scenario")
         try:
-            rows = compare.smt_guests(program.config, vcpus=n_cmp, duration_ns=dur_us * 1_000, seed=run_seed, timing=timing)
+            rows = compare.smt_guests(program.config, vcpus=n_cmp, duration_ns=dur_us * 1_000, seed=run_seed, timing=timing, stop=INTERRUPT)
         except ScenarioError as e:
-            fail(f"--compare-smt: {e}")
+            fail(f"{smt_source}: {e}")
+    patch_source = "--compare-patch" if compare_patch is not None else "simulate.compare_patch"
     patch_name = compare_patch if compare_patch is not None else cfg.get("compare_patch")
     patch_rows: list[compare.PatchRow] = []
-    if patch_name and patch_name != "none":
+    if patch_name and patch_name != "none" and not INTERRUPT():
         if "machine" not in program.config:
-            fail(f"--compare-patch: {sc.name} is not a KVM scenario")
+            fail(f"{patch_source}: {sc.name} is not a KVM scenario")
         try:
-            patch_rows = compare.patch_onoff(program.config, patch_name, duration_ns=dur_us * 1_000, seed=run_seed, timing=timing, check_invariants=check_invariants)
+            patch_rows = compare.patch_onoff(program.config, patch_name, duration_ns=dur_us * 1_000, seed=run_seed, timing=timing, check_invariants=check_invariants, stop=INTERRUPT)
         except ScenarioError as e:
-            fail(f"--compare-patch: {e}")
+            fail(f"{patch_source}: {e}")
     if csv_out is not None:
         extra = [("smt_guests", r.label, k, v) for r in rows for k, v in r.as_dict().items() if k != "label"]
         extra += [("patch", r.label, k, v) for r in patch_rows for k, v in r.as_dict().items() if k not in ("label", "tb")]
         extra += [("patch_timebase", f"{r.label}: {name}", k, v) for r in patch_rows for name, d in r.as_dict()["tb"].items() for k, v in d.items()]
         try:
-            write_csv(metrics, csv_out, extra=extra)
-        except OSError as e:
-            fail(f"--csv: cannot write {csv_out}: {e.strerror}")
+            with INTERRUPT.shield():
+                write_csv(metrics, csv_out, extra=extra)
+        except InputError as e:
+            fail(str(e))
     if as_json:
         doc = {
             "scenario": sc.name,
@@ -153,13 +194,27 @@ def simulate_cmd(
         if patch_rows:
             doc["compare_patch"] = {"patch": patch_name, "rows": [r.as_dict() for r in patch_rows]}
         doc["invariants_checked"] = check_invariants
+        if INTERRUPT():
+            doc["interrupted"] = True
+        doc["outcome"] = result.outcome
+        doc["violation"] = result.violation
+        doc["trace"] = str(trace_path) if trace_path else None
         click.echo(json.dumps(doc, indent=1, default=str))
     else:
         if not check_invariants:
-            out.print("invariants not checked (the scenario's [simulate] check_invariants = false): the run measures through violations", markup=False)
+            why = "--through-violations" if through_violations else "the scenario's [simulate] check_invariants = false"
+            say(f"invariants not checked ({why}): the run measures through violations", hang=2)
         render(metrics, out)
         if rows:
             render_compare(rows, n_cmp, out)
         if patch_rows:
             render_patch_compare(patch_rows, out)
-    sys.exit(1 if result.outcome in ("violation", "deadlock") else 0)
+        if INTERRUPT():
+            say("interrupted: the figures cover the simulated time up to the interruption", hang=2)
+        if trace_path is not None:
+            say(f"the run stopped at the violation; trace: {trace_path}; replay with: vcoresim replay {trace_path}; measure through it with --through-violations", hang=2)
+        elif patch_rows and any(r.outcome in ("violation", "deadlock") for r in patch_rows):
+            say("a compared run stopped at a violation: --through-violations measures through it", hang=2)
+    if result.outcome in ("violation", "deadlock"):
+        sys.exit(1)
+    sys.exit(3 if INTERRUPT() else 0)

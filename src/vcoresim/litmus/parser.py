@@ -36,6 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vcoresim.errors import InputError
+from vcoresim.files import MAX_LITMUS_BYTES, read_text, show_path
+
 VERDICTS = ("Never", "Sometimes", "Always")
 BARRIERS = ("smp_mb", "smp_wmb", "smp_rmb")
 
@@ -55,8 +58,14 @@ FENCES: dict[str, str | None] = {
 ORDERS = ("mb", "relaxed", "acquire", "release")
 
 
-class LitmusError(Exception):
+class LitmusError(InputError):
     """A litmus file vcoresim cannot run; the message names the file and line."""
+
+
+#: Limits of what vcoresim runs (the kernel's litmus tests are far smaller).
+MAX_THREADS = 8
+MAX_STATEMENTS = 64  # per thread, top level
+MAX_DIGITS = 18  # integer literals fit in 64 bits
 
 
 @dataclass(frozen=True)
@@ -182,14 +191,11 @@ _OCAML_COMMENT = re.compile(r"\(\*.*?\*\)", re.DOTALL)
 
 
 def parse_file(path: str | Path) -> Litmus:
-    p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise LitmusError(f"{path}: cannot read ({e.strerror or e})") from None
-    except UnicodeDecodeError:
-        raise LitmusError(f"{path}: not a UTF-8 text file") from None
-    return parse(text, str(path))
+        text = read_text(path, "litmus", MAX_LITMUS_BYTES)
+    except InputError as e:
+        raise LitmusError(str(e)) from None
+    return parse(text, show_path(path))
 
 
 def _line_of(text: str, pos: int) -> int:
@@ -206,6 +212,26 @@ def _blank_c_comments(s: str) -> str:
 
 
 def parse(text: str, path: str = "<litmus>") -> Litmus:
+    """Entry guards (the grammar in :func:`_parse` assumes them): size, integer
+    literals, nesting depth, threads and statements; then the grammar."""
+    if len(text) > MAX_LITMUS_BYTES:
+        raise LitmusError(f"{path}: larger than {MAX_LITMUS_BYTES >> 20} MiB")
+    long = re.search(r"\d{%d,}" % (MAX_DIGITS + 1), text)
+    if long is not None:
+        raise LitmusError(f"{path}:{_line_of(text, long.start())}: an integer of more than {MAX_DIGITS} digits")
+    try:
+        lit = _parse(text, path)
+    except RecursionError:
+        raise LitmusError(f"{path}: nested too deeply (conditions, expressions or blocks)") from None
+    if len(lit.threads) > MAX_THREADS:
+        raise LitmusError(f"{path}: {len(lit.threads)} threads; vcoresim runs at most {MAX_THREADS}")
+    for tid, th in enumerate(lit.threads):
+        if len(th) > MAX_STATEMENTS:
+            raise LitmusError(f"{path}:{th[MAX_STATEMENTS].line}: P{tid} has {len(th)} statements; vcoresim runs at most {MAX_STATEMENTS}")
+    return lit
+
+
+def _parse(text: str, path: str = "<litmus>") -> Litmus:
     def err(pos: int, msg: str) -> LitmusError:
         return LitmusError(f"{path}:{_line_of(text, pos)}: {msg}")
 

@@ -400,8 +400,9 @@ def program(lit: Litmus, cond: Cond | None = None, negate: bool = False) -> Prog
     return Program(f"litmus/{lit.name}", build, {"litmus": lit.path})
 
 
-def run(lit: Litmus, model: str, *, max_seconds: float | None = None) -> Outcome:
-    """Never / Sometimes / Always of the test's condition (herd7's Observation)."""
+def run(lit: Litmus, model: str, *, max_seconds: float | None = None, stop: Any = None) -> Outcome:
+    """Never / Sometimes / Always of the test's condition (herd7's Observation).
+    ``stop`` (Ctrl-C) ends the search early, as a budget does: ``Unknown``."""
     prog = with_memory_model(program(lit), model)
     bounds = Bounds(max_steps=10_000, max_seconds=max_seconds)
     # power: sleep sets and the state cache, which merge the many orders of
@@ -409,13 +410,13 @@ def run(lit: Litmus, model: str, *, max_seconds: float | None = None) -> Outcome
     # there too but re-explores them (IRIW+mbs: 6,756 executions cached,
     # 200,913 with DPOR; docs/memory-models.md)
     cache = model == "power"
-    res = exhaustive(prog, bounds, dpor=True, cache=cache)
+    res = exhaustive(prog, bounds, dpor=True, cache=cache, stop=stop)
     execs, states, secs = res.stats.executions, res.stats.states, res.stats.seconds
     names = [a.name for a in Execution(prog).actors]
     witness = [(names[i], alt) for i, alt in res.schedule] if res.schedule else None
     if res.violation is None:
         return Outcome(model, "Never" if res.complete else "Unknown", execs, states, secs, None)
-    neg = exhaustive(with_memory_model(program(lit, negate=True), model), bounds, dpor=True, cache=cache)
+    neg = exhaustive(with_memory_model(program(lit, negate=True), model), bounds, dpor=True, cache=cache, stop=stop)
     execs, states, secs = execs + neg.stats.executions, states + neg.stats.states, secs + neg.stats.seconds
     if neg.violation is not None:
         verdict = "Sometimes"

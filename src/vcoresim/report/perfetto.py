@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from vcoresim.files import write_atomic
 from vcoresim.report.timeline import Timeline
 
 TASKS_PID, ENV_PID = 1000, 1001
@@ -89,4 +90,4 @@ def trace_events(tl: Timeline) -> dict[str, Any]:
 
 
 def write(tl: Timeline, path: Path) -> None:
-    path.write_text(json.dumps(trace_events(tl), separators=(",", ":")) + "\n", encoding="utf-8")
+    write_atomic(path, json.dumps(trace_events(tl), separators=(",", ":")) + "\n", "--perfetto")
