@@ -10,13 +10,13 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+from conftest import Cli
 
 from vcoresim.kvm import catalog
 from vcoresim.kvm.config import ScenarioConfig
 from vcoresim.kvm.patches import DEFAULT_PRESET, PATCHES, PRESETS, resolve_kernel
 from vcoresim.scenarios import builtin, loader
 from vcoresim.scenarios.registry import ScenarioError, get_scenario, program_for
-from conftest import Cli
 
 # The six the issues name, plus 8117ac6a6c2f, which fixes the residual race (R3) the checker finds in seed 000.
 ALL_PATCHES = {

@@ -17,7 +17,7 @@ from vcoresim.engine.ops import Load, Store, smp_mb
 from vcoresim.engine.runtime import Execution
 from vcoresim.engine.world import Body, Invariant, Program, World
 from vcoresim.scenarios.registry import get_scenario
-from vcoresim.simulate.timed import Timing, TimedDriver, simulate
+from vcoresim.simulate.timed import TimedDriver, Timing, simulate
 from vcoresim.simulate.window import MIN_NS, op_cost, timing_window
 
 

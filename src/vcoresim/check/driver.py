@@ -14,8 +14,8 @@ from vcoresim.engine.strategies.base import Bounds, Budget, Exploration, Progres
 from vcoresim.engine.strategies.dpor import exhaustive
 from vcoresim.engine.strategies.sampling import pct, portfolio, random_walk
 from vcoresim.engine.world import Program
-from vcoresim.simulate.window import timing_window
 from vcoresim.files import excerpt, show_path
+from vcoresim.simulate.window import timing_window
 
 Stop = Callable[[], bool] | None
 
