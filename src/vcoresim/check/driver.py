@@ -15,7 +15,6 @@ from vcoresim.engine.strategies.dpor import exhaustive
 from vcoresim.engine.strategies.sampling import pct, portfolio, random_walk
 from vcoresim.engine.world import Program
 from vcoresim.files import excerpt, show_path
-from vcoresim.simulate.window import timing_window
 
 Stop = Callable[[], bool] | None
 
@@ -479,6 +478,8 @@ def check(
     deadline = None if bounds.max_seconds is None else clock.start + bounds.max_seconds
     shrink_steps = None if full_shrink else max(res.stats.steps // 2, SHRINK_STEPS)
     schedule = shrink(program, res.schedule, res.violation, deadline=deadline, stop=stop, cut=stopped, budget=shrink_steps) if do_shrink else res.schedule
+    from vcoresim.simulate.window import timing_window  # only a violation has a window
+
     window = timing_window(program, schedule).as_dict()
     path: str | None = None
     with guard():
@@ -593,5 +594,7 @@ def replay(path: Path, program_for: Any) -> ReplayOutcome:
         rep = f"{got.name} at step {got.step}" if got is not None else "no violation"
         summary = f"NOT REPRODUCED: the trace records {rec}, the replay gives {rep}"
         ok = False
+    from vcoresim.simulate.window import timing_window
+
     window = timing_window(program, [(i, alt) for i, alt in ex.schedule]).as_dict() if ex.violation is not None else None
     return ReplayOutcome(trace, ex, ok, summary, window)
