@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Cli, CliRun
+from conftest import Cli, CliRun, wait_cpu
 from vcoresim.check.checkpoint import _digest
 from vcoresim.check.driver import check, replay
 from vcoresim.engine.strategies.base import Bounds
@@ -411,7 +411,7 @@ def _spawn(args: list[str], cwd: Path) -> subprocess.Popen[str]:
 def test_ctrl_c_on_the_table_marks_not_run_and_keeps_every_trace(tmp_path: Path) -> None:
     names = ["stray-ipi", "example/lost-update", "p8-idle-lockup", "smt-vcore@4vcpu", "smt-vcore", "stray-ipi@fixed"]
     p = _spawn(["check", *names, "--json"], tmp_path)
-    time.sleep(6.0)
+    wait_cpu(p.pid, 6.0)
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=120)
     docs = json.loads(out)
@@ -486,7 +486,7 @@ def test_workers_ctrl_c_writes_one_checkpoint_and_sigterm_leaves_no_orphans(tmp_
 
 def test_swarm_interrupted_writes_what_it_found(tmp_path: Path) -> None:
     p = _spawn(["swarm", "example/lost-update", "example/peterson", "--runs", "400", "--json"], tmp_path)
-    time.sleep(4.5)
+    wait_cpu(p.pid, 4.5)
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=60)
     doc = json.loads(out)
@@ -497,7 +497,7 @@ def test_swarm_interrupted_writes_what_it_found(tmp_path: Path) -> None:
 
 def test_simulate_interrupted_prints_the_figures_so_far(tmp_path: Path) -> None:
     p = _spawn(["simulate", "smt-vcore", "--duration-us", "100000000", "--json", "--compare-smt", "0"], tmp_path)
-    time.sleep(4.0)
+    wait_cpu(p.pid, 4.0)
     p.send_signal(signal.SIGTERM)
     out, err = p.communicate(timeout=60)
     doc = json.loads(out)
