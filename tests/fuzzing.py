@@ -321,7 +321,7 @@ def _valid_variations(rng: random.Random, doc: dict[str, Any]) -> str:
         doc["vm"] = [{"vcpus": sorted(rng.sample(range(4), rng.randrange(1, 3)))} for _ in range(rng.randrange(1, 3))]
         choices.append(f"vm {doc['vm']}")
     elif k == 6:
-        doc["kernel"]["preset"] = rng.choice(["v3.1", "v3.3", "v3.19", "v4.8", "v4.13", "v4.16", "v4.17"])
+        doc["kernel"]["preset"] = rng.choice(["v3.1", "v3.5", "v3.19", "v4.8", "v4.13", "v4.16", "v4.17"])
         choices.append(f"preset {doc['kernel']['preset']}")
     elif k == 7:
         doc["model"] = rng.choice(["vcore", "timebase", "entry"])

@@ -102,6 +102,8 @@ class CheckResult:
     @property
     def as_expected(self) -> bool:
         return self.expectation_met is True
+    #: The delays the counterexample needs (simulate/window.py), for a violation.
+    window: dict[str, Any] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -171,6 +173,7 @@ class CheckResult:
             "shrink": self.shrink,
             "trace": self.trace,
             **({"checkpoint": self.checkpoint} if self.checkpoint else {}),
+            **({"window": self.window} if self.window is not None else {}),
             **({"interrupted": True} if self.interrupted else {}),
             **self.extra,
         }
@@ -475,6 +478,9 @@ def check(
     deadline = None if bounds.max_seconds is None else clock.start + bounds.max_seconds
     shrink_steps = None if full_shrink else max(res.stats.steps // 2, SHRINK_STEPS)
     schedule = shrink(program, res.schedule, res.violation, deadline=deadline, stop=stop, cut=stopped, budget=shrink_steps) if do_shrink else res.schedule
+    from vcoresim.simulate.window import timing_window  # only a violation has a window
+
+    window = timing_window(program, schedule).as_dict()
     path: str | None = None
     with guard():
         trace, ex = build_trace(
@@ -485,6 +491,7 @@ def check(
             original_length=len(res.schedule),
             original_switches=context_switches(res.schedule),
         )
+        trace.window = window
         trace.shrink["shrunk"] = do_shrink
         if stopped:
             trace.shrink["stopped"] = stopped[0]  # "budget" or "interrupted": shrunk as far as it got
@@ -506,6 +513,7 @@ def check(
         expected,
         violation_step=v.step,
         shrink=trace.shrink,
+        window=window,
         expected_invariant=expected_invariant,
         counterexample=trace,
     )
@@ -544,6 +552,8 @@ class ReplayOutcome:
     execution: Execution
     reproduced: bool
     summary: str
+    #: The delays the replayed counterexample needs (simulate/window.py); None without a violation.
+    window: dict[str, Any] | None = None
 
 
 def replay(path: Path, program_for: Any) -> ReplayOutcome:
@@ -584,4 +594,7 @@ def replay(path: Path, program_for: Any) -> ReplayOutcome:
         rep = f"{got.name} at step {got.step}" if got is not None else "no violation"
         summary = f"NOT REPRODUCED: the trace records {rec}, the replay gives {rep}"
         ok = False
-    return ReplayOutcome(trace, ex, ok, summary)
+    from vcoresim.simulate.window import timing_window
+
+    window = timing_window(program, [(i, alt) for i, alt in ex.schedule]).as_dict() if ex.violation is not None else None
+    return ReplayOutcome(trace, ex, ok, summary, window)

@@ -68,6 +68,8 @@ class _TraceDoc(BaseModel):
     shrink: dict[_Str, Any] = Field(default_factory=dict)
     schedule: Annotated[list[tuple[Annotated[_Str, Field(min_length=1, max_length=200)], _Nat]], Field(max_length=MAX_SCHEDULE)]
     steps: list[dict[_Str, Any]] = Field(default_factory=list)
+    #: The counterexample's timing window (simulate/window.py), when it has one.
+    window: dict[_Str, Any] | None = None
 
 
 def context_switches(schedule: Schedule) -> int:
@@ -375,6 +377,8 @@ class Trace:
     schedule: list[tuple[str, int]]
     steps: list[dict[str, Any]]
     shrink: dict[str, Any]
+    #: The delays the counterexample needs (simulate/window.py); written, not read back.
+    window: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         doc = {
@@ -386,6 +390,7 @@ class Trace:
             "bounds": self.bounds,
             "violation": self.violation,
             "shrink": self.shrink,
+            **({"window": self.window} if self.window is not None else {}),
             "schedule": [[a, alt] for a, alt in self.schedule],
             "steps": self.steps,
         }
@@ -461,6 +466,7 @@ def load_trace(path: Path) -> Trace:
         schedule=[(a, alt) for a, alt in d.schedule],
         steps=d.steps,
         shrink=d.shrink,
+        window=d.window,
     )
 
 

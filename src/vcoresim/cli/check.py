@@ -280,6 +280,7 @@ def _print_one(r: CheckResult, reproducible: bool) -> None:
         say(f"{label}: {text}" if label else text, indent=2 if label else 4, hang=4 if label else 2)
 
 
+
 def _print_table(results: list[CheckResult], reproducible: bool) -> None:
     from vcoresim.report.tables import check_table
 

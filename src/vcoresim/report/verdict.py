@@ -162,8 +162,19 @@ def _unreached(r: CheckResult, reproducible: bool) -> list[Line]:
     return lines
 
 
+def _window(r: CheckResult, reproducible: bool) -> list[Line]:
+    """The counterexample's timing window (simulate/window.py): every delay it
+    needs, stalls first, or that it happens at the threads' normal speed."""
+    w = r.window
+    if w is None:
+        return []
+    needs = [n["text"] for n in w.get("needs") or []]
+    texts = needs or [w["summary"]]
+    return [("timing window", texts[0])] + [("", t) for t in texts[1:]]
+
+
 #: The parts of the verdict paragraph, in order; append to add one.
-SECTIONS: list[Section] = [_headline, _expectation, _setup, _trace, _unreached]
+SECTIONS: list[Section] = [_headline, _expectation, _setup, _window, _trace, _unreached]
 
 
 def verdict_lines(r: CheckResult, reproducible: bool = False) -> list[Line]:

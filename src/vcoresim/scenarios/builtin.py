@@ -49,6 +49,10 @@ def variant_config(cfg: ScenarioConfig, variant: str) -> ScenarioConfig:
         upd["machine"] = v.machine
     if v.faults is not None:
         upd["faults"] = v.faults
+    if v.workload is not None:
+        upd["workload"] = v.workload
+    if v.invariants is not None:
+        upd["invariants"] = v.invariants
     return cfg.model_copy(update=upd)
 
 
@@ -61,7 +65,7 @@ def _config_doc(cfg: ScenarioConfig, patches: frozenset[str]) -> dict[str, Any]:
 def _model_bounds(cfg: ScenarioConfig) -> dict[str, Any]:
     """What the configuration bounds: stated with every verdict."""
     out: dict[str, Any] = {"guest_rounds": cfg.workload.rounds, "scheduler": cfg.check.scheduler}
-    faults = {k: v for k, v in cfg.faults.model_dump().items() if isinstance(v, int) and not isinstance(v, bool) and v and k != "mean_interval_us"}
+    faults = {k: v for k, v in cfg.faults.model_dump().items() if isinstance(v, int) and not isinstance(v, bool) and v and not k.endswith("_us")}
     if faults:
         out["faults"] = faults
     return out
