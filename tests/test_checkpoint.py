@@ -111,3 +111,24 @@ def test_resume_refuses_scenario_arguments(cli: Any, tmp_path: Path) -> None:
     f.write_text("{}")
     r = cli("check", "stray-ipi", "--resume", str(f))
     assert r.code == 2 and r.stderr_lines[0].startswith("vcoresim: error: --resume")
+
+
+def test_resumed_cached_search_equals_uninterrupted() -> None:
+    """The checkpoint keeps the state cache (fingerprints are the same in every
+    process), so a stateful-DPOR search resumed in pieces prunes what the
+    uninterrupted one prunes."""
+    sc = get_scenario("stray-ipi@fixed")
+    prog = sc.make({})
+    bounds = Bounds(sc.bounds.max_steps, None)
+    whole = explore(prog, "exhaustive", bounds, 0, cache=True)
+    resume = None
+    pieces = 0
+    while True:
+        res = explore(prog, "exhaustive", Bounds(bounds.max_steps, None, 60, None), 0, cache=True, resume=resume)
+        pieces += 1
+        if res.checkpoint is None:
+            break
+        assert "cache" in res.checkpoint["search"]
+        resume = json.loads(json.dumps(res.checkpoint))
+    assert whole.complete and res.complete and whole.params.get("stateful_dpor")
+    assert pieces > 2 and _stats(res) == _stats(whole)

@@ -78,8 +78,20 @@ def _add(total: Stats, part: Stats) -> None:
     total.add(part)
 
 
-def _search(program: Program, bounds: Bounds, *, dpor: bool, cache: bool, progress: Progress | None, resume: dict[str, Any] | None, stop: Stop, workers: int, ray: str | None = None) -> Exploration:
+def use_cache(program: Program, bounds: Bounds, cache: bool | None, workers: int = 1, ray: str | None = None) -> bool:
+    """Whether a search keeps the state cache.  ``None`` (the default): yes for
+    a serial search without a preemption bound under sequential consistency,
+    where the cache and stateful DPOR measured faster (benchmarks/README.md);
+    a bounded search revisits few states (its cache key includes who ran last),
+    so the cache costs more than it saves there."""
+    if cache is not None:
+        return cache
+    return bounds.max_preemptions is None and workers <= 1 and ray is None and program.execution is None and not program.removed_barriers
+
+
+def _search(program: Program, bounds: Bounds, *, dpor: bool, cache: bool | None, progress: Progress | None, resume: dict[str, Any] | None, stop: Stop, workers: int, ray: str | None = None) -> Exploration:
     """One exhaustive search: serial (resumable), split across ``workers`` processes, or on Ray."""
+    cache = use_cache(program, bounds, cache, workers, ray)
     if ray is not None:
         from vcoresim.check.ray_backend import partitioned_ray
 
@@ -96,7 +108,7 @@ def auto(
     bounds: Bounds,
     seed: int,
     *,
-    cache: bool = False,
+    cache: bool | None = None,
     progress: Progress | None = None,
     resume: dict[str, Any] | None = None,
     stop: Stop = None,
@@ -143,7 +155,7 @@ def auto(
         res = _search(program, Bounds(bounds.max_steps, limit, bounds.max_executions, left), dpor=True, cache=cache, progress=progress, resume=search_state, stop=stop, workers=workers, ray=ray)
         search_state = None
         _add(total, res.stats)
-        phases.append({"phase": "exhaustive", "max_preemptions": limit, "executions": res.stats.executions, "complete": res.complete})
+        phases.append({"phase": "exhaustive", "max_preemptions": limit, "executions": res.stats.executions, "complete": res.complete, "state_cache": bool(res.params.get("state_cache"))})
         if res.checkpoint is not None:
             checkpoint = {"kind": "auto", "phase": n, "phases": phases[:-1], "total": before.as_dict() | {"seconds": 0.0}, "search": res.checkpoint}
         if res.violation is not None or not res.complete:
@@ -155,7 +167,7 @@ def auto(
             break
     assert res is not None
     total.seconds = budget.elapsed()
-    params = {"seed": seed, "phases": phases, "dpor": True, "sleep_sets": True, "state_cache": cache}
+    params = {"seed": seed, "phases": phases, "dpor": True, "sleep_sets": True, "state_cache": any(p.get("state_cache") for p in phases)}
     if workers > 1:
         params["workers"] = workers
     if ray is not None:
@@ -172,7 +184,7 @@ def explore(
     seed: int,
     *,
     pct_depth: int = 3,
-    cache: bool = False,
+    cache: bool | None = None,
     progress: Progress | None = None,
     resume: dict[str, Any] | None = None,
     stop: Stop = None,
@@ -206,7 +218,7 @@ def check(
     bounds: Bounds | None = None,
     seed: int = 0,
     pct_depth: int = 3,
-    cache: bool = False,
+    cache: bool | None = None,
     trace_out: Path | None = None,
     do_shrink: bool = True,
     expected: str | None = None,
@@ -217,7 +229,9 @@ def check(
     checkpoint_out: Path | None = None,
     ray: str | None = None,
 ) -> CheckResult:
-    """``resume``: the ``state`` of a checkpoint document; ``checkpoint_out``:
+    """``cache``: the state cache (None: on for the searches without a
+    preemption bound, see ``use_cache``); ``resume``: the ``state`` of a
+    checkpoint document; ``checkpoint_out``:
     where to write one if a budget or ``stop`` (Ctrl-C) ends the search early."""
     bounds = bounds or Bounds()
     res = explore(program, strategy, bounds, seed, pct_depth=pct_depth, cache=cache, progress=progress, resume=resume, stop=stop, workers=workers, ray=ray)

@@ -344,6 +344,9 @@ class Encoder:
             return (_OBJ, stable(fp()))
         if v is TIMEOUT:
             return _TIMEOUT
+        params = getattr(t, "__dataclass_params__", None)
+        if params is not None and params.frozen:  # an immutable record (a duration, ...)
+            return (_OBJ, stable_str(t.__qualname__), tuple([self.value(getattr(v, f)) for f in t.__dataclass_fields__]))
         if t is range:
             return (_RANGE, v.start, v.stop, v.step)
         if isinstance(v, int):  # int subclasses other than FrameRef (IntEnum ...)

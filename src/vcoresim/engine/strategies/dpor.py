@@ -265,6 +265,7 @@ def exhaustive(
     *,
     dpor: bool = True,
     cache: bool = False,
+    stateful_dpor: bool = True,
     source_sets: bool = False,
     progress: Progress | None = None,
     resume: dict[str, Any] | None = None,
@@ -276,7 +277,10 @@ def exhaustive(
     donate: Callable[[], bool] | None = None,
     on_donate: Callable[[dict[str, Any]], None] | None = None,
 ) -> Exploration:
-    """``resume``: a search state from ``Exploration.checkpoint`` (continue it);
+    """``cache``: prune states met before (engine/fingerprint.py); with
+    ``dpor`` it runs stateful DPOR unless ``stateful_dpor`` is False (then the
+    cache forces full expansion, as before stateful DPOR);
+    ``resume``: a search state from ``Exploration.checkpoint`` (continue it);
     ``root``: a work item (explore only the subtree under its prefix; the
     prefix's nodes were fully expanded by whoever split the search);
     ``split_depth``/``on_split``: stop every path once it has that many forks and hand its
@@ -313,17 +317,33 @@ def exhaustive(
                 node.backtrack.add(prev if prev in awake else awake[0])
         return node
 
-    def analyse(ex: Execution, hb: HappensBefore) -> int:
+    pending: dict[int, tuple[Footprint, int]] = {}  # actor -> its next transition's footprint and accesses, this execution
+
+    def analyse(ex: Execution, hb: HappensBefore, fresh: bool) -> int:
         """Add backtrack points for every race with an actor's next transition;
-        return the accesses of those transitions (stateful DPOR's summaries)."""
+        return the accesses of those transitions (stateful DPOR's summaries).
+
+        Only the actor that stepped and those whose next transition the step
+        was dependent with can have a new latest race: another's is the one
+        found after the step before (its clock and its dependent steps did
+        not change), and its backtrack point is already there.  ``fresh``:
+        a new execution, analyse every actor."""
+        if fresh or source_sets:  # (source sets' initials can change with any step)
+            pending.clear()
+        mover, step_fp = ex.schedule[-1][0], ex.footprints[-1]
         considered = 0
         for a in ex.actors:
             if a.status == DONE:
                 continue
             p = a.idx
+            known = pending.get(p)
+            if known is not None and p != mover and not dependent(known[0], step_fp):
+                considered |= known[1]
+                continue
             fp = ex.footprint(p, pending=True)
-            if stateful:
-                considered |= accesses.mask(p, fp)
+            mask = accesses.mask(p, fp) if stateful else 0
+            pending[p] = (fp, mask)
+            considered |= mask
             race(p, fp, hb.pending_clock(p, fp) if causal else hb.clock[p])
         return considered
 
@@ -364,6 +384,12 @@ def exhaustive(
             else:
                 node.backtrack.update(node.enabled)
 
+    def search_params() -> dict[str, Any]:
+        out = _params(reduce, cache, bounded_by_preemption, source_sets, symmetric)
+        if cache and len(visited):
+            out["cache_bytes_per_state"] = round(visited.nbytes() / len(visited))
+        return out
+
     def pop() -> Node:
         """Leave the deepest node: its subtree is explored.  Stateful DPOR
         passes its summary up and closes its cache entry."""
@@ -383,7 +409,7 @@ def exhaustive(
     # Stateful DPOR (Yang, Chen, Gopalakrishnan & Kirby, SPIN 2008): DPOR with
     # the cache; a cached state's summary stands in for its subtree in the
     # race analysis.  Not under weak memory (causal footprints) or symmetry.
-    stateful = cache and dpor and not causal and not symmetric
+    stateful = stateful_dpor and cache and dpor and not causal and not symmetric
     if stateful:
         reduce, source_sets = True, False
     if resume is not None:
@@ -394,6 +420,9 @@ def exhaustive(
         base = resume.get("base", 0)
         stats = Stats(**resume["stats"])
         start_execs = stats.executions
+        if cache and "cache" in resume:
+            visited = VisitedStates.from_json(resume["cache"])
+            accesses = Accesses.from_json(resume["cache"]["accesses"])
         bounded_by_preemption = resume.get("preemption_bound_cut", False)
         fps = [stack[k].fps[q] if k >= base else tuple(map(tuple, resume["prefix_fps"][k])) for k, (q, _alt) in enumerate(schedule)]
         replay_prefix(ex, schedule, fps)  # type: ignore[arg-type]
@@ -438,6 +467,7 @@ def exhaustive(
     while True:
         # ---- extend the current path to the end of an execution
         end_reason = ""
+        fresh = True  # a new execution: the race analysis starts from every actor
         while True:
             if ex.violation is not None:
                 end_reason = "violation"
@@ -482,7 +512,8 @@ def exhaustive(
             schedule.append(t)
             hb.push(q, ex.footprints[-1])
             preempt = node.preempt + (1 if _preempts(node, q) else 0)
-            considered = analyse(ex, hb) if reduce else 0
+            considered = analyse(ex, hb, fresh) if reduce else 0
+            fresh = False
             child = make_node(ex, child_sleep, preempt, q)
             child.summary = considered
             stack.append(child)
@@ -497,6 +528,8 @@ def exhaustive(
                 if bounds.max_preemptions is not None:
                     key = hash((key, q)) & _MASK64  # what counts as a preemption next depends on who ran last
                 depth = len(schedule)
+                if bounds.max_preemptions is None:
+                    preempt = 0  # (counted, but no bound reads it)
                 if not stateful:
                     if visited.seen(key, depth, sleep_keys, preempt):
                         stats.pruned += 1
@@ -531,7 +564,7 @@ def exhaustive(
             stats.seconds = budget.elapsed()
             if cache:
                 stats.states = len(visited)
-            return Exploration("exhaustive", ex.violation, list(schedule), stats, False, True, _params(reduce, cache, bounded_by_preemption, source_sets, symmetric))
+            return Exploration("exhaustive", ex.violation, list(schedule), stats, False, True, search_params())
         # ---- backtrack to the deepest node with work left
         while len(stack) > base and stack[-1].todo() is None:
             pop()
@@ -556,10 +589,14 @@ def exhaustive(
                 "stats": stats.as_dict() | {"seconds": 0.0},
                 "preemption_bound_cut": bounded_by_preemption,
             }
+            if cache:
+                # Fingerprints are the same in every process: the resumed search
+                # prunes what this one would have.
+                state["cache"] = visited.to_json() | {"accesses": accesses.to_json()}
             stats.seconds = budget.elapsed()
             if cache:
                 stats.states = len(visited)
-            res = Exploration("exhaustive", None, None, stats, False, True, _params(reduce, cache, bounded_by_preemption, source_sets, symmetric))
+            res = Exploration("exhaustive", None, None, stats, False, True, search_params())
             res.checkpoint = state
             return res
         depth = len(stack) - 1
@@ -572,7 +609,7 @@ def exhaustive(
     stats.seconds = budget.elapsed()
     if cache:
         stats.states = len(visited)
-    res = Exploration("exhaustive", None, None, stats, complete, True, _params(reduce, cache, bounded_by_preemption, source_sets, symmetric))
+    res = Exploration("exhaustive", None, None, stats, complete, True, search_params())
     if root is not None:
         res.prefix_backtracks = [(k, sorted(stack[k].backtrack)) for k in range(base) if stack[k].backtrack]
     return res
@@ -638,13 +675,16 @@ def node_to_json(n: Node) -> dict[str, Any]:
         "sleep": [[q, alt, _fp_json(fp)] for (q, alt), fp in n.sleep.items()],
         "preempt": n.preempt,
         "prev": n.prev,
-    }
+    } | ({"key": None if n.key is None else f"{n.key:x}", "summary": f"{n.summary:x}"} if n.key is not None or n.summary else {})
 
 
 def node_from_json(d: dict[str, Any]) -> Node:
     n = Node(list(d["enabled"]), {q: a for q, a in d["alts"]}, {q: _fp_load(fp) for q, fp in d["fps"]}, {(q, alt): _fp_load(fp) for q, alt, fp in d["sleep"]}, d["preempt"], d["prev"])
     n.backtrack = set(d["backtrack"])
     n.done = {(q, alt): _fp_load(fp) for q, alt, fp in d["done"]}
+    if "summary" in d:
+        n.key = None if d["key"] is None else int(d["key"], 16)
+        n.summary = int(d["summary"], 16)
     return n
 
 

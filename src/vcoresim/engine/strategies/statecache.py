@@ -53,6 +53,16 @@ class Accesses:
             self.fp_of_bit.append((actor, ((), (loc,)) if write else ((loc,), ())))
         return b
 
+    def to_json(self) -> list[list[Any]]:
+        return [[actor, fp[1][0] if fp[1] else fp[0][0], bool(fp[1])] for actor, fp in self.fp_of_bit]
+
+    @classmethod
+    def from_json(cls, d: list[list[Any]]) -> Accesses:
+        out = cls()
+        for actor, loc, write in d:
+            out._bit(actor, loc, write)
+        return out
+
     def transitions(self, mask: int) -> Iterator[tuple[int, Footprint]]:
         """One single-access footprint per bit of ``mask``."""
         fp_of_bit = self.fp_of_bit
@@ -62,11 +72,19 @@ class Accesses:
             mask ^= low
 
 
+# An entry packs five fields into one int (about 110 bytes a state with the
+# dict's own costs, instead of ~200 for a list): open explorations (8 bits),
+# preemptions (8), depth (20), sleep set id (24), summary id (the rest).
+_OPEN, _PRE, _DEPTH, _SLEEP = 0, 8, 16, 36
+_SUM = 60
+_M8, _M20, _M24 = (1 << 8) - 1, (1 << 20) - 1, (1 << 24) - 1
+
+
 class VisitedStates:
-    """fingerprint -> [depth, sleep set id, preemptions, summary id, open explorations]."""
+    """fingerprint -> packed entry (see above); sleep sets and summaries interned."""
 
     def __init__(self) -> None:
-        self.table: dict[int, list[int]] = {}
+        self.table: dict[int, int] = {}
         self._sleeps: dict[frozenset[Transition], int] = {}
         self.sleeps: list[frozenset[Transition]] = []
         self._summaries: dict[int, int] = {0: 0}
@@ -92,20 +110,37 @@ class VisitedStates:
             self.summaries.append(summary)
         return i
 
+    @staticmethod
+    def _unpack(e: int) -> tuple[int, int, int, int, int]:
+        """(depth, sleep id, preemptions, summary id, open explorations)"""
+        return (e >> _DEPTH) & _M20, (e >> _SLEEP) & _M24, (e >> _PRE) & _M8, e >> _SUM, e & _M8
+
+    @staticmethod
+    def _pack(depth: int, sleep: int, preempt: int, summary: int, open_: int) -> int:
+        if depth > _M20 or preempt > _M8 or sleep > _M24:
+            raise OverflowError("state cache entry: depth, preemptions or sleep sets beyond their fields")
+        return depth << _DEPTH | sleep << _SLEEP | preempt << _PRE | summary << _SUM | open_
+
     def covers(self, key: int, depth: int, sleep: frozenset[Transition], preempt: int) -> int | None:
         """The summary of a finished exploration that covers a visit at
         ``depth`` with ``sleep`` and ``preempt`` preemptions so far (it was at
         no greater depth and preemption count, with no larger sleep set), else None."""
         e = self.table.get(key)
-        if e is None or e[4] or e[0] > depth or e[2] > preempt or not self.sleeps[e[1]] <= sleep:
+        if e is None or e & _M8:
             return None
-        return self.summaries[e[3]]
+        d, s, p, summary, _ = self._unpack(e)
+        if d > depth or p > preempt or not self.sleeps[s] <= sleep:
+            return None
+        return self.summaries[summary]
 
     def seen(self, key: int, depth: int, sleep: frozenset[Transition], preempt: int) -> bool:
         """Without summaries (full expansion): was the state explored (or is it
         being explored) at no greater depth and preemptions, with no larger sleep set?"""
         e = self.table.get(key)
-        return e is not None and e[0] <= depth and e[2] <= preempt and self.sleeps[e[1]] <= sleep
+        if e is None:
+            return False
+        d, s, p, _, _ = self._unpack(e)
+        return d <= depth and p <= preempt and self.sleeps[s] <= sleep
 
     def open(self, key: int, depth: int, sleep: frozenset[Transition], preempt: int) -> None:
         """An exploration of the state starts; the entry now claims what every
@@ -113,17 +148,46 @@ class VisitedStates:
         the intersection of the sleep sets)."""
         e = self.table.get(key)
         if e is None:
-            self.table[key] = [depth, self.sleep_id(sleep), preempt, 0, 1]
+            self.table[key] = self._pack(depth, self.sleep_id(sleep), preempt, 0, 1)
             return
-        e[0] = min(e[0], depth)
-        e[1] = self.sleep_id(self.sleeps[e[1]] & sleep)
-        e[2] = min(e[2], preempt)
-        e[4] += 1
+        d, s, p, summary, n = self._unpack(e)
+        if n >= _M8:
+            raise OverflowError("a state opened 255 times on one path")
+        self.table[key] = self._pack(min(d, depth), self.sleep_id(self.sleeps[s] & sleep), min(p, preempt), summary, n + 1)
 
     def close(self, key: int, summary: int) -> None:
-        e = self.table[key]
-        e[3] = self.summary_id(self.summaries[e[3]] | summary)
-        e[4] -= 1
+        d, s, p, old, n = self._unpack(self.table[key])
+        merged = self.summaries[old] | summary
+        self.table[key] = self._pack(d, s, p, old if merged == self.summaries[old] else self.summary_id(merged), n - 1)
+
+    def nbytes(self) -> int:
+        """Bytes the table holds: the dict, its keys and entries, the interned sleep sets and summaries."""
+        import sys
+
+        n = sys.getsizeof(self.table) + sum(sys.getsizeof(k) + sys.getsizeof(v) for k, v in self.table.items())
+        n += sys.getsizeof(self.summaries) + sys.getsizeof(self._summaries) + sum(sys.getsizeof(x) for x in self.summaries)
+        n += sys.getsizeof(self.sleeps) + sys.getsizeof(self._sleeps) + sum(sys.getsizeof(x) for x in self.sleeps)
+        return n
+
+    def to_json(self) -> dict[str, Any]:
+        """The table as JSON (for a checkpoint): fingerprints and entries as hex, sleep sets, summaries."""
+        return {
+            "table": [f"{k:x}:{v:x}" for k, v in self.table.items()],
+            "sleeps": [sorted([q, alt] for q, alt in sl) for sl in self.sleeps],
+            "summaries": [f"{m:x}" for m in self.summaries],
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> VisitedStates:
+        out = cls()
+        for sl in d["sleeps"]:
+            out.sleep_id(frozenset((q, alt) for q, alt in sl))
+        for m in d["summaries"][1:]:
+            out.summary_id(int(m, 16))
+        for item in d["table"]:
+            k, v = item.split(":")
+            out.table[int(k, 16)] = int(v, 16)
+        return out
 
     def stats(self) -> dict[str, Any]:
-        return {"states": len(self.table), "sleep_sets": len(self.sleeps), "summaries": len(self.summaries)}
+        return {"states": len(self.table), "sleep_sets": len(self.sleeps), "summaries": len(self.summaries), "bytes": self.nbytes()}
