@@ -527,6 +527,9 @@ def _frame_code(ex: Execution, fr: Frame) -> tuple[Any, ...]:
     return e
 
 
+_MIXED: dict[tuple[int, Any], int] = {}  # (location index, value hash) -> its mixed term
+
+
 def _mix(x: int) -> int:
     """splitmix64's finaliser: a sum of mixed terms does not cancel the way a
     sum of tuple hashes does (``hash((i, a)) - hash((i, b))`` hardly depends on i)."""
@@ -541,11 +544,12 @@ class _Incremental:
     execution: memory's hash (a sum over locations, updated where the steps
     since wrote), and each actor's part (recomputed for the actors that stepped)."""
 
-    __slots__ = ("upto", "index", "enc", "total", "ref_locs", "actors")
+    __slots__ = ("upto", "index", "locs", "enc", "total", "ref_locs", "actors")
 
     def __init__(self, ex: Execution) -> None:
         self.upto = len(ex.schedule)
-        self.index = {loc: i for i, loc in enumerate(ex.mem)}
+        self.locs = list(ex.mem)
+        self.index = {loc: i for i, loc in enumerate(self.locs)}
         self.enc: list[int] = [0] * len(self.index)
         self.total = 0
         self.ref_locs: set[int] = set()  # locations holding saved-frame ids: named in the canonical pass
@@ -572,7 +576,12 @@ class _Incremental:
         if t is not FrameRef and i in self.ref_locs and (t is int or t is bool or t is str or v is None):
             self.ref_locs.discard(i)
         old = self.enc[i]
-        new = _mix(hash((i, h)))
+        key = (i, h)
+        new = _MIXED.get(key)
+        if new is None:
+            if len(_MIXED) > 1 << 20:
+                _MIXED.clear()
+            new = _MIXED[key] = _mix(hash(key))
         self.enc[i] = new
         self.total = (self.total - old + new) & _MASK
 
@@ -633,10 +642,14 @@ def _fast_fingerprint(ex: Execution) -> int | None:
 
     mem_refs: list[Any] = []
     if inc.ref_locs:
-        values = list(mem.values())
+        locs = inc.locs
         for i in sorted(inc.ref_locs):
+            v = mem[locs[i]]
+            if type(v) is FrameRef:  # (the usual case: a saved frame's id alone)
+                mem_refs.append((i, gref(v)))
+                continue
             enc = Encoder(ex)
-            h = hash(enc.value(values[i]))
+            h = hash(enc.value(v))
             mem_refs.append((i, h, tuple([gref(r) for r in enc.ref_order])))
     held: list[frozenset[int]] = []
     actor_codes = []
