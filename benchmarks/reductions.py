@@ -80,18 +80,26 @@ if "stateful" in o:
 sc = get_scenario(spec["scenario"])
 program = sc.make({})
 b = sc.bounds
+curve = []
+if spec.get("curve"):
+    step = spec["budget"] / 10
+    def progress(st, nxt=[step]):
+        if st.seconds >= nxt[0]:
+            curve.append([round(st.seconds, 1), st.executions, st.states])
+            nxt[0] += step
+    kw["progress"] = progress
 r = exhaustive(program, Bounds(b.max_steps, b.max_preemptions, None, spec["budget"]), **kw)
 print(json.dumps({"violation": r.violation.name if r.violation else None, "complete": r.complete, **r.stats.as_dict(),
-                  "bytes_per_state": r.params.get("cache_bytes_per_state"), "wall": time.perf_counter() - t0,
+                  "bytes_per_state": r.params.get("cache_bytes_per_state"), "wall": time.perf_counter() - t0, "curve": curve,
                   "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 
-def run(scenario: str, options: dict[str, Any], budget: float, src: str | None) -> dict[str, Any]:
+def run(scenario: str, options: dict[str, Any], budget: float, src: str | None, curve: bool = False) -> dict[str, Any]:
     env = dict(os.environ)
     if src is not None:
         env["PYTHONPATH"] = src
-    spec = {"scenario": str(SCENARIOS / scenario), "options": options, "budget": budget}
+    spec = {"scenario": str(SCENARIOS / scenario), "options": options, "budget": budget, "curve": curve}
     start = time.perf_counter()
     p = subprocess.run([sys.executable, "-c", CHILD, json.dumps(spec)], capture_output=True, text=True, env=env)
     if p.returncode != 0:
@@ -119,7 +127,8 @@ def main() -> None:
     ap.add_argument("--case", action="append", help="scenario file[@variant] under benchmarks/scenarios (default: all)")
     ap.add_argument("--config", action="append", choices=list(CONFIGS), help="configurations to run (default: all)")
     ap.add_argument("--before-src", help="also run another source tree's exhaustive search with --cache (e.g. main before this work)")
-    ap.add_argument("--json", action="store_true", help="print the rows as JSON lines too")
+    ap.add_argument("--json", action="store_true", help="print the rows as JSON lines too (on stderr)")
+    ap.add_argument("--curve", action="store_true", help="also print how executions and states grew over each run (ten samples)")
     args = ap.parse_args()
     cases = [(label, sc) for label, sc in CASES if not args.case or sc in args.case]
     configs = args.config or list(CONFIGS)
@@ -128,17 +137,22 @@ def main() -> None:
     t = Table(title=f"Scaled family: exhaustive search, one core, budget {args.budget:.0f} s a run", title_justify="left")
     for col in ("case", "configuration", "verdict", "coverage", "states", "executions", "wall s", "peak RSS MiB", "bytes/state"):
         t.add_column(col, justify="left" if col in ("case", "configuration", "verdict", "coverage") else "right")
+    curves: list[tuple[str, str, list[list[float]]]] = []
     for label, sc in cases:
         runs = [(name, CONFIGS[name], None) for name in configs]
         if args.before_src:
             runs.insert(0, ("before (--cache)", {"cache": True}, args.before_src))
         for name, options, src in runs:
-            r = run(sc, options, args.budget, src)
+            r = run(sc, options, args.budget, src, args.curve)
             row(t, label, name, r, args.budget)
+            if args.curve and r.get("curve"):
+                curves.append((label, name, r["curve"]))
             if args.json:
                 print(json.dumps({"case": sc, "config": name, **r}), file=sys.stderr)
         t.add_section()
     con.print(t)
+    for label, name, points in curves:
+        con.print(f"{label}, {name}: " + "; ".join(f"{s:.0f} s: {e:,} executions, {n:,} states" for s, e, n in points))
     con.print(f"load average at end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

@@ -559,6 +559,8 @@ def exhaustive(
             pop()
         if progress is not None and stats.executions % 64 == 0:
             stats.seconds = budget.elapsed()
+            if cache:
+                stats.states = len(visited)  # (distinct states, as the result counts them)
             progress(stats)
         if end_reason == "violation":
             stats.seconds = budget.elapsed()
