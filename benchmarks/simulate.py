@@ -4,9 +4,11 @@
 Prints simulated events (driver steps: each is one discrete event, an actor's
 transition at its time), logged events, wall time, events/s, simulated
 outcome and the process's peak RSS.  ``--duration-ms`` shortens the run,
-``--profile`` prints cProfile's top functions.
+``--profile`` prints cProfile's top functions.  The metrics are streamed,
+as ``vcoresim simulate`` does; ``--keep-events`` also keeps the event log (as
+``--perfetto``/``--plot`` do).
 
-    python benchmarks/simulate.py [--duration-ms 1000] [--seed 0] [--profile]
+    python benchmarks/simulate.py [--duration-ms 1000] [--seed 0] [--profile] [--keep-events]
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from vcoresim.scenarios.builtin import config_from_doc, program_from_config  # noqa: E402
 from vcoresim.scenarios.registry import get_scenario  # noqa: E402
-from vcoresim.simulate.timed import simulate  # noqa: E402
+from vcoresim.simulate.metrics import run  # noqa: E402
 
 
 def program(monitors: bool = True) -> object:
@@ -48,6 +50,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--no-monitors", action="store_true", help="check no invariant after each step (the driver's own speed)")
+    ap.add_argument("--keep-events", action="store_true", help="also keep the event log (what --perfetto/--plot need)")
     args = ap.parse_args()
     prog = program(not args.no_monitors)
     t0 = time.perf_counter()
@@ -57,7 +60,7 @@ def main() -> None:
 
         pr = cProfile.Profile()
         pr.enable()
-    r = simulate(prog, duration_ns=args.duration_ms * 1_000_000, seed=args.seed)  # type: ignore[arg-type]
+    r, m = run(prog, duration_ns=args.duration_ms * 1_000_000, seed=args.seed, keep_events=args.keep_events)
     wall = time.perf_counter() - t0
     if args.profile:
         pr.disable()
@@ -66,8 +69,8 @@ def main() -> None:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"case: {prog.name}, seed {args.seed}, {args.duration_ms} ms requested, invariants {'off' if args.no_monitors else 'on'}")  # type: ignore[attr-defined]
     print(f"simulated: {r.end_ns / 1e6:.3f} ms, outcome {r.outcome}" + (f" ({r.violation['invariant']})" if r.violation else ""))
-    print(f"events (driver steps): {steps:,}; ops: {r.counts['ops']:,}; logged events: {len(r.events):,}")
-    print(f"kvmppc_wait_for_nap timeouts (reported, not stopping): {sum(1 for e in r.events if e.event == 'wait_for_nap_timeout')}")
+    print(f"events (driver steps): {steps:,}; ops: {r.counts['ops']:,}; logged events: {r.counts['events']:,} ({'kept' if args.keep_events else 'streamed into the metrics'})")
+    print(f"kvmppc_wait_for_nap timeouts (reported, not stopping): {m.events.get('wait_for_nap_timeout', 0)}")
     print(f"wall: {wall:.2f} s; events/s: {steps / wall:,.0f}; peak RSS: {rss:.0f} MiB")
 
 

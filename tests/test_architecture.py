@@ -16,6 +16,7 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "vcoresim"
 #: Rank of each top-level package or module: a module may import its own rank or lower.
 LAYERS: dict[str, int] = {
     "errors": 0,
+    "files": 0,
     "engine": 1,
     "machine": 2,
     "kvm": 3,

@@ -18,15 +18,13 @@ EXIT = {"holds": 0, "violation": 1}
 
 
 def _one_error_line(r: CliRun) -> None:
-    """Bad input: exit 2, no traceback, and exactly one line of error on stderr."""
+    """Bad input (usage mistakes included): exit 2, no traceback, exactly one line
+    ``vcoresim: error: <where>: <what>`` on stderr."""
     assert r.code == 2, r.stderr
     assert "Traceback" not in r.stderr + r.stdout
     lines = r.stderr_lines
-    if lines and lines[0].startswith("vcoresim: error:"):
-        assert len(lines) == 1, lines
-    else:  # click's usage error: "Usage: ..." / "Try ..." / "Error: ..."
-        assert any(ln.startswith("Error:") for ln in lines), lines
-        assert sum(ln.startswith("Error:") for ln in lines) == 1
+    assert len(lines) == 1 and lines[0].startswith("vcoresim: error: "), lines
+    assert ": " in lines[0][len("vcoresim: error: ") :], lines
 
 
 # ------------------------------------------------------------------ check

@@ -181,7 +181,7 @@ def test_bad_cli_overrides_exit_2(cli: Cli, args: tuple[str, ...], msg: str) -> 
 
 def test_unknown_scenario_file(cli: Cli) -> None:
     r = cli("check", "missing.toml")
-    assert r.code == 2 and r.stderr_lines == ["vcoresim: error: scenario: no such file 'missing.toml'"]
+    assert r.code == 2 and r.stderr_lines == ["vcoresim: error: scenario: missing.toml: cannot read: no such scenario file"]
 
 
 # ------------------------------------------------------- make and round trip

@@ -3,13 +3,20 @@
 This module is the bottom of the layering (it imports nothing of vcoresim):
 the kernel model rejects a configuration it cannot run with the same error
 type the scenario loader uses, and ``vcoresim`` prints ``vcoresim: error:``
-followed by the message, which names the field.
+followed by the message, which names the field (exit 2).  Every bad-input
+error is an ``InputError``, so a path that forgets to catch its own kind
+still ends in that one line, never in a traceback.
 """
 
 from __future__ import annotations
 
 
-class ScenarioError(Exception):
+class InputError(Exception):
+    """Bad input of any kind (a file, an option, an API argument); the message names
+    the field, the file position or the option."""
+
+
+class ScenarioError(InputError):
     """Bad scenario input (a file, a CLI option or an API argument); the message names the field."""
 
 

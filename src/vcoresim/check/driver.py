@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vcoresim.check.trace import Trace, build_trace, context_switches, load_trace, schedule_indices, shrink
+from vcoresim.check.trace import Trace, build_trace, config_difference, context_switches, jsonable, load_trace, schedule_indices, shrink
 from vcoresim.engine.runtime import Execution
 from vcoresim.engine.strategies.base import Bounds, Budget, Exploration, Progress, ReplayDivergence, Stats, run_schedule
 from vcoresim.engine.strategies.dpor import exhaustive
 from vcoresim.engine.strategies.sampling import pct, random_walk
 from vcoresim.engine.world import Program
+from vcoresim.files import excerpt, show_path
 
 Stop = Callable[[], bool] | None
 
@@ -47,10 +49,11 @@ class CheckResult:
     violation_step: int | None = None
     shrink: dict[str, Any] = field(default_factory=dict)
     checkpoint: str | None = None  # written when a budget or Ctrl-C ended the search early
+    interrupted: bool = False  # Ctrl-C / SIGTERM ended the search before its bounds were covered
 
     @property
     def exit_code(self) -> int:
-        return {"holds": 0, "violation": 1, "incomplete": 3}[self.verdict]
+        return {"holds": 0, "violation": 1, "incomplete": 3, "not run": 3}[self.verdict]
 
     def as_dict(self, *, timing: bool = True) -> dict[str, Any]:
         stats = self.stats.as_dict()
@@ -71,7 +74,13 @@ class CheckResult:
             "shrink": self.shrink,
             "trace": self.trace,
             **({"checkpoint": self.checkpoint} if self.checkpoint else {}),
+            **({"interrupted": True} if self.interrupted else {}),
         }
+
+
+def not_run(scenario: str, config: dict[str, Any], expected: str | None = None) -> CheckResult:
+    """A scenario an interrupted multi-scenario run did not get to."""
+    return CheckResult(scenario, "not run", None, None, {}, {}, Stats(), "not run", None, config, expected, interrupted=True)
 
 
 def _add(total: Stats, part: Stats) -> None:
@@ -96,10 +105,10 @@ def _search(program: Program, bounds: Bounds, *, dpor: bool, cache: bool | None,
         from vcoresim.check.ray_backend import partitioned_ray
 
         return partitioned_ray(ray, program.name, program.config, bounds, progress=progress, stop=stop)
-    if workers > 1:
+    if workers > 1 or (resume is not None and resume.get("kind") == "parallel"):
         from vcoresim.check.parallel import parallel_exhaustive
 
-        return parallel_exhaustive(program, bounds, workers, progress=progress, stop=stop)
+        return parallel_exhaustive(program, bounds, workers, progress=progress, stop=stop, resume=resume)
     return exhaustive(program, bounds, dpor=dpor, cache=cache, progress=progress, resume=resume, stop=stop)
 
 
@@ -115,66 +124,101 @@ def auto(
     workers: int = 1,
     ray: str | None = None,
 ) -> Exploration:
-    """The default: a seeded random phase finds shallow bugs fast; then DPOR with
-    iterative preemption bounding (0, 1, ... up to ``max_preemptions``; unbounded
-    last when no bound is given) covers the space.  The verdict covers the last
-    bound completed.  ``max_executions`` applies to each phase; ``max_seconds``
-    to the whole.  ``resume``: continue from an ``auto`` checkpoint state."""
+    """The default: a seeded random phase finds shallow bugs fast (and, under a
+    weak memory model, a PCT phase); then DPOR with iterative preemption
+    bounding (0, 1, ... up to ``max_preemptions``; unbounded last when no bound
+    is given) covers the space.  The verdict covers the last bound completed.
+
+    Budgets are totals over the phases: ``max_executions`` counts every
+    execution of every phase (it caps the random phase too) and
+    ``max_seconds`` the whole run.  A budget or ``stop`` (Ctrl-C) that ends a
+    phase leaves a checkpoint of it, sampling phases included (their random
+    stream's state), so ``resume`` continues to the statistics of an
+    uninterrupted run."""
     budget = Budget(bounds)
     total = Stats()
     phases: list[dict[str, Any]] = []
     limits: list[int | None] = list(range(0, bounds.max_preemptions + 1)) if bounds.max_preemptions is not None else [0, 1, None]
     first = 0
     search_state: dict[str, Any] | None = None
+    sample_state: dict[str, Any] | None = None
     if resume is not None:
         total = Stats(**resume["total"])
         phases = list(resume["phases"])
         first = resume["phase"]
         search_state = resume["search"]
-    else:
-        walk = min(bounds.max_steps, AUTO_RANDOM_MAX_STEPS)
-        rnd = random_walk(program, Bounds(walk, None, AUTO_RANDOM_EXECUTIONS, bounds.max_seconds), seed, progress=progress)
-        _add(total, rnd.stats)
-        phases.append({"phase": "random", "executions": rnd.stats.executions})
-        if rnd.violation is not None:
-            total.seconds = budget.elapsed()
-            return Exploration("auto", rnd.violation, rnd.schedule, total, False, False, {"seed": seed, "phases": phases})
-        if program.memory_model != "sc":
-            left = None if bounds.max_seconds is None else max(bounds.max_seconds - budget.elapsed(), 0.001)
-            ph = pct(program, Bounds(bounds.max_steps, None, AUTO_PCT_EXECUTIONS, left), seed, depth=3, progress=progress)
-            _add(total, ph.stats)
-            phases.append({"phase": "pct", "executions": ph.stats.executions})
-            if ph.violation is not None:
+        sample_state = resume.get("sample")
+    start = total.executions
+
+    def execs_left() -> int | None:
+        return None if bounds.max_executions is None else bounds.max_executions - (total.executions - start)
+
+    def secs_left() -> float | None:
+        return None if bounds.max_seconds is None else max(bounds.max_seconds - budget.elapsed(), 0.001)
+
+    def params() -> dict[str, Any]:
+        out = {"seed": seed, "phases": phases, "dpor": True, "sleep_sets": True, "state_cache": any(p.get("state_cache") for p in phases)}
+        if workers > 1:
+            out["workers"] = workers
+        if ray is not None:
+            out["ray"] = ray
+        return out
+
+    def cut(phase: int, totals: Stats, search: dict[str, Any] | None = None, sample: dict[str, Any] | None = None) -> Exploration:
+        total.seconds = budget.elapsed()
+        out = Exploration("auto", None, None, total, False, True, params())
+        out.checkpoint = {"kind": "auto", "phase": phase, "phases": list(phases), "total": totals.as_dict() | {"seconds": 0.0}, "search": search}
+        if sample is not None:
+            out.checkpoint["sample"] = sample
+        return out
+
+    sampling = [("random", AUTO_RANDOM_EXECUTIONS)] + ([("pct", AUTO_PCT_EXECUTIONS)] if program.memory_model != "sc" else [])
+    if resume is None or sample_state is not None:
+        todo = sampling if sample_state is None else sampling[[n for n, _ in sampling].index(sample_state["phase"]) :]
+        for name, size in todo:
+            state = sample_state["state"] if sample_state is not None and sample_state["phase"] == name else None
+            left = execs_left()
+            if (left is not None and left <= 0) or (stop is not None and stop()):
+                return cut(first, total, sample={"phase": name, "state": state})
+            if name == "random":
+                walk = min(bounds.max_steps, AUTO_RANDOM_MAX_STEPS)
+                res = random_walk(program, Bounds(walk, None, size, secs_left()), seed, progress=progress, stop=stop, budget_executions=left, resume=state)
+            else:
+                res = pct(program, Bounds(bounds.max_steps, None, size, secs_left()), seed, depth=3, progress=progress, stop=stop, budget_executions=left, resume=state)
+            _add(total, _minus(res.stats, Stats(**state["stats"]) if state is not None else Stats()))
+            if res.violation is not None:
+                phases.append({"phase": name, "executions": res.stats.executions})
                 total.seconds = budget.elapsed()
-                return Exploration("auto", ph.violation, ph.schedule, total, False, False, {"seed": seed, "phases": phases})
-    res: Exploration | None = None
+                return Exploration("auto", res.violation, res.schedule, total, False, False, {"seed": seed, "phases": phases})
+            if not res.complete:
+                return cut(first, total, sample={"phase": name, "state": res.checkpoint})
+            phases.append({"phase": name, "executions": res.stats.executions})
+    res2: Exploration | None = None
     checkpoint: dict[str, Any] | None = None
     for n, limit in enumerate(limits[first:], start=first):
-        left = None if bounds.max_seconds is None else max(bounds.max_seconds - budget.elapsed(), 0.001)
+        left = execs_left()
+        if (left is not None and left <= 0) or (stop is not None and stop()):
+            return cut(n, total, search=search_state)
         before = Stats(**total.as_dict())
-        res = _search(program, Bounds(bounds.max_steps, limit, bounds.max_executions, left), dpor=True, cache=cache, progress=progress, resume=search_state, stop=stop, workers=workers, ray=ray)
+        res2 = _search(program, Bounds(bounds.max_steps, limit, left, secs_left()), dpor=True, cache=cache, progress=progress, resume=search_state, stop=stop, workers=workers, ray=ray)
         search_state = None
-        _add(total, res.stats)
-        phases.append({"phase": "exhaustive", "max_preemptions": limit, "executions": res.stats.executions, "complete": res.complete, "state_cache": bool(res.params.get("state_cache"))})
-        if res.checkpoint is not None:
-            checkpoint = {"kind": "auto", "phase": n, "phases": phases[:-1], "total": before.as_dict() | {"seconds": 0.0}, "search": res.checkpoint}
-        if res.violation is not None or not res.complete:
+        _add(total, res2.stats)
+        phases.append({"phase": "exhaustive", "max_preemptions": limit, "executions": res2.stats.executions, "complete": res2.complete, "state_cache": bool(res2.params.get("state_cache"))})
+        if res2.violation is not None:
             break
-        if stop is not None and stop() and n + 1 < len(limits):
-            # Interrupted between phases: the next one starts from its root.
-            res = Exploration("auto", None, None, total, False, True)
-            checkpoint = {"kind": "auto", "phase": n + 1, "phases": phases, "total": total.as_dict() | {"seconds": 0.0}, "search": None}
+        if not res2.complete:
+            if res2.checkpoint is not None:
+                checkpoint = {"kind": "auto", "phase": n, "phases": phases[:-1], "total": before.as_dict() | {"seconds": 0.0}, "search": res2.checkpoint}
             break
-    assert res is not None
+    assert res2 is not None
     total.seconds = budget.elapsed()
-    params = {"seed": seed, "phases": phases, "dpor": True, "sleep_sets": True, "state_cache": any(p.get("state_cache") for p in phases)}
-    if workers > 1:
-        params["workers"] = workers
-    if ray is not None:
-        params["ray"] = ray
-    out = Exploration("auto", res.violation, res.schedule, total, res.complete, True, params)
+    out = Exploration("auto", res2.violation, res2.schedule, total, res2.complete, True, params())
     out.checkpoint = checkpoint
     return out
+
+
+def _minus(a: Stats, b: Stats) -> Stats:
+    return Stats(a.executions - b.executions, a.states - b.states, a.steps - b.steps, 0.0, a.truncated - b.truncated, a.pruned - b.pruned)
 
 
 def explore(
@@ -205,9 +249,9 @@ def explore(
     if resume is not None:
         raise ValueError(f"--resume: the {strategy} strategy has no checkpoint to resume")
     if strategy == "random":
-        return random_walk(program, bounds, seed, progress=progress)
+        return random_walk(program, bounds, seed, progress=progress, stop=stop)
     if strategy == "pct":
-        return pct(program, bounds, seed, depth=pct_depth, progress=progress)
+        return pct(program, bounds, seed, depth=pct_depth, progress=progress, stop=stop)
     raise ValueError(f"unknown strategy {strategy!r}")
 
 
@@ -220,6 +264,7 @@ def check(
     pct_depth: int = 3,
     cache: bool | None = None,
     trace_out: Path | None = None,
+    trace_dir: Path = Path("traces"),
     do_shrink: bool = True,
     expected: str | None = None,
     progress: Progress | None = None,
@@ -227,55 +272,91 @@ def check(
     stop: Stop = None,
     resume: dict[str, Any] | None = None,
     checkpoint_out: Path | None = None,
+    checkpoint_dir: Path | None = None,
     ray: str | None = None,
+    shield: Callable[[], AbstractContextManager[Any]] | None = None,
 ) -> CheckResult:
-    """``cache``: the state cache (None: on for the searches without a
-    preemption bound, see ``use_cache``); ``resume``: the ``state`` of a
-    checkpoint document; ``checkpoint_out``:
-    where to write one if a budget or ``stop`` (Ctrl-C) ends the search early."""
+    """Explore ``program``; shrink and write what it finds.
+
+    ``cache``: the state cache (None: on for the searches without a
+    preemption bound, see ``use_cache``).
+
+    ``trace_out``: the trace file (default ``trace_dir/<scenario>.<memory
+    model>.<digest>.trace.json``, named by its content, written atomically).
+    ``resume``: the ``state`` of a checkpoint document; ``checkpoint_out`` /
+    ``checkpoint_dir``: where to write one if a budget or ``stop`` (Ctrl-C)
+    ends the search early (in a folder: named by its content).  ``stop`` also
+    cuts shrinking short, as does ``bounds.max_seconds``, which covers the
+    whole check, shrinking included (``stats.seconds`` too).  A second Ctrl-C
+    (``KeyboardInterrupt``) while shrinking writes the trace shrunk so far; in
+    the search, it ends the check as interrupted with the statistics last
+    reported (no checkpoint).  ``shield``: a context in which the results
+    are written (the CLI's: a further Ctrl-C there is noted, not raised)."""
     bounds = bounds or Bounds()
-    res = explore(program, strategy, bounds, seed, pct_depth=pct_depth, cache=cache, progress=progress, resume=resume, stop=stop, workers=workers, ray=ray)
+    guard = shield if shield is not None else nullcontext
+    clock = Budget(bounds)
+    seen = [Stats()]
+
+    def report(st: Stats) -> None:
+        seen[0] = Stats(**st.as_dict())
+        if progress is not None:
+            progress(st)
+
+    all_bounds = {**bounds.as_dict(), **program.model_bounds}
+    try:
+        res = explore(program, strategy, bounds, seed, pct_depth=pct_depth, cache=cache, progress=report, resume=resume, stop=stop, workers=workers, ray=ray)
+    except KeyboardInterrupt:
+        st = seen[0]
+        st.seconds = clock.elapsed()
+        return CheckResult(program.name, "incomplete", None, None, {"name": strategy}, all_bounds, st, "partial", None, program.config, expected, interrupted=True)
     strat = {"name": strategy, **res.params}
     if strategy in ("random", "pct", "auto"):
         strat["seed"] = seed
+    interrupted = stop is not None and stop()
     checkpoint: str | None = None
-    if res.violation is None and res.checkpoint is not None and checkpoint_out is not None:
-        from vcoresim.check.checkpoint import write_checkpoint
+    if res.violation is None and res.checkpoint is not None and (checkpoint_out is not None or checkpoint_dir is not None):
+        from vcoresim.check.checkpoint import default_checkpoint_path, write_checkpoint
 
-        cp = checkpoint_out
-        write_checkpoint(
-            cp,
-            {"scenario": program.name, "config": program.config, "strategy": {"name": strategy, "seed": seed, "cache": cache, "pct_depth": pct_depth}, "bounds": bounds.as_dict(), "state": res.checkpoint},
-        )
-        checkpoint = str(cp)
+        st = {"name": strategy, "seed": seed, "cache": cache, "pct_depth": pct_depth, "workers": workers}
+        doc = {"scenario": program.name, "config": jsonable(program.config), "strategy": st, "bounds": bounds.as_dict(), "state": res.checkpoint}
+        path = checkpoint_out if checkpoint_out is not None else default_checkpoint_path(doc, checkpoint_dir or Path("checkpoints"))
+        with guard():
+            checkpoint = str(write_checkpoint(path, doc))
     if res.violation is None:
         if res.complete:
             verdict, coverage = "holds", ("complete" if res.exhaustive else "sampled")
         else:
             verdict, coverage = "incomplete", "partial"
-        out = CheckResult(program.name, verdict, None, None, strat, {**bounds.as_dict(), **program.model_bounds}, res.stats, coverage, None, program.config, expected)
+        res.stats.seconds = clock.elapsed()
+        out = CheckResult(program.name, verdict, None, None, strat, all_bounds, res.stats, coverage, None, program.config, expected)
         out.checkpoint = checkpoint
+        out.interrupted = interrupted and not res.complete
         return out
     assert res.schedule is not None
-    schedule = shrink(program, res.schedule, res.violation) if do_shrink else res.schedule
-    trace, ex = build_trace(
-        program,
-        schedule,
-        strategy=strat,
-        bounds={**bounds.as_dict(), **program.model_bounds},
-        original_length=len(res.schedule),
-        original_switches=context_switches(res.schedule),
-    )
-    path = trace_out or Path("traces") / f"{program.name.replace('/', '-')}.trace.json"
-    trace.write(path)
+    cut: list[str] = []
+    deadline = None if bounds.max_seconds is None else clock.start + bounds.max_seconds
+    schedule = shrink(program, res.schedule, res.violation, deadline=deadline, stop=stop, cut=cut) if do_shrink else res.schedule
+    with guard():
+        trace, ex = build_trace(
+            program,
+            schedule,
+            strategy=strat,
+            bounds=all_bounds,
+            original_length=len(res.schedule),
+            original_switches=context_switches(res.schedule),
+        )
+        if cut:
+            trace.shrink["stopped"] = cut[0]  # "budget" or "interrupted": shrunk as far as it got
+        path = trace.write(trace_out if trace_out is not None else trace.default_path(trace_dir))
     v = ex.violation or res.violation
+    res.stats.seconds = clock.elapsed()
     return CheckResult(
         program.name,
         "violation",
         v.name,
         v.message,
         strat,
-        {**bounds.as_dict(), **program.model_bounds},
+        all_bounds,
         res.stats,
         "stopped at first violation",
         str(path),
@@ -295,26 +376,41 @@ class ReplayOutcome:
 
 
 def replay(path: Path, program_for: Any) -> ReplayOutcome:
-    """Re-execute a trace file.  ``program_for(scenario, config)`` rebuilds the program."""
+    """Re-execute a trace file.  ``program_for(scenario, config)`` rebuilds the program.
+
+    The trace's config is used as written: a field the rebuilt program does
+    not have as written (an edited ``patches`` list that ``kernel`` does not
+    give, a setting the scenario does not take) is an error naming it.  Every
+    schedule entry must be an enabled actor with a branch its transition has,
+    and none may follow the violation.  ``REPRODUCED`` only when the replay
+    violates the same property at the same step as recorded."""
     from vcoresim.check.trace import TraceError
 
     trace = load_trace(path)
     program = program_for(trace.scenario, trace.config)
+    src = show_path(path)
+    if program.name != trace.scenario:
+        raise TraceError(f"{src}: field 'scenario': {excerpt(trace.scenario)}, but its config builds {excerpt(program.name)}")
+    diff = config_difference(trace.config, jsonable(program.config))
+    if diff is not None:
+        raise TraceError(f"{src}: field {diff}")
     probe = Execution(program)
     schedule = schedule_indices([a.name for a in probe.actors], trace, path)
     try:
         ex = run_schedule(program, schedule, record=True)
     except ReplayDivergence as e:
-        raise TraceError(f"{path}: {e}") from None
-    want = trace.violation["invariant"] if trace.violation else None
-    got = ex.violation.name if ex.violation else None
-    if want is not None and got == want:
-        summary = f"REPRODUCED: {got} violated at step {ex.violation.step}: {ex.violation.message}"  # type: ignore[union-attr]
+        raise TraceError(f"{src}: {e}") from None
+    want = trace.violation
+    got = ex.violation
+    if want is not None and got is not None and (got.name, got.kind, got.step) == (want["invariant"], want["kind"], want["step"]):
+        summary = f"REPRODUCED: {got.name} violated at step {got.step}: {got.message}"
         ok = True
     elif want is None and got is None:
         summary = "REPRODUCED: the run ends without a violation, as recorded"
         ok = True
     else:
-        summary = f"NOT REPRODUCED: the trace records {want or 'no violation'}, the replay gives {got or 'no violation'}"
+        rec = f"{want['invariant']} at step {want['step']}" if want is not None else "no violation"
+        rep = f"{got.name} at step {got.step}" if got is not None else "no violation"
+        summary = f"NOT REPRODUCED: the trace records {rec}, the replay gives {rep}"
         ok = False
     return ReplayOutcome(trace, ex, ok, summary)

@@ -14,8 +14,8 @@ config names the memory model and the removed site.
 from __future__ import annotations
 
 import random
-import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,8 @@ class MutationReport:
     baseline: CheckResult
     mutants: list[Mutant]
     discovery_executions: int
+    #: Sites an interruption (Ctrl-C) left unchecked.
+    not_run: list[Site] = field(default_factory=list)
 
     @property
     def breaking(self) -> list[Mutant]:
@@ -70,6 +72,7 @@ class MutationReport:
             "baseline": self.baseline.as_dict(timing=timing),
             "mutants": [{"site": m.site.label, "function": m.site.function, "kind": m.site.kind, "line": m.site.line, **m.result.as_dict(timing=timing)} for m in self.mutants],
             "breaking": [m.site.label for m in self.breaking],
+            **({"not_run": [s.label for s in self.not_run], "interrupted": True} if self.not_run else {}),
         }
 
 
@@ -93,16 +96,29 @@ def discover_sites(program: Program, *, executions: int = DISCOVERY_EXECUTIONS, 
     return sites
 
 
-def mutate_barriers(program: Program, *, strategy: str, bounds: Bounds, seed: int, trace_dir: Path, sites: list[Site] | None = None) -> MutationReport:
-    """Check ``program`` (already under its memory model) as is, then once per barrier site removed."""
+def mutate_barriers(
+    program: Program,
+    *,
+    strategy: str,
+    bounds: Bounds,
+    seed: int,
+    trace_dir: Path,
+    sites: list[Site] | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> MutationReport:
+    """Check ``program`` (already under its memory model) as is, then once per barrier
+    site removed; ``stop`` (Ctrl-C) leaves the remaining sites unchecked (``not_run``).
+    Traces are named by their content in ``trace_dir``."""
     model = program.memory_model
     found = sites if sites is not None else discover_sites(program, seed=seed, max_steps=bounds.max_steps)
-    stem = re.sub(r"[^A-Za-z0-9_.-]", "-", program.name)
-    baseline = check(program, strategy=strategy, bounds=bounds, seed=seed, trace_out=trace_dir / f"{stem}.{model}.trace.json")
+    baseline = check(program, strategy=strategy, bounds=bounds, seed=seed, trace_dir=trace_dir, stop=stop)
     mutants = []
+    left: list[Site] = []
     for site in found:
+        if stop is not None and stop():
+            left.append(site)
+            continue
         mutant = with_memory_model(program, model, frozenset({site.key}))
-        name = re.sub(r"[^A-Za-z0-9_.-]", "-", site.label)
-        res = check(mutant, strategy=strategy, bounds=bounds, seed=seed, trace_out=trace_dir / f"{stem}.{model}.no-{name}.trace.json")
+        res = check(mutant, strategy=strategy, bounds=bounds, seed=seed, trace_dir=trace_dir, stop=stop)
         mutants.append(Mutant(site, res))
-    return MutationReport(program.name, model, baseline, mutants, DISCOVERY_EXECUTIONS if sites is None else 0)
+    return MutationReport(program.name, model, baseline, mutants, DISCOVERY_EXECUTIONS if sites is None else 0, left)

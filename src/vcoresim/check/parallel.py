@@ -80,7 +80,29 @@ def branch_items(item: dict[str, Any], backtracks: list[tuple[int, list[int]]], 
     return out
 
 
+def worker_signals() -> None:
+    """In a worker process: Ctrl-C is the parent's to handle (the terminal sends it
+    to the whole process group), SIGTERM kills, and the worker dies with its
+    parent (Linux ``PR_SET_PDEATHSIG``), so no worker outlives it or keeps its
+    output open."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 def _worker(program: Program, args: dict[str, Any], tasks: Any, results: Any, idle: Any) -> None:
+    worker_signals()
+
     def donate() -> bool:
         return idle.value > 0 and tasks.empty()
 
@@ -110,9 +132,17 @@ def parallel_exhaustive(
     progress: Progress | None = None,
     stop: Callable[[], bool] | None = None,
     inline_seed: int | None = None,
+    resume: dict[str, Any] | None = None,
 ) -> Exploration:
     """``inline_seed``: run in this process, items in a seeded random order and
-    donations at random points (tests use it: every order must be sound)."""
+    donations at random points (tests use it: every order must be sound).
+
+    A budget or ``stop`` (Ctrl-C) ends the search with a checkpoint
+    (``Exploration.checkpoint``, kind ``parallel``): every work item not
+    finished yet, queued or running (a running item restarts from its root
+    on resume: sound, some work is done twice), the branch items already
+    issued, and the finished items' statistics.  ``resume`` continues from
+    one: same verdict and coverage (statistics count the repeated work)."""
     budget = Budget(bounds)
     total = Stats()
     args = {"max_steps": bounds.max_steps, "max_preemptions": bounds.max_preemptions}
@@ -122,6 +152,15 @@ def parallel_exhaustive(
     schedule: list[tuple[int, int]] | None = None
     complete = True
     n_items = 1
+    start_items: list[dict[str, Any]] = [ROOT]
+    start_execs = 0
+    if resume is not None:
+        total = Stats(**resume["stats"])
+        start_execs = total.executions
+        issued = {(tuple(tuple(t) for t in prefix), q) for prefix, q in resume["issued"]}
+        cut = bool(resume.get("preemption_bound_cut", False))
+        start_items = list(resume["items"])
+        n_items = int(resume.get("work_items", len(start_items)))
 
     def absorb(item: dict[str, Any], out: dict[str, Any]) -> list[dict[str, Any]]:
         nonlocal cut, violation, schedule
@@ -135,7 +174,7 @@ def parallel_exhaustive(
 
     if inline_seed is not None:
         rng = random.Random(inline_seed)
-        pending = [ROOT]
+        pending = list(start_items)
         n_items = 0
         while pending and violation is None:
             n_items += 1
@@ -148,22 +187,31 @@ def parallel_exhaustive(
         procs = [ctx.Process(target=_worker, args=(program, args, tasks, results, idle), daemon=True) for _ in range(workers)]
         for p in procs:
             p.start()
-        tasks.put(ROOT)
-        outstanding = 1
+        unfinished: dict[int, dict[str, Any]] = {}  # id -> item, queued or running (what a checkpoint keeps)
+        next_id = [0]
+
+        def put(it: dict[str, Any]) -> None:
+            it = {**it, "id": next_id[0]}
+            next_id[0] += 1
+            unfinished[it["id"]] = it
+            tasks.put(it)
+
+        for it in start_items:
+            put(it)
+        finished = Stats(**total.as_dict())  # finished items only
         running: dict[int, Stats] = {}  # worker pid -> its current item's statistics so far
-        shown = Stats()
+        shown = Stats(**total.as_dict())
         try:
-            while outstanding and violation is None:
+            while unfinished and violation is None:
                 try:
                     msg = results.get(timeout=0.5)
                 except queue.Empty:
-                    if stop is not None and stop() or budget.exhausted(total):
+                    if stop is not None and stop() or budget.exhausted(shown, start_execs):
                         complete = False
                         break
                     continue
                 if msg[0] == "item":
-                    tasks.put(msg[1])
-                    outstanding += 1
+                    put(msg[1])
                     n_items += 1
                     continue
                 if msg[0] == "progress":
@@ -171,21 +219,21 @@ def parallel_exhaustive(
                     _running_total(total, running, shown)
                     if progress is not None:
                         progress(shown)
-                    if (stop is not None and stop()) or budget.exhausted(shown):
+                    if (stop is not None and stop()) or budget.exhausted(shown, start_execs):
                         complete = False
                         break
                     continue
-                outstanding -= 1
+                unfinished.pop(msg[1].get("id"), None)
                 running.pop(msg[3], None)
                 for it in absorb(msg[1], msg[2]):
-                    tasks.put(it)
-                    outstanding += 1
+                    put(it)
                     n_items += 1
+                finished = Stats(**total.as_dict())
                 _running_total(total, running, shown)
                 if progress is not None:
                     shown.seconds = budget.elapsed()
                     progress(shown)
-                if (stop is not None and stop()) or budget.exhausted(shown):
+                if (stop is not None and stop()) or budget.exhausted(shown, start_execs):
                     complete = False
                     break
         finally:
@@ -194,8 +242,21 @@ def parallel_exhaustive(
                     p.terminate()
             for p in procs:
                 p.join()
-        if not complete:
+        if not complete and violation is None:
+            checkpoint = {
+                "kind": "parallel",
+                "items": [{k: v for k, v in it.items() if k != "id"} for it in unfinished.values()],
+                "issued": [[[list(t) for t in prefix], q] for prefix, q in sorted(issued)],
+                "stats": finished.as_dict() | {"seconds": 0.0},
+                "preemption_bound_cut": cut,
+                "work_items": n_items,
+            }
             total = shown  # what the interrupted items had covered counts too
+            total.seconds = budget.elapsed()
+            params = _params(True, False, cut) | {"workers": workers, "work_items": n_items}
+            res = Exploration("exhaustive", None, None, total, False, True, params)
+            res.checkpoint = checkpoint
+            return res
     total.seconds = budget.elapsed()
     params = _params(True, False, cut) | {"workers": workers, "work_items": n_items}
     return Exploration("exhaustive", violation, schedule, total, complete and violation is None, True, params)

@@ -14,34 +14,106 @@ another item's prefix come back as branch items.
 
 from __future__ import annotations
 
+import os
+import socket
+import sys
+import tempfile
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from vcoresim.engine.runtime import Violation
 from vcoresim.engine.strategies.base import Bounds, Budget, Exploration, Progress, Stats
 from vcoresim.engine.strategies.dpor import _params
+from vcoresim.errors import InputError
+from vcoresim.files import excerpt, one_line
 
 
-class RayUnavailable(Exception):
-    pass
+#: How long ``--ray ADDRESS`` waits for a TCP connection to the address (seconds).
+RAY_PROBE_SECONDS = 5.0
+#: How long ``--ray`` waits for ``ray.init`` to join (or, for ``auto``, start) a cluster.
+RAY_CONNECT_SECONDS = 60.0
 
 
-def connect(address: str) -> Any:
+class RayUnavailable(InputError):
+    """``--ray``: Ray is not installed or no cluster answers at the address (one line).
+    ``stuck``: a connection attempt is still running in a helper thread (the process
+    should exit without waiting for it)."""
+
+    def __init__(self, message: str, stuck: bool = False) -> None:
+        super().__init__(message)
+        self.stuck = stuck
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    a = address.removeprefix("ray://")
+    host, sep, port = a.rpartition(":")
+    if not sep or not port.isdigit():
+        return None
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def connect(address: str, *, stop: Callable[[], bool] | None = None, timeout: float = RAY_CONNECT_SECONDS) -> Any:
+    """Join the Ray cluster at ``address`` (``auto``: the one Ray finds, else a local
+    instance).  Gives up with ``RayUnavailable`` when nothing listens at the address
+    (``RAY_PROBE_SECONDS``) or Ray has not connected within ``timeout`` seconds;
+    ``stop`` (Ctrl-C, SIGTERM) is polled while waiting (it raises ``KeyboardInterrupt``).
+    ``ray.init`` runs in a helper thread, since it blocks signals while it retries."""
     try:
         import ray
     except ImportError:
         raise RayUnavailable("--ray: Ray is not installed (pip install 'vcoresim[ray]')") from None
-    if not ray.is_initialized():
-        if address == "auto":
-            try:
-                ray.init(address="auto", logging_level="ERROR", log_to_driver=False)
-            except (ConnectionError, RuntimeError):
-                ray.init(logging_level="ERROR", log_to_driver=False, include_dashboard=False)
-        else:
-            try:
+    if ray.is_initialized():
+        return ray
+    shown = excerpt(address, 80)
+    if address != "auto":
+        hp = _host_port(address)
+        if hp is None:
+            raise RayUnavailable(f"--ray: {shown} is not auto, HOST:PORT or ray://HOST:PORT")
+        try:
+            socket.create_connection(hp, timeout=RAY_PROBE_SECONDS).close()
+        except OSError as e:
+            raise RayUnavailable(f"--ray: no Ray cluster at {shown}: {e.strerror or e} (waited at most {RAY_PROBE_SECONDS:g} s)") from None
+    outcome: dict[str, BaseException | None] = {}
+
+    def init() -> None:
+        try:
+            if address == "auto":
+                try:
+                    ray.init(address="auto", logging_level="ERROR", log_to_driver=False)
+                except (ConnectionError, RuntimeError):
+                    ray.init(logging_level="ERROR", log_to_driver=False, include_dashboard=False)
+            else:
                 ray.init(address=address, logging_level="ERROR", log_to_driver=False)
-            except (ConnectionError, RuntimeError, ValueError) as e:
-                raise RayUnavailable(f"--ray: cannot join the Ray cluster at {address}: {e}") from None
+            outcome["error"] = None
+        except BaseException as e:  # reported in the caller's thread
+            outcome["error"] = e
+
+    # Ray's C++ client logs its retries straight to file descriptor 2: keep them
+    # out of the one-line error (and the terminal) while it connects.
+    sys.stderr.flush()
+    saved = os.dup(2)
+    sink = tempfile.TemporaryFile()
+    os.dup2(sink.fileno(), 2)
+    try:
+        t = threading.Thread(target=init, name="vcoresim-ray-init", daemon=True)
+        t.start()
+        deadline = time.monotonic() + timeout
+        while t.is_alive():
+            t.join(0.2)
+            if stop is not None and stop():
+                raise KeyboardInterrupt
+            if time.monotonic() > deadline:
+                raise RayUnavailable(f"--ray: no Ray cluster answered at {shown} within {timeout:g} s", stuck=True)
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        sink.close()
+    e = outcome.get("error")
+    if e is not None:
+        raise RayUnavailable(f"--ray: cannot join the Ray cluster at {shown}: {one_line(str(e), 160)}") from None
     return ray
 
 

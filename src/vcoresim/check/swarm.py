@@ -14,6 +14,7 @@ import hashlib
 import json
 import multiprocessing as mp
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,13 +53,13 @@ class SwarmResult:
     clean: int  # runs that found nothing
 
 
-def run_one(run: dict[str, Any]) -> dict[str, Any]:
+def run_one(run: dict[str, Any], stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     """One swarm run (in a worker process or a Ray task): JSON in, JSON out."""
     program = program_for(run["scenario"], run["config"])
     b = run["bounds"]
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "t.json"
-        r = check(program, strategy=run["strategy"], bounds=Bounds(**b), seed=run["seed"], trace_out=path)
+        r = check(program, strategy=run["strategy"], bounds=Bounds(**b), seed=run["seed"], trace_out=path, stop=stop)
         trace = json.loads(path.read_text()) if r.trace else None
     return {"scenario": run["scenario"], "seed": run["seed"], "verdict": r.verdict, "invariant": r.invariant, "message": r.message, "stats": r.stats.as_dict(), "trace": trace}
 
@@ -93,15 +94,50 @@ def runs_for(programs: list[tuple[str, dict[str, Any]]], seeds: range, strategy:
     ]
 
 
-def swarm_local(runs: list[dict[str, Any]], workers: int) -> list[dict[str, Any]]:
+def swarm_local(runs: list[dict[str, Any]], workers: int, stop: Callable[[], bool] | None = None) -> list[dict[str, Any]]:
+    """The runs in order, in this process or ``workers`` processes; ``stop`` (Ctrl-C)
+    ends the swarm early: the runs finished so far are returned (in run order)."""
+    out: list[dict[str, Any]] = []
     if workers <= 1:
-        return [run_one(r) for r in runs]
-    with mp.get_context("fork").Pool(workers) as pool:
-        return pool.map(run_one, runs, chunksize=1)  # in run order
+        for r in runs:
+            if stop is not None and stop():
+                break
+            res = run_one(r, stop)
+            if res["verdict"] != "incomplete" or not (stop is not None and stop()):
+                out.append(res)  # a run cut short by the interruption does not count
+        return out
+    from vcoresim.check.parallel import worker_signals
+
+    pool = mp.get_context("fork").Pool(workers, initializer=worker_signals)
+    try:
+        pending = [pool.apply_async(run_one, (r,)) for r in runs]
+        for p in pending:
+            while not p.ready():
+                p.wait(0.2)
+                if stop is not None and stop():  # every run finished so far, in run order
+                    return [q.get() for q in pending if q.ready() and q.successful()]
+            out.append(p.get())
+        return out
+    finally:
+        pool.terminate()
+        pool.join()
 
 
-def swarm_ray(address: str, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The swarm's runs as Ray tasks on the cluster at ``address``."""
-    ray = connect(address)
+def swarm_ray(address: str, runs: list[dict[str, Any]], stop: Callable[[], bool] | None = None) -> list[dict[str, Any]]:
+    """The swarm's runs as Ray tasks on the cluster at ``address``; ``stop`` ends it
+    early with the runs finished so far (in run order)."""
+    ray = connect(address, stop=stop)
     task = ray.remote(run_one)
-    return list(ray.get([task.remote(r) for r in runs]))  # in run order
+    refs = [task.remote(r) for r in runs]
+    done: dict[int, dict[str, Any]] = {}
+    index = {ref: i for i, ref in enumerate(refs)}
+    left = list(refs)
+    while left:
+        ready, left = ray.wait(left, num_returns=1, timeout=0.2)
+        for ref in ready:
+            done[index[ref]] = ray.get(ref)
+        if stop is not None and stop():
+            for ref in left:
+                ray.cancel(ref, force=True)
+            break
+    return [done[i] for i in sorted(done)]  # every run finished, in run order

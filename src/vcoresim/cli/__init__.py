@@ -1,28 +1,18 @@
 """Command line: ``vcoresim list | check | replay | simulate | study | swarm | litmus``.
 
-Exit codes: 0 no violation within the bounds (or, for several scenarios,
-every verdict as expected), 1 violation found (or an unexpected verdict),
-2 bad input, 3 budget ran out before the bounds were covered.
+The group is ``cli/app.py`` (one module per command); ``vcoresim.cli.main``
+is imported from there on first use, so the entry point (``cli/entry.py``)
+can take over Ctrl-C and SIGTERM before the heavy imports run.
 """
 
 from __future__ import annotations
 
-import click
-
-from vcoresim.cli.check import check_cmd
-from vcoresim.cli.listing import list_cmd
-from vcoresim.cli.litmus import litmus_cmd
-from vcoresim.cli.replay import replay_cmd
-from vcoresim.cli.simulate import simulate_cmd
-from vcoresim.cli.study import study_cmd
-from vcoresim.cli.swarm import swarm_cmd
+from typing import Any
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="vcoresim")
-def main() -> None:
-    """An executable, checkable model of KVM on IBM POWER (Book3S HV)."""
+def __getattr__(name: str) -> Any:
+    if name == "main":
+        from vcoresim.cli.app import main
 
-
-for command in (list_cmd, check_cmd, replay_cmd, swarm_cmd, simulate_cmd, study_cmd, litmus_cmd):
-    main.add_command(command)
+        return main
+    raise AttributeError(f"module 'vcoresim.cli' has no attribute {name!r}")

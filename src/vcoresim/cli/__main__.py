@@ -1,5 +1,5 @@
 """``python -m vcoresim.cli``."""
 
-from vcoresim.cli import main
+from vcoresim.cli.entry import run
 
-main()
+run()

@@ -12,9 +12,10 @@ from typing import Any, NoReturn
 import click
 from rich.table import Table
 
-from vcoresim.check.driver import STRATEGIES, CheckResult, check
-from vcoresim.cli.common import err, fail, out, parse_patches, progress_printer
+from vcoresim.check.driver import STRATEGIES, CheckResult, check, not_run
+from vcoresim.cli.common import INTERRUPT, err, fail, out, output_path, parse_patches, progress_printer
 from vcoresim.engine.strategies.base import Bounds
+from vcoresim.errors import InputError
 from vcoresim.scenarios.registry import Scenario, ScenarioError, builtin_scenarios, get_scenario, program_for
 
 
@@ -35,8 +36,8 @@ from vcoresim.scenarios.registry import Scenario, ScenarioError, builtin_scenari
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object (a list for several scenarios).")
 @click.option("--reproducible", is_flag=True, help="Leave wall-clock figures out of the output, so reruns are byte-identical.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
-@click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="Split exhaustive search across N processes (same verdict and coverage).")
-@click.option("--checkpoint", "checkpoint_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Where to write the checkpoint if a budget or Ctrl-C ends the search early (default checkpoints/<scenario>.checkpoint.json).")
+@click.option("--workers", type=click.IntRange(1, 256), default=None, help="Split exhaustive search across N processes (same verdict and coverage; default 1).")
+@click.option("--checkpoint", "checkpoint_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Where to write the checkpoint if a budget or Ctrl-C ends the search early (default checkpoints/<scenario>.<memory model>.<digest>.checkpoint.json).")
 @click.option("--resume", "resume_file", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Continue the search saved in a checkpoint file.")
 @click.option("--ray", "ray_address", default=None, metavar="auto|ADDRESS", help="Run the exhaustive search on a Ray cluster (needs vcoresim[ray]).")
 @click.option("--memory-model", "memory_model", type=click.Choice(("sc", "tso", "pso", "power")), default="sc", show_default=True, help="Memory model (docs/memory-models.md).")
@@ -58,7 +59,7 @@ def check_cmd(
     as_json: bool,
     reproducible: bool,
     quiet: bool,
-    workers: int,
+    workers: int | None,
     checkpoint_out: Path | None,
     resume_file: Path | None,
     ray_address: str | None,
@@ -67,24 +68,22 @@ def check_cmd(
 ) -> None:
     """Explore interleavings of SCENARIOS (default: every built-in scenario)."""
     reproducible = reproducible or os.environ.get("VCORESIM_REPRODUCIBLE") == "1"
+    output_path(trace_out, "--trace-out")
+    output_path(checkpoint_out, "--checkpoint")
+    if resume_file is not None:
+        if scenarios or kernel or patches or strategy or seed is not None or max_steps or max_preemptions is not None or barrier_mutations or memory_model != "sc":
+            fail("--resume: the checkpoint fixes the scenario, strategy and bounds; give only budgets and output options")
+        if ray_address is not None or cache:
+            fail("--resume: the checkpoint fixes --cache; --ray cannot resume a checkpoint")
+        _resume(resume_file, max_executions, max_seconds, checkpoint_out, trace_out, no_shrink, as_json, reproducible, quiet, workers)
+        return
+    workers = workers or 1
     if workers > 1 and cache:
         fail("--workers: the state cache runs in one process; drop --cache or --workers")
     if ray_address is not None:
         if cache or workers > 1:
             fail("--ray: runs without --cache and --workers (the cluster's CPUs are the workers)")
-        try:
-            from vcoresim.check.ray_backend import RayUnavailable, connect
-
-            connect(ray_address)
-        except RayUnavailable as e:
-            fail(str(e))
-    if resume_file is not None:
-        if scenarios or kernel or patches or strategy or seed is not None or max_steps or max_preemptions is not None:
-            fail("--resume: the checkpoint fixes the scenario, strategy and bounds; give only budgets and output options")
-        if workers > 1:
-            fail("--workers: a checkpoint resumes in one process")
-        _resume(resume_file, max_executions, max_seconds, checkpoint_out, trace_out, no_shrink, as_json, reproducible, quiet)
-        return
+        _connect_ray(ray_address)
     if checkpoint_out is not None and len(scenarios) != 1:
         fail("--checkpoint: give one scenario when naming the checkpoint file")
     overrides: dict[str, Any] = {}
@@ -104,7 +103,12 @@ def check_cmd(
         _barrier_mutations(runs, strategy, seed, max_steps, max_preemptions, max_executions, max_seconds, as_json, reproducible, trace_out)
     results: list[CheckResult] = []
     show_progress = not quiet and not as_json and err.is_terminal
+    stop = INTERRUPT
     for sc, program in runs:
+        expected = sc.expected if not overrides and memory_model == "sc" else None
+        if stop():
+            results.append(not_run(program.name, program.config, expected))
+            continue
         b = sc.bounds
         bounds = Bounds(
             max_steps=max_steps or b.max_steps,
@@ -112,12 +116,10 @@ def check_cmd(
             max_executions=max_executions or b.max_executions,
             max_seconds=max_seconds or b.max_seconds,
         )
-        expected = sc.expected if not overrides and memory_model == "sc" else None
         prog, update = progress_printer(show_progress, sc.name)
         try:
             if prog is not None:
                 prog.start()
-            stop = _sigint_flag()
             res = check(
                 program,
                 strategy=strategy or sc.strategy,
@@ -131,68 +133,94 @@ def check_cmd(
                 progress=update,
                 workers=workers,
                 stop=stop,
-                checkpoint_out=checkpoint_out or Path("checkpoints") / f"{program.name.replace('/', '-')}.checkpoint.json",
+                checkpoint_out=checkpoint_out,
+                checkpoint_dir=Path("checkpoints"),
                 ray=ray_address,
+                shield=INTERRUPT.shield,
             )
         except ValueError as e:
             fail(str(e))
         finally:
-            _restore_sigint()
             if prog is not None:
                 prog.stop()
         results.append(res)
-        if stop():
-            break  # Ctrl-C: report what is done, skip the rest
-    if as_json:
-        docs = [r.as_dict(timing=not reproducible) for r in results]
-        click.echo(json.dumps(docs[0] if len(docs) == 1 else docs, indent=1))
-    elif len(results) == 1:
-        _print_one(results[0], reproducible)
-    else:
-        _print_table(results, reproducible)
+    with INTERRUPT.shield():
+        if as_json:
+            docs = [r.as_dict(timing=not reproducible) for r in results]
+            click.echo(json.dumps(docs[0] if len(docs) == 1 else docs, indent=1))
+        elif len(results) == 1:
+            _print_one(results[0], reproducible)
+        else:
+            _print_table(results, reproducible)
+    sys.exit(_exit_code(results))
+
+
+def _unexpected(r: CheckResult) -> bool:
+    """A verdict other than expected (an interrupted scenario has no verdict to compare)."""
+    return not r.interrupted and r.expected is not None and r.verdict != r.expected
+
+
+def _exit_code(results: list[CheckResult]) -> int:
+    """One scenario: its verdict's code.  Several: 1 for an unexpected verdict, else
+    3 if an interruption cut the run short (a scenario incomplete or not run), else 0."""
     if len(results) == 1:
-        sys.exit(results[0].exit_code)
-    sys.exit(0 if all(r.expected is None or r.verdict == r.expected for r in results) else 1)
+        return results[0].exit_code
+    if any(_unexpected(r) for r in results):
+        return 1
+    return 3 if any(r.interrupted for r in results) else 0
 
 
-_interrupted = [False]
+def _connect_ray(address: str) -> None:
+    from vcoresim.check.ray_backend import RayUnavailable, connect
+
+    try:
+        connect(address, stop=INTERRUPT)
+    except RayUnavailable as e:
+        if not e.stuck:
+            fail(str(e))
+        err.print(f"vcoresim: error: {e}", markup=False)
+        _hard_exit(2)
+    except KeyboardInterrupt:  # Ctrl-C while ray.init is still trying in its thread
+        err.print("vcoresim: interrupted while connecting to Ray", markup=False)
+        _hard_exit(3)
 
 
-def _sigint_flag() -> Any:
-    """Ctrl-C asks the search to stop at the next execution (and write a checkpoint)."""
-    import signal
-
-    _interrupted[0] = False
-
-    def handler(_sig: int, _frame: Any) -> None:
-        if _interrupted[0]:
-            raise KeyboardInterrupt  # a second Ctrl-C: stop now
-        _interrupted[0] = True
-        err.print("vcoresim: interrupted: finishing the current execution, then writing a checkpoint (Ctrl-C again to abort)", markup=False)
-
-    signal.signal(signal.SIGINT, handler)
-    return lambda: _interrupted[0]
+def _hard_exit(code: int) -> NoReturn:
+    """Exit without waiting for a Ray client stuck in a connection attempt (its threads
+    and atexit hooks would hold the process)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
-def _restore_sigint() -> None:
-    import signal
-
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
-def _resume(path: Path, max_executions: int | None, max_seconds: float | None, checkpoint_out: Path | None, trace_out: Path | None, no_shrink: bool, as_json: bool, reproducible: bool, quiet: bool) -> None:
-    from vcoresim.check.checkpoint import CheckpointError, load_checkpoint
+def _resume(
+    path: Path,
+    max_executions: int | None,
+    max_seconds: float | None,
+    checkpoint_out: Path | None,
+    trace_out: Path | None,
+    no_shrink: bool,
+    as_json: bool,
+    reproducible: bool,
+    quiet: bool,
+    workers: int | None,
+) -> None:
+    from vcoresim.check.checkpoint import CheckpointError, check_against, load_checkpoint
 
     try:
         doc = load_checkpoint(path)
         program = program_for(doc["scenario"], doc["config"])
-        b = doc["bounds"]
-        bounds = Bounds(max_steps=b["max_steps"], max_preemptions=b["max_preemptions"], max_executions=max_executions, max_seconds=max_seconds)
-        st = doc["strategy"]
+        check_against(doc, program, path)
     except (CheckpointError, ScenarioError) as e:
         fail(str(e))
-    except (KeyError, TypeError) as e:
-        fail(f"{path}: malformed checkpoint ({e})")
+    b = doc["bounds"]
+    st = doc["strategy"]
+    search = doc["state"]["search"]
+    parallel = isinstance(search, dict) and search.get("kind") == "parallel"
+    if workers is not None and workers > 1 and not parallel and search is not None:
+        fail("--workers: this checkpoint's search ran in one process; resume it without --workers")
+    n_workers = workers or st.get("workers", 1)
+    bounds = Bounds(max_steps=b["max_steps"], max_preemptions=b["max_preemptions"], max_executions=max_executions, max_seconds=max_seconds)
     prog, update = progress_printer(not quiet and not as_json and err.is_terminal, doc["scenario"])
     try:
         if prog is not None:
@@ -207,23 +235,23 @@ def _resume(path: Path, max_executions: int | None, max_seconds: float | None, c
             trace_out=trace_out,
             do_shrink=not no_shrink,
             progress=update,
-            stop=_sigint_flag(),
+            stop=INTERRUPT,
             resume=doc["state"],
+            workers=n_workers,
             checkpoint_out=checkpoint_out or path,
+            shield=INTERRUPT.shield,
         )
     except ValueError as e:
         fail(str(e))
     finally:
-        _restore_sigint()
         if prog is not None:
             prog.stop()
-    if as_json:
-        click.echo(json.dumps(res.as_dict(timing=not reproducible), indent=1))
-    else:
-        _print_one(res, reproducible)
+    with INTERRUPT.shield():
+        if as_json:
+            click.echo(json.dumps(res.as_dict(timing=not reproducible), indent=1))
+        else:
+            _print_one(res, reproducible)
     sys.exit(res.exit_code)
-
-
 
 
 def _fmt_stats(r: CheckResult, reproducible: bool) -> str:
@@ -232,18 +260,24 @@ def _fmt_stats(r: CheckResult, reproducible: bool) -> str:
     return f"{s.executions} executions, {s.states} states, {s.steps} steps{secs}"
 
 
+COLOURS = {"holds": "green", "violation": "red", "incomplete": "yellow", "not run": "yellow"}
+
+
 def _print_one(r: CheckResult, reproducible: bool) -> None:
-    colour = {"holds": "green", "violation": "red", "incomplete": "yellow"}[r.verdict]
+    colour = COLOURS[r.verdict]
     out.print(f"[bold]{r.scenario}[/]: [{colour}]{r.verdict}[/]" + (f" — {r.invariant}: {r.message}" if r.invariant else ""))
     b = r.bounds
     bounds = ", ".join(f"{k}={v}" for k, v in b.items() if v is not None)
     out.print(f"  strategy {r.strategy['name']} ({', '.join(f'{k}={v}' for k, v in r.strategy.items() if k != 'name')}); bounds: {bounds}", markup=False)
     out.print(f"  coverage {r.coverage}: {_fmt_stats(r, reproducible)}", markup=False)
+    if r.interrupted:
+        out.print("  interrupted: the search stopped before covering its bounds", markup=False)
     if r.checkpoint:
         out.print(f"  checkpoint: {r.checkpoint}; continue with: vcoresim check --resume {r.checkpoint}", markup=False)
     if r.trace:
         sh = r.shrink
-        out.print(f"  trace: {r.trace} ({sh.get('steps_after')} steps, shrunk from {sh.get('steps_before')}); replay with: vcoresim replay {r.trace}", markup=False)
+        stopped = f", shrinking stopped early ({sh['stopped']})" if sh.get("stopped") else ""
+        out.print(f"  trace: {r.trace} ({sh.get('steps_after')} steps, shrunk from {sh.get('steps_before')}{stopped}); replay with: vcoresim replay {r.trace}", markup=False)
 
 
 def _print_table(results: list[CheckResult], reproducible: bool) -> None:
@@ -251,8 +285,8 @@ def _print_table(results: list[CheckResult], reproducible: bool) -> None:
     for col in ("scenario", "expected", "verdict", "invariant", "coverage", "executions", "states", "steps", "seconds", "trace"):
         t.add_column(col, justify="right" if col in ("executions", "states", "steps", "seconds") else "left", no_wrap=col == "scenario", overflow="fold")
     for r in results:
-        colour = {"holds": "green", "violation": "red", "incomplete": "yellow"}[r.verdict]
-        ok = r.expected is None or r.verdict == r.expected
+        colour = COLOURS[r.verdict]
+        ok = not _unexpected(r)
         t.add_row(
             r.scenario,
             r.expected or "-",
@@ -266,8 +300,14 @@ def _print_table(results: list[CheckResult], reproducible: bool) -> None:
             r.trace or "-",
         )
     out.print(t)
-    bad = [r.scenario for r in results if r.expected is not None and r.verdict != r.expected]
-    out.print("[green]every verdict as expected[/]" if not bad else f"[red]unexpected verdicts: {', '.join(bad)}[/]")
+    bad = [r.scenario for r in results if _unexpected(r)]
+    cut = [r.scenario for r in results if r.interrupted]
+    if bad:
+        out.print(f"[red]unexpected verdicts: {', '.join(bad)}[/]")
+    if cut:
+        out.print(f"[yellow]interrupted: {len(cut)} of {len(results)} scenarios not covered ({', '.join(cut)})[/]")
+    if not bad and not cut:
+        out.print("[green]every verdict as expected[/]")
 
 
 # ------------------------------------------------------------ memory models
@@ -307,7 +347,7 @@ def _barrier_mutations(
         max_seconds=max_seconds or b.max_seconds or MUTATION_SECONDS,
     )
     trace_dir = trace_out.parent if trace_out is not None else Path("traces")
-    report = mutate_barriers(program, strategy=strategy or sc.strategy, bounds=bounds, seed=seed if seed is not None else sc.seed, trace_dir=trace_dir)
+    report = mutate_barriers(program, strategy=strategy or sc.strategy, bounds=bounds, seed=seed if seed is not None else sc.seed, trace_dir=trace_dir, stop=INTERRUPT)
     if as_json:
         click.echo(json.dumps(report.as_dict(timing=not reproducible), indent=1))
     else:
@@ -316,8 +356,10 @@ def _barrier_mutations(
             t.add_column(col, justify="right" if col in ("line", "executions") else "left", overflow="fold")
         rows = [("(none removed)", None, report.baseline), *((m.site.label, m.site.line, m.result) for m in report.mutants)]
         for label, line, r in rows:
-            colour = {"holds": "green", "violation": "red", "incomplete": "yellow"}[r.verdict]
+            colour = COLOURS[r.verdict]
             t.add_row(label, "-" if line is None else str(line), f"[{colour}]{r.verdict}[/]", r.invariant or "-", r.coverage, str(r.stats.executions), r.trace or "-")
         out.print(t)
-        out.print(f"{len(report.mutants)} barrier sites found in {report.discovery_executions} executions; removing {len(report.breaking)} of them breaks an invariant: {', '.join(m.site.label for m in report.breaking) or 'none'}", markup=False)
-    sys.exit(1 if report.baseline.verdict == "violation" else 0)
+        out.print(f"{len(report.mutants) + len(report.not_run)} barrier sites found in {report.discovery_executions} executions; removing {len(report.breaking)} of them breaks an invariant: {', '.join(m.site.label for m in report.breaking) or 'none'}", markup=False)
+        if report.not_run:
+            out.print(f"interrupted: {len(report.not_run)} sites not checked: {', '.join(s.label for s in report.not_run)}", markup=False)
+    sys.exit(1 if report.baseline.verdict == "violation" else 3 if report.not_run or report.baseline.interrupted else 0)

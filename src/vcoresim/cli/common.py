@@ -1,32 +1,75 @@
-"""What every command shares: the consoles, one-line errors, option parsing, progress."""
+"""What every command shares: the consoles, one-line errors, usage errors,
+interruptions (Ctrl-C and SIGTERM), option parsing, progress.
+
+Exit codes (README): 0 no violation within the bounds (several scenarios:
+every verdict as expected), 1 a violation (or an unexpected verdict), 2 bad
+input, 3 the run was cut short (a budget or an interruption) before the
+bounds were covered, 4 an internal error (a bug in vcoresim: its traceback is
+printed).  When a run is both interrupted and found a violation, 1 wins.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import signal
 import sys
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, NoReturn
 
+import click
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from vcoresim.engine.strategies.base import Stats
+from vcoresim.errors import InputError
+from vcoresim.files import ensure_folder, one_line, show_path
 
 # Off a terminal (CI logs, pipes) keep tables readable rather than 80 columns wide.
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, emoji=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)
+
+EXIT_OK, EXIT_VIOLATION, EXIT_BAD_INPUT, EXIT_INCOMPLETE, EXIT_INTERNAL = 0, 1, 2, 3, 4
+
+
+#: Longest error message after ``vcoresim: error: `` (the line stays under 400 characters).
+MESSAGE_CHARS = 380
 
 
 def fail(msg: str) -> NoReturn:
-    """Bad input: one line on stderr, exit 2."""
-    err.print(f"vcoresim: error: {msg}", markup=False)
-    sys.exit(2)
+    """Bad input: one printable line on stderr, exit 2."""
+    err.print(f"vcoresim: error: {one_line(msg, MESSAGE_CHARS)}", markup=False, soft_wrap=True)
+    sys.exit(EXIT_BAD_INPUT)
+
+
+#: What ``--plot`` can write (matplotlib's formats vcoresim offers).
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")
+
+
+def output_path(path: Path | None, option: str) -> None:
+    """Check before a long run that an output file's folder exists or can be made
+    (and, for ``--plot``, that the file name says a picture format)."""
+    if path is None:
+        return
+    if option == "--plot" and path.suffix.lower() not in PLOT_SUFFIXES:
+        fail(f"--plot: {show_path(path)}: give a file name ending in {', '.join(PLOT_SUFFIXES)}")
+    try:
+        ensure_folder(path, option)
+    except InputError as e:
+        fail(str(e))
 
 
 def parse_patches(values: tuple[str, ...]) -> dict[str, bool]:
+    from vcoresim.files import excerpt
+
     patches: dict[str, bool] = {}
     for v in values:
         name, sep, state = v.partition("=")
         if not sep or state not in ("on", "off") or not name:
-            fail(f"--patch: expected NAME=on|off, got {v!r}")
+            fail(f"--patch: expected NAME=on|off, got {excerpt(v)}")
         patches[name] = state == "on"
     return patches
 
@@ -41,3 +84,170 @@ def progress_printer(enabled: bool, label: str) -> tuple[Any, Any]:
         prog.update(task, info=f"{stats.executions} executions, {stats.states} states, {stats.steps} steps")
 
     return prog, update
+
+
+# ------------------------------------------------------------ interruptions
+class Interrupt:
+    """Ctrl-C (SIGINT) and SIGTERM, for a whole command.
+
+    The first one sets a flag (calling the object returns it: it is the
+    ``stop`` callback every search, shrink and timed run polls) and the run
+    winds down: it finishes the current execution, keeps every violation
+    found with its trace, writes the checkpoint when asked, and exits 3 (1
+    if a violation was found).  A second one raises ``KeyboardInterrupt``
+    where the program is, to stop now: the command still writes what it has
+    (a violation being shrunk is written as shrunk so far).  Inside
+    :meth:`shield` (writing results) further signals are noted, not raised.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.name = ""
+        self._shielded = 0
+        self._previous: dict[int, Any] = {}
+
+    def __call__(self) -> bool:
+        return self.count > 0
+
+    def install(self) -> None:
+        self.count = 0
+        self.name = ""
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handler)
+
+    def uninstall(self) -> None:
+        for sig, h in self._previous.items():
+            signal.signal(sig, h)
+        self._previous.clear()
+
+    def _say(self, text: str) -> None:
+        # Not through rich: a signal handler may run while the console holds its lock.
+        try:
+            os.write(2, f"vcoresim: {text}\n".encode())
+        except OSError:
+            pass
+
+    def _handler(self, signum: int, _frame: Any) -> None:
+        self.count += 1
+        self.name = signal.Signals(signum).name
+        if self.count == 1:
+            self._say(f"interrupted ({self.name}): finishing the current execution, then writing what was found (Ctrl-C again to stop now)")
+            return
+        if self._shielded:
+            self._say("writing what was found; it takes a moment")
+            return
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def shield(self) -> Iterator[None]:
+        """Results being written: a signal now is noted, not raised."""
+        self._shielded += 1
+        try:
+            yield
+        finally:
+            self._shielded -= 1
+
+
+#: The command's interrupt handler (installed by ``Main.invoke``).
+INTERRUPT = Interrupt()
+
+
+# ------------------------------------------------------------- usage errors
+_LONG_QUOTE = re.compile(r"""(['"])([^'"]{41,})\1""")
+
+
+def _short_quotes(text: str) -> str:
+    return _LONG_QUOTE.sub(lambda m: f"{m.group(1)}{m.group(2)[:37]}...{m.group(1)}", text)
+
+
+def _param_name(p: click.Parameter | None, ctx: click.Context | None) -> str | None:
+    if p is None:
+        return None
+    if isinstance(p, click.Option):
+        return max(p.opts, key=len)
+    return (p.human_readable_name or p.name or "ARGUMENT").upper()
+
+
+def _decap(s: str) -> str:
+    return s[:1].lower() + s[1:] if s[:2] != s[:2].upper() else s
+
+
+def usage_line(e: click.UsageError) -> str:
+    """A click usage error as ``<option or argument>: <message>``."""
+    ctx = e.ctx
+    where = ctx.command_path if ctx is not None else "vcoresim"
+    if isinstance(e, click.NoSuchOption):
+        hint = f" (did you mean {', '.join(sorted(e.possibilities))}?)" if e.possibilities else ""
+        return f"{e.option_name}: no such option for '{where}'{hint}"
+    if isinstance(e, click.BadOptionUsage):
+        msg = re.sub(r"^[Oo]ption '[^']*' ", "", e.message)
+        return f"{e.option_name}: {_decap(msg).rstrip('.')}"
+    if isinstance(e, click.MissingParameter):
+        name = _param_name(e.param, ctx) or "argument"
+        kind = "option" if isinstance(e.param, click.Option) else "argument"
+        return f"{name}: missing {kind} of '{where}'"
+    if isinstance(e, click.BadParameter):
+        name = (e.param_hint if isinstance(e.param_hint, str) else None) or _param_name(e.param, ctx) or where
+        return f"{name}: {_decap(e.message).rstrip('.')}"
+    msg = e.message.rstrip(".")
+    m = re.match(r"No such command '(.*)'", msg, re.S)
+    if m is not None:
+        group = ctx.command if ctx is not None else None
+        known = ", ".join(group.list_commands(ctx)) if isinstance(group, click.Group) and ctx is not None else ""
+        return f"command {m.group(1)!r}: no such command" + (f" (commands: {known})" if known else "")
+    m = re.match(r"Got unexpected extra arguments? \((.*)\)", msg, re.S)
+    if m is not None:
+        return f"{where}: unexpected extra argument {m.group(1)!r}"
+    return f"{where}: {_decap(msg)}"
+
+
+class Main(click.Group):
+    """The ``vcoresim`` group: every usage mistake, bad input and interruption ends
+    in one line and a documented exit code; an internal error prints its traceback
+    and exits 4 (never 1, which means a violation)."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        try:
+            rv = super().main(args=args, prog_name=prog_name or "vcoresim", complete_var=complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as e:
+            click.echo(e.ctx.get_help() if e.ctx is not None else "")
+            rv = EXIT_OK
+        except click.UsageError as e:
+            err.print(f"vcoresim: error: {one_line(_short_quotes(usage_line(e)), MESSAGE_CHARS)}", markup=False, soft_wrap=True)
+            rv = EXIT_BAD_INPUT
+        except click.ClickException as e:
+            err.print(f"vcoresim: error: {one_line(_short_quotes(e.format_message()), MESSAGE_CHARS)}", markup=False, soft_wrap=True)
+            rv = EXIT_BAD_INPUT
+        except InputError as e:
+            err.print(f"vcoresim: error: {one_line(str(e), MESSAGE_CHARS)}", markup=False, soft_wrap=True)
+            rv = EXIT_BAD_INPUT
+        except (click.exceptions.Abort, KeyboardInterrupt):
+            INTERRUPT._say("interrupted: stopped")
+            rv = EXIT_INCOMPLETE
+        except BrokenPipeError:
+            _quiet_pipes()
+            rv = EXIT_INCOMPLETE
+        except SystemExit:
+            raise
+        except Exception as e:  # a bug: say so, show where, and do not exit 1 (a violation)
+            traceback.print_exc()
+            err.print(f"vcoresim: internal error (a bug in vcoresim; please report it with the traceback above): {one_line(f'{type(e).__name__}: {e}', 200)}", markup=False, soft_wrap=True)
+            rv = EXIT_INTERNAL
+        finally:
+            INTERRUPT.uninstall()
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        INTERRUPT.install()
+        return super().invoke(ctx)
+
+
+def _quiet_pipes() -> None:
+    """The reader of stdout went away: drop what is left, silently."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

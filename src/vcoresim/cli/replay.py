@@ -9,7 +9,8 @@ import click
 
 from vcoresim.check.driver import replay
 from vcoresim.check.trace import TraceError
-from vcoresim.cli.common import fail, out
+from vcoresim.cli.common import INTERRUPT, fail, out, output_path
+from vcoresim.errors import InputError
 from vcoresim.scenarios.registry import ScenarioError, program_for
 
 
@@ -20,6 +21,8 @@ from vcoresim.scenarios.registry import ScenarioError, program_for
 @click.option("--perfetto", "perfetto_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write a Chrome trace-event JSON timeline.")
 def replay_cmd(trace_file: Path, quiet: bool, html_out: Path | None, perfetto_out: Path | None) -> None:
     """Re-execute TRACE_FILE and print one line per step with its call stack."""
+    output_path(html_out, "--html")
+    output_path(perfetto_out, "--perfetto")
     try:
         res = replay(trace_file, program_for)
     except (TraceError, ScenarioError) as e:
@@ -34,10 +37,14 @@ def replay_cmd(trace_file: Path, quiet: bool, html_out: Path | None, perfetto_ou
             from vcoresim.report import visual
         except ImportError:
             fail("--html/--perfetto: the visual reports are not available in this build")
-        if html_out is not None:
-            visual.write_html(res, html_out)
-        if perfetto_out is not None:
-            visual.write_perfetto_replay(res, perfetto_out)
+        try:
+            with INTERRUPT.shield():
+                if html_out is not None:
+                    visual.write_html(res, html_out)
+                if perfetto_out is not None:
+                    visual.write_perfetto_replay(res, perfetto_out)
+        except InputError as e:
+            fail(str(e))
     colour = "green" if res.reproduced else "red"
     out.print(f"[{colour}]{res.summary}[/]", markup=True)
     sys.exit(0 if res.reproduced else 1)

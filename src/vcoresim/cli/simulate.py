@@ -1,7 +1,12 @@
 """``vcoresim simulate SCENARIO``: a timed run and its metrics.
 
 Exit codes: 0 the run ended normally (duration reached or everything
-finished), 1 an invariant was violated or the system deadlocked, 2 bad input.
+finished), 1 an invariant was violated or the system deadlocked, 2 bad input,
+3 interrupted (Ctrl-C, SIGTERM: the metrics cover the time simulated so far).
+
+Memory: the metrics are computed as the run goes; the event log is kept only
+when ``--perfetto`` or ``--plot`` asks for it, so a long run's memory does
+not grow with simulated time (see ``simulate.metrics.MetricsStream``).
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ from typing import Any
 
 import click
 
-from vcoresim.cli.common import fail, out, parse_patches
+from vcoresim.cli.common import INTERRUPT, fail, out, output_path, parse_patches
+from vcoresim.errors import InputError
+from vcoresim.kvm.config import MAX_DURATION_US
 from vcoresim.scenarios.registry import ScenarioError, get_scenario
 from vcoresim.simulate import compare
-from vcoresim.simulate.metrics import compute, render, render_compare, render_patch_compare, write_csv
-from vcoresim.simulate.timed import Timing, simulate
+from vcoresim.simulate.metrics import render, render_compare, render_patch_compare, run, write_csv
+from vcoresim.simulate.timed import Timing
 
 #: Used when neither the command line nor the scenario gives a duration (matches SimulateConfig).
 DEFAULT_DURATION_US = 10_000
@@ -36,7 +43,7 @@ def _sim_config(config: dict[str, Any]) -> dict[str, Any]:
 
 @click.command("simulate")
 @click.argument("scenario")
-@click.option("--duration-us", type=int, default=None, help=f"Simulated time in µs (default: the scenario's, else {DEFAULT_DURATION_US}).")
+@click.option("--duration-us", type=click.IntRange(1, MAX_DURATION_US), default=None, help=f"Simulated time in µs (default: the scenario's, else {DEFAULT_DURATION_US}).")
 @click.option("--seed", type=int, default=None, help="Seed for workload draws and tie-breaks (default: the scenario's).")
 @click.option("--kernel", "kernel", default=None, help="Kernel release preset (overrides the scenario's kernel).")
 @click.option("--patch", "patches", multiple=True, help="NAME=on|off, repeatable (overrides the scenario's kernel).")
@@ -77,8 +84,8 @@ def simulate_cmd(
         overrides["kernel"] = kernel
     if patches:
         overrides["patches"] = parse_patches(patches)
-    if duration_us is not None and duration_us <= 0:
-        fail(f"--duration-us: must be a positive number of microseconds, got {duration_us}")
+    for path, option in ((csv_out, "--csv"), (perfetto_out, "--perfetto"), (plot_out, "--plot")):
+        output_path(path, option)
     try:
         sc = get_scenario(scenario)
         program = sc.make(overrides)
@@ -90,19 +97,20 @@ def simulate_cmd(
     try:
         timing = Timing().replace(**dict(cfg.get("timing") or {}))
     except (TypeError, ValueError) as e:
-        fail(f"simulate.{e}" if str(e).startswith("timing:") else f"simulate.timing: {e}")
+        fail(f"simulate.{e}" if str(e).startswith("timing") else f"simulate.timing: {e}")
     check_invariants = bool(cfg.get("check_invariants", True))
     if not check_invariants:  # the scenario measures through violations: figures, not a verdict
         program = dataclasses.replace(program, select=())
-    result = simulate(program, duration_ns=dur_us * 1_000, seed=run_seed, timing=timing, record_states=perfetto_out is not None)
+    keep = perfetto_out is not None or plot_out is not None  # the pictures need the event log
+    result, metrics = run(program, duration_ns=dur_us * 1_000, seed=run_seed, timing=timing, keep_events=keep, record_states=perfetto_out is not None, stop=INTERRUPT)
     if perfetto_out is not None:
         from vcoresim.report.visual import write_perfetto_sim
 
         try:
-            write_perfetto_sim(result, perfetto_out)
-        except OSError as e:
-            fail(f"--perfetto: cannot write {perfetto_out}: {e.strerror}")
-    metrics = compute(result)
+            with INTERRUPT.shield():
+                write_perfetto_sim(result, perfetto_out)
+        except InputError as e:
+            fail(str(e))
     if plot_out is not None:
         from vcoresim.report.plots import PlotUnavailable, write_run_plot
 
@@ -112,32 +120,35 @@ def simulate_cmd(
             fail(f"--plot: {e}")
         except OSError as e:
             fail(f"--plot: cannot write {plot_out}: {e.strerror}")
+    smt_source = "--compare-smt" if compare_smt is not None else "simulate.compare_smt_guests"
     n_cmp = compare_smt if compare_smt is not None else int(cfg.get("compare_smt_guests") or 0)
     rows: list[compare.Row] = []
-    if n_cmp:
+    if n_cmp and not INTERRUPT():
         if "machine" not in program.config:
-            fail(f"--compare-smt: {sc.name} is not a KVM scenario")
+            fail(f"{smt_source}: {sc.name} is not a KVM scenario")
         try:
-            rows = compare.smt_guests(program.config, vcpus=n_cmp, duration_ns=dur_us * 1_000, seed=run_seed, timing=timing)
+            rows = compare.smt_guests(program.config, vcpus=n_cmp, duration_ns=dur_us * 1_000, seed=run_seed, timing=timing, stop=INTERRUPT)
         except ScenarioError as e:
-            fail(f"--compare-smt: {e}")
+            fail(f"{smt_source}: {e}")
+    patch_source = "--compare-patch" if compare_patch is not None else "simulate.compare_patch"
     patch_name = compare_patch if compare_patch is not None else cfg.get("compare_patch")
     patch_rows: list[compare.PatchRow] = []
-    if patch_name and patch_name != "none":
+    if patch_name and patch_name != "none" and not INTERRUPT():
         if "machine" not in program.config:
-            fail(f"--compare-patch: {sc.name} is not a KVM scenario")
+            fail(f"{patch_source}: {sc.name} is not a KVM scenario")
         try:
-            patch_rows = compare.patch_onoff(program.config, patch_name, duration_ns=dur_us * 1_000, seed=run_seed, timing=timing, check_invariants=check_invariants)
+            patch_rows = compare.patch_onoff(program.config, patch_name, duration_ns=dur_us * 1_000, seed=run_seed, timing=timing, check_invariants=check_invariants, stop=INTERRUPT)
         except ScenarioError as e:
-            fail(f"--compare-patch: {e}")
+            fail(f"{patch_source}: {e}")
     if csv_out is not None:
         extra = [("smt_guests", r.label, k, v) for r in rows for k, v in r.as_dict().items() if k != "label"]
         extra += [("patch", r.label, k, v) for r in patch_rows for k, v in r.as_dict().items() if k not in ("label", "tb")]
         extra += [("patch_timebase", f"{r.label}: {name}", k, v) for r in patch_rows for name, d in r.as_dict()["tb"].items() for k, v in d.items()]
         try:
-            write_csv(metrics, csv_out, extra=extra)
-        except OSError as e:
-            fail(f"--csv: cannot write {csv_out}: {e.strerror}")
+            with INTERRUPT.shield():
+                write_csv(metrics, csv_out, extra=extra)
+        except InputError as e:
+            fail(str(e))
     if as_json:
         doc = {
             "scenario": sc.name,
@@ -153,6 +164,8 @@ def simulate_cmd(
         if patch_rows:
             doc["compare_patch"] = {"patch": patch_name, "rows": [r.as_dict() for r in patch_rows]}
         doc["invariants_checked"] = check_invariants
+        if INTERRUPT():
+            doc["interrupted"] = True
         click.echo(json.dumps(doc, indent=1, default=str))
     else:
         if not check_invariants:
@@ -162,4 +175,8 @@ def simulate_cmd(
             render_compare(rows, n_cmp, out)
         if patch_rows:
             render_patch_compare(patch_rows, out)
-    sys.exit(1 if result.outcome in ("violation", "deadlock") else 0)
+        if INTERRUPT():
+            out.print("interrupted: the figures cover the simulated time up to the interruption", markup=False)
+    if result.outcome in ("violation", "deadlock"):
+        sys.exit(1)
+    sys.exit(3 if INTERRUPT() else 0)

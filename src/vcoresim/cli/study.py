@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import sys
 from pathlib import Path
@@ -11,7 +12,9 @@ from typing import Any
 import click
 from rich.table import Table
 
-from vcoresim.cli.common import fail, out
+from vcoresim.cli.common import INTERRUPT, fail, out, output_path
+from vcoresim.errors import InputError
+from vcoresim.files import write_atomic
 from vcoresim.scenarios.registry import ScenarioError, get_scenario
 from vcoresim.simulate.study import study
 from vcoresim.simulate.timed import Timing
@@ -19,13 +22,15 @@ from vcoresim.simulate.timed import Timing
 
 @click.command("study")
 @click.option("--scenario", default="smt-vcore", show_default=True, help="KVM scenario whose workload and timing the study uses.")
-@click.option("--duration-us", type=click.IntRange(1), default=20_000, show_default=True, help="Simulated time per configuration.")
+@click.option("--duration-us", type=click.IntRange(1, 1_000_000_000), default=20_000, show_default=True, help="Simulated time per configuration.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
 @click.option("--csv", "csv_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the rows as CSV.")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the plot (PNG; needs vcoresim[plot]).")
 def study_cmd(scenario: str, duration_us: int, seed: int, as_json: bool, csv_out: Path | None, plot_out: Path | None) -> None:
     """Guest throughput and latency for 1, 2, 4 threads per vcore on POWER7 and up to 8 on POWER8 (seed 001's gang entry)."""
+    output_path(csv_out, "--csv")
+    output_path(plot_out, "--plot")
     try:
         sc = get_scenario(scenario)
         program = sc.make({})
@@ -36,21 +41,24 @@ def study_cmd(scenario: str, duration_us: int, seed: int, as_json: bool, csv_out
     cfg = program.config.get("simulate") or {}
     try:
         timing = Timing().replace(**dict(cfg.get("timing") or {}))
-    except ValueError as e:
+    except (TypeError, ValueError) as e:
         fail(f"simulate.{e}")
     try:
-        rows = study(program.config, duration_ns=duration_us * 1000, seed=seed, timing=timing)
+        rows = study(program.config, duration_ns=duration_us * 1000, seed=seed, timing=timing, stop=INTERRUPT)
     except ScenarioError as e:
         fail(str(e))
-    if csv_out is not None:
+    interrupted = INTERRUPT()
+    if csv_out is not None and rows:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
         try:
-            with csv_out.open("w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
-                w.writeheader()
-                w.writerows(rows)
-        except OSError as e:
-            fail(f"--csv: cannot write {csv_out}: {e.strerror}")
-    if plot_out is not None:
+            with INTERRUPT.shield():
+                write_atomic(csv_out, buf.getvalue(), "--csv")
+        except InputError as e:
+            fail(str(e))
+    if plot_out is not None and rows:
         from vcoresim.report.plots import PlotUnavailable, write_study_plot
 
         try:
@@ -63,6 +71,12 @@ def study_cmd(scenario: str, duration_us: int, seed: int, as_json: bool, csv_out
         click.echo(json.dumps({"scenario": scenario, "duration_ns": duration_us * 1000, "seed": seed, "rows": rows}, indent=1))
     else:
         _table(rows, scenario, duration_us, seed, out)
+        if interrupted:
+            out.print(f"interrupted: {len(rows)} configurations run", markup=False)
+    if any(r["outcome"] in ("violation", "deadlock") for r in rows):
+        sys.exit(1)
+    if interrupted:
+        sys.exit(3)
     sys.exit(0 if all(r["outcome"] == "duration" for r in rows) else 1)
 
 

@@ -5,22 +5,25 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
-from vcoresim.cli.common import fail, out
+from vcoresim.cli.common import INTERRUPT, fail, out, output_path
+from vcoresim.errors import InputError
+from vcoresim.check.trace import safe_name
+from vcoresim.files import write_atomic
 from vcoresim.engine.strategies.base import Bounds
 from vcoresim.scenarios.registry import ScenarioError, get_scenario
 
 
 @click.command("swarm")
 @click.argument("scenarios", nargs=-1, required=True)
-@click.option("--runs", type=click.IntRange(1), default=16, show_default=True, help="Seeds per scenario (seeds 0..runs-1).")
+@click.option("--runs", type=click.IntRange(1, 100_000), default=16, show_default=True, help="Seeds per scenario (seeds 0..runs-1).")
 @click.option("--strategy", type=click.Choice(["random", "pct", "auto"]), default="random", show_default=True)
 @click.option("--max-executions", type=click.IntRange(1), default=200, show_default=True, help="Executions per run.")
 @click.option("--max-steps", type=click.IntRange(1), default=None, help="Steps per execution (default: the scenario's).")
-@click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="Local processes.")
+@click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True, help="Local processes.")
 @click.option("--ray", "ray_address", default=None, metavar="auto|ADDRESS", help="Run on a Ray cluster (needs vcoresim[ray]).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("traces/swarm"), show_default=True, help="Where the distinct counterexamples go.")
 @click.option("--json", "as_json", is_flag=True)
@@ -29,6 +32,7 @@ def swarm_cmd(scenarios: tuple[str, ...], runs: int, strategy: str, max_executio
     duplicate counterexamples (same property, same shrunk schedule) are folded."""
     from vcoresim.check.swarm import merge, runs_for, swarm_local
 
+    output_path(out_dir / "x.trace.json", "--out")
     try:
         chosen = [get_scenario(n) for n in scenarios]
         progs = [(sc, sc.make({})) for sc in chosen]
@@ -43,23 +47,45 @@ def swarm_cmd(scenarios: tuple[str, ...], runs: int, strategy: str, max_executio
         from vcoresim.check.swarm import swarm_ray
 
         try:
-            results = swarm_ray(ray_address, jobs)
+            results = swarm_ray(ray_address, jobs, stop=INTERRUPT)
         except RayUnavailable as e:
-            fail(str(e))
+            if not e.stuck:
+                fail(str(e))
+            err_exit(str(e), 2)
+        except KeyboardInterrupt:
+            err_exit("interrupted while connecting to Ray", 3)
     else:
-        results = swarm_local(jobs, workers)
+        results = swarm_local(jobs, workers, stop=INTERRUPT)
+    interrupted = INTERRUPT() and len(results) < len(jobs)
     merged = merge(results)
-    out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
-    for ce in merged.counterexamples:
-        path = out_dir / f"{ce.scenario.replace('/', '-')}-{ce.key.split(':')[1]}.trace.json"
-        path.write_text(json.dumps(ce.trace, indent=1))
-        rows.append({"scenario": ce.scenario, "invariant": ce.invariant, "key": ce.key, "found_by_seeds": ce.seeds, "message": ce.message, "trace": str(path)})
+    with INTERRUPT.shield():
+        for ce in merged.counterexamples:
+            path = out_dir / f"{safe_name(ce.scenario)}-{ce.key.split(':')[1]}.trace.json"
+            try:
+                write_atomic(path, json.dumps(ce.trace, indent=1), "--out")
+            except InputError as e:
+                fail(str(e))
+            rows.append({"scenario": ce.scenario, "invariant": ce.invariant, "key": ce.key, "found_by_seeds": ce.seeds, "message": ce.message, "trace": str(path)})
     doc = {"runs": merged.runs, "clean_runs": merged.clean, "executions": merged.executions, "steps": merged.steps, "distinct_counterexamples": rows}
+    if interrupted:
+        doc["interrupted"] = True
+        doc["runs_planned"] = len(jobs)
     if as_json:
         click.echo(json.dumps(doc, indent=1))
     else:
         out.print(f"swarm: {merged.runs} runs ({strategy}, {max_executions} executions each), {merged.executions} executions, {merged.clean} runs found nothing; {len(rows)} distinct counterexamples", markup=False)
         for r in rows:
             out.print(f"  {r['scenario']}: {r['invariant']} [{r['key']}] found by {len(r['found_by_seeds'])} seeds ({', '.join(map(str, r['found_by_seeds'][:8]))}{', ...' if len(r['found_by_seeds']) > 8 else ''}); trace {r['trace']}", markup=False)
-    sys.exit(1 if rows else 0)
+        if interrupted:
+            out.print(f"interrupted: {merged.runs} of {len(jobs)} runs finished", markup=False)
+    sys.exit(1 if rows else 3 if interrupted else 0)
+
+
+def err_exit(msg: str, code: int) -> NoReturn:
+    """One line, then exit without waiting for a Ray client stuck connecting."""
+    import os
+
+    print(f"vcoresim: {'error: ' if code == 2 else ''}{msg}", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(code)

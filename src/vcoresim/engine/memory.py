@@ -74,7 +74,7 @@ ACTIONS: dict[str, dict[str, str | None]] = {
     "tso": {k: ("full" if k in _FULL else None) for k in O.BARRIER_KINDS},
     "pso": {k: ("full" if k in _FULL else "order" if k in ("smp_wmb", "lwsync", "release", "wmb") else None) for k in O.BARRIER_KINDS},
     "power": {
-        k: ("full" if k in (*_FULL, "wmb") else "lwsync" if k in ("smp_wmb", "lwsync", "release", "smp_rmb") else "floor")
+        k: ("full" if k in (*_FULL, "wmb") else "lwsync" if k in ("smp_wmb", "lwsync", "release", "smp_rmb", "acquire") else "floor")
         for k in O.BARRIER_KINDS
     },
 }
@@ -152,6 +152,12 @@ class WeakExecution(Execution):
         self.fb: list[tuple[int, dict[str, int]] | None] = [None] * n  # floors from the last barrier: (clock, lag snapshot)
         self.bview: list[tuple[int, dict[str, int]] | None] = [None] * n  # view at the last lwsync: required by later writes
         self._unc: dict[str, bool] = {}
+        # power: loads satisfied after later instructions (Load(late=True)):
+        # token -> (location, dependency tokens); values of satisfied ones not yet
+        # awaited; what each token'd load had seen when satisfied (address deps).
+        self.pend: list[dict[int, tuple[str, tuple[int, ...]]]] = [{} for _ in range(n)]
+        self.lval: list[dict[int, Any]] = [{} for _ in range(n)]
+        self.sat: list[dict[int, tuple[int, dict[str, int]] | None]] = [{} for _ in range(n)]
         if self.model != "sc":
             base = list(self.actors)
             for a in base:
@@ -159,16 +165,18 @@ class WeakExecution(Execution):
             if self.power:
                 for a in base:
                     self.actors.append(Actor(f"{a.name}~prop", len(self.actors), _idle(), True, None, 0, "propagation"))
+                for a in base:
+                    self.actors.append(Actor(f"{a.name}~ld", len(self.actors), _idle(), True, None, 0, "late-load"))
             self.history.extend([0] * (len(self.actors) - n))
         self.weak = self.model != "sc"
 
     # ------------------------------------------------------------ helpers
     def _pseudo(self, idx: int) -> tuple[str, int] | None:
-        """("sb"|"prop", owner) for a pseudo-actor index, else None."""
+        """("sb"|"prop"|"ld", owner) for a pseudo-actor index, else None."""
         n = self.n_real
         if idx < n:
             return None
-        return ("sb", idx - n) if idx < 2 * n else ("prop", idx - 2 * n)
+        return ("sb", idx - n) if idx < 2 * n else ("prop", idx - 2 * n) if idx < 3 * n else ("ld", idx - 3 * n)
 
     def _committable(self, u: int) -> list[int]:
         buf = self.buf[u]
@@ -208,12 +216,17 @@ class WeakExecution(Execution):
                 return True, e[2]
         return False, None
 
-    def _choices(self, u: int, x: str) -> list[int] | None:
-        """power: coherence indices a load of x by u may read (newest first), or None (memory)."""
+    def _choices(self, u: int, x: str, dep: tuple[int, ...] = ()) -> list[int] | None:
+        """power: coherence indices a load of x by u may read (newest first), or None (memory).
+        ``dep``: tokens of loads this one has an address dependency on."""
         co = self.co.get(x)
         if co is None:
             return None
         lo, hi = self._low(u, x), self._view_idx(u, x)
+        for t in dep:
+            snap = self.sat[u].get(t)
+            if snap is not None:
+                lo = max(lo, self._need(snap, x))
         if lo >= hi:
             return [hi]
         firsts: list[int] = []
@@ -223,6 +236,45 @@ class WeakExecution(Execution):
         if hi not in firsts:  # the newest value keeps the newest index (as SC would)
             firsts = [i for i in firsts if co[i] != co[hi]] + [hi]
         return sorted(firsts, reverse=True)
+
+    def _satisfy(self, u: int, x: str, dep: tuple[int, ...], alt: int, token: int | None) -> Any:
+        """power: the value a load of x by u returns (branch ``alt``), raising its floor;
+        records what u had seen when ``token`` is given (for address dependencies)."""
+        hit, result = self._forward(u, x)
+        newest = False
+        if self._uncached(x):
+            result = self.mem[x]
+        elif not hit:
+            ch = self._choices(u, x, dep)
+            if ch is None:
+                result = self.mem[x]
+                newest = True
+            else:
+                i = ch[alt]
+                self.floor[u][x] = max(self.floor[u].get(x, 0), i)
+                result = self.co[x][i]
+                newest = i == self._view_idx(u, x)
+        if token is not None:
+            # A load that returned the newest write it could see was satisfied now:
+            # a load with an address dependency on it is satisfied later still.
+            # One that returned an older write may have been satisfied earlier.
+            self.sat[u][token] = self._snapshot(u) if newest else None
+        return result
+
+    def _late_choices(self, u: int) -> list[tuple[int, int]]:
+        """power: (token, branch) of every way one of u's late loads can be satisfied now."""
+        out = []
+        for t, (x, dep) in self.pend[u].items():
+            n = 1
+            if not self._forward(u, x)[0] and not self._uncached(x):
+                ch = self._choices(u, x, dep)
+                n = len(ch) if ch else 1
+            out.extend((t, k) for k in range(n))
+        return out
+
+    def _rmw_ready(self, u: int, x: str) -> bool:
+        """power, a relaxed RMW: its load must read the coherence-latest write of x."""
+        return x not in self.lag[u] and not any(e[1] == x for e in self.buf[u])
 
     def _store(self, u: int, x: str, value: Any, i: int) -> Any:
         """A store: into u's buffer, or straight to memory (and every thread) if x is uncached.
@@ -234,9 +286,34 @@ class WeakExecution(Execution):
                 self._direct(x, old)
             self.seq[u] += 1  # keep entry numbers aligned with the StoreN footprint
             return value
-        self.buf[u].append([self.seq[u], x, value, self.epoch[u]])
+        self.buf[u].append([self.seq[u], x, value, self.epoch[u], ()])
         self.seq[u] += 1
         return value
+
+    def _store_n(self, u: int, items: tuple[tuple[str, Any], ...]) -> None:
+        """A StoreN.  Its uncached items (ghost and monitor state) shadow its first
+        cached store: they take effect when that store commits, not when it is
+        buffered, so a ghost never runs ahead of the memory it describes."""
+        first = next((i for i, (loc, _) in enumerate(items) if not self._uncached(loc)), None)
+        if first is None:
+            for i, (loc, value) in enumerate(items):
+                self._store(u, loc, value, i)
+            return
+        riders = tuple((loc, value) for loc, value in items if self._uncached(loc))
+        for i, (loc, value) in enumerate(items):
+            if self._uncached(loc):
+                self.seq[u] += 1
+            else:
+                self._store(u, loc, value, i)
+                if i == first and riders:
+                    self.buf[u][-1][4] = riders
+
+    def _riders(self, u: int, entry: list[Any]) -> None:
+        for loc, value in entry[4]:
+            old = self.mem[loc]
+            self.mem[loc] = value
+            if self.power:
+                self._direct(loc, old)
 
     def _value(self, u: int, x: str, settle: bool) -> Any:
         """The newest value of x u can see (own buffer, then its view); ``settle`` moves its floor there."""
@@ -263,7 +340,7 @@ class WeakExecution(Execution):
         return True
 
     def _full_ready(self, u: int) -> bool:
-        if self.buf[u]:
+        if self.buf[u] or (self.power and self.pend[u]):
             return False
         return not self.power or self._propagated(u)
 
@@ -283,8 +360,25 @@ class WeakExecution(Execution):
     def _lag_reads(self, u: int) -> tuple[str, ...]:
         return tuple(f"pv:{u}:{x}" for x in self.lag[u])
 
+    def _view_reads(self, u: int) -> tuple[str, ...]:
+        """What a snapshot of u's view reads: every location with a write history,
+        lagging or not (a propagation that emptied a lag entry changed the view too)."""
+        return tuple(f"pv:{u}:{x}" for x in self.co)
+
+    def _queue(self, u: int) -> tuple[str, ...]:
+        return (f"^sbq:{u}",) if self.model != "tso" else ()
+
+    def _lagsets(self, u: int) -> tuple[str, ...]:
+        """power: the propagation sets of every thread but u (a commit by u adds to them)."""
+        return tuple(f"lagset:{v}" for v in range(self.n_real) if v != u) if self.power else ()
+
     def _all_lag_reads(self) -> tuple[str, ...]:
-        return tuple(f"pv:{v}:{x}" for v in range(self.n_real) for x in self.lag[v])
+        """What a full barrier waits for: the propagation of every write to every
+        thread.  Every (thread, location) with a write history, not only those
+        still lagging: the propagation steps that *enabled* the barrier must be
+        ordered before it, though their lag entries are gone by the time it runs
+        (DPOR misses the orders where they come later otherwise: Z6.1)."""
+        return tuple(f"pv:{v}:{x}" for v in range(self.n_real) for x in self.co)
 
     def _init_co(self, x: str) -> None:
         if x not in self.co:
@@ -365,6 +459,8 @@ class WeakExecution(Execution):
         ps = self._pseudo(a.idx)
         if ps is not None:
             kind, u = ps
+            if kind == "ld":
+                return bool(self.pend[u])
             return bool(self.buf[u]) if kind == "sb" else bool(self.lag[u]) and bool(self._props(u))
         if a.status != RUN or (a.hw is not None and a.msr & MSR_EE and a.hw.pending(self.mem) is not None):
             return super().is_enabled(a)
@@ -376,8 +472,12 @@ class WeakExecution(Execution):
             if act == "full":
                 return self._full_ready(u)
             if act == "lwsync":
-                return not self.buf[u]
+                return not self.buf[u] and not (self.power and self.pend[u])
             return True
+        if cls is O.Await:
+            return op.token in self.lval[u]  # type: ignore[attr-defined]
+        if cls is O.RMW and self.power and op.order != "mb":  # type: ignore[attr-defined]
+            return self._rmw_ready(u, op.loc_)  # type: ignore[attr-defined]
         if cls in _FULL_OPS and not self._full_ready(u):
             return False
         if cls is O.WaitUntil:
@@ -385,6 +485,8 @@ class WeakExecution(Execution):
         return super().is_enabled(a)
 
     def is_local(self, a: Actor, op: O.Op) -> bool:
+        if op.__class__ is O.Await:
+            return False  # ordered after its late load's satisfaction: a step of its own
         if not super().is_local(a, op):
             return False
         if not self.weak:
@@ -395,9 +497,11 @@ class WeakExecution(Execution):
             act = self._barrier_action(op)
             if act is None or act == "order":
                 return True
-            if self.power and self.lag[u]:
+            if self.power:
                 return False  # its effect depends on what has reached this thread: a step of its own
-            return self._full_ready(u) if act == "full" else not self.buf[u]
+            return self._full_ready(u) if act == "full" else not self.buf[u] and not (self.power and self.pend[u])
+        if cls is O.RMW and self.power and op.order != "mb":  # type: ignore[attr-defined]
+            return False
         if cls in _FULL_OPS:
             return self._full_ready(u)
         return True
@@ -408,12 +512,14 @@ class WeakExecution(Execution):
         ps = self._pseudo(idx)
         if ps is not None:
             kind, u = ps
+            if kind == "ld":
+                return max(1, len(self._late_choices(u)))
             return max(1, len(self._committable(u)) if kind == "sb" else len(self._props(u)))
         a = self.actors[idx]
         if self.power and a.status == RUN and not self._delivers(a):
             op = a.stack[-1].op
-            if op.__class__ is O.Load and not self._uncached(op.loc_) and not self._forward(idx, op.loc_)[0]:  # type: ignore[attr-defined]
-                ch = self._choices(idx, op.loc_)  # type: ignore[attr-defined]
+            if op.__class__ is O.Load and not op.late and not self._uncached(op.loc_) and not self._forward(idx, op.loc_)[0]:  # type: ignore[attr-defined]
+                ch = self._choices(idx, op.loc_, op.dep)  # type: ignore[attr-defined]
                 return len(ch) if ch else 1
         return super().alternatives(idx)
 
@@ -423,45 +529,72 @@ class WeakExecution(Execution):
         ps = self._pseudo(idx)
         if ps is not None:
             kind, u = ps
+            if kind == "ld":
+                pend = self.pend[u]
+                if not pend:
+                    return (), ()
+                locs = tuple(dict.fromkeys(x for x, _ in pend.values()))
+                causes = tuple(f"^ld:{u}:{t}" for t in pend)
+                views = tuple(f"pv:{u}:{x}" for x in locs)
+                return (*locs, *causes, *views, f"^sb:{u}", f"^ldq:{u}"), (f"^ld:{u}", *(f"^ldv:{u}:{t}" for t in pend))
             if kind == "sb":
                 buf = self.buf[u]
                 if not buf:
                     return (), ()
                 ok = self._committable(u)
                 locs = tuple(dict.fromkeys(buf[i][1] for i in ok))
+                riders = tuple(loc for i in ok for loc, _ in buf[i][4])
                 causes = tuple(f"^sb:{u}:{buf[i][0]}" for i in ok)
                 made = tuple(f"^w:{x}:{len(self.co[x]) if x in self.co else 1}" for x in locs) if self.power else ()
-                return (*locs, *causes), self._aliased((*locs, f"^sb:{u}", *made))
+                # A store of the thread adds a branch to this transition (pso, power) and a
+                # commit adds one to every other thread's propagation (power): they are
+                # dependent, though the new branch is not in the other's footprint yet.
+                queue = (f"^sbq:{u}",) if self.model != "tso" else ()
+                return (*locs, *causes, *queue), self._aliased((*locs, *riders, f"^sb:{u}", *made, *self._lagsets(u)))
             lag = self.lag[u]
             if not lag:
                 return (), ()
             causes = tuple(f"^w:{x}:{j + 1}" for x, j in lag.items())
-            return (*lag, *causes, *self._lag_reads(u)), self._lag_reads(u)
+            return (*lag, *causes, *self._lag_reads(u), f"lagset:{u}"), self._lag_reads(u)
         a = self.actors[idx]
         u = idx
         if a.status == NAP or self._delivers(a):
             r, w = super().footprint(idx, pending)
-            return ((*r, *self._lag_reads(u)) if self.power else r), w
+            return ((*r, *self._view_reads(u)) if self.power else r), w
         op = a.stack[-1].op
         cls = op.__class__
+        if cls is O.Await:
+            return (f"^ldv:{u}:{op.token}",), ()  # type: ignore[attr-defined]
+        if cls is O.Load and self.power and op.late and not self._uncached(op.loc_):  # type: ignore[attr-defined]
+            return (), (f"^ld:{u}:{op.token}", f"^ldq:{u}")  # type: ignore[attr-defined]
+        if cls is O.RMW and self.power and op.order != "mb":  # type: ignore[attr-defined]
+            x = op.loc_  # type: ignore[attr-defined]
+            k = len(self.co[x]) if x in self.co else 1
+            return (x, f"pv:{u}:{x}", f"^sb:{u}"), self._aliased((x, f"^w:{x}:{k}", f"pv:{u}:{x}", *self._lagsets(u)))
         if cls is O.Store:
             if self._uncached(op.loc_):  # type: ignore[attr-defined]
                 return (), self._aliased((op.loc_,))  # type: ignore[attr-defined]
-            return (), (f"^sb:{u}:{self.seq[u]}",)
+            return (), (f"^sb:{u}:{self.seq[u]}", *self._queue(u))
         if cls is O.StoreN:
-            w = tuple(k if self._uncached(k) else f"^sb:{u}:{self.seq[u] + i}" for i, (k, _) in enumerate(op.items))  # type: ignore[attr-defined]
-            return (), self._aliased(w)
+            items = op.items  # type: ignore[attr-defined]
+            mixed = any(not self._uncached(k) for k, _ in items)
+            w = tuple(f"^sb:{u}:{self.seq[u] + i}" for i, (k, _) in enumerate(items) if not self._uncached(k))
+            if not mixed:
+                w = tuple(k for k, _ in items)
+            return (), self._aliased((*w, *self._queue(u)))
         r, w = super().footprint(idx, pending)
         if r == ("*",):
             return r, w
         if cls is O.Barrier:
             act = self._barrier_action(op)
             if act == "full":
-                r = (*r, f"^sb:{u}", *(self._all_lag_reads() if self.power else ()))
+                r = (*r, f"^sb:{u}", *(self._all_lag_reads() if self.power else ()), *((f"^ld:{u}",) if self.power else ()))
             elif act == "lwsync" or act == "floor":
-                r = (*r, f"^sb:{u}", *self._lag_reads(u))
+                r = (*r, f"^sb:{u}", *(self._view_reads(u) if self.power else ()), *((f"^ld:{u}",) if self.power else ()))
         elif cls in _FULL_OPS:
-            r = (*r, f"^sb:{u}", *(self._all_lag_reads() if self.power else ()))
+            r = (*r, f"^sb:{u}", *(self._all_lag_reads() if self.power else ()), *((f"^ld:{u}",) if self.power else ()))
+            if self.power and cls in _DIRECT:
+                w = (*w, *self._lagsets(-1))  # a direct write reaches every thread: their propagations change
         elif self.power and cls in (O.Load, O.LoadN, O.WaitUntil):
             r = (*r, *(f"pv:{u}:{x}" for x in op.reads if not self._uncached(x)))
         return r, w
@@ -474,10 +607,17 @@ class WeakExecution(Execution):
             super()._transition(a, alt)
             return
         kind, u = ps
-        if kind == "sb":
+        if kind == "ld":
+            t, k = self._late_choices(u)[alt]
+            x, dep = self.pend[u].pop(t)
+            value = self.lval[u][t] = self._satisfy(u, x, dep, k, t)
+            text = f"satisfy load #{t} of {x} = {value!r} ({self.actors[u].name}, late)"
+        elif kind == "sb":
             i = self._committable(u)[alt]
-            seq, x, value, _ = self.buf[u].pop(i)
+            entry = self.buf[u].pop(i)
+            x, value = entry[1], entry[2]
             self._commit(u, x, value)
+            self._riders(u, entry)
             text = f"commit {x} = {value!r} (store buffer of {self.actors[u].name})"
         else:
             x = self._props(u)[alt]
@@ -499,22 +639,29 @@ class WeakExecution(Execution):
         u = a.idx
         if cls is O.Load:
             x = op.loc_  # type: ignore[attr-defined]
-            hit, result = self._forward(u, x)
-            if self._uncached(x):
-                result = self.mem[x]
-            elif not hit:
-                ch = self._choices(u, x) if self.power else None
-                if ch is None:
+            if self.power and op.late and not self._uncached(x):  # type: ignore[attr-defined]
+                self.pend[u][op.token] = (x, op.dep)  # type: ignore[attr-defined]
+                result = O.PENDING
+            elif self.power:
+                result = self._satisfy(u, x, op.dep, alt, op.token)  # type: ignore[attr-defined]
+            else:
+                hit, result = self._forward(u, x)
+                if not hit:
                     result = self.mem[x]
-                else:
-                    i = ch[alt]
-                    self.floor[u][x] = max(self.floor[u].get(x, 0), i)
-                    result = self.co[x][i]
+        elif cls is O.Await:
+            result = self.lval[u].pop(op.token)  # type: ignore[attr-defined]
+        elif cls is O.RMW and self.power and op.order != "mb":  # type: ignore[attr-defined]
+            x = op.loc_  # type: ignore[attr-defined]
+            self._init_co(x)
+            result = self.co[x][-1]
+            self.floor[u][x] = max(self.floor[u].get(x, 0), len(self.co[x]) - 1)
+            new = op.fn(result)  # type: ignore[attr-defined]
+            if new != result:
+                self._commit(u, x, new)
         elif cls is O.Store:
             result = self._store(u, op.loc_, op.value, 0)  # type: ignore[attr-defined]
         elif cls is O.StoreN:
-            for i, (loc, value) in enumerate(op.items):  # type: ignore[attr-defined]
-                self._store(u, loc, value, i)
+            self._store_n(u, op.items)  # type: ignore[attr-defined]
             result = None
         elif cls is O.LoadN:
             result = tuple(self._value(u, loc, True) for loc in op.locs)  # type: ignore[attr-defined]
@@ -552,14 +699,15 @@ class WeakExecution(Execution):
         base = super().fingerprint()
         if not self.weak:
             return base
-        bufs = tuple(tuple((e[1], canon(e[2]), e[3]) for e in b) for b in self.buf)
+        bufs = tuple(tuple((e[1], canon(e[2]), e[3], canon(e[4])) for e in b) for b in self.buf)
         if not self.power:
             return hash((base, bufs))
         co = tuple(sorted((x, canon(v)) for x, v in self.co.items()))
         lag = tuple(tuple(sorted(d.items())) for d in self.lag)
         floors = tuple(tuple(sorted((x, self._low(u, x)) for x in self.co if self._low(u, x))) for u in range(self.n_real))
         bview = tuple(None if b is None else (tuple(sorted((x, self._need(b, x)) for x in self.co))) for b in self.bview)
-        return hash((base, bufs, co, lag, floors, bview))
+        late = tuple((tuple(sorted(p.items())), tuple(sorted((t, canon(v)) for t, v in lv.items()))) for p, lv in zip(self.pend, self.lval, strict=True))
+        return hash((base, bufs, co, lag, floors, bview, late))
 
 
 __all__ = ["ACTIONS", "MODELS", "WeakExecution", "barrier_site", "split_memory_config", "with_memory_model"]

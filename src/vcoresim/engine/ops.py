@@ -58,10 +58,23 @@ class _LocOp(Op):
 
 
 class Load(_LocOp):
-    """Read a shared location; returns its value."""
+    """Read a shared location; returns its value.
 
-    __slots__ = ()
+    ``token``, ``late`` and ``dep`` serve code that knows its dependencies (the
+    litmus interpreter); model code leaves them alone.  Under ``power``
+    (engine/memory.py): ``late`` lets the load be satisfied after later
+    instructions of the thread (the result is then :data:`PENDING` and
+    ``Await(token)`` fetches the value); ``dep`` names earlier loads (tokens)
+    this one has an address dependency on.  Other models ignore them."""
+
+    __slots__ = ("token", "late", "dep")
     name = "load"
+
+    def __init__(self, loc: str, token: int | None = None, late: bool = False, dep: tuple[int, ...] = ()) -> None:
+        self.loc_ = loc
+        self.token = token
+        self.late = late
+        self.dep = dep
 
     @property
     def reads(self) -> tuple[str, ...]:  # type: ignore[override]
@@ -132,15 +145,19 @@ class RMW(_LocOp):
     """Atomic read-modify-write (lwarx/stwcx. loop): ``new = fn(old)``.
 
     Returns the *old* value.  ``what`` names the operation in traces.
+    ``order``: "mb" (fully ordered, the default: value-returning kernel
+    atomics), or "relaxed", "acquire", "release" (their ``_relaxed`` etc.
+    variants; only ``power`` distinguishes them).
     """
 
-    __slots__ = ("fn", "what")
+    __slots__ = ("fn", "what", "order")
     name = "rmw"
 
-    def __init__(self, loc: str, fn: Callable[[Any], Any], what: str = "rmw") -> None:
+    def __init__(self, loc: str, fn: Callable[[Any], Any], what: str = "rmw", order: str = "mb") -> None:
         self.loc_ = loc
         self.fn = fn
         self.what = what
+        self.order = order
 
     @property
     def reads(self) -> tuple[str, ...]:  # type: ignore[override]
@@ -222,6 +239,29 @@ def smp_load_acquire(loc: str) -> Generator[Op, Any, Any]:
     value = yield Load(loc)
     yield Barrier("acquire")
     return value
+
+
+class _Pending:
+    """The result of a ``Load(late=True)`` the engine has not satisfied yet."""
+
+    def __repr__(self) -> str:
+        return "PENDING"
+
+
+PENDING = _Pending()
+
+
+class Await(Op):
+    """The value of the late load ``token`` of this thread (blocks until it is satisfied)."""
+
+    __slots__ = ("token",)
+    name = "await"
+
+    def __init__(self, token: int) -> None:
+        self.token = token
+
+    def describe(self) -> str:
+        return f"await load #{self.token}"
 
 
 class SpinLock(_LocOp):

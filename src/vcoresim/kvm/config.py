@@ -16,11 +16,12 @@ only these fields.  TOML layout, one table per class below::
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from vcoresim.engine.timing import check_dist
+from vcoresim.engine.timing import MAX_DURATION_NS, check_dist
 from vcoresim.machine.topology import CPU_THREADS, supports_split_core
 
 #: arch/powerpc/include/asm/kvm_host.h: KVM_MAX_VCPUS / threads_per_core in 3.1 (NR_CPUS 1024 / 4).
@@ -28,9 +29,19 @@ KVM_MAX_VCORES = 256
 
 Action = Literal["exit", "cede", "idle"]
 
+#: Names of variants and VMs (``NAME@VARIANT``, ``vm0.1``).
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$"
+#: A 64-bit machine's integers (seeds, timebase offsets).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+#: Simulated time of one run, microseconds (1000 s: far beyond a practical timed run).
+MAX_DURATION_US = 1_000_000_000
+#: Relative weight of one action.
+MAX_WEIGHT = 1e6
+
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Infinite and NaN floats are refused everywhere (a weight, a budget, a distribution).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class MachineConfig(_Strict):
@@ -69,11 +80,12 @@ class KernelConfig(_Strict):
 
 
 class VmConfig(_Strict):
-    name: str = "vm0"
-    vcpus: list[int] = Field(default_factory=lambda: [0])
+    #: Default: ``vm0``, ``vm1``, ... by position in the ``[[vm]]`` list.
+    name: str = Field("vm0", pattern=NAME_PATTERN, max_length=64)
+    vcpus: list[int] = Field(default_factory=lambda: [0], max_length=64)
     radix: bool = False
     #: Guest timebase offset in ticks (a migrated guest's TB differs from the host's).
-    tb_offset: int = 0
+    tb_offset: int = Field(0, ge=INT64_MIN, le=INT64_MAX)
 
     @model_validator(mode="after")
     def _check(self) -> VmConfig:
@@ -90,11 +102,11 @@ class WorkloadConfig(_Strict):
     #: Guest rounds per vCPU in checking: each round the vCPU runs, then takes one action.
     rounds: int = Field(2, ge=0, le=16)
     #: What a vCPU may do at the end of a round (checking explores every choice).
-    actions: list[Action] = Field(default_factory=lambda: ["exit"])
+    actions: list[Action] = Field(default_factory=lambda: ["exit"], max_length=16)
     # Simulation: mean durations (exponential), nanoseconds.
-    run_ns: int = Field(50_000, ge=1)
-    userspace_ns: int = Field(20_000, ge=0)
-    cede_ns: int = Field(30_000, ge=0)
+    run_ns: int = Field(50_000, ge=1, le=MAX_DURATION_NS)
+    userspace_ns: int = Field(20_000, ge=0, le=MAX_DURATION_NS)
+    cede_ns: int = Field(30_000, ge=0, le=MAX_DURATION_NS)
     #: Simulation: distributions replacing the exponential means above, as
     #: ``{dist = "lognormal", median_us = 40, sigma = 0.5}`` (see docs/simulate.md).
     run: dict[str, float | str] | None = None
@@ -111,6 +123,8 @@ class WorkloadConfig(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> WorkloadConfig:
+        if not self.actions:
+            raise ValueError("actions: at least one action (exit, cede, idle)")
         for name in ("run", "userspace", "cede"):
             spec = getattr(self, name)
             if spec is not None:
@@ -118,8 +132,10 @@ class WorkloadConfig(_Strict):
                     check_dist(spec)
                 except ValueError as e:
                     raise ValueError(f"{name}: {e}") from None
-        if self.weights is not None and (len(self.weights) != len(self.actions) or any(w < 0 for w in self.weights) or not any(self.weights)):
-            raise ValueError("weights: one non-negative weight per action, not all zero")
+        if self.weights is not None and (
+            len(self.weights) != len(self.actions) or any(not 0 <= w <= MAX_WEIGHT for w in self.weights) or not any(self.weights)
+        ):
+            raise ValueError(f"weights: one weight per action, each in [0, {MAX_WEIGHT:g}], not all zero")
         return self
 
     def dist(self, name: str) -> dict[str, float | str]:
@@ -135,16 +151,16 @@ class FaultsConfig(_Strict):
     hmi: int = Field(0, ge=0, le=8)
     nmi: int = Field(0, ge=0, le=8)
     #: Simulation: mean time between faults of each kind, microseconds.
-    mean_interval_us: int = Field(500, ge=1)
+    mean_interval_us: int = Field(500, ge=1, le=MAX_DURATION_US)
 
 
 class CheckConfig(_Strict):
     strategy: Literal["auto", "exhaustive", "dfs", "random", "pct"] = "auto"
-    max_steps: int = Field(4000, ge=1)
-    max_preemptions: int | None = Field(None, ge=0)
-    max_executions: int | None = Field(None, ge=1)
-    max_seconds: float | None = Field(None, gt=0)
-    seed: int = 0
+    max_steps: int = Field(4000, ge=1, le=10_000_000)
+    max_preemptions: int | None = Field(None, ge=0, le=1_000_000)
+    max_executions: int | None = Field(None, ge=1, le=INT64_MAX)
+    max_seconds: float | None = Field(None, gt=0, le=1e9)
+    seed: int = Field(0, ge=INT64_MIN, le=INT64_MAX)
     cache: bool = False
     #: The host scheduler's pick among runnable tasks: "any" explores every
     #: choice; "fifo" takes the head of the run queue (a deterministic policy,
@@ -153,9 +169,10 @@ class CheckConfig(_Strict):
 
 
 class SimulateConfig(_Strict):
-    duration_us: int = Field(10_000, ge=1)
-    seed: int = 0
-    #: Overrides of the timing model's parameters (name -> nanoseconds).
+    duration_us: int = Field(10_000, ge=1, le=MAX_DURATION_US)
+    seed: int = Field(0, ge=INT64_MIN, le=INT64_MAX)
+    #: Overrides of the timing model's parameters (name -> nanoseconds, 0 to 1000 s;
+    #: the names and which must be positive are the timed driver's ``Timing``).
     timing: dict[str, int] = Field(default_factory=dict)
     #: Also report the throughput of a guest of this many vCPUs with smt-guests on vs off (0: no).
     compare_smt_guests: int = Field(0, ge=0, le=8)
@@ -164,6 +181,14 @@ class SimulateConfig(_Strict):
     #: Check the scenario's invariants and stop at the first violation (false: measure
     #: through violations; the run reports figures, not a verdict).
     check_invariants: bool = True
+
+    @field_validator("timing")
+    @classmethod
+    def _timing(cls, v: dict[str, int]) -> dict[str, int]:
+        for name, ns in v.items():
+            if not 0 <= ns <= MAX_DURATION_NS:
+                raise ValueError(f"{name}: {ns} is not in [0, {MAX_DURATION_NS}] nanoseconds")
+        return v
 
 
 class ExpectConfig(_Strict):
@@ -178,13 +203,24 @@ class VariantConfig(_Strict):
     kernel: KernelConfig = Field(default_factory=KernelConfig)
     expect: ExpectConfig = Field(default_factory=ExpectConfig)
     #: Optional: replaces the scenario's ``[[vm]]`` list (e.g. the same bug with 2 vCPUs).
-    vm: list[VmConfig] | None = None
+    vm: list[VmConfig] | None = Field(None, max_length=64)
     #: Optional: replaces the scenario's ``[check]`` table (a bigger guest may need other bounds).
     check: CheckConfig | None = None
     #: Optional: replaces the scenario's ``[machine]`` table (e.g. another split-core mode).
     machine: MachineConfig | None = None
     #: Optional: replaces the scenario's ``[faults]`` table.
     faults: FaultsConfig | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _vm_names(cls, data: Any) -> Any:
+        return _default_vm_names(data)
+
+    @model_validator(mode="after")
+    def _check(self) -> VariantConfig:
+        if self.vm is not None:
+            _check_vms(self.vm)
+        return self
 
 
 #: Which part of the kernel model builds the world (see docs/scenarios.md):
@@ -196,13 +232,32 @@ class VariantConfig(_Strict):
 ModelName = Literal["vcore", "timebase", "entry"]
 
 
+def _default_vm_names(data: Any) -> Any:
+    """``[[vm]]`` tables without a name are ``vm0``, ``vm1``, ... by position."""
+    if isinstance(data, dict) and isinstance(data.get("vm"), list):
+        vms = [{**v, "name": f"vm{i}"} if isinstance(v, dict) and "name" not in v else v for i, v in enumerate(data["vm"])]
+        return {**data, "vm": vms}
+    return data
+
+
+def _check_vms(vms: list[VmConfig]) -> None:
+    if not vms:
+        raise ValueError("vm: a scenario needs at least one [[vm]] table")
+    seen: set[str] = set()
+    for i, vm in enumerate(vms):
+        if vm.name in seen:
+            raise ValueError(f"vm[{i}].name: {vm.name!r} names two VMs (give each [[vm]] its own name)")
+        seen.add(vm.name)
+
+
 class ScenarioConfig(_Strict):
-    name: str
-    description: str = ""
+    #: Printable, one line (file names made from it replace anything unusual).
+    name: str = Field(min_length=1, max_length=100)
+    description: str = Field("", max_length=10_000)
     model: ModelName = "vcore"
     machine: MachineConfig = Field(default_factory=MachineConfig)
     kernel: KernelConfig = Field(default_factory=KernelConfig)
-    vm: list[VmConfig] = Field(default_factory=lambda: [VmConfig()])
+    vm: list[VmConfig] = Field(default_factory=lambda: [VmConfig()], max_length=64)
     workload: WorkloadConfig = Field(default_factory=WorkloadConfig)
     faults: FaultsConfig = Field(default_factory=FaultsConfig)
     check: CheckConfig = Field(default_factory=CheckConfig)
@@ -211,6 +266,21 @@ class ScenarioConfig(_Strict):
     invariants: list[str] | None = None
     expect: ExpectConfig = Field(default_factory=ExpectConfig)
     variants: dict[str, VariantConfig] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _vm_names(cls, data: Any) -> Any:
+        return _default_vm_names(data)
+
+    @model_validator(mode="after")
+    def _check(self) -> ScenarioConfig:
+        if not self.name.isprintable():
+            raise ValueError("name: must be printable (no newlines or control characters)")
+        _check_vms(self.vm)
+        for vname in self.variants:
+            if not re.fullmatch(NAME_PATTERN, vname) or len(vname) > 64:
+                raise ValueError(f"variants: variant name {vname[:40]!r} is not a name (letters, digits, '_', '.', '+', '-')")
+        return self
 
     def for_timed_run(self) -> ScenarioConfig:
         """The configuration a timed run uses: an open-ended workload, and every

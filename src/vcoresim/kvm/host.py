@@ -25,6 +25,7 @@ from vcoresim.engine.ops import (
     SpinUnlock,
     Store,
     StoreN,
+    smp_mb,
 )
 from vcoresim.engine.world import Body
 from vcoresim.kvm.idle import host_idle
@@ -39,12 +40,14 @@ def try_to_wake_up(k: Kvm, p: Task) -> Body:
     yield SpinLock(rq(p.cpu, "lock"))
     state = yield Load(task(p.name, "state"))
     woke = state not in (TASK_RUNNING, TASK_DEAD)
+    curr = yield Load(rq(p.cpu, "curr"))
     if woke:
         yield Store(task(p.name, "state"), TASK_RUNNING)
         queue = yield Load(rq(p.cpu, "queue"))
-        if p.name not in queue:
+        # ttwu_runnable(): a task still running (it set its state but has not
+        # called schedule() yet) is on the run queue already: not queued twice.
+        if p.name not in queue and curr != p.name:
             yield Store(rq(p.cpu, "queue"), (*queue, p.name))
-    curr = yield Load(rq(p.cpu, "curr"))
     yield SpinUnlock(rq(p.cpu, "lock"))
     if woke and curr == k.idle_task[p.cpu].name:
         yield from smp_send_reschedule(k, p.cpu)
@@ -59,7 +62,7 @@ def try_to_wake_up_many(k: Kvm, cpu: int, tasks: list[Task]) -> Body:
     queue, curr = yield LoadN(rq(cpu, "queue"), rq(cpu, "curr"))
     if woken:
         updates: dict[str, object] = {task(name, "state"): TASK_RUNNING for name in woken}
-        updates[rq(cpu, "queue")] = (*queue, *(n for n in woken if n not in queue))
+        updates[rq(cpu, "queue")] = (*queue, *(n for n in woken if n not in queue and n != curr))  # ttwu_runnable()
         yield StoreN(updates)
     yield SpinUnlock(rq(cpu, "lock"))
     if woken and curr == k.idle_task[cpu].name:
@@ -87,7 +90,11 @@ def smp_send_reschedule(k: Kvm, cpu: int) -> Body:
 
 
 def set_current_state(k: Kvm, p: Task, state: str) -> Body:
+    # smp_store_mb(): the store, then a full barrier, so the waker's view of the
+    # state and the sleeper's later loads are ordered (under a weak model a
+    # plain store let a waker enqueue a task still running on its own CPU).
     yield Store(task(p.name, "state"), state)
+    yield smp_mb()
 
 
 def schedule(k: Kvm, cpu: int, prev: Task) -> Body:

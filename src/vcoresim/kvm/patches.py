@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from vcoresim.errors import ScenarioError
+from vcoresim.files import excerpt
 
 
 @dataclass(frozen=True)
@@ -192,13 +193,13 @@ def resolve_kernel(preset: str | None, patches: Mapping[str, bool], field_prefix
     pf, kf = (("--patch", "--kernel") if field_prefix == "--" else (f"{field_prefix}.patches", f"{field_prefix}.preset"))
     name = DEFAULT_PRESET if preset is None else preset
     if name not in PRESETS:
-        raise _fail(kf, f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
+        raise _fail(kf, f"unknown preset {excerpt(name)} (known: {', '.join(PRESETS)})")
     on = set(PRESETS[name].patches)
     for p, state in patches.items():
         if p not in PATCHES:
-            raise _fail(pf, f"unknown patch {p!r} (known: {', '.join(PATCHES)})")
+            raise _fail(pf, f"unknown patch {excerpt(p)} (known: {', '.join(PATCHES)})")
         if not isinstance(state, bool):
-            raise _fail(f"{pf}.{p}" if field_prefix != "--" else pf, f"expected true or false, got {state!r}")
+            raise _fail(f"{pf}.{p}" if field_prefix != "--" else pf, f"expected true or false, got {excerpt(state)}")
         (on.add if state else on.discard)(p)
     for p in sorted(on):
         missing = [r for r in PATCHES[p].requires if r not in on]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from vcoresim.engine.msr import msr_str
+from vcoresim.files import write_atomic
 from vcoresim.report.timeline import from_execution
 from vcoresim.simulate.states import STATES
 
@@ -175,4 +176,4 @@ def render(res: Any) -> str:
 
 
 def write(res: Any, path: Path) -> None:
-    path.write_text(render(res), encoding="utf-8")
+    write_atomic(path, render(res), "--html")

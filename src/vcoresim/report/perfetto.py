@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vcoresim.report.timeline import Timeline
+from vcoresim.files import write_atomic
 
 TASKS_PID, ENV_PID = 1000, 1001
 
@@ -89,4 +90,4 @@ def trace_events(tl: Timeline) -> dict[str, Any]:
 
 
 def write(tl: Timeline, path: Path) -> None:
-    path.write_text(json.dumps(trace_events(tl), separators=(",", ":")) + "\n", encoding="utf-8")
+    write_atomic(path, json.dumps(trace_events(tl), separators=(",", ":")) + "\n", "--perfetto")

@@ -7,6 +7,7 @@ per core, not 9``.
 
 from __future__ import annotations
 
+import re
 import tomllib
 import types
 import typing
@@ -15,13 +16,16 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from vcoresim.errors import ScenarioError
+from vcoresim.errors import InputError, ScenarioError
+from vcoresim.files import MAX_INT_DIGITS, MAX_SCENARIO_BYTES, MAX_TOML_DEPTH, check_depth, excerpt, read_text
 from vcoresim.kvm.config import ScenarioConfig
 
 
 def _loc_str(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
+        if not isinstance(part, int) and (len(str(part)) > 40 or not str(part).isprintable()):
+            part = excerpt(str(part))  # a user's key (a variant or patch name) may be anything
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
@@ -49,10 +53,15 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     return cls if isinstance(cls, type) and issubclass(cls, BaseModel) else None
 
 
-def format_validation_error(e: ValidationError) -> str:
-    """The first error as ``field.path: message``."""
+#: Parts of a pydantic error location that name a type of a union, not a field.
+_TYPE_TAGS = frozenset({"float", "int", "str", "bool", "dict", "list", "none", "tuple"})
+
+
+def format_validation_error(e: ValidationError, skip: frozenset[str] = frozenset()) -> str:
+    """The first error as ``field.path: message`` (a bad value quoted in a short excerpt);
+    ``skip``: names of union members pydantic puts in the location."""
     err = e.errors()[0]
-    loc = tuple(err.get("loc", ()))
+    loc = tuple(p for p in err.get("loc", ()) if isinstance(p, int) or (p not in _TYPE_TAGS and p not in skip and "[" not in str(p)))
     msg = str(err.get("msg", "invalid value"))
     kind = err.get("type", "")
     if kind == "extra_forbidden":
@@ -63,21 +72,26 @@ def format_validation_error(e: ValidationError) -> str:
         return f"{_loc_str(loc)}: required field is missing"
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
-        # Our model validators say "field: message"; fold the field into the path.
-        head, sep, rest = msg.partition(": ")
-        if sep and head.isidentifier():
+        # Our model validators say "field: message" (nested: "run: sigma: ..."); fold the fields into the path.
+        while True:
+            head, sep, rest = msg.partition(": ")
+            if not (sep and head.isidentifier()):
+                break
             loc, msg = (*loc, head), rest
     elif "input" in err and isinstance(err["input"], (str, int, float, bool)):
-        msg = f"{msg}, got {err['input']!r}"
+        msg = f"{msg}, got {excerpt(err['input'])}"
     path = _loc_str(loc)
     return f"{path}: {msg}" if path else msg
 
 
 def validate_kernels(cfg: ScenarioConfig) -> None:
     """Check the kernel tables (presets and patch names) of a scenario and its variants."""
-    from vcoresim.kvm.patches import resolve_kernel
+    from vcoresim.kvm.patches import PATCHES, resolve_kernel
 
     resolve_kernel(cfg.kernel.preset, cfg.kernel.patches, "kernel")
+    cp = cfg.simulate.compare_patch
+    if cp is not None and cp != "none" and cp not in PATCHES:
+        raise ScenarioError(f"simulate.compare_patch: unknown patch {excerpt(cp)} (known: none, {', '.join(PATCHES)})")
     for vname, v in cfg.variants.items():
         if v.kernel.preset is not None or v.kernel.patches:
             resolve_kernel(v.kernel.preset, v.kernel.patches, f"variants.{vname}.kernel")
@@ -97,10 +111,21 @@ def parse_config(doc: dict[str, Any], source: str = "") -> ScenarioConfig:
 
 
 def loads(text: str, source: str = "<string>") -> ScenarioConfig:
+    if len(text) > MAX_SCENARIO_BYTES:
+        raise ScenarioError(f"{source}: larger than {MAX_SCENARIO_BYTES >> 20} MiB; not a scenario file")
+    try:
+        check_depth(text, MAX_TOML_DEPTH, source, toml=True)
+    except InputError as e:
+        raise ScenarioError(str(e)) from None
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ScenarioError(f"{source}: TOML syntax error: {e}") from None
+    except (ValueError, RecursionError) as e:  # e.g. an integer of thousands of digits
+        long = re.search(r"[0-9_]{%d,}" % (MAX_INT_DIGITS + 1), text)
+        if long is not None:
+            raise ScenarioError(f"{source}:{text.count(chr(10), 0, long.start()) + 1}: a number of more than {MAX_INT_DIGITS} digits") from None
+        raise ScenarioError(f"{source}: TOML value error: {excerpt(str(e), 100)}") from None
     return parse_config(doc, source)
 
 
@@ -108,9 +133,7 @@ def load(path: str | Path) -> ScenarioConfig:
     """Load a scenario file; the error prefix is the file's name."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError(f"scenario: no such file {str(path)!r}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ScenarioError(f"{p.name}: cannot read: {e}") from None
+        text = read_text(p, "scenario", MAX_SCENARIO_BYTES)
+    except InputError as e:
+        raise ScenarioError(f"scenario: {e}") from None
     return loads(text, p.name)

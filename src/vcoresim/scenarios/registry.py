@@ -12,6 +12,7 @@ from typing import Any
 from vcoresim.engine.memory import MODELS, split_memory_config, with_memory_model
 from vcoresim.engine.world import Program
 from vcoresim.examples import EXAMPLES, example_program
+from vcoresim.files import excerpt
 from vcoresim.scenarios import builtin
 from vcoresim.scenarios.base import Scenario, ScenarioError
 
@@ -23,10 +24,22 @@ def _example_scenarios() -> list[Scenario]:
     for name, (_build, expected, desc) in EXAMPLES.items():
 
         def make(config: dict[str, Any], _n: str = name) -> Program:
+            _example_config(_n, config)
             return example_program(_n)
 
         out.append(Scenario(f"example/{name}", desc, "example", make, expected))
     return out
+
+
+def _example_config(name: str, config: dict[str, Any]) -> None:
+    """The known-answer models take no settings: no kernel, no patches (their own
+    trace config, ``{"model": "example:NAME"}``, is accepted as it is)."""
+    for key in config:
+        if key == "model" and config[key] == f"example:{name}":
+            continue
+        if key in ("kernel", "patches"):
+            raise ScenarioError(f"--{'kernel' if key == 'kernel' else 'patch'}: example/{name} is a known-answer model; it has no kernel or patches")
+        raise ScenarioError(f"config.{excerpt(str(key), 40) if not str(key).isidentifier() else key}: example/{name} takes no settings (its config is {{'model': 'example:{name}'}})")
 
 
 def builtin_scenarios() -> dict[str, Scenario]:
@@ -42,20 +55,26 @@ def get_scenario(name: str) -> Scenario:
         return scenarios[name]
     if f"example/{name}" in scenarios:
         return scenarios[f"example/{name}"]
-    raise ScenarioError(f"scenario: unknown scenario {name!r} (see 'vcoresim list')")
+    raise ScenarioError(f"scenario: unknown scenario {excerpt(name)} (see 'vcoresim list')")
 
 
 def program_for(name: str, config: dict[str, Any]) -> Program:
     """Rebuild the program a trace was recorded from (with its memory model and removed barriers)."""
+    if not isinstance(name, str) or not isinstance(config, dict):
+        raise ScenarioError("config: expected a scenario name and a table of settings")
     if "memory_model" in config or "removed_barriers" in config:
         try:
             rest, model, removed = split_memory_config(config)
         except (TypeError, ValueError):
-            raise ScenarioError("config: removed_barriers: expected a list of [function, kind, line]") from None
-        if model not in MODELS:
-            raise ScenarioError(f"config: memory_model: unknown model {model!r} (known: {', '.join(MODELS)})")
+            raise ScenarioError("config.removed_barriers: expected a list of [function, kind, line]") from None
+        if not isinstance(model, str) or model not in MODELS:
+            raise ScenarioError(f"config.memory_model: unknown model {excerpt(model)} (known: {', '.join(MODELS)})")
         return with_memory_model(program_for(name, rest), model, removed)
     base = name.split("@", 1)[0]
-    if base not in builtin_scenarios() and "machine" in config:  # a KVM scenario loaded from a file
+    builtins = builtin_scenarios()
+    if base not in builtins and f"example/{base}" not in builtins and "machine" in config:  # a KVM scenario loaded from a file
         return builtin.program_from_config(builtin.config_from_doc(config))
-    return get_scenario(base).make(config)
+    sc = get_scenario(name if name in builtins else base)
+    if sc.kind == "kvm" and not builtin.is_full_config(config):
+        raise ScenarioError(f"config: a trace of {excerpt(name)} holds its whole configuration (at least 'name' and 'machine')")
+    return sc.make(config)

@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from vcoresim.simulate.metrics import Metrics, compute
-from vcoresim.simulate.timed import Timing, simulate
+from vcoresim.files import excerpt
+from vcoresim.simulate.metrics import Metrics, run
+from vcoresim.simulate.timed import Timing
 
 
 @dataclass(frozen=True)
@@ -66,13 +68,13 @@ def variant(config: dict[str, Any], *, vcpus: int, cores: int, smt_guests: bool)
     return doc
 
 
-def run_config(doc: dict[str, Any], *, duration_ns: int, seed: int, timing: Timing, check_invariants: bool = True) -> Metrics:
+def run_config(doc: dict[str, Any], *, duration_ns: int, seed: int, timing: Timing, check_invariants: bool = True, stop: Callable[[], bool] | None = None) -> Metrics:
     from vcoresim.scenarios.builtin import config_from_doc, program_from_config
 
     program = program_from_config(config_from_doc(doc))
     if not check_invariants:
         program = dataclasses.replace(program, select=())
-    return compute(simulate(program, duration_ns=duration_ns, seed=seed, timing=timing))
+    return run(program, duration_ns=duration_ns, seed=seed, timing=timing, stop=stop)[1]
 
 
 def row(label: str, smt: bool, cores: int, vcpus: int, m: Metrics) -> Row:
@@ -81,7 +83,7 @@ def row(label: str, smt: bool, cores: int, vcpus: int, m: Metrics) -> Row:
     return Row(label, smt, cores, vcpus, m.totals["guest_cpus"], m.totals["work_per_s"], per_core, w.p50, w.p99, x.p99, m.outcome)
 
 
-def smt_guests(config: dict[str, Any], *, vcpus: int, duration_ns: int, seed: int, timing: Timing) -> list[Row]:
+def smt_guests(config: dict[str, Any], *, vcpus: int, duration_ns: int, seed: int, timing: Timing, stop: Callable[[], bool] | None = None) -> list[Row]:
     """The three rows described in the module docstring."""
     base_cores = int(config["machine"]["cores"])
     cases = [
@@ -91,7 +93,7 @@ def smt_guests(config: dict[str, Any], *, vcpus: int, duration_ns: int, seed: in
     ]
     out = []
     for label, smt, cores in cases:
-        m = run_config(variant(config, vcpus=vcpus, cores=cores, smt_guests=smt), duration_ns=duration_ns, seed=seed, timing=timing)
+        m = run_config(variant(config, vcpus=vcpus, cores=cores, smt_guests=smt), duration_ns=duration_ns, seed=seed, timing=timing, stop=stop)
         out.append(row(label, smt, cores, vcpus, m))
     return out
 
@@ -139,14 +141,16 @@ def patch_row(patch: str, on: bool, m: Metrics) -> PatchRow:
     return PatchRow(patch, on, m.outcome, sig.count, sig.open, sig.p50, sig.p99, sig.max, ends.get("guest_exit:hdec", 0), errors, tb)
 
 
-def patch_onoff(config: dict[str, Any], patch: str, *, duration_ns: int, seed: int, timing: Timing, check_invariants: bool = True) -> list[PatchRow]:
+def patch_onoff(
+    config: dict[str, Any], patch: str, *, duration_ns: int, seed: int, timing: Timing, check_invariants: bool = True, stop: Callable[[], bool] | None = None
+) -> list[PatchRow]:
     """The scenario without and with ``patch`` (same workload, seed, duration)."""
     from vcoresim.kvm.patches import PATCHES
     from vcoresim.scenarios.registry import ScenarioError
 
     if patch not in PATCHES:
-        raise ScenarioError(f"unknown patch {patch!r} (known: {', '.join(PATCHES)})")
+        raise ScenarioError(f"unknown patch {excerpt(patch)} (known: {', '.join(PATCHES)})")
     return [
-        patch_row(patch, on, run_config(with_patch(config, patch, on), duration_ns=duration_ns, seed=seed, timing=timing, check_invariants=check_invariants))
+        patch_row(patch, on, run_config(with_patch(config, patch, on), duration_ns=duration_ns, seed=seed, timing=timing, check_invariants=check_invariants, stop=stop))
         for on in (False, True)
     ]

@@ -53,7 +53,9 @@ integer nanoseconds, so figures are exact and reproducible.
 from __future__ import annotations
 
 import csv
+import io
 import math
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,138 +182,185 @@ class Metrics:
         return out
 
 
-def compute(result: SimResult, pairs: Sequence[LatencyPair] = DEFAULT_PAIRS) -> Metrics:
-    end = result.end_ns
-    m = Metrics(result.program, result.seed, end, result.outcome, violation=result.violation)
-    vcpus: dict[tuple[Any, Any], dict[str, int]] = {}
-    guest_open: dict[tuple[Any, Any], tuple[int, str, Any]] = {}
-    thread_guest: dict[str, int] = {}
-    core_guest: dict[str, int] = {}
-    core_threads: dict[str, dict[str, None]] = {}
-    nap_open: dict[str, int] = {}
-    nap_ns: dict[str, int] = {}
-    naps: dict[str, int] = {}
-    ipis = {"intended": 0, "stray": 0, "sent_ops": 0}
-    ends = {p.name: (p.end,) if isinstance(p.end, str) else p.end for p in pairs}
-    events: dict[str, int] = {}
-    pending: dict[str, dict[Any, list[int]]] = {p.name: {} for p in pairs}
-    samples: dict[str, list[int]] = {p.name: [] for p in pairs}
-    ended: dict[str, dict[str, int]] = {p.name: {} for p in pairs}
-    tb_errors = 0
-    tb: dict[str, dict[str, Any]] = {}
+class MetricsStream:
+    """The metrics of a timed run, computed event by event (in time order), so a
+    long run need not keep its event log: memory grows with the number of
+    vCPUs, threads and pending latency starts, plus 8 bytes per latency sample
+    (kept, so percentiles stay exact).  ``feed`` every event in time order, then
+    ``finish`` with the run's result.  :func:`compute` does both from a log."""
 
-    def vc(key: tuple[Any, Any]) -> dict[str, int]:
-        d = vcpus.get(key)
+    def __init__(self, pairs: Sequence[LatencyPair] = DEFAULT_PAIRS) -> None:
+        self.pairs = tuple(pairs)
+        self.vcpus: dict[tuple[Any, Any], dict[str, int]] = {}
+        self.guest_open: dict[tuple[Any, Any], tuple[int, str, Any]] = {}
+        self.thread_guest: dict[str, int] = {}
+        self.core_guest: dict[str, int] = {}
+        self.core_threads: dict[str, dict[str, None]] = {}
+        self.nap_open: dict[str, int] = {}
+        self.nap_ns: dict[str, int] = {}
+        self.naps: dict[str, int] = {}
+        self.ipis = {"intended": 0, "stray": 0, "sent_ops": 0}
+        self.ends = {p.name: (p.end,) if isinstance(p.end, str) else p.end for p in self.pairs}
+        self.events: dict[str, int] = {}
+        self.pending: dict[str, dict[Any, list[int]]] = {p.name: {} for p in self.pairs}
+        self.samples: dict[str, array[int]] = {p.name: array("q") for p in self.pairs}
+        self.ended: dict[str, dict[str, int]] = {p.name: {} for p in self.pairs}
+        self.tb_errors = 0
+        self.tb: dict[str, dict[str, Any]] = {}
+
+    def _vc(self, key: tuple[Any, Any]) -> dict[str, int]:
+        d = self.vcpus.get(key)
         if d is None:
-            d = vcpus[key] = {"guest_ns": 0, "entries": 0, "exits": 0, "work": 0}
+            d = self.vcpus[key] = {"guest_ns": 0, "entries": 0, "exits": 0, "work": 0}
         return d
 
-    def close_guest(key: tuple[Any, Any], t: int) -> None:
-        t0, thread, core = guest_open.pop(key)
-        span = max(0, min(t, end) - t0)
-        vc(key)["guest_ns"] += span
-        thread_guest[thread] = thread_guest.get(thread, 0) + span
+    def _close_guest(self, key: tuple[Any, Any], t: int, end: int | None) -> None:
+        t0, thread, core = self.guest_open.pop(key)
+        span = max(0, (t if end is None else min(t, end)) - t0)
+        self._vc(key)["guest_ns"] += span
+        self.thread_guest[thread] = self.thread_guest.get(thread, 0) + span
         if core is not None:
-            core_guest[str(core)] = core_guest.get(str(core), 0) + span
+            self.core_guest[str(core)] = self.core_guest.get(str(core), 0) + span
 
-    for e in result.events:
+    def feed(self, e: Event, end: int | None = None) -> None:
+        """One event, in time order; ``end``: the run's end if known (later events are clipped to it)."""
         name = e.event
-        events[name] = events.get(name, 0) + 1
-        t = min(e.t, end)
+        self.events[name] = self.events.get(name, 0) + 1
+        t = e.t if end is None else min(e.t, end)
         d = e.data
         if name == "guest_enter":
             key = (d.get("vm"), d.get("vcpu"))
-            vc(key)["entries"] += 1
-            if key not in guest_open:  # a second enter while inside is a model slip; keep the first
+            self._vc(key)["entries"] += 1
+            if key not in self.guest_open:  # a second enter while inside is a model slip; keep the first
                 thread = str(d.get("thread", e.actor))
                 core = d.get("core")
-                guest_open[key] = (t, thread, core)
+                self.guest_open[key] = (t, thread, core)
                 if core is not None:
-                    core_threads.setdefault(str(core), {})[thread] = None
+                    self.core_threads.setdefault(str(core), {})[thread] = None
         elif name == "guest_exit":
             key = (d.get("vm"), d.get("vcpu"))
-            vc(key)["exits"] += 1
-            if key in guest_open:
-                close_guest(key, t)
+            self._vc(key)["exits"] += 1
+            if key in self.guest_open:
+                self._close_guest(key, t, end)
         elif name == "work":
-            vc((d.get("vm"), d.get("vcpu")))["work"] += int(d.get("units", 1))
+            self._vc((d.get("vm"), d.get("vcpu")))["work"] += int(d.get("units", 1))
         elif name == "nap":
-            nap_open.setdefault(e.actor, t)
-            naps[e.actor] = naps.get(e.actor, 0) + 1
+            self.nap_open.setdefault(e.actor, t)
+            self.naps[e.actor] = self.naps.get(e.actor, 0) + 1
         elif name == "wake":
-            t0 = nap_open.pop(e.actor, None)
+            t0 = self.nap_open.pop(e.actor, None)
             if t0 is not None:
-                nap_ns[e.actor] = nap_ns.get(e.actor, 0) + t - t0
+                self.nap_ns[e.actor] = self.nap_ns.get(e.actor, 0) + t - t0
         elif name == "ipi_sent" and d.get("stray"):
-            ipis["stray"] += 1
+            self.ipis["stray"] += 1
         elif name == "ipi":
-            ipis["sent_ops"] += 1
+            self.ipis["sent_ops"] += 1
         elif name == "tb_error":
-            tb_errors += 1
+            self.tb_errors += 1
         elif name == "tb_read":
-            row = tb.setdefault(f"subcore {d.get('subcore')} {d.get('who')}", {"reads": 0, "max_err_ticks": 0, "windows": set()})
+            row = self.tb.setdefault(f"subcore {d.get('subcore')} {d.get('who')}", {"reads": 0, "max_err_ticks": 0, "windows": set()})
             if d.get("valid", True):
                 err = abs(int(d["tb_minus_tod"]) - int(d.get("expected", 0)))
                 row["reads"] += 1
                 row["max_err_ticks"] = max(row["max_err_ticks"], err)
                 if err:
-                    row["windows"].add(tb_errors)
-        for p in pairs:
-            if name in ends[p.name]:
-                waiting = pending[p.name].pop(_key(e, p.end_key), None)
+                    row["windows"].add(self.tb_errors)
+        for p in self.pairs:
+            if name in self.ends[p.name]:
+                waiting = self.pending[p.name].pop(_key(e, p.end_key), None)
                 if waiting:
-                    samples[p.name].extend(e.t - s for s in waiting)
+                    self.samples[p.name].extend(e.t - s for s in waiting)
                     how = f"{name}:{d['reason']}" if "reason" in d else name
-                    ended[p.name][how] = ended[p.name].get(how, 0) + len(waiting)
+                    self.ended[p.name][how] = self.ended[p.name].get(how, 0) + len(waiting)
             if name == p.start:
-                pending[p.name].setdefault(_key(e, p.start_key), []).append(e.t)
-    for key in sorted(guest_open, key=repr):
-        close_guest(key, end)
-    for actor, t0 in nap_open.items():
-        nap_ns[actor] = nap_ns.get(actor, 0) + max(0, end - t0)
+                self.pending[p.name].setdefault(_key(e, p.start_key), []).append(e.t)
 
-    def ratio(x: int, y: int) -> float:
-        return round(x / y, 4) if y else 0.0
+    def finish(self, result: SimResult) -> Metrics:
+        end = result.end_ns
+        m = Metrics(result.program, result.seed, end, result.outcome, violation=result.violation)
+        for key in sorted(self.guest_open, key=repr):
+            self._close_guest(key, end, end)
+        for actor, t0 in self.nap_open.items():
+            self.nap_ns[actor] = self.nap_ns.get(actor, 0) + max(0, end - t0)
+        self.nap_open = {}
+        vcpus = self.vcpus
 
-    for key in sorted(vcpus, key=lambda k: (str(k[0]), str(k[1]))):
-        d = vcpus[key]
-        m.vcpus[vcpu_name(*key)] = {**d, "guest_share": ratio(d["guest_ns"], end)}  # type: ignore[dict-item]
-    for actor in result.actors:
-        g = thread_guest.get(actor, 0)
-        m.threads[actor] = {
-            "busy_ns": result.busy_ns.get(actor, 0),
-            "wait_ns": result.wait_ns.get(actor, 0),
-            "nap_ns": nap_ns.get(actor, 0),
-            "naps": naps.get(actor, 0),
-            "guest_ns": g,
-            "guest_util": ratio(g, end),  # type: ignore[dict-item]
+        def ratio(x: int, y: int) -> float:
+            return round(x / y, 4) if y else 0.0
+
+        for key in sorted(vcpus, key=lambda k: (str(k[0]), str(k[1]))):
+            d = vcpus[key]
+            m.vcpus[vcpu_name(*key)] = {**d, "guest_share": ratio(d["guest_ns"], end)}  # type: ignore[dict-item]
+        for actor in result.actors:
+            g = self.thread_guest.get(actor, 0)
+            m.threads[actor] = {
+                "busy_ns": result.busy_ns.get(actor, 0),
+                "wait_ns": result.wait_ns.get(actor, 0),
+                "nap_ns": self.nap_ns.get(actor, 0),
+                "naps": self.naps.get(actor, 0),
+                "guest_ns": g,
+                "guest_util": ratio(g, end),  # type: ignore[dict-item]
+            }
+        for core in sorted(self.core_guest):
+            n = len(self.core_threads.get(core, {}))
+            m.cores[core] = {"threads": n, "guest_ns": self.core_guest[core], "guest_util": ratio(self.core_guest[core], end * max(n, 1))}  # type: ignore[dict-item]
+        ipis = dict(self.ipis)
+        ipis["intended"] = max(0, ipis["sent_ops"] - ipis["stray"])  # every IPI the model sends is KVM's or the host's, but faults
+        m.ipis = ipis
+        for p in self.pairs:
+            m.latencies[p.name] = Distribution.of(list(self.samples[p.name]), sum(len(v) for v in self.pending[p.name].values()))
+        total_guest = sum(d["guest_ns"] for d in vcpus.values())
+        total_work = sum(d["work"] for d in vcpus.values())
+        m.totals = {
+            "guest_ns": total_guest,
+            "entries": sum(d["entries"] for d in vcpus.values()),
+            "exits": sum(d["exits"] for d in vcpus.values()),
+            # Throughput: guest CPU time delivered per unit of simulated time (vCPUs' worth).
+            "guest_cpus": ratio(total_guest, end),
+            "work": total_work,
+            "work_per_s": round(total_work * 1e9 / end, 3) if end else 0.0,
         }
-    for core in sorted(core_guest):
-        n = len(core_threads.get(core, {}))
-        m.cores[core] = {"threads": n, "guest_ns": core_guest[core], "guest_util": ratio(core_guest[core], end * max(n, 1))}  # type: ignore[dict-item]
-    ipis["intended"] = max(0, ipis["sent_ops"] - ipis["stray"])  # every IPI the model sends is KVM's or the host's, but faults
-    m.ipis = ipis
-    for p in pairs:
-        m.latencies[p.name] = Distribution.of(samples[p.name], sum(len(v) for v in pending[p.name].values()))
-    total_guest = sum(d["guest_ns"] for d in vcpus.values())
-    total_work = sum(d["work"] for d in vcpus.values())
-    m.totals = {
-        "guest_ns": total_guest,
-        "entries": sum(d["entries"] for d in vcpus.values()),
-        "exits": sum(d["exits"] for d in vcpus.values()),
-        # Throughput: guest CPU time delivered per unit of simulated time (vCPUs' worth).
-        "guest_cpus": ratio(total_guest, end),
-        "work": total_work,
-        "work_per_s": round(total_work * 1e9 / end, 3) if end else 0.0,
-    }
-    m.events = dict(sorted(events.items()))
-    m.samples = samples
-    m.ends = {k: dict(sorted(v.items())) for k, v in ended.items() if v}
-    for key in sorted(tb):
-        row = tb[key]
-        w = row.pop("windows")
-        m.timebase[key] = {**row, "tb_errors": tb_errors, "wrong_after_errors": len(w - {0}), "wrong_before_any": int(0 in w)}
-    return m
+        m.events = dict(sorted(self.events.items()))
+        m.samples = {k: list(v) for k, v in self.samples.items()}
+        m.ends = {k: dict(sorted(v.items())) for k, v in self.ended.items() if v}
+        for key in sorted(self.tb):
+            row = dict(self.tb[key])
+            w = row.pop("windows")
+            m.timebase[key] = {**row, "tb_errors": self.tb_errors, "wrong_after_errors": len(w - {0}), "wrong_before_any": int(0 in w)}
+        return m
+
+
+def compute(result: SimResult, pairs: Sequence[LatencyPair] = DEFAULT_PAIRS) -> Metrics:
+    """The metrics of a run from its event log (``result.events``, in time order)."""
+    stream = MetricsStream(pairs)
+    end = result.end_ns
+    for e in result.events:
+        stream.feed(e, end)
+    return stream.finish(result)
+
+
+def run(
+    program: Any,
+    *,
+    duration_ns: int,
+    seed: int = 0,
+    timing: Any = None,
+    keep_events: bool = False,
+    record_states: bool = False,
+    stop: Any = None,
+) -> tuple[SimResult, Metrics]:
+    """A timed run and its metrics, computed as the run goes: the event log is kept
+    only with ``keep_events`` (Perfetto timelines and plots need it), so a long run
+    holds no more than its metrics.  ``stop`` (Ctrl-C) ends the run early
+    (outcome ``interrupted``), with the metrics of the time covered."""
+    from vcoresim.simulate.timed import TimedDriver
+
+    if duration_ns <= 0:
+        raise ValueError("duration: must be positive")
+    stream = MetricsStream()
+    driver = TimedDriver(program, seed=seed, timing=timing, record_states=record_states, sink=stream.feed, keep_events=keep_events)
+    result = driver.run(duration_ns, stop=stop)
+    return result, stream.finish(result)
 
 
 # ----------------------------------------------------------------- output
@@ -437,10 +486,14 @@ def render_patch_compare(rows: Sequence[Any], console: Console) -> None:
 
 
 def write_csv(m: Metrics, path: Path, extra: Sequence[tuple[str, str, str, Any]] = ()) -> None:
-    with path.open("w", newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(("section", "name", "metric", "value"))
-        for row in m.rows():
-            w.writerow(row)
-        for row in extra:
-            w.writerow(row)
+    """The long-format rows as CSV, written atomically (``InputError`` naming ``--csv`` if it cannot be)."""
+    from vcoresim.files import write_atomic
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(("section", "name", "metric", "value"))
+    for row in m.rows():
+        w.writerow(row)
+    for row in extra:
+        w.writerow(row)
+    write_atomic(path, buf.getvalue(), "--csv")

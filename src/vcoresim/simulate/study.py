@@ -13,6 +13,7 @@ violated in the timed run) says so in ``outcome`` and ``end_ns``.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 from vcoresim.simulate.compare import run_config
@@ -22,10 +23,13 @@ GRID: tuple[tuple[str, tuple[int, ...]], ...] = (("POWER7", (1, 2, 4)), ("POWER8
 POWER8_KERNEL = "v4.17"
 
 
-def study(config: dict[str, Any], *, duration_ns: int, seed: int, timing: Timing) -> list[dict[str, Any]]:
+def study(config: dict[str, Any], *, duration_ns: int, seed: int, timing: Timing, stop: Callable[[], bool] | None = None) -> list[dict[str, Any]]:
+    """One row per configuration; ``stop`` (Ctrl-C) ends the study early (the rows not run are left out)."""
     rows = []
     for cpu, counts in GRID:
         for n in counts:
+            if stop is not None and stop():
+                return rows
             doc = copy.deepcopy(config)
             doc.pop("patches", None)
             doc["name"] = f"study[{cpu}, {n} threads/vcore]"
@@ -34,7 +38,7 @@ def study(config: dict[str, Any], *, duration_ns: int, seed: int, timing: Timing
             if cpu == "POWER8":
                 doc["kernel"] = {"preset": POWER8_KERNEL, "patches": {}}
             doc["variants"] = {}
-            m = run_config(doc, duration_ns=duration_ns, seed=seed, timing=timing)
+            m = run_config(doc, duration_ns=duration_ns, seed=seed, timing=timing, stop=stop)
             w, x = m.latencies["wake_to_entry"], m.latencies["exit_to_entry"]
             rows.append(
                 {

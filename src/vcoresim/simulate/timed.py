@@ -107,10 +107,21 @@ class Timing:
         return dataclasses.asdict(self)
 
     def replace(self, **changes: int) -> Timing:
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
-            raise ValueError(f"timing: unknown parameter {sorted(unknown)[0]!r}")
+        """Override parameters (``[simulate] timing``): known names, whole nanoseconds
+        from 0 (periods and the timebase frequency from 1) to 1000 s."""
+        known = [f.name for f in dataclasses.fields(self)]
+        for name in sorted(changes):
+            if name not in known:
+                raise ValueError(f"timing.{str(name)[:40]}: unknown parameter (known: {', '.join(known)})")
+            v = changes[name]
+            low = 1 if name in POSITIVE_TIMING else 0
+            if type(v) is not int or not low <= v <= durations.MAX_DURATION_NS:
+                raise ValueError(f"timing.{name}: {v!r:.40} is not a whole number in [{low}, {durations.MAX_DURATION_NS}]")
         return dataclasses.replace(self, **changes)
+
+
+#: Timing parameters that divide or are periods: at least 1.
+POSITIVE_TIMING = frozenset({"host_tick_ns", "timeslice_ns", "tb_hz"})
 
 
 class Event(NamedTuple):
@@ -163,7 +174,7 @@ class SimResult:
     seed: int
     duration_ns: int
     end_ns: int  # simulated time the run covered (== duration_ns unless it ended earlier)
-    outcome: str  # duration | done | deadlock | violation | max_steps
+    outcome: str  # duration | done | deadlock | violation | max_steps | interrupted
     violation: dict[str, Any] | None
     events: list[Event]
     actors: list[str]
@@ -221,7 +232,26 @@ class _HookedExecution(Execution):
 class TimedDriver:
     """One timed run of ``program``.  Use :func:`simulate` unless you need the execution."""
 
-    def __init__(self, program: Program, *, seed: int = 0, timing: Timing | None = None, record_states: bool = False) -> None:
+    def __init__(
+        self,
+        program: Program,
+        *,
+        seed: int = 0,
+        timing: Timing | None = None,
+        record_states: bool = False,
+        sink: Callable[[Event, int | None], None] | None = None,
+        keep_events: bool = True,
+    ) -> None:
+        """``sink``: called with every event in time order as the run goes (and the
+        run's end for the last ones), e.g. ``MetricsStream.feed``; ``keep_events``:
+        also keep the log in ``SimResult.events`` (a long run's log is large)."""
+        self.sink = sink
+        self.keep_events = keep_events
+        self._buffer: list[tuple[int, int, Event]] = []  # events not yet given to the sink, by (time, order)
+        self._seq = 0
+        self.n_events = 0
+        self.late_events = 0  # events that arrived after later ones were given to the sink (0: see _flush)
+        self._flushed = -1
         self.timing = timing or Timing()
         self.record_states = record_states
         self.states: list[tuple[int, str, str, str]] = []
@@ -365,6 +395,31 @@ class TimedDriver:
             if t is not None:
                 heapq.heappush(self.heap, (t, self.sched_rng.random(), i, self.version[i]))
 
+    def _emit(self, e: Event) -> None:
+        self.n_events += 1
+        if self.keep_events:
+            self.events.append(e)
+        if self.sink is not None:
+            heapq.heappush(self._buffer, (e.t, self._seq, e))
+            self._seq += 1
+
+    def _flush(self, before: int | None, end: int | None = None) -> None:
+        """Give the sink every buffered event earlier than ``before`` (all if ``None``).
+
+        Steps are taken in time order and every event a step logs is at or after
+        its time, so once the driver takes a step at ``t`` no event before ``t``
+        can come: the sink sees the events in the order of the stable sort by time
+        that ``SimResult.events`` has.  (``late_events`` counts any exception.)"""
+        buf = self._buffer
+        sink = self.sink
+        assert sink is not None
+        while buf and (before is None or buf[0][0] < before):
+            t, _seq, e = heapq.heappop(buf)
+            if t < self._flushed:
+                self.late_events += 1
+            self._flushed = t
+            sink(e, end)
+
     # ------------------------------------------------------------------ hook
     def _on_op(self, a: Actor, op: O.Op, value: Any) -> None:
         """Called by the engine for every executed op: charge its cost, log its event."""
@@ -379,7 +434,7 @@ class TimedDriver:
                 if ev == "guest_enter":
                     clock += tm.guest_entry_ns
                 data = dict(op.data) if op.data else {}  # type: ignore[attr-defined]
-                self.events.append(Event(clock, a.name, ev, data))
+                self._emit(Event(clock, a.name, ev, data))
                 if ev == "guest_exit":
                     clock += tm.guest_exit_ns
         elif cls is O.Load or cls is O.Store:
@@ -389,13 +444,13 @@ class TimedDriver:
             self.limits[a.idx].pop(fr, None)
             if value is O.TIMEOUT:
                 self.counts["timeouts"] += 1
-                self.events.append(Event(clock, a.name, "timeout", {"what": op.what or ",".join(op.locs)}))  # type: ignore[attr-defined]
+                self._emit(Event(clock, a.name, "timeout", {"what": op.what or ",".join(op.locs)}))  # type: ignore[attr-defined]
             else:
                 clock += tm.mem_ns
         elif cls is O.Delay:
             self.limits[a.idx].pop(a.stack[-1], None)  # its time was spent before the step
             if op.event is not None:  # type: ignore[attr-defined]  # it ran to its end
-                self.events.append(Event(clock, a.name, op.event, dict(op.data) if op.data else {}))  # type: ignore[attr-defined]
+                self._emit(Event(clock, a.name, op.event, dict(op.data) if op.data else {}))  # type: ignore[attr-defined]
         elif cls is O.SetTimer:
             timer = op.timer  # type: ignore[attr-defined]
             if op.ns is None:  # type: ignore[attr-defined]
@@ -409,13 +464,13 @@ class TimedDriver:
         elif cls is O.SendIPI:
             clock += tm.ipi_send_ns
             self.counts["ipis"] += 1
-            self.events.append(Event(clock, a.name, "ipi", {"target": op.target, "loc": op.loc_}))  # type: ignore[attr-defined]
+            self._emit(Event(clock, a.name, "ipi", {"target": op.target, "loc": op.loc_}))  # type: ignore[attr-defined]
         elif cls is O.Nap:
             clock += tm.nap_entry_ns
-            self.events.append(Event(clock, a.name, "nap", {"what": op.what}))  # type: ignore[attr-defined]
+            self._emit(Event(clock, a.name, "nap", {"what": op.what}))  # type: ignore[attr-defined]
         elif cls is O.ContextSwitch:
             clock += tm.context_switch_ns
-            self.events.append(Event(clock, a.name, "switch", {"prev": op.prev.name, "next": op.next.name}))  # type: ignore[attr-defined]
+            self._emit(Event(clock, a.name, "switch", {"prev": op.prev.name, "next": op.next.name}))  # type: ignore[attr-defined]
         elif cls in _MSR_OPS:
             clock += tm.msr_ns
         if prime is not None:
@@ -427,7 +482,8 @@ class TimedDriver:
         self._clock = clock
 
     # ------------------------------------------------------------------ run
-    def run(self, duration_ns: int, max_steps: int | None = None) -> SimResult:
+    def run(self, duration_ns: int, max_steps: int | None = None, stop: Callable[[], bool] | None = None) -> SimResult:
+        """``stop`` (Ctrl-C) is polled every 1024 steps: the run ends early, outcome ``interrupted``."""
         ex = self.ex
         actors = ex.actors
         heap = self.heap
@@ -463,6 +519,11 @@ class TimedDriver:
             if max_steps is not None and self.counts["steps"] >= max_steps:
                 outcome = "max_steps"
                 break
+            if stop is not None and self.counts["steps"] & 0x3FF == 0 and stop():
+                outcome = "interrupted"
+                break
+            if self.sink is not None:
+                self._flush(t)
             self.cand[i] = None  # consumed: _step re-evaluates the actor
             self._step(actors[i], t)
             end = max(end, t)
@@ -472,6 +533,8 @@ class TimedDriver:
             end = max(end, max((self.last[a.idx] for a in actors), default=0)) if outcome != "violation" else end
             end = min(end, duration_ns)
         self._tail(end)
+        if self.sink is not None:
+            self._flush(None, end)
         names = [a.name for a in actors]
         v = ex.violation
         return SimResult(
@@ -481,13 +544,13 @@ class TimedDriver:
             end_ns=end,
             outcome=outcome,
             violation=None if v is None else {**v.as_dict(), "t": end},
-            events=sorted(self.events, key=_time),  # stable: same-time events keep execution order
+            events=sorted(self.events, key=_time) if self.keep_events else [],  # stable: same-time events keep execution order
             actors=names,
             roles={a.name: a.role for a in actors},
             busy_ns=dict(zip(names, self.busy, strict=True)),
             wait_ns=dict(zip(names, self.wait, strict=True)),
             nap_ns=dict(zip(names, self.nap, strict=True)),
-            counts={**self.counts, "events": len(self.events)},
+            counts={**self.counts, "events": self.n_events},
             timing=self.timing,
             config=dict(self.program.config),
             states=sorted(self.states, key=lambda s: s[0]),
@@ -497,7 +560,7 @@ class TimedDriver:
         """A timer fires at ``t``: the hardware writes its location; whoever waits on it is re-evaluated."""
         del self.sim.timers[loc]
         self.counts["timers"] += 1
-        self.events.append(Event(t, "timer", "timer", {"loc": loc}))
+        self._emit(Event(t, "timer", "timer", {"loc": loc}))
         self.ex.external_write(loc, value)
         for j in sorted(self.watch.get(loc, {})):  # sorted: tie-break draws must not follow set order
             self._eval(j, t)
@@ -526,11 +589,11 @@ class TimedDriver:
         if a.status == NAP:
             assert hw is not None
             self.counts["wakes"] += 1
-            self.events.append(Event(t, a.name, "wake", {"reason": hw.wakeup(ex.mem)}))
+            self._emit(Event(t, a.name, "wake", {"reason": hw.wakeup(ex.mem)}))
         elif self._delivers(a):
             assert hw is not None
             self.counts["irqs"] += 1
-            self.events.append(Event(t, a.name, "irq", {"kind": hw.pending(ex.mem)}))
+            self._emit(Event(t, a.name, "irq", {"kind": hw.pending(ex.mem)}))
             self._clock = t + self.timing.irq_entry_ns
         else:
             op = a.stack[-1].op
@@ -544,7 +607,7 @@ class TimedDriver:
         if self.record_states:
             self._note_state(a, t if was_nap else self._clock)
         steps = self.counts["steps"] = self.counts["steps"] + 1
-        if steps & 0xFFFF == 0:
+        if steps & 0xFFF == 0:
             # The engine keeps every step's schedule entry and footprint for
             # exploration and replay; a timed run needs neither, and a long one
             # would hold millions.  (A violation's step index then counts from

@@ -88,20 +88,34 @@ class Budget:
 
 
 def run_schedule(program: Program, schedule: list[tuple[int, int]], *, record: bool = False, strict: bool = True) -> Execution:
-    """Re-execute ``schedule``.  ``strict``: every entry must be enabled (a replay);
-    otherwise entries that are not enabled are skipped (used by the shrinker)."""
+    """Re-execute ``schedule``.  ``strict`` (a replay): every entry must be an
+    enabled actor and a branch its transition has (an integer from 0), and no
+    entry may follow the violation; else ``ReplayDivergence`` says which step.
+    Otherwise (the shrinker) entries that do not apply are skipped and the run
+    stops at the violation."""
     ex = Execution(program, record=record)
-    for idx, alt in schedule:
+    for n, (idx, alt) in enumerate(schedule):
         if ex.violation is not None:
-            break
-        if not _enabled_here(ex, idx) or alt >= ex.alternatives(idx):
             if strict:
-                raise ReplayDivergence(len(ex.schedule), ex.actors[idx].name if idx < len(ex.actors) else str(idx))
+                raise ReplayDivergence(n, _actor_name(ex, idx), f"comes after the violation at step {ex.violation.step} (a schedule ends there)")
+            break
+        if not _enabled_here(ex, idx):
+            if strict:
+                raise ReplayDivergence(n, _actor_name(ex, idx))
+            continue
+        if type(alt) is not int or not 0 <= alt < ex.alternatives(idx):
+            if strict:
+                n_alts = ex.alternatives(idx)
+                raise ReplayDivergence(n, _actor_name(ex, idx), f"has no branch {alt!r:.20} there (its transition has {n_alts}: 0..{n_alts - 1})")
             continue
         ex.step(idx, alt)
     if ex.violation is None and not ex.enabled():
         ex.finish(bounded=False)
     return ex
+
+
+def _actor_name(ex: Execution, idx: int) -> str:
+    return ex.actors[idx].name if isinstance(idx, int) and 0 <= idx < len(ex.actors) else str(idx)
 
 
 def _enabled_here(ex: Execution, idx: int) -> bool:
@@ -115,7 +129,8 @@ def _enabled_here(ex: Execution, idx: int) -> bool:
 
 
 class ReplayDivergence(Exception):
-    def __init__(self, step: int, actor: str) -> None:
-        super().__init__(f"step {step}: actor {actor} has no enabled transition there; the trace does not match this model")
+    def __init__(self, step: int, actor: str, why: str | None = None) -> None:
+        what = why or "has no enabled transition there"
+        super().__init__(f"step {step}: actor {actor} {what}; the trace does not match this model")
         self.step = step
         self.actor = actor

@@ -7,19 +7,49 @@ every choice of every execution, in order.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from typing import Any
 
 from vcoresim.engine.runtime import Execution
 from vcoresim.engine.strategies.base import Bounds, Budget, Exploration, Progress, Stats
 from vcoresim.engine.world import Program
 
 
-def _sample(program: Program, bounds: Bounds, name: str, pick_factory, progress: Progress | None) -> Exploration:  # type: ignore[no-untyped-def]
-    stats = Stats()
+def rng_state(rng: random.Random) -> list[Any]:
+    """A ``random.Random`` state as JSON (for checkpoints)."""
+    version, internal, gauss = rng.getstate()
+    return [version, list(internal), gauss]
+
+
+def set_rng_state(rng: random.Random, state: list[Any]) -> None:
+    version, internal, gauss = state
+    rng.setstate((version, tuple(internal), gauss))
+
+
+def _sample(
+    program: Program,
+    bounds: Bounds,
+    name: str,
+    pick_factory,  # type: ignore[no-untyped-def]
+    progress: Progress | None,
+    *,
+    stop: Callable[[], bool] | None = None,
+    budget_executions: int | None = None,
+    resume: dict[str, Any] | None = None,
+    save: Callable[[], dict[str, Any]] | None = None,
+) -> Exploration:
+    """``bounds.max_executions``: the sample size (default 1000), counted with the
+    executions a resumed run had done; ``budget_executions``: how many this call
+    may run; ``stop`` (Ctrl-C) and ``bounds.max_seconds`` also cut it short.  A cut
+    sample has ``complete = False`` and, with ``save``, a checkpoint from which
+    ``resume`` continues the same sample (same draws, same statistics)."""
+    stats = Stats(**resume["stats"]) if resume is not None else Stats()
+    start = stats.executions
     budget = Budget(bounds)
     max_exec = bounds.max_executions if bounds.max_executions is not None else 1000
     complete = True
     while stats.executions < max_exec:
-        if budget.exhausted(stats):
+        if budget.exhausted(stats, start) or (budget_executions is not None and stats.executions - start >= budget_executions) or (stop is not None and stop()):
             complete = False
             break
         ex = Execution(program)
@@ -45,12 +75,26 @@ def _sample(program: Program, bounds: Bounds, name: str, pick_factory, progress:
             stats.seconds = budget.elapsed()
             return Exploration(name, ex.violation, list(ex.schedule), stats, False, False)
     stats.seconds = budget.elapsed()
-    return Exploration(name, None, None, stats, complete, False)
+    res = Exploration(name, None, None, stats, complete, False)
+    if not complete and save is not None:
+        res.checkpoint = {"stats": stats.as_dict() | {"seconds": 0.0}, **save()}
+    return res
 
 
-def random_walk(program: Program, bounds: Bounds, seed: int, progress: Progress | None = None) -> Exploration:
+def random_walk(
+    program: Program,
+    bounds: Bounds,
+    seed: int,
+    progress: Progress | None = None,
+    *,
+    stop: Callable[[], bool] | None = None,
+    budget_executions: int | None = None,
+    resume: dict[str, Any] | None = None,
+) -> Exploration:
     """Each step: a uniformly random enabled actor, a uniformly random branch."""
     rng = random.Random(seed)
+    if resume is not None:
+        set_rng_state(rng, resume["rng"])
 
     def factory(ex: Execution):  # type: ignore[no-untyped-def]
         def pick(ex: Execution, en: list[int]) -> tuple[int, int]:
@@ -60,18 +104,31 @@ def random_walk(program: Program, bounds: Bounds, seed: int, progress: Progress 
 
         return pick
 
-    res = _sample(program, bounds, "random", factory, progress)
+    res = _sample(program, bounds, "random", factory, progress, stop=stop, budget_executions=budget_executions, resume=resume, save=lambda: {"rng": rng_state(rng)})
     res.params = {"seed": seed}
     return res
 
 
-def pct(program: Program, bounds: Bounds, seed: int, depth: int = 3, progress: Progress | None = None) -> Exploration:
+def pct(
+    program: Program,
+    bounds: Bounds,
+    seed: int,
+    depth: int = 3,
+    progress: Progress | None = None,
+    *,
+    stop: Callable[[], bool] | None = None,
+    budget_executions: int | None = None,
+    resume: dict[str, Any] | None = None,
+) -> Exploration:
     """PCT (Burckhardt et al., ASPLOS 2010): random actor priorities, ``depth - 1``
     priority-change points; a bug of depth d is found with probability
     >= 1/(n * k^(d-1)) per execution.  ``k`` is estimated from the longest
     execution seen so far."""
     rng = random.Random(seed)
     longest = [64]
+    if resume is not None:
+        set_rng_state(rng, resume["rng"])
+        longest[0] = int(resume["longest"])
 
     def factory(ex: Execution):  # type: ignore[no-untyped-def]
         n = len(ex.actors)
@@ -93,6 +150,8 @@ def pct(program: Program, bounds: Bounds, seed: int, depth: int = 3, progress: P
 
         return pick
 
-    res = _sample(program, bounds, "pct", factory, progress)
+    res = _sample(
+        program, bounds, "pct", factory, progress, stop=stop, budget_executions=budget_executions, resume=resume, save=lambda: {"rng": rng_state(rng), "longest": longest[0]}
+    )
     res.params = {"seed": seed, "depth": depth}
     return res
