@@ -51,6 +51,8 @@ CASES = [
     ("stray-ipi P8, K=3, N=2", "stray-ipi-p8-r2.toml@k3"),
     ("stray-ipi P8, K=3, N=3", "stray-ipi-p8-r3.toml@k3"),
     ("stray-ipi P8, K=4, N=3", "stray-ipi-p8-r3.toml@k4"),
+    ("stray-ipi P8, 2 vCPUs, K=2, N=1, 1 preemption, v4.16", "stray-ipi-p8-2vcpu.toml@v4.16"),
+    ("stray-ipi P8, 2 vCPUs, K=2, N=1, 1 preemption, v4.17", "stray-ipi-p8-2vcpu.toml@v4.17"),
     ("p8-idle-lockup@fixed, 2 stray IPIs, 2 rounds", "p8-idle-lockup-scaled.toml"),
     ("smt-vcore@4vcpu, scheduler any", "smt-vcore-4vcpu-any.toml"),
     ("signal-entry-race@fixed, signal + resched", "signal-entry-resched.toml"),
@@ -90,6 +92,7 @@ if spec.get("curve"):
     kw["progress"] = progress
 r = exhaustive(program, Bounds(b.max_steps, b.max_preemptions, None, spec["budget"]), **kw)
 print(json.dumps({"violation": r.violation.name if r.violation else None, "complete": r.complete, **r.stats.as_dict(),
+                  "max_preemptions": b.max_preemptions,
                   "bytes_per_state": r.params.get("cache_bytes_per_state"), "wall": time.perf_counter() - t0, "curve": curve,
                   "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
@@ -114,7 +117,8 @@ def row(t: Table, case: str, config: str, r: dict[str, Any], budget: float) -> N
     if r["violation"]:
         verdict, coverage = f"violation ({r['violation']})", "stopped at first violation"
     elif r["complete"]:
-        verdict, coverage = "holds", "complete"
+        bound = r.get("max_preemptions")
+        verdict, coverage = "holds", "complete" if bound is None else f"complete, <= {bound} preemption(s)"
     else:
         verdict, coverage = "incomplete (budget)" if r["seconds"] >= budget * 0.98 else "incomplete", "partial"
     bps = r.get("bytes_per_state")
@@ -130,7 +134,8 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print the rows as JSON lines too (on stderr)")
     ap.add_argument("--curve", action="store_true", help="also print how executions and states grew over each run (ten samples)")
     args = ap.parse_args()
-    cases = [(label, sc) for label, sc in CASES if not args.case or sc in args.case]
+    wanted = {c.replace(".toml", "") for c in args.case or ()}
+    cases = [(label, sc) for label, sc in CASES if not wanted or sc.replace(".toml", "") in wanted]
     configs = args.config or list(CONFIGS)
     con = Console(width=200)
     con.print(f"load average at start: {', '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} CPUs; Python {sys.version.split()[0]}")
