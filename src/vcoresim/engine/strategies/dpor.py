@@ -228,6 +228,30 @@ class HappensBefore:
                 best = j
         return best if best >= 0 else None
 
+    def race_points(self, p: int, fp: Footprint, vc: list[int]) -> list[int]:
+        """Every step ``last_race`` chooses among (by another actor, conflicting
+        with ``fp``, not ordered before p by ``vc``), latest first.  Stateful
+        DPOR races a cached subtree's transitions at all of them: ``vc`` is
+        their actor's present clock, which may miss steps ordered before the
+        transition inside the subtree, so the latest candidate need not be
+        the transition's latest race; that one is among these."""
+        reads, writes = fp
+        sp = self.step_proc
+        sl = self.step_lidx
+        if GLOBAL in writes:
+            return [j for j in range(len(sp) - 1, -1, -1) if sp[j] != p and vc[sp[j]] < sl[j]]
+        cands: set[int] = set(self.global_steps[-1:])
+        for loc in reads:
+            j = self.last_write.get(loc)
+            if j is not None:
+                cands.add(j)
+        for loc in writes:
+            j = self.last_write.get(loc)
+            if j is not None:
+                cands.add(j)
+            cands.update(self.reads_since.get(loc, ()))
+        return sorted((j for j in cands if sp[j] != p and vc[sp[j]] < sl[j]), reverse=True)
+
     def initials(self, i: int, p: int) -> set[int]:
         """Source-DPOR's I(notdep(e_i).p): the actors whose first step in the
         sequence of steps after ``i`` that do not happen after step ``i``,
@@ -359,10 +383,13 @@ def exhaustive(
     def race(p: int, fp: Footprint, vc: list[int]) -> None:
         """A transition of actor p with footprint fp, after the current path (p's
         clock ``vc``): add a backtrack point for its latest race, as FG do."""
+        i = hb.last_race(p, fp, vc)
+        if i is not None:
+            backtrack_at(i, p, fp, vc)
+
+    def backtrack_at(i: int, p: int, fp: Footprint, vc: list[int]) -> None:
+        """The backtrack point for a race of step i with p's transition (clock ``vc``)."""
         if True:
-            i = hb.last_race(p, fp, vc)
-            if i is None:
-                return
             node = stack[i]
             if source_sets:
                 if p in node.backtrack and p in node.enabled and _awake(node, p):
@@ -552,7 +579,8 @@ def exhaustive(
                     # The subtree below was explored from another path: its
                     # transitions may race with this path's steps (SPIN 2008).
                     for p, pfp in accesses.transitions(summary):
-                        race(p, pfp, hb.clock[p])
+                        for i in hb.race_points(p, pfp, hb.clock[p]):
+                            backtrack_at(i, p, pfp, hb.clock[p])
                     child.summary |= summary
                     stats.pruned += 1
                     end_reason = "cached"
