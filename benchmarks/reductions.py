@@ -23,7 +23,8 @@ fingerprints with the cache, nodes of the search tree without it.
 Bytes/state are what the visited table holds (dict, keys, packed entries,
 interned sleep sets and summaries) over the states it holds.  Peak RSS is
 the process's.  The machine's load average is printed: other jobs on the
-same cores slow every figure, so compare ratios.
+same cores slow every wall time, so compare ratios; CPU s (the child's user
+plus system time) is what the search itself used, and moves less with load.
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ r = exhaustive(program, Bounds(b.max_steps, b.max_preemptions, None, spec["budge
 print(json.dumps({"violation": r.violation.name if r.violation else None, "complete": r.complete, **r.stats.as_dict(),
                   "max_preemptions": b.max_preemptions,
                   "bytes_per_state": r.params.get("cache_bytes_per_state"), "wall": time.perf_counter() - t0, "curve": curve,
+                  "cpu_s": (lambda u: u.ru_utime + u.ru_stime)(resource.getrusage(resource.RUSAGE_SELF)),
                   "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -112,7 +114,7 @@ def run(scenario: str, options: dict[str, Any], budget: float, src: str | None, 
 
 def row(t: Table, case: str, config: str, r: dict[str, Any], budget: float) -> None:
     if "error" in r:
-        t.add_row(case, config, f"error: {r['error']}", "-", "-", "-", f"{r['wall']:.1f}", "-", "-")
+        t.add_row(case, config, f"error: {r['error']}", "-", "-", "-", f"{r['wall']:.1f}", "-", "-", "-")
         return
     if r["violation"]:
         verdict, coverage = f"violation ({r['violation']})", "stopped at first violation"
@@ -122,7 +124,7 @@ def row(t: Table, case: str, config: str, r: dict[str, Any], budget: float) -> N
     else:
         verdict, coverage = "incomplete (budget)" if r["seconds"] >= budget * 0.98 else "incomplete", "partial"
     bps = r.get("bytes_per_state")
-    t.add_row(case, config, verdict, coverage, f"{r['states']:,}", f"{r['executions']:,}", f"{r['wall']:.1f}", f"{r['rss_mib']:.0f}", "-" if bps is None else str(bps))
+    t.add_row(case, config, verdict, coverage, f"{r['states']:,}", f"{r['executions']:,}", f"{r['wall']:.1f}", f"{r['cpu_s']:.1f}" if "cpu_s" in r else "-", f"{r['rss_mib']:.0f}", "-" if bps is None else str(bps))
 
 
 def main() -> None:
@@ -140,7 +142,7 @@ def main() -> None:
     con = Console(width=200)
     con.print(f"load average at start: {', '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} CPUs; Python {sys.version.split()[0]}")
     t = Table(title=f"Scaled family: exhaustive search, one core, budget {args.budget:.0f} s a run", title_justify="left")
-    for col in ("case", "configuration", "verdict", "coverage", "states", "executions", "wall s", "peak RSS MiB", "bytes/state"):
+    for col in ("case", "configuration", "verdict", "coverage", "states", "executions", "wall s", "CPU s", "peak RSS MiB", "bytes/state"):
         t.add_column(col, justify="left" if col in ("case", "configuration", "verdict", "coverage") else "right")
     curves: list[tuple[str, str, list[list[float]]]] = []
     for label, sc in cases:
