@@ -2,6 +2,7 @@
 
     python benchmarks/reductions.py                    # every case, every configuration
     python benchmarks/reductions.py --budget 60        # seconds per run (default 300)
+    python benchmarks/reductions.py --budget 60 --cpu  # ... of CPU time (a shared machine)
     python benchmarks/reductions.py --case stray-ipi-p8-r1@k1 --config stateful
     python benchmarks/reductions.py --before-src /path/to/old/src   # add that tree's --cache
 
@@ -83,28 +84,38 @@ if "stateful" in o:
 sc = get_scenario(spec["scenario"])
 program = sc.make({})
 b = sc.bounds
+def cpu():
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_utime + u.ru_stime
 curve = []
 if spec.get("curve"):
     step = spec["budget"] / 10
     def progress(st, nxt=[step]):
-        if st.seconds >= nxt[0]:
-            curve.append([round(st.seconds, 1), st.executions, st.states])
+        if cpu() >= nxt[0]:
+            curve.append([round(cpu(), 1), st.executions, st.states])
             nxt[0] += step
     kw["progress"] = progress
-r = exhaustive(program, Bounds(b.max_steps, b.max_preemptions, None, spec["budget"]), **kw)
+if spec.get("cpu_budget"):
+    # CPU seconds of this process, polled between executions: on a shared
+    # machine a wall-clock budget measures the other jobs as much as the search.
+    kw["stop"] = lambda: cpu() >= spec["budget"]
+    wall_budget = None
+else:
+    wall_budget = spec["budget"]
+r = exhaustive(program, Bounds(b.max_steps, b.max_preemptions, None, wall_budget), **kw)
 print(json.dumps({"violation": r.violation.name if r.violation else None, "complete": r.complete, **r.stats.as_dict(),
-                  "max_preemptions": b.max_preemptions,
+                  "max_preemptions": b.max_preemptions, "cpu_budget": bool(spec.get("cpu_budget")),
                   "bytes_per_state": r.params.get("cache_bytes_per_state"), "wall": time.perf_counter() - t0, "curve": curve,
-                  "cpu_s": (lambda u: u.ru_utime + u.ru_stime)(resource.getrusage(resource.RUSAGE_SELF)),
+                  "cpu_s": cpu(),
                   "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 
-def run(scenario: str, options: dict[str, Any], budget: float, src: str | None, curve: bool = False) -> dict[str, Any]:
+def run(scenario: str, options: dict[str, Any], budget: float, src: str | None, curve: bool = False, cpu_budget: bool = False) -> dict[str, Any]:
     env = dict(os.environ)
     if src is not None:
         env["PYTHONPATH"] = src
-    spec = {"scenario": str(SCENARIOS / scenario), "options": options, "budget": budget, "curve": curve}
+    spec = {"scenario": str(SCENARIOS / scenario), "options": options, "budget": budget, "curve": curve, "cpu_budget": cpu_budget}
     start = time.perf_counter()
     p = subprocess.run([sys.executable, "-c", CHILD, json.dumps(spec)], capture_output=True, text=True, env=env)
     if p.returncode != 0:
@@ -122,7 +133,8 @@ def row(t: Table, case: str, config: str, r: dict[str, Any], budget: float) -> N
         bound = r.get("max_preemptions")
         verdict, coverage = "holds", "complete" if bound is None else f"complete, <= {bound} preemption(s)"
     else:
-        verdict, coverage = "incomplete (budget)" if r["seconds"] >= budget * 0.98 else "incomplete", "partial"
+        used = r.get("cpu_s", 0.0) if r.get("cpu_budget") else r["seconds"]
+        verdict, coverage = "incomplete (budget)" if used >= budget * 0.98 else "incomplete", "partial"
     bps = r.get("bytes_per_state")
     t.add_row(case, config, verdict, coverage, f"{r['states']:,}", f"{r['executions']:,}", f"{r['wall']:.1f}", f"{r['cpu_s']:.1f}" if "cpu_s" in r else "-", f"{r['rss_mib']:.0f}", "-" if bps is None else str(bps))
 
@@ -130,6 +142,7 @@ def row(t: Table, case: str, config: str, r: dict[str, Any], budget: float) -> N
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--budget", type=float, default=300.0, help="seconds per run (default 300)")
+    ap.add_argument("--cpu", action="store_true", help="--budget counts the run's CPU seconds, not wall-clock seconds (for a shared machine)")
     ap.add_argument("--case", action="append", help="scenario file[@variant] under benchmarks/scenarios (default: all)")
     ap.add_argument("--config", action="append", choices=list(CONFIGS), help="configurations to run (default: all)")
     ap.add_argument("--before-src", help="also run another source tree's exhaustive search with --cache (e.g. main before this work)")
@@ -141,7 +154,7 @@ def main() -> None:
     configs = args.config or list(CONFIGS)
     con = Console(width=200)
     con.print(f"load average at start: {', '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} CPUs; Python {sys.version.split()[0]}")
-    t = Table(title=f"Scaled family: exhaustive search, one core, budget {args.budget:.0f} s a run", title_justify="left")
+    t = Table(title=f"Scaled family: exhaustive search, one core, budget {args.budget:.0f} {'CPU ' if args.cpu else ''}s a run", title_justify="left")
     for col in ("case", "configuration", "verdict", "coverage", "states", "executions", "wall s", "CPU s", "peak RSS MiB", "bytes/state"):
         t.add_column(col, justify="left" if col in ("case", "configuration", "verdict", "coverage") else "right")
     curves: list[tuple[str, str, list[list[float]]]] = []
@@ -150,7 +163,7 @@ def main() -> None:
         if args.before_src:
             runs.insert(0, ("before (--cache)", {"cache": True}, args.before_src))
         for name, options, src in runs:
-            r = run(sc, options, args.budget, src, args.curve)
+            r = run(sc, options, args.budget, src, args.curve, args.cpu)
             row(t, label, name, r, args.budget)
             if args.curve and r.get("curve"):
                 curves.append((label, name, r["curve"]))
@@ -159,7 +172,7 @@ def main() -> None:
         t.add_section()
     con.print(t)
     for label, name, points in curves:
-        con.print(f"{label}, {name}: " + "; ".join(f"{s:.0f} s: {e:,} executions, {n:,} states" for s, e, n in points))
+        con.print(f"{label}, {name}: " + "; ".join(f"{s:.0f} CPU s: {e:,} executions, {n:,} states" for s, e, n in points))
     con.print(f"load average at end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
