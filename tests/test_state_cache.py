@@ -126,3 +126,20 @@ def test_no_stateful_dpor_under_power(force_dpor: bool) -> None:
     assert res.violation is not None and res.violation.name == "exists"  # (SB is allowed under power)
     assert res.params["state_cache"] and not res.params.get("stateful_dpor")
     assert res.params["dpor"] is False
+
+
+def test_litmus_registers_are_part_of_the_state() -> None:
+    """A litmus test's registers live outside memory and outlive their threads'
+    frames, and its final check reads them: ``World.observed`` puts them in the
+    fingerprint (without it, two finished states with different registers
+    merged, and the cached search under pso missed final states)."""
+    from vcoresim.engine.memory import with_memory_model
+    from vcoresim.litmus.parser import parse
+    from vcoresim.litmus.runner import program as litmus_program
+
+    lit = parse(
+        "C t\n{}\nP0(int *x, int *y) { smp_store_release(y, 1); smp_store_release(x, 2); smp_mb(); }\n"
+        "P1(int *x, int *y) { smp_store_release(y, 11); r1 = smp_load_acquire(x); r2 = smp_load_acquire(x); }\nexists (1:r1=0)\n"
+    )
+    rep = audit(with_memory_model(litmus_program(lit), "pso"), walks=120, max_steps=200, continuations=3)
+    assert rep.merges_checked > 0 and rep.ok, rep.problems[:1]

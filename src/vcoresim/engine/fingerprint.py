@@ -468,7 +468,11 @@ class Encoder:
 def state_fingerprint(ex: Execution) -> int:
     """Memory, each actor's mode and live frames, switched-out tasks, reachable saved frames, monitors."""
     fast = _fast_fingerprint(ex)
-    return fast if fast is not None else slow_fingerprint(ex)
+    h = fast if fast is not None else slow_fingerprint(ex)
+    observed = ex.world.observed
+    if observed is not None:
+        h = hash((h, stable(observed()))) & _MASK
+    return h
 
 
 def slow_fingerprint(ex: Execution) -> int:
@@ -748,4 +752,5 @@ def symmetric_fingerprint(ex: Execution) -> tuple[int, dict[int, int]]:
     records = tuple(r if not isinstance(r, tuple) or r[0] not in perm else (perm[r[0]], *r[1:]) for r in enc.records())
     live = tuple(-1 if x is None else ex.steps - x for x in ex._live_armed)
     del order
-    return hash((tuple(mem), tuple(blocks), others, tasks, records, live)) & _MASK, perm
+    observed = NONE if ex.world.observed is None else stable(ex.world.observed())  # (not renamed: finer, sound)
+    return hash((tuple(mem), tuple(blocks), others, tasks, records, live, observed)) & _MASK, perm

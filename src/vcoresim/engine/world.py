@@ -186,6 +186,10 @@ class World:
     #: monitors than the single ``cpu:NAME``).
     mode_facets: dict[str, Callable[[int, int], bool]] = field(default_factory=dict)
     symmetries: list[Symmetry] = field(default_factory=list)
+    #: State outside memory that an invariant reads (a litmus test's registers,
+    #: kept by its threads and read by its final check): the state cache's
+    #: fingerprint includes it, since finished threads leave no frames.
+    observed: Callable[[], Any] | None = None
 
     def declare_symmetric(self, actors: list[str], locs: list[list[str]], owner_locs: list[str] | None = None) -> None:
         """Declare ``actors`` interchangeable (see ``Symmetry``); used by ``--cache``."""

@@ -361,7 +361,7 @@ def exhaustive(
         found after the step before (its clock and its dependent steps did
         not change), and its backtrack point is already there.  ``fresh``:
         a new execution, analyse every actor."""
-        if fresh or source_sets:  # (source sets' initials can change with any step)
+        if fresh or source_sets or causal:  # (source sets' initials, and under weak memory the pending clocks and footprints, can change with any step)
             pending.clear()
         mover, step_fp = ex.schedule[-1][0], ex.footprints[-1]
         considered = 0
