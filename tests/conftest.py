@@ -36,8 +36,8 @@ def cli(tmp_path: Path) -> Cli:
     """Run ``vcoresim ARGS`` in a subprocess (the real entry point, real exit code)
     with ``tmp_path`` as working directory, so default trace paths land there."""
 
-    def run(*args: str, cwd: Path | None = None, timeout: float = 120) -> CliRun:
-        env = {**os.environ, "COLUMNS": "200"}
+    def run(*args: str, cwd: Path | None = None, timeout: float = 120, columns: int = 200) -> CliRun:
+        env = {**os.environ, "COLUMNS": str(columns)}
         env.pop("VCORESIM_REPRODUCIBLE", None)
         p = subprocess.run(
             [sys.executable, "-m", "vcoresim.cli", *args],

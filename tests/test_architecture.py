@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "litmus": 5,
     "report": 6,
     "cli": 7,
+    "api": 8,  # the public Python API (vcoresim/api.py), re-exported by the package
     "": 8,  # the package itself (vcoresim/__init__.py): the public API on top of everything
 }
 

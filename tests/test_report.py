@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import Cli
 
 PHASES = {"X", "B", "E", "i", "I", "s", "t", "f", "M", "C"}
@@ -301,18 +300,70 @@ def test_html_in_headless_chromium(cli: Cli, tmp_path: Path, stray_trace: Path) 
     assert lanes[:4] == ["cpu0", "cpu1", "cpu2", "cpu3"]
     # Exactly the violating step is highlighted, and selected: its call stacks are shown.
     marked = [r for r in rows if "violation" in r["attrs"].get("class", "").split()]
-    # (rows are numbered from 0 as in `vcoresim replay`; the trace counts the violating step as the step-th)
-    assert [r["attrs"]["data-step"] for r in marked] == [str(viol["step"] - 1)]
+    # (steps are numbered from 1 everywhere: replay's text, this page, the trace's steps[].i and violation.step)
+    assert [r["attrs"]["data-step"] for r in marked] == [str(viol["step"])]
     assert "selected" in marked[0]["attrs"]["class"].split()
     last = trace["steps"][viol["step"] - 1]
+    assert last["i"] == viol["step"]
     details = dom.by_id("details")["text"]
-    assert f"step {viol['step'] - 1} " in details and " > ".join(last["ops"][-1]["stack"]) in details
+    assert f"step {viol['step']} " in details and " > ".join(last["ops"][-1]["stack"]) in details
+    assert f"violated at step {viol['step']}:" in dom.by_id("message")["text"]
+    # The shared state after the selected step, grouped by structure, its changes highlighted.
+    state = " | ".join(e["text"] for e in dom.elements if e["tag"] in ("div", "b"))
+    assert "threads: " in state and "core[0]: " in state and "lpid = -1" in state
+    assert any(e["tag"] == "b" and e["text"].startswith("cpu1 run") for e in dom.elements)  # what the step changed
+    assert dom.by_id("state-title")["text"].startswith(f"shared state after step {viol['step']}")
     # The acting lane's cell carries the call stack on hover.
     cells = [e for e in dom.elements if e["tag"] == "td" and "act" in e["attrs"].get("class", "").split()]
     assert len(cells) == len(rows) and any(" > " in c["attrs"].get("title", "") for c in cells)
     # Lanes are coloured by state: cpu1 naps, then runs host code.
     states = {e["attrs"].get("data-state") for e in dom.elements if e["tag"] == "td"}
     assert {"nap", "host", "KVM"} <= states
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (Debian: apt-get install chromium)")
+def test_html_screenshot_at_load_is_not_blank(cli: Cli, tmp_path: Path, stray_trace: Path) -> None:
+    """What a person sees when the page opens: the header and the first steps,
+    not a blank area (the page used to scroll itself to the violation)."""
+    mpimg = pytest.importorskip("matplotlib.image")
+    page, shot = tmp_path / "page.html", tmp_path / "shot.png"
+    assert cli("replay", str(stray_trace), "--quiet", "--html", str(page)).code == 0
+    p = subprocess.run(
+        [CHROMIUM, "--headless", "--disable-gpu", "--no-sandbox", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+         "--virtual-time-budget=5000", "--window-size=1280,900", "--hide-scrollbars", f"--screenshot={shot}", page.as_uri()],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert p.returncode == 0 and shot.exists(), p.stderr[-2000:]
+    img = mpimg.imread(shot)[..., :3]  # floats in [0, 1]
+    assert img.shape[:2] == (900, 1280)
+    ink = (img.min(axis=2) < 0.6).mean()  # share of pixels that are not white or near-white
+    assert ink > 0.05, f"only {ink:.1%} of the screenshot is drawn"
+    top = img[:60].min(axis=2)
+    assert (top < 0.3).mean() > 0.01, "no text in the header band: the page did not open at the top"
+    colours = {tuple(px) for px in (img[::20, ::20] * 8).astype(int).reshape(-1, 3)}
+    assert len(colours) >= 5, "the lanes are not coloured"
+
+
+def test_replay_states_and_json_agree_on_step_numbers(cli: Cli, tmp_path: Path, stray_trace: Path) -> None:
+    trace = json.loads(stray_trace.read_text())
+    step = trace["violation"]["step"]
+    text = cli("replay", str(stray_trace), "--states", columns=80)
+    assert text.code == 0
+    lines = text.stdout.splitlines()
+    assert all(len(ln) <= 80 for ln in lines), max(lines, key=len)
+    assert f"violated at step {step}:" in " ".join(lines[-4:])
+    numbered = [ln for ln in lines if ln[:5].strip().isdigit()]
+    assert len(numbered) == len(trace["schedule"]) and numbered[-1].split()[0] == str(step)
+    assert any(ln.strip().startswith("changed: ") for ln in lines)
+    assert "state at the violation:" in lines and any(ln.startswith("  core[0]: lpid = -1") for ln in lines)
+    doc = json.loads(cli("replay", str(stray_trace), "--json").stdout)
+    assert doc["reproduced"] and doc["violation"]["step"] == step and doc["steps"][-1]["i"] == step
+    assert len(doc["steps"]) == len(trace["schedule"])
+    assert doc["state"]["core[0]"]["lpid"] == -1 and doc["threads"]["cpu1"].startswith("run")
+    changed = {loc for s in doc["steps"] for loc in s["changes"]}
+    assert "core[0].lpid" in changed and "paca[1].kvm_hstate.hwthread_req" not in changed  # v3.1: no interlock yet
+    # each step's changes rebuild the final state from the initial one
+    assert any(s["modes"] for s in doc["steps"])
 
 
 # --------------------------------------------------------------------- plots
@@ -339,6 +390,24 @@ def test_utilisation_bins() -> None:
     centres, share = utilisation(res, bins=4)
     assert centres == [0.125, 0.375, 0.625, 0.875]
     assert share == {"cpu0": [0.6, 0.4, 0.0, 0.0], "cpu1": [0.0, 0.0, 0.0, 0.4]}
+
+
+def test_study_plot_lines_are_distinguishable_and_axes_labelled() -> None:
+    pytest.importorskip("matplotlib")
+    from vcoresim.report.plots import study_figure
+
+    # equal values on both CPUs: the lines coincide, as POWER7's and POWER8's did
+    rows = [{"cpu": cpu, "threads": n, "guest_cpus": 0.5 * n, "work_per_s": 1000.0 * n, "wake_to_entry_p50": 1000, "wake_to_entry_p99": 5000}
+            for cpu, ns in (("POWER7", (1, 2, 4)), ("POWER8", (1, 2, 4, 8))) for n in ns]
+    fig = study_figure(rows, "t")
+    for ax in fig.axes:
+        assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title()
+    units = [ax.get_ylabel() for ax in fig.axes]
+    assert len(set(units)) == 3 and not any("×" in u for u in units)  # one quantity per axis, no scaled mix
+    lines = {ln.get_label(): ln for ax in fig.axes[:1] for ln in ax.get_lines()}
+    a, b = lines["POWER7"], lines["POWER8"]
+    assert a.get_color() != b.get_color() and a.get_marker() != b.get_marker() and a.get_linestyle() != b.get_linestyle()
+    assert a.get_markersize() != b.get_markersize()  # the one underneath stays visible around the other
 
 
 def test_study_command(cli: Cli, tmp_path: Path) -> None:

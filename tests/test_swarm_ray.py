@@ -27,9 +27,23 @@ def test_swarm_folds_duplicate_counterexamples() -> None:
     merged = merge(results)
     assert merged.runs == 6 and merged.clean == 6 - len(found)
     assert sum(len(ce.seeds) for ce in merged.counterexamples) == len(found)
-    assert len(merged.counterexamples) < len(found)  # the same shrunk schedule, folded
+    assert len(merged.counterexamples) < len(found)  # the same race, folded
     for ce in merged.counterexamples:
-        assert ce.key == fold_key(ce.invariant, ce.trace["schedule"]) and ce.invariant == "no-lost-update"
+        assert ce.key == fold_key(ce.invariant, ce.trace) and ce.invariant == "no-lost-update"
+
+
+def test_swarm_folds_one_race_found_along_different_schedules() -> None:
+    """Issue 15: 4 PCT seeds of stray-ipi used to give 4 'distinct' counterexamples
+    (folded by schedule hash) of the one race; folded by the violating step's code: one."""
+    results = [run_one(r) for r in _runs("stray-ipi", range(4), n=1000)]
+    found = [r for r in results if r["trace"] is not None]
+    assert len(found) >= 2
+    assert len({json.dumps(r["trace"]["schedule"]) for r in found}) > 1  # different schedules...
+    merged = merge(results)
+    assert len(merged.counterexamples) == 1  # ...one race
+    ce = merged.counterexamples[0]
+    assert ce.invariant == "no-host-code-in-guest" and sorted(ce.seeds) == sorted(r["seed"] for r in found)
+    assert len(ce.trace["schedule"]) == min(len(r["trace"]["schedule"]) for r in found)  # the shortest is kept
 
 
 def test_swarm_local_processes_equal_inline() -> None:

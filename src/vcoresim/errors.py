@@ -10,6 +10,8 @@ still ends in that one line, never in a traceback.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class InputError(Exception):
     """Bad input of any kind (a file, an option, an API argument); the message names
@@ -28,3 +30,11 @@ class ConfigError(ScenarioError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` when ``name`` is close to one of ``known``, else ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

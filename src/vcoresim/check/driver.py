@@ -33,16 +33,34 @@ AUTO_RANDOM_MAX_STEPS = 500
 AUTO_PCT_EXECUTIONS = 1000
 
 
+#: What each verdict means (README "Verdicts and exit codes"): only ``holds`` is a
+#: proof within the stated bounds; ``bounded``, ``sampled`` and ``incomplete`` found
+#: nothing but did not cover the bounded space.
+VERDICTS = ("holds", "violation", "bounded", "sampled", "incomplete")
+#: Exit codes: 0 proof within the bounds, 1 violation (or an unexpected verdict),
+#: 3 inconclusive (2 is bad input, from the CLI).
+EXIT_CODES = {"holds": 0, "violation": 1, "bounded": 3, "sampled": 3, "incomplete": 3, "not run": 3}
+
+
 @dataclass
 class CheckResult:
+    """The outcome of one check: verdict, what it covered, the counterexample.
+
+    ``verdict`` is one of :data:`VERDICTS`; ``coverage`` says what was covered
+    (``complete``, ``bounded``, ``sampled``, ``partial`` or ``stopped at first
+    violation``); ``cut`` counts the executions of the covering search that the
+    step bound cut short.  ``trace`` is the trace file's path when one was
+    written; ``counterexample`` the trace itself (a :class:`Trace`).
+    """
+
     scenario: str
-    verdict: str  # holds | violation | incomplete
+    verdict: str
     invariant: str | None
     message: str | None
     strategy: dict[str, Any]
     bounds: dict[str, Any]
     stats: Stats
-    coverage: str  # "complete" | "sampled" | "partial" | "stopped at first violation"
+    coverage: str
     trace: str | None
     config: dict[str, Any]
     expected: str | None = None
@@ -50,10 +68,77 @@ class CheckResult:
     shrink: dict[str, Any] = field(default_factory=dict)
     checkpoint: str | None = None  # written when a budget or Ctrl-C ended the search early
     interrupted: bool = False  # Ctrl-C / SIGTERM ended the search before its bounds were covered
+    expected_invariant: str | None = None
+    #: Executions of the search the verdict rests on that ``max_steps`` cut short.
+    cut: int = 0
+    #: Executions of that search (the last exhaustive phase, for ``auto``).
+    cut_of: int = 0
+    counterexample: Trace | None = None
+    #: Extra sections of the result (unreached code, ...): name -> JSON-able value.
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def memory_model(self) -> str:
+        return str(self.config.get("memory_model", "sc"))
+
+    @property
+    def expectation_met(self) -> bool | None:
+        """True: the verdict (and invariant) is the one the scenario expects, or it
+        expects nothing; False: the verdict contradicts it; None: an inconclusive
+        verdict (bounded, sampled, incomplete) cannot tell."""
+        if self.expected is None:
+            return True
+        if self.verdict == "violation":
+            return self.expected == "violation" and (self.expected_invariant is None or self.invariant == self.expected_invariant)
+        if self.verdict == "holds":
+            return self.expected == "holds"
+        return None
+
+    @property
+    def as_expected(self) -> bool:
+        return self.expectation_met is True
 
     @property
     def exit_code(self) -> int:
-        return {"holds": 0, "violation": 1, "incomplete": 3, "not run": 3}[self.verdict]
+        """0 holds, 1 violation or a verdict that contradicts the scenario's
+        expectation, 3 inconclusive (bounded, sampled, incomplete)."""
+        if self.expectation_met is False:
+            return 1
+        return EXIT_CODES[self.verdict]
+
+    @property
+    def summary(self) -> str:
+        """The verdict as one sentence that says exactly what was covered."""
+        s = self.stats
+        if self.verdict == "violation":
+            where = f"at step {self.violation_step}" if self.violation_step else "in the initial state"
+            return f"violation of {self.invariant} {where}: {self.message}"
+        if self.verdict == "holds":
+            return f"holds: every execution within the bounds explored ({s.executions:,} executions, none cut at max_steps)"
+        if self.verdict == "bounded":
+            of = f" of {self.cut_of:,}" if self.cut_of else ""
+            return (
+                f"bounded: no violation, but {self.cut:,}{of} {_plural(self.cut_of or self.cut, 'execution')} cut at "
+                f"max_steps={self.bounds.get('max_steps')} (not a proof: raise max_steps)"
+            )
+        if self.verdict == "sampled":
+            cut = f", {s.truncated:,} cut at max_steps={self.bounds.get('max_steps')}" if s.truncated else ""
+            return f"no violation found in {s.executions:,} samples ({self.strategy.get('name')}{cut}; sampling is not a proof)"
+        if self.verdict == "not run":
+            return "not run: the run was interrupted before this scenario"
+        why = "interrupted (Ctrl-C or SIGTERM)" if self.interrupted else "a budget ran out"
+        return f"incomplete: {why} after {s.executions:,} executions, no violation found so far (not a proof)"
+
+    def expectation(self) -> str | None:
+        """``holds, as found`` / ``violation of X: UNEXPECTED`` / ``...: not decided
+        by an inconclusive run``, or None when nothing is expected."""
+        if self.expected is None:
+            return None
+        want = self.expected + (f" of {self.expected_invariant}" if self.expected == "violation" and self.expected_invariant else "")
+        met = self.expectation_met
+        if met is None:
+            return f"{want}: not decided by an inconclusive run"
+        return f"{want}, as found" if met else f"{want}: UNEXPECTED"
 
     def as_dict(self, *, timing: bool = True) -> dict[str, Any]:
         stats = self.stats.as_dict()
@@ -62,11 +147,18 @@ class CheckResult:
         return {
             "scenario": self.scenario,
             "verdict": self.verdict,
+            "summary": self.summary,
             "expected": self.expected,
+            "expected_invariant": self.expected_invariant,
+            "as_expected": self.as_expected,
+            "expectation_met": self.expectation_met,
+            "memory_model": self.memory_model,
             "invariant": self.invariant,
             "message": self.message,
             "violation_step": self.violation_step,
             "coverage": self.coverage,
+            "cut_at_max_steps": self.cut,
+            "cut_of": self.cut_of,
             "strategy": self.strategy,
             "bounds": self.bounds,
             "config": self.config,
@@ -75,12 +167,27 @@ class CheckResult:
             "trace": self.trace,
             **({"checkpoint": self.checkpoint} if self.checkpoint else {}),
             **({"interrupted": True} if self.interrupted else {}),
+            **self.extra,
         }
 
 
 def not_run(scenario: str, config: dict[str, Any], expected: str | None = None) -> CheckResult:
     """A scenario an interrupted multi-scenario run did not get to."""
     return CheckResult(scenario, "not run", None, None, {}, {}, Stats(), "not run", None, config, expected, interrupted=True)
+
+
+def announce(progress: Progress | None, phase: str, total: int | None = None) -> None:
+    """Tell a progress display which phase starts (``random walks``, ``DPOR,
+    preemption bound 1``) and how many executions it will run, when known.  A
+    display that wants this has a ``phase(name, total)`` method; a plain
+    callable of ``Stats`` is fine too."""
+    hook = getattr(progress, "phase", None)
+    if hook is not None:
+        hook(phase, total)
+
+
+def _plural(n: int, word: str) -> str:
+    return word if n == 1 else word + "s"
 
 
 def _add(total: Stats, part: Stats) -> None:
@@ -95,7 +202,19 @@ def use_cache(program: Program, bounds: Bounds, cache: bool | None, workers: int
     so the cache costs more than it saves there."""
     if cache is not None:
         return cache
-    return bounds.max_preemptions is None and workers <= 1 and ray is None and program.execution is None and not program.removed_barriers
+    return bounds.max_preemptions is None and workers <= 1 and ray is None and _plain_sc(program) and not program.removed_barriers
+
+
+def _plain_sc(program: Program) -> bool:
+    """The sequentially consistent execution, or it with coverage recording
+    (check/unreached.py; recording changes no state): not a weak model's, not a mutant's."""
+    cls = program.execution
+    if cls is None:
+        return True
+    from vcoresim.engine.coverage import _Recording
+    from vcoresim.engine.runtime import Execution
+
+    return issubclass(cls, _Recording) and cls.__mro__[1:3] == (_Recording, Execution)
 
 
 def _search(program: Program, bounds: Bounds, *, dpor: bool, cache: bool | None, progress: Progress | None, resume: dict[str, Any] | None, stop: Stop, workers: int, ray: str | None = None) -> Exploration:
@@ -138,7 +257,7 @@ def auto(
     budget = Budget(bounds)
     total = Stats()
     phases: list[dict[str, Any]] = []
-    limits: list[int | None] = list(range(0, bounds.max_preemptions + 1)) if bounds.max_preemptions is not None else [0, 1, None]
+    limits: list[int | None] = list(range(bounds.max_preemptions + 1)) if bounds.max_preemptions is not None else [0, 1, None]
     first = 0
     search_state: dict[str, Any] | None = None
     sample_state: dict[str, Any] | None = None
@@ -180,6 +299,7 @@ def auto(
             left = execs_left()
             if (left is not None and left <= 0) or (stop is not None and stop()):
                 return cut(first, total, sample={"phase": name, "state": state})
+            announce(progress, "random walks (auto)" if name == "random" else "PCT", size)
             if name == "random":
                 walk = min(bounds.max_steps, AUTO_RANDOM_MAX_STEPS)
                 res = random_walk(program, Bounds(walk, None, size, secs_left()), seed, progress=progress, stop=stop, budget_executions=left, resume=state)
@@ -187,7 +307,7 @@ def auto(
                 res = pct(program, Bounds(bounds.max_steps, None, size, secs_left()), seed, depth=3, progress=progress, stop=stop, budget_executions=left, resume=state)
             _add(total, _minus(res.stats, Stats(**state["stats"]) if state is not None else Stats()))
             if res.violation is not None:
-                phases.append({"phase": name, "executions": res.stats.executions})
+                phases.append({"phase": name, "executions": res.stats.executions, "truncated": res.stats.truncated})
                 total.seconds = budget.elapsed()
                 return Exploration("auto", res.violation, res.schedule, total, False, False, {"seed": seed, "phases": phases})
             if not res.complete:
@@ -200,10 +320,11 @@ def auto(
         if (left is not None and left <= 0) or (stop is not None and stop()):
             return cut(n, total, search=search_state)
         before = Stats(**total.as_dict())
+        announce(progress, f"DPOR, preemption bound {'none' if limit is None else limit} (bound {n + 1} of {len(limits)})", left)
         res2 = _search(program, Bounds(bounds.max_steps, limit, left, secs_left()), dpor=True, cache=cache, progress=progress, resume=search_state, stop=stop, workers=workers, ray=ray)
         search_state = None
         _add(total, res2.stats)
-        phases.append({"phase": "exhaustive", "max_preemptions": limit, "executions": res2.stats.executions, "complete": res2.complete, "state_cache": bool(res2.params.get("state_cache"))})
+        phases.append({"phase": "exhaustive", "max_preemptions": limit, "executions": res2.stats.executions, "truncated": res2.stats.truncated, "complete": res2.complete, "state_cache": bool(res2.params.get("state_cache"))})
         if res2.violation is not None:
             break
         if not res2.complete:
@@ -238,6 +359,7 @@ def explore(
     if strategy == "auto":
         return auto(program, bounds, seed, cache=cache, progress=progress, resume=resume, stop=stop, workers=workers, ray=ray)
     if strategy in ("exhaustive", "dfs"):
+        announce(progress, "DPOR" if strategy == "exhaustive" else "DFS + sleep sets", bounds.max_executions)
         if workers > 1 and strategy == "dfs":
             raise ValueError("--workers: the dfs strategy runs in one process")
         res = _search(program, bounds, dpor=strategy == "exhaustive", cache=cache, progress=progress, resume=resume["search"] if resume else None, stop=stop, workers=workers, ray=ray)
@@ -248,6 +370,7 @@ def explore(
         return res
     if resume is not None:
         raise ValueError(f"--resume: the {strategy} strategy has no checkpoint to resume")
+    announce(progress, "random walks" if strategy == "random" else "PCT", bounds.max_executions or 1000)
     if strategy == "random":
         return random_walk(program, bounds, seed, progress=progress, stop=stop)
     if strategy == "pct":
@@ -264,9 +387,10 @@ def check(
     pct_depth: int = 3,
     cache: bool | None = None,
     trace_out: Path | None = None,
-    trace_dir: Path = Path("traces"),
+    trace_dir: Path | None = Path("traces"),
     do_shrink: bool = True,
     expected: str | None = None,
+    expected_invariant: str | None = None,
     progress: Progress | None = None,
     workers: int = 1,
     stop: Stop = None,
@@ -275,40 +399,54 @@ def check(
     checkpoint_dir: Path | None = None,
     ray: str | None = None,
     shield: Callable[[], AbstractContextManager[Any]] | None = None,
+    coverage: bool = False,
 ) -> CheckResult:
-    """Explore ``program``; shrink and write what it finds.
+    """Explore ``program``; shrink what it finds and return its verdict (see
+    :class:`CheckResult`).
 
     ``cache``: the state cache (None: on for the searches without a
     preemption bound, see ``use_cache``).
 
     ``trace_out``: the trace file (default ``trace_dir/<scenario>.<memory
-    model>.<digest>.trace.json``, named by its content, written atomically).
-    ``resume``: the ``state`` of a checkpoint document; ``checkpoint_out`` /
-    ``checkpoint_dir``: where to write one if a budget or ``stop`` (Ctrl-C)
-    ends the search early (in a folder: named by its content).  ``stop`` also
-    cuts shrinking short, as does ``bounds.max_seconds``, which covers the
-    whole check, shrinking included (``stats.seconds`` too).  A second Ctrl-C
-    (``KeyboardInterrupt``) while shrinking writes the trace shrunk so far; in
-    the search, it ends the check as interrupted with the statistics last
-    reported (no checkpoint).  ``shield``: a context in which the results
-    are written (the CLI's: a further Ctrl-C there is noted, not raised)."""
+    model>.<digest>.trace.json``, named by its content, written atomically; no
+    file when ``trace_dir`` is None too: the trace is in
+    ``CheckResult.counterexample`` either way).  ``expected`` /
+    ``expected_invariant``: what the scenario expects
+    (``CheckResult.as_expected``).  ``resume``: the ``state`` of a checkpoint
+    document; ``checkpoint_out`` / ``checkpoint_dir``: where to write one if a
+    budget or ``stop`` (Ctrl-C) ends the search early (in a folder: named by
+    its content).  ``stop`` also cuts shrinking short, as does
+    ``bounds.max_seconds``, which covers the whole check, shrinking included
+    (``stats.seconds`` too).  A second Ctrl-C (``KeyboardInterrupt``) while
+    shrinking writes the trace shrunk so far; in the search, it ends the check
+    as interrupted with the statistics last reported (no checkpoint).
+    ``shield``: a context in which the results are written (the CLI's: a
+    further Ctrl-C there is noted, not raised).  ``coverage``: record the
+    model code the executions reach and, when no violation stops the check,
+    report what they never reached and which monitors were vacuous
+    (``extra["unreached"]``, see ``check/unreached.py``; not with
+    ``workers``/``ray``)."""
     bounds = bounds or Bounds()
     guard = shield if shield is not None else nullcontext
     clock = Budget(bounds)
     seen = [Stats()]
+    cov = None
+    record_coverage = coverage  # (the name is reused below for what was covered)
+    if record_coverage and workers == 1 and ray is None:
+        from vcoresim.engine.coverage import Coverage, covering
 
-    def report(st: Stats) -> None:
-        seen[0] = Stats(**st.as_dict())
-        if progress is not None:
-            progress(st)
-
+        cov = Coverage()
+        program = covering(program, cov)
+    report = _Remember(progress, seen)
     all_bounds = {**bounds.as_dict(), **program.model_bounds}
     try:
         res = explore(program, strategy, bounds, seed, pct_depth=pct_depth, cache=cache, progress=report, resume=resume, stop=stop, workers=workers, ray=ray)
     except KeyboardInterrupt:
         st = seen[0]
         st.seconds = clock.elapsed()
-        return CheckResult(program.name, "incomplete", None, None, {"name": strategy}, all_bounds, st, "partial", None, program.config, expected, interrupted=True)
+        out = CheckResult(program.name, "incomplete", None, None, {"name": strategy}, all_bounds, st, "partial", None, program.config, expected, interrupted=True)
+        out.expected_invariant = expected_invariant
+        return out
     strat = {"name": strategy, **res.params}
     if strategy in ("random", "pct", "auto"):
         strat["seed"] = seed
@@ -323,19 +461,32 @@ def check(
         with guard():
             checkpoint = str(write_checkpoint(path, doc))
     if res.violation is None:
-        if res.complete:
-            verdict, coverage = "holds", ("complete" if res.exhaustive else "sampled")
-        else:
+        cut, of = _cut(res)
+        if not res.complete:
             verdict, coverage = "incomplete", "partial"
+        elif not res.exhaustive:
+            verdict, coverage = "sampled", "sampled"
+        elif cut:
+            verdict, coverage = "bounded", "bounded"
+        else:
+            verdict, coverage = "holds", "complete"
         res.stats.seconds = clock.elapsed()
-        out = CheckResult(program.name, verdict, None, None, strat, all_bounds, res.stats, coverage, None, program.config, expected)
+        out = CheckResult(program.name, verdict, None, None, strat, all_bounds, res.stats, coverage, None, program.config, expected, cut=cut, cut_of=of)
+        out.expected_invariant = expected_invariant
         out.checkpoint = checkpoint
         out.interrupted = interrupted and not res.complete
+        if cov is not None:
+            from vcoresim.check.unreached import analyse
+
+            out.extra["unreached"] = analyse(cov).as_dict()
+        elif record_coverage:
+            out.extra["unreached"] = None  # not recorded across worker processes
         return out
     assert res.schedule is not None
-    cut: list[str] = []
+    stopped: list[str] = []
     deadline = None if bounds.max_seconds is None else clock.start + bounds.max_seconds
-    schedule = shrink(program, res.schedule, res.violation, deadline=deadline, stop=stop, cut=cut) if do_shrink else res.schedule
+    schedule = shrink(program, res.schedule, res.violation, deadline=deadline, stop=stop, cut=stopped) if do_shrink else res.schedule
+    path: str | None = None
     with guard():
         trace, ex = build_trace(
             program,
@@ -345,9 +496,11 @@ def check(
             original_length=len(res.schedule),
             original_switches=context_switches(res.schedule),
         )
-        if cut:
-            trace.shrink["stopped"] = cut[0]  # "budget" or "interrupted": shrunk as far as it got
-        path = trace.write(trace_out if trace_out is not None else trace.default_path(trace_dir))
+        trace.shrink["shrunk"] = do_shrink
+        if stopped:
+            trace.shrink["stopped"] = stopped[0]  # "budget" or "interrupted": shrunk as far as it got
+        if trace_out is not None or trace_dir is not None:
+            path = str(trace.write(trace_out if trace_out is not None else trace.default_path(trace_dir)))
     v = ex.violation or res.violation
     res.stats.seconds = clock.elapsed()
     return CheckResult(
@@ -359,12 +512,41 @@ def check(
         all_bounds,
         res.stats,
         "stopped at first violation",
-        str(path),
+        path,
         program.config,
         expected,
         violation_step=v.step,
         shrink=trace.shrink,
+        expected_invariant=expected_invariant,
+        counterexample=trace,
     )
+
+
+class _Remember:
+    """A progress callback that remembers the last statistics (what an
+    interrupted search reports) and passes the phase hook through."""
+
+    def __init__(self, progress: Progress | None, seen: list[Stats]) -> None:
+        self.progress, self.seen = progress, seen
+
+    def __call__(self, st: Stats) -> None:
+        self.seen[0] = Stats(**st.as_dict())
+        if self.progress is not None:
+            self.progress(st)
+
+    def phase(self, name: str, total: int | None) -> None:
+        announce(self.progress, name, total)
+
+
+def _cut(res: Exploration) -> tuple[int, int]:
+    """(executions cut at max_steps, executions) of the search the verdict rests on:
+    the last exhaustive phase of ``auto`` (its random phase is a heuristic, not coverage)."""
+    phases = res.params.get("phases")
+    if phases:
+        last = [p for p in phases if p.get("phase") == "exhaustive"]
+        if last:
+            return int(last[-1].get("truncated", 0)), int(last[-1].get("executions", 0))
+    return res.stats.truncated, res.stats.executions
 
 
 @dataclass

@@ -29,7 +29,6 @@ from vcoresim.engine.strategies.dpor import _params
 from vcoresim.errors import InputError
 from vcoresim.files import excerpt, one_line
 
-
 #: How long ``--ray ADDRESS`` waits for a TCP connection to the address (seconds).
 RAY_PROBE_SECONDS = 5.0
 #: How long ``--ray`` waits for ``ray.init`` to join (or, for ``auto``, start) a cluster.

@@ -2,9 +2,12 @@
 
 Each run is one ``check`` of one scenario with one seed (random or PCT
 sampling, or ``auto``), shrinking its counterexample where it ran.  Results
-are merged: counterexamples are folded when they violate the same property
-with the same shrunk schedule (its hash), so a bug found by 40 seeds is
-listed once, with the seeds that found it.  The runs go to a Ray cluster
+are merged: counterexamples are folded when they are the same race: the
+same property violated with every actor at the same code (the call stack and
+operation of each actor's last step in the shrunk trace, thread numbers
+aside), so a bug found by 40 seeds along 40 schedules, or with its two
+conflicting steps in either order, is listed once, with the seeds that found
+it.  (Folding by schedule listed each interleaving of one race apart.)  The runs go to a Ray cluster
 (``vcoresim[ray]``, see ``ray_backend``) or to local processes.
 """
 
@@ -38,10 +41,11 @@ class SwarmRun:
 class Counterexample:
     scenario: str
     invariant: str
-    key: str  # invariant + shrunk schedule hash
+    key: str  # invariant + hash of the violating step's call stacks
     message: str
-    trace: dict[str, Any]  # the trace document of the first run that found it
+    trace: dict[str, Any]  # the shortest trace of the race among the runs
     seeds: list[int] = field(default_factory=list)
+    where: str = ""  # the violating step's innermost function and operation
 
 
 @dataclass
@@ -64,8 +68,34 @@ def run_one(run: dict[str, Any], stop: Callable[[], bool] | None = None) -> dict
     return {"scenario": run["scenario"], "seed": run["seed"], "verdict": r.verdict, "invariant": r.invariant, "message": r.message, "stats": r.stats.as_dict(), "trace": trace}
 
 
-def fold_key(invariant: str, schedule: list[Any]) -> str:
-    return f"{invariant}:{hashlib.sha256(json.dumps(schedule).encode()).hexdigest()[:12]}"
+def race_of(trace: dict[str, Any]) -> list[list[str]]:
+    """Where every actor is when the property fails: for each actor, the call
+    stack and operation of its last step in the (shrunk) trace, thread names
+    left out, sorted.  One race reached along different schedules, or with its
+    two conflicting steps in either order, gives the same list."""
+    last: dict[str, list[str]] = {}
+    for step in trace.get("steps") or []:
+        ops = step.get("ops") or []
+        if ops:
+            op = ops[-1]
+            last[str(step.get("actor"))] = [str(f) for f in op.get("stack", [])] + [str(op.get("op", "")).split(" ", 1)[0]]
+    return sorted({json.dumps(v): v for v in last.values()}.values())
+
+
+def fold_key(invariant: str, trace: dict[str, Any]) -> str:
+    """Same race, same key: the property and the code of the step that violated it."""
+    sig = json.dumps(race_of(trace))
+    return f"{invariant}:{hashlib.sha256(sig.encode()).hexdigest()[:12]}"
+
+
+def _where(trace: dict[str, Any]) -> str:
+    """The violating step's innermost function and operation (``power7_wakeup_noloss (resume_frame)``)."""
+    steps = trace.get("steps") or []
+    if not steps or not steps[-1].get("ops"):
+        return "the initial state"
+    op = steps[-1]["ops"][-1]
+    stack = op.get("stack") or ["-"]
+    return f"{stack[-1]} ({str(op.get('op', '')).split(' ', 1)[0]})"
 
 
 def merge(results: list[dict[str, Any]]) -> SwarmResult:
@@ -78,10 +108,12 @@ def merge(results: list[dict[str, Any]]) -> SwarmResult:
         if r["trace"] is None:
             clean += 1
             continue
-        key = fold_key(r["invariant"], r["trace"]["schedule"])
+        key = fold_key(r["invariant"], r["trace"])
         ce = found.get(key)
         if ce is None:
-            ce = found[key] = Counterexample(r["scenario"], r["invariant"], key, r["message"], r["trace"])
+            ce = found[key] = Counterexample(r["scenario"], r["invariant"], key, r["message"], r["trace"], where=_where(r["trace"]))
+        elif len(r["trace"]["schedule"]) < len(ce.trace["schedule"]):
+            ce.trace, ce.message = r["trace"], r["message"]  # keep the shortest trace of the race
         ce.seeds.append(r["seed"])
     return SwarmResult(len(results), executions, steps, list(found.values()), clean)
 
@@ -94,9 +126,15 @@ def runs_for(programs: list[tuple[str, dict[str, Any]]], seeds: range, strategy:
     ]
 
 
-def swarm_local(runs: list[dict[str, Any]], workers: int, stop: Callable[[], bool] | None = None) -> list[dict[str, Any]]:
+def swarm_local(
+    runs: list[dict[str, Any]],
+    workers: int,
+    stop: Callable[[], bool] | None = None,
+    done: Callable[[int, dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
     """The runs in order, in this process or ``workers`` processes; ``stop`` (Ctrl-C)
-    ends the swarm early: the runs finished so far are returned (in run order)."""
+    ends the swarm early: the runs finished so far are returned (in run order).
+    ``done(k, result)`` after the k-th (for a progress display)."""
     out: list[dict[str, Any]] = []
     if workers <= 1:
         for r in runs:
@@ -105,6 +143,8 @@ def swarm_local(runs: list[dict[str, Any]], workers: int, stop: Callable[[], boo
             res = run_one(r, stop)
             if res["verdict"] != "incomplete" or not (stop is not None and stop()):
                 out.append(res)  # a run cut short by the interruption does not count
+                if done is not None:
+                    done(len(out), res)
         return out
     from vcoresim.check.parallel import worker_signals
 
@@ -117,6 +157,8 @@ def swarm_local(runs: list[dict[str, Any]], workers: int, stop: Callable[[], boo
                 if stop is not None and stop():  # every run finished so far, in run order
                     return [q.get() for q in pending if q.ready() and q.successful()]
             out.append(p.get())
+            if done is not None:
+                done(len(out), out[-1])
         return out
     finally:
         pool.terminate()

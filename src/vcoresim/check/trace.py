@@ -50,6 +50,8 @@ class _ViolationDoc(BaseModel):
     invariant: Annotated[_Str, Field(min_length=1, max_length=200)]
     message: Annotated[_Str, Field(max_length=100_000)]
     step: _Nat
+    #: A timed run's trace: the simulated time of the violation, in ns.
+    t_ns: _Nat | None = None
 
 
 class _TraceDoc(BaseModel):
@@ -208,7 +210,7 @@ def steps_as_json(ex: Execution) -> list[dict[str, Any]]:
     for rec in ex.records:
         out.append(
             {
-                "i": rec.index,
+                "i": rec.index + 1,  # steps are numbered from 1, as replay prints them
                 "actor": rec.actor,
                 "alt": rec.alt,
                 "ops": [

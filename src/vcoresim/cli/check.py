@@ -10,18 +10,21 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from vcoresim.check.driver import STRATEGIES, CheckResult, check, not_run
-from vcoresim.cli.common import INTERRUPT, err, fail, out, output_path, parse_patches, progress_printer
+from vcoresim.check.mutation import MUTANT_EXECUTIONS
+from vcoresim.cli.common import INTERRUPT, ProgressDisplay, err, fail, out, output_path, parse_patches, say
+from vcoresim.engine.mutants import KINDS as MUTATION_KINDS
 from vcoresim.engine.strategies.base import Bounds
-from vcoresim.errors import InputError
+from vcoresim.errors import did_you_mean
 from vcoresim.scenarios.registry import Scenario, ScenarioError, builtin_scenarios, get_scenario, program_for
 
 
 @click.command("check")
 @click.argument("scenarios", nargs=-1)
-@click.option("--strategy", type=click.Choice(STRATEGIES), default=None, help="Exploration strategy (default: the scenario's, usually exhaustive DPOR).")
+@click.option("--strategy", type=click.Choice(STRATEGIES), default=None, help="Exploration strategy (default: the scenario's; auto for the built-in scenarios: random walks, then DPOR at preemption bounds 0, 1, ...).")
 @click.option("--seed", type=int, default=None, help="Seed for random and pct (default: the scenario's).")
 @click.option("--max-steps", type=click.IntRange(1), default=None, help="Steps per execution (a bound).")
 @click.option("--max-preemptions", type=click.IntRange(0), default=None, help="Preemptions per execution (a bound).")
@@ -41,6 +44,12 @@ from vcoresim.scenarios.registry import Scenario, ScenarioError, builtin_scenari
 @click.option("--resume", "resume_file", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Continue the search saved in a checkpoint file.")
 @click.option("--ray", "ray_address", default=None, metavar="auto|ADDRESS", help="Run the exhaustive search on a Ray cluster (needs vcoresim[ray]).")
 @click.option("--memory-model", "memory_model", type=click.Choice(("sc", "tso", "pso", "power")), default="sc", show_default=True, help="Memory model (docs/memory-models.md).")
+@click.option("--unreached/--no-unreached", "unreached", default=None, help="Record the model code the check reaches and list what it never executed, and vacuous invariants (default: on for one scenario).")
+@click.option("--mutate", is_flag=True, help="Mutation analysis: check the scenario once per mutant of the operations it executes (drop a store or barrier, swap a store with the next operation, invert a loaded flag, skip an IPI) and report which mutants an invariant catches.")
+@click.option("--mutations", "mutation_kinds", default=None, metavar="KIND,...", help=f"With --mutate: the kinds to apply (default: all of {', '.join(MUTATION_KINDS)}).")
+@click.option("--sites", "sites", default=None, metavar="PATTERN,...", help="With --mutate: only mutants whose function, file:line or label matches (substring or shell pattern).")
+@click.option("--mutant-executions", type=click.IntRange(1), default=None, help=f"With --mutate: execution budget of each mutant's check (default {MUTANT_EXECUTIONS}).")
+@click.option("--mutant-seconds", type=click.FloatRange(0, min_open=True), default=None, help="With --mutate: wall-clock budget of each mutant's check (timing-dependent).")
 @click.option("--barrier-mutations", is_flag=True, help="Remove each barrier the scenario executes, one at a time, and report which removal breaks which invariant.")
 def check_cmd(
     scenarios: tuple[str, ...],
@@ -64,6 +73,12 @@ def check_cmd(
     resume_file: Path | None,
     ray_address: str | None,
     memory_model: str,
+    unreached: bool | None,
+    mutate: bool,
+    mutation_kinds: str | None,
+    sites: str | None,
+    mutant_executions: int | None,
+    mutant_seconds: float | None,
     barrier_mutations: bool,
 ) -> None:
     """Explore interleavings of SCENARIOS (default: every built-in scenario)."""
@@ -99,51 +114,56 @@ def check_cmd(
     if trace_out is not None and len(runs) > 1:
         fail("--trace-out: give one scenario when naming the trace file")
     runs = _with_memory_model(runs, memory_model)
+    if mutate:
+        _mutate(runs, strategy, seed, max_steps, max_preemptions, max_executions, max_seconds, as_json, reproducible, quiet, mutation_kinds, sites, mutant_executions, mutant_seconds, workers)
+    elif mutation_kinds or sites or mutant_executions or mutant_seconds:
+        fail("--mutations/--sites/--mutant-executions/--mutant-seconds: only with --mutate")
     if barrier_mutations:
         _barrier_mutations(runs, strategy, seed, max_steps, max_preemptions, max_executions, max_seconds, as_json, reproducible, trace_out)
     results: list[CheckResult] = []
     show_progress = not quiet and not as_json and err.is_terminal
     stop = INTERRUPT
-    for sc, program in runs:
-        expected = sc.expected if not overrides and memory_model == "sc" else None
-        if stop():
-            results.append(not_run(program.name, program.config, expected))
-            continue
-        b = sc.bounds
-        bounds = Bounds(
-            max_steps=max_steps or b.max_steps,
-            max_preemptions=max_preemptions if max_preemptions is not None else b.max_preemptions,
-            max_executions=max_executions or b.max_executions,
-            max_seconds=max_seconds or b.max_seconds,
-        )
-        prog, update = progress_printer(show_progress, sc.name)
-        try:
-            if prog is not None:
-                prog.start()
-            res = check(
-                program,
-                strategy=strategy or sc.strategy,
-                bounds=bounds,
-                seed=seed if seed is not None else sc.seed,
-                pct_depth=pct_depth,
-                cache=cache,
-                trace_out=trace_out,
-                do_shrink=not no_shrink,
-                expected=expected,
-                progress=update,
-                workers=workers,
-                stop=stop,
-                checkpoint_out=checkpoint_out,
-                checkpoint_dir=Path("checkpoints"),
-                ray=ray_address,
-                shield=INTERRUPT.shield,
+    with ProgressDisplay(show_progress) as display:
+        for k, (sc, program) in enumerate(runs, start=1):
+            # The scenario's [expect] holds for its own kernel under SC; overrides change what is checked.
+            expected = sc.expected if not overrides and memory_model == "sc" else None
+            expected_invariant = sc.expected_invariant if expected else None
+            if stop():
+                results.append(not_run(program.name, program.config, expected))
+                continue
+            b = sc.bounds
+            bounds = Bounds(
+                max_steps=max_steps or b.max_steps,
+                max_preemptions=max_preemptions if max_preemptions is not None else b.max_preemptions,
+                max_executions=max_executions or b.max_executions,
+                max_seconds=max_seconds or b.max_seconds,
             )
-        except ValueError as e:
-            fail(str(e))
-        finally:
-            if prog is not None:
-                prog.stop()
-        results.append(res)
+            display.start(sc.name, k, len(runs))
+            try:
+                res = check(
+                    program,
+                    strategy=strategy or sc.strategy,
+                    bounds=bounds,
+                    seed=seed if seed is not None else sc.seed,
+                    pct_depth=pct_depth,
+                    cache=cache,
+                    trace_out=trace_out,
+                    do_shrink=not no_shrink,
+                    expected=expected,
+                    expected_invariant=expected_invariant,
+                    progress=display if show_progress else None,
+                    workers=workers,
+                    stop=stop,
+                    checkpoint_out=checkpoint_out,
+                    checkpoint_dir=Path("checkpoints"),
+                    ray=ray_address,
+                    shield=INTERRUPT.shield,
+                    coverage=unreached if unreached is not None else len(runs) == 1,
+                )
+            except ValueError as e:
+                display.stop()
+                fail(str(e))
+            results.append(res)
     with INTERRUPT.shield():
         if as_json:
             docs = [r.as_dict(timing=not reproducible) for r in results]
@@ -152,22 +172,20 @@ def check_cmd(
             _print_one(results[0], reproducible)
         else:
             _print_table(results, reproducible)
-    sys.exit(_exit_code(results))
+    sys.exit(exit_code(results))
 
 
-def _unexpected(r: CheckResult) -> bool:
-    """A verdict other than expected (an interrupted scenario has no verdict to compare)."""
-    return not r.interrupted and r.expected is not None and r.verdict != r.expected
-
-
-def _exit_code(results: list[CheckResult]) -> int:
-    """One scenario: its verdict's code.  Several: 1 for an unexpected verdict, else
-    3 if an interruption cut the run short (a scenario incomplete or not run), else 0."""
+def exit_code(results: list[CheckResult]) -> int:
+    """One scenario: its verdict's code (1 also when the verdict contradicts its
+    [expect]).  Several: 1 if a verdict contradicts its scenario's [expect] (or
+    is a violation of a scenario that expects nothing), else 3 if any is
+    inconclusive where it matters (an interruption left a scenario incomplete
+    or not run, a bounded or sampled verdict), else 0."""
     if len(results) == 1:
         return results[0].exit_code
-    if any(_unexpected(r) for r in results):
+    if any(r.expectation_met is False or (r.expected is None and r.verdict == "violation") for r in results):
         return 1
-    return 3 if any(r.interrupted for r in results) else 0
+    return 3 if any(r.interrupted or r.expectation_met is None or (r.expected is None and r.exit_code == 3) for r in results) else 0
 
 
 def _connect_ray(address: str) -> None:
@@ -221,10 +239,9 @@ def _resume(
         fail("--workers: this checkpoint's search ran in one process; resume it without --workers")
     n_workers = workers or st.get("workers", 1)
     bounds = Bounds(max_steps=b["max_steps"], max_preemptions=b["max_preemptions"], max_executions=max_executions, max_seconds=max_seconds)
-    prog, update = progress_printer(not quiet and not as_json and err.is_terminal, doc["scenario"])
+    display = ProgressDisplay(not quiet and not as_json and err.is_terminal)
+    display.start(doc["scenario"])
     try:
-        if prog is not None:
-            prog.start()
         res = check(
             program,
             strategy=st["name"],
@@ -232,9 +249,9 @@ def _resume(
             seed=st["seed"],
             pct_depth=st.get("pct_depth", 3),
             cache=st.get("cache"),
-            trace_out=trace_out,
+            trace_out=trace_out or Path("traces") / f"{program.name.replace('/', '-')}.trace.json",
             do_shrink=not no_shrink,
-            progress=update,
+            progress=display if display.enabled else None,
             stop=INTERRUPT,
             resume=doc["state"],
             workers=n_workers,
@@ -242,10 +259,10 @@ def _resume(
             shield=INTERRUPT.shield,
         )
     except ValueError as e:
+        display.stop()
         fail(str(e))
     finally:
-        if prog is not None:
-            prog.stop()
+        display.stop()
     with INTERRUPT.shield():
         if as_json:
             click.echo(json.dumps(res.as_dict(timing=not reproducible), indent=1))
@@ -254,59 +271,38 @@ def _resume(
     sys.exit(res.exit_code)
 
 
-def _fmt_stats(r: CheckResult, reproducible: bool) -> str:
-    s = r.stats
-    secs = "" if reproducible else f", {s.seconds:.2f}s"
-    return f"{s.executions} executions, {s.states} states, {s.steps} steps{secs}"
-
-
-COLOURS = {"holds": "green", "violation": "red", "incomplete": "yellow", "not run": "yellow"}
-
-
 def _print_one(r: CheckResult, reproducible: bool) -> None:
+    from vcoresim.report.verdict import COLOURS, verdict_lines
+
     colour = COLOURS[r.verdict]
-    out.print(f"[bold]{r.scenario}[/]: [{colour}]{r.verdict}[/]" + (f" — {r.invariant}: {r.message}" if r.invariant else ""))
-    b = r.bounds
-    bounds = ", ".join(f"{k}={v}" for k, v in b.items() if v is not None)
-    out.print(f"  strategy {r.strategy['name']} ({', '.join(f'{k}={v}' for k, v in r.strategy.items() if k != 'name')}); bounds: {bounds}", markup=False)
-    out.print(f"  coverage {r.coverage}: {_fmt_stats(r, reproducible)}", markup=False)
-    if r.interrupted:
-        out.print("  interrupted: the search stopped before covering its bounds", markup=False)
-    if r.checkpoint:
-        out.print(f"  checkpoint: {r.checkpoint}; continue with: vcoresim check --resume {r.checkpoint}", markup=False)
-    if r.trace:
-        sh = r.shrink
-        stopped = f", shrinking stopped early ({sh['stopped']})" if sh.get("stopped") else ""
-        out.print(f"  trace: {r.trace} ({sh.get('steps_after')} steps, shrunk from {sh.get('steps_before')}{stopped}); replay with: vcoresim replay {r.trace}", markup=False)
+    head = f"[bold]{escape(r.scenario)}[/]: [{colour}]{r.verdict}[/]"
+    if r.expectation_met is False:
+        head += " [bold red](unexpected)[/]"
+    out.print(head)
+    for label, text in verdict_lines(r, reproducible):
+        say(f"{label}: {text}" if label else text, indent=2 if label else 4, hang=4 if label else 2)
 
 
 def _print_table(results: list[CheckResult], reproducible: bool) -> None:
-    t = Table(title="vcoresim check", title_justify="left")
-    for col in ("scenario", "expected", "verdict", "invariant", "coverage", "executions", "states", "steps", "seconds", "trace"):
-        t.add_column(col, justify="right" if col in ("executions", "states", "steps", "seconds") else "left", no_wrap=col == "scenario", overflow="fold")
-    for r in results:
-        colour = COLOURS[r.verdict]
-        ok = not _unexpected(r)
-        t.add_row(
-            r.scenario,
-            r.expected or "-",
-            f"[{colour}]{r.verdict}[/]" + ("" if ok else " [bold red](unexpected)[/]"),
-            r.invariant or "-",
-            r.coverage,
-            str(r.stats.executions),
-            str(r.stats.states),
-            str(r.stats.steps),
-            "-" if reproducible else f"{r.stats.seconds:.2f}",
-            r.trace or "-",
-        )
-    out.print(t)
-    bad = [r.scenario for r in results if _unexpected(r)]
+    from vcoresim.report.tables import check_table
+
+    out.print(check_table(results, reproducible, out.width))
+    bad = [r.scenario for r in results if r.expectation_met is False]
     cut = [r.scenario for r in results if r.interrupted]
+    undecided = [r.scenario for r in results if r.expectation_met is None and not r.interrupted]
+    unexpected_violations = [r.scenario for r in results if r.expected is None and r.verdict == "violation"]
+    traces = sorted({str(Path(r.trace).parent) for r in results if r.trace})
+    if traces:
+        say(f"traces in {', '.join(traces)}/ (vcoresim replay FILE)", hang=2)
     if bad:
-        out.print(f"[red]unexpected verdicts: {', '.join(bad)}[/]")
+        say(f"unexpected verdicts (marked !): {', '.join(bad)}", hang=2, style="red")
     if cut:
-        out.print(f"[yellow]interrupted: {len(cut)} of {len(results)} scenarios not covered ({', '.join(cut)})[/]")
-    if not bad and not cut:
+        say(f"interrupted: {len(cut)} of {len(results)} scenarios not covered ({', '.join(cut)})", hang=2, style="yellow")
+    if undecided:
+        say(f"inconclusive, expectation not decided (marked ?): {', '.join(undecided)}", hang=2, style="yellow")
+    if unexpected_violations:
+        say(f"violations: {', '.join(unexpected_violations)}", hang=2, style="red")
+    if not (bad or cut or undecided or unexpected_violations) and any(r.expected is not None for r in results):
         out.print("[green]every verdict as expected[/]")
 
 
@@ -346,8 +342,20 @@ def _barrier_mutations(
         max_executions=max_executions or b.max_executions,
         max_seconds=max_seconds or b.max_seconds or MUTATION_SECONDS,
     )
+    from vcoresim.report.verdict import COLOURS
+
     trace_dir = trace_out.parent if trace_out is not None else Path("traces")
-    report = mutate_barriers(program, strategy=strategy or sc.strategy, bounds=bounds, seed=seed if seed is not None else sc.seed, trace_dir=trace_dir, stop=INTERRUPT)
+    show = not as_json and err.is_terminal
+    with ProgressDisplay(show) as display:
+        report = mutate_barriers(
+            program,
+            strategy=strategy or sc.strategy,
+            bounds=bounds,
+            seed=seed if seed is not None else sc.seed,
+            trace_dir=trace_dir,
+            stop=INTERRUPT,
+            progress=display if show else None,
+        )
     if as_json:
         click.echo(json.dumps(report.as_dict(timing=not reproducible), indent=1))
     else:
@@ -359,7 +367,76 @@ def _barrier_mutations(
             colour = COLOURS[r.verdict]
             t.add_row(label, "-" if line is None else str(line), f"[{colour}]{r.verdict}[/]", r.invariant or "-", r.coverage, str(r.stats.executions), r.trace or "-")
         out.print(t)
-        out.print(f"{len(report.mutants) + len(report.not_run)} barrier sites found in {report.discovery_executions} executions; removing {len(report.breaking)} of them breaks an invariant: {', '.join(m.site.label for m in report.breaking) or 'none'}", markup=False)
+        say(f"{len(report.mutants) + len(report.not_run)} barrier sites found in {report.discovery_executions} executions; removing {len(report.breaking)} of them breaks an invariant: {', '.join(m.site.label for m in report.breaking) or 'none'}", hang=2)
         if report.not_run:
-            out.print(f"interrupted: {len(report.not_run)} sites not checked: {', '.join(s.label for s in report.not_run)}", markup=False)
+            say(f"interrupted: {len(report.not_run)} sites not checked: {', '.join(s.label for s in report.not_run)}", hang=2)
     sys.exit(1 if report.baseline.verdict == "violation" else 3 if report.not_run or report.baseline.interrupted else 0)
+
+
+def _mutate(
+    runs: list[tuple[Scenario, Any]],
+    strategy: str | None,
+    seed: int | None,
+    max_steps: int | None,
+    max_preemptions: int | None,
+    max_executions: int | None,
+    max_seconds: float | None,
+    as_json: bool,
+    reproducible: bool,
+    quiet: bool,
+    kinds_text: str | None,
+    sites: str | None,
+    mutant_executions: int | None,
+    mutant_seconds: float | None,
+    workers: int,
+) -> NoReturn:
+    """``check --mutate``: the scenario, then one check per mutant of the operations it
+    runs (``--workers N``: N mutants at a time, in processes)."""
+    from vcoresim.check.mutation import mutate
+    from vcoresim.report.tables import mutation_table
+
+    if len(runs) != 1:
+        fail("--mutate: give exactly one scenario")
+    kinds = tuple(k.strip() for k in (kinds_text or ",".join(MUTATION_KINDS)).split(",") if k.strip())
+    for k in kinds:
+        if k not in MUTATION_KINDS:
+            fail(f"--mutations: unknown mutation {k!r}{did_you_mean(k, MUTATION_KINDS)} (known: {', '.join(MUTATION_KINDS)})")
+    sc, program = runs[0]
+    b = sc.bounds
+    bounds = Bounds(
+        max_steps=max_steps or b.max_steps,
+        max_preemptions=max_preemptions if max_preemptions is not None else b.max_preemptions,
+        max_executions=max_executions or b.max_executions,
+        max_seconds=max_seconds or b.max_seconds,
+    )
+    per_mutant = Bounds(bounds.max_steps, bounds.max_preemptions, mutant_executions or MUTANT_EXECUTIONS, mutant_seconds)
+    show = not quiet and not as_json and err.is_terminal
+    with ProgressDisplay(show) as display:
+        run = mutate(
+            program,
+            strategy=strategy or sc.strategy,
+            bounds=bounds,
+            mutant_bounds=per_mutant,
+            seed=seed if seed is not None else sc.seed,
+            trace_dir=Path("traces") / "mutants",
+            kinds=kinds,
+            sites=sites,
+            progress=display if show else None,
+            workers=workers,
+            stop=INTERRUPT,
+        )
+    if as_json:
+        click.echo(json.dumps(run.as_dict(timing=not reproducible), indent=1))
+    else:
+        say(f"{run.scenario} under {run.model}: baseline {run.baseline.verdict}; {run.sites} operation sites executed", hang=2)
+        if run.outcomes:
+            out.print(mutation_table(run, reproducible, out.width))
+            if any(o.status == "survived" and o.result is not None and o.result.verdict != "holds" for o in run.outcomes):
+                say("survived?: nothing caught it within the per-mutant budget (not a complete check)", hang=2)
+            if any(o.caught_by == "max_steps" for o in run.outcomes):
+                say("caught by max_steps: its executions no longer end within max_steps, where the scenario's all do (a livelock; no trace)", hang=2)
+            kills = [o.result.trace for o in run.outcomes if o.result is not None and o.result.trace]
+            if kills:
+                say(f"a trace per kill by an invariant in {Path(kills[0]).parent}/ (vcoresim replay FILE)", hang=2)
+        say(run.summary(), hang=2)
+    sys.exit(1 if run.baseline.verdict == "violation" else 3 if run.not_run or run.baseline.interrupted else 0)

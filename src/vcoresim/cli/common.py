@@ -15,21 +15,33 @@ import os
 import re
 import signal
 import sys
+import textwrap
+import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Self
 
 import click
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.markup import escape
+from rich.progress import Progress, SpinnerColumn, TextColumn
 
 from vcoresim.engine.strategies.base import Stats
 from vcoresim.errors import InputError
 from vcoresim.files import ensure_folder, one_line, show_path
 
-# Off a terminal (CI logs, pipes) keep tables readable rather than 80 columns wide.
-out = Console(highlight=False, emoji=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+
+def _width() -> int | None:
+    """$COLUMNS when set; else the terminal's; off a terminal (CI logs, pipes) 160,
+    so tables stay readable rather than 80 columns wide."""
+    cols = os.environ.get("COLUMNS", "")
+    if cols.isdigit() and int(cols) > 0:
+        return int(cols)
+    return None if sys.stdout.isatty() else 160
+
+
+out = Console(highlight=False, emoji=False, soft_wrap=True, width=_width())
 err = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)
 
 EXIT_OK, EXIT_VIOLATION, EXIT_BAD_INPUT, EXIT_INCOMPLETE, EXIT_INTERNAL = 0, 1, 2, 3, 4
@@ -37,6 +49,15 @@ EXIT_OK, EXIT_VIOLATION, EXIT_BAD_INPUT, EXIT_INCOMPLETE, EXIT_INTERNAL = 0, 1, 
 
 #: Longest error message after ``vcoresim: error: `` (the line stays under 400 characters).
 MESSAGE_CHARS = 380
+
+
+def say(text: str, indent: int = 0, hang: int = 4, style: str | None = None) -> None:
+    """Print prose wrapped at the console's width, continuation lines indented
+    ``indent + hang`` (so a label stays readable at 80 columns)."""
+    width = out.width or 80
+    lines = textwrap.wrap(text, width=max(width, 40), initial_indent=" " * indent, subsequent_indent=" " * (indent + hang), break_on_hyphens=False) or [""]
+    for ln in lines:
+        out.print(ln, markup=False, style=style)
 
 
 def fail(msg: str) -> NoReturn:
@@ -74,16 +95,81 @@ def parse_patches(values: tuple[str, ...]) -> dict[str, bool]:
     return patches
 
 
-def progress_printer(enabled: bool, label: str) -> tuple[Any, Any]:
-    if not enabled:
-        return None, None
-    prog = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err, transient=True)
-    task = prog.add_task(label, info="")
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
 
-    def update(stats: Stats) -> None:
-        prog.update(task, info=f"{stats.executions} executions, {stats.states} states, {stats.steps} steps")
 
-    return prog, update
+class ProgressDisplay:
+    """The progress of a long command, on stderr (transient), in two lines:
+    ``[k/N] item  (all: ETA)`` and ``phase · counts · rate · ETA``.
+
+    ``start(item, k, n)`` begins an item (a scenario, a mutant, a run); the
+    check driver calls ``phase(name, total)`` when a phase begins (random
+    walks, DPOR at preemption bound k) and the instance itself with the
+    phase's ``Stats``.  The phase's ETA is shown when its size is known (a
+    sample, an execution budget); the items' from the mean time per item so
+    far."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.prog: Progress | None = None
+        self.item = ""
+        self.k: int | None = None
+        self.n: int | None = None
+        self.items_started = time.perf_counter()
+        self.phase_name = ""
+        self.total: int | None = None
+        self.phase_start = time.perf_counter()
+        if enabled:
+            self.prog = Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=True)
+            self.head = self.prog.add_task("", total=None)
+            self.body = self.prog.add_task("", total=None)
+            self.prog.start()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self.prog is not None:
+            self.prog.stop()
+            self.prog = None
+
+    def start(self, item: str, k: int | None = None, n: int | None = None) -> None:
+        self.item, self.k, self.n = item, k, n
+        self.phase_name, self.total = "", None
+        self.phase_start = time.perf_counter()
+        if self.prog is None:
+            return
+        head = f"[{k}/{n}] {item}" if k is not None and n is not None else item
+        if k is not None and n is not None and k > 1:
+            per = (time.perf_counter() - self.items_started) / (k - 1)
+            head += f"  (all: ETA {_clock(per * (n - k + 1))})"
+        self.prog.update(self.head, description=escape(head))
+        self.prog.update(self.body, description="")
+
+    def phase(self, name: str, total: int | None = None) -> None:
+        self.phase_name, self.total = name, total
+        self.phase_start = time.perf_counter()
+        self.show("")
+
+    def __call__(self, stats: Stats) -> None:
+        elapsed = max(time.perf_counter() - self.phase_start, 1e-6)
+        rate = stats.executions / elapsed
+        text = f"{stats.executions:,}" + (f"/{self.total:,}" if self.total else "") + f" executions · {rate:,.0f}/s"
+        if self.total and rate > 0:
+            text += f" · ETA {_clock(max(self.total - stats.executions, 0) / rate)}"
+        self.show(text)
+
+    def show(self, text: str) -> None:
+        """The second line: the phase and ``text`` (counts, rate, ETA)."""
+        if self.prog is None:
+            return
+        line = " · ".join(p for p in (self.phase_name, text) if p)
+        self.prog.update(self.body, description=escape(line))
 
 
 # ------------------------------------------------------------ interruptions

@@ -5,11 +5,45 @@ from __future__ import annotations
 import json
 
 import click
-from rich.table import Table
 
 from vcoresim.cli.common import out
+from vcoresim.report.tables import Column, fit_table
 from vcoresim.scenarios import catalog
 from vcoresim.scenarios.registry import builtin_scenarios
+
+#: Per section: (key, column) in display order.  Names never wrap; descriptions
+#: wrap; lower-priority columns go first on a narrow terminal.
+SECTIONS: dict[str, list[tuple[str, Column]]] = {
+    "scenarios": [
+        ("name", Column("name", 0)),
+        ("kind", Column("kind", 3)),
+        ("expected", Column("expected", 1)),
+        ("strategy", Column("strategy", 3)),
+        ("description", Column("description", 0, wrap=True)),
+    ],
+    "patches": [
+        ("name", Column("name", 0)),
+        ("seed", Column("seed", 1)),
+        ("default", Column("default", 2)),
+        ("description", Column("description", 0, wrap=True)),
+    ],
+    "presets": [
+        ("name", Column("name", 0)),
+        ("patches", Column("patches", 0, wrap=True)),
+        ("description", Column("description", 1, wrap=True)),
+    ],
+    "invariants": [
+        ("name", Column("name", 0)),
+        ("kind", Column("kind", 1)),
+        ("description", Column("description", 0, wrap=True)),
+    ],
+}
+
+
+def _cell(v: object) -> str:
+    if v is None:
+        return "-"
+    return ", ".join(map(str, v)) if isinstance(v, list) else str(v)
 
 
 @click.command("list")
@@ -20,18 +54,8 @@ def list_cmd(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(doc, indent=1))
         return
-    t = Table(title="Scenarios", title_justify="left")
-    for col in ("name", "kind", "expected", "strategy", "description"):
-        t.add_column(col)
-    for s in doc["scenarios"]:
-        t.add_row(s["name"], s["kind"], s["expected"] or "-", s["strategy"], s["description"])
-    out.print(t)
-    for section, cols in (("patches", ("name", "seed", "default", "description")), ("presets", ("name", "patches", "description")), ("invariants", ("name", "kind", "description"))):
+    for section, cols in SECTIONS.items():
         if not doc[section]:
             continue
-        t = Table(title=section.capitalize(), title_justify="left")
-        for col in cols:
-            t.add_column(col)
-        for row in doc[section]:
-            t.add_row(*[", ".join(row[c]) if isinstance(row[c], list) else str(row[c]) for c in cols])
-        out.print(t)
+        rows = [[_cell(row[key]) for key, _c in cols] for row in doc[section]]
+        out.print(fit_table(section.capitalize(), [c for _k, c in cols], rows, out.width), markup=False)

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from vcoresim.cli.common import INTERRUPT, fail, out
+from vcoresim.cli.common import INTERRUPT, ProgressDisplay, err, fail, out
 from vcoresim.engine.memory import MODELS
 from vcoresim.engine.runtime import ModelError
 from vcoresim.litmus.parser import Litmus, LitmusError, parse_file
@@ -50,14 +50,20 @@ def litmus_cmd(files: tuple[Path, ...], models: tuple[str, ...], max_seconds: fl
     rows: list[tuple[Litmus, list[Outcome]]] = []
     bad = 0
     not_run: list[Litmus] = []
-    for lit in tests:
+    display = ProgressDisplay(not as_json and err.is_terminal)
+    for k, lit in enumerate(tests, start=1):
         if INTERRUPT():
             not_run.append(lit)
             continue
-        try:
-            outcomes = [run(lit, m, max_seconds=max_seconds, stop=INTERRUPT) for m in chosen]
-        except ModelError as e:  # e.g. a load through a register that holds no address
-            fail(f"{lit.path}: {e}")
+        display.start(lit.name, k, len(tests))
+        outcomes = []
+        for m in chosen:
+            display.phase(f"memory model {m}")
+            try:
+                outcomes.append(run(lit, m, max_seconds=max_seconds, stop=INTERRUPT))
+            except ModelError as e:  # e.g. a load through a register that holds no address
+                display.stop()
+                fail(f"{lit.path}: {e}")
         if INTERRUPT() and any(o.verdict == "Unknown" for o in outcomes):
             not_run.append(lit)  # cut short: no verdict to report
             continue
@@ -66,6 +72,7 @@ def litmus_cmd(files: tuple[Path, ...], models: tuple[str, ...], max_seconds: fl
             if o.verdict == "Unknown" or (want is not None and want != o.verdict):
                 bad += 1
         rows.append((lit, outcomes))
+    display.stop()
     if as_json:
         doc = [
             {

@@ -14,12 +14,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from vcoresim.cli.common import INTERRUPT, fail, out, output_path, parse_patches
+from vcoresim.cli.common import INTERRUPT, ProgressDisplay, err, fail, out, output_path, parse_patches, say
 from vcoresim.errors import InputError
 from vcoresim.kvm.config import MAX_DURATION_US
 from vcoresim.scenarios.registry import ScenarioError, get_scenario
@@ -63,6 +64,8 @@ def _sim_config(config: dict[str, Any]) -> dict[str, Any]:
     metavar="NAME",
     help="Also run the scenario with patch NAME off and on, side by side (default: the scenario's simulate.compare_patch; 'none': no).",
 )
+@click.option("--through-violations", is_flag=True, help="Do not check invariants: measure through violations (figures, not a verdict); overrides [simulate] check_invariants.")
+@click.option("--trace-out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Where to write the trace of a violation that stops the run (default traces/<scenario>.simulate.trace.json); vcoresim replay re-runs it.")
 @click.option("--perfetto", "perfetto_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the run as a Chrome trace-event JSON timeline (opens in ui.perfetto.dev).")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write a PNG: latency CDFs and guest utilisation over time (needs vcoresim[plot]).")
 def simulate_cmd(
@@ -75,6 +78,8 @@ def simulate_cmd(
     csv_out: Path | None,
     compare_smt: int | None,
     compare_patch: str | None,
+    through_violations: bool,
+    trace_out: Path | None,
     perfetto_out: Path | None,
     plot_out: Path | None,
 ) -> None:
@@ -98,11 +103,36 @@ def simulate_cmd(
         timing = Timing().replace(**dict(cfg.get("timing") or {}))
     except (TypeError, ValueError) as e:
         fail(f"simulate.{e}" if str(e).startswith("timing") else f"simulate.timing: {e}")
-    check_invariants = bool(cfg.get("check_invariants", True))
+    check_invariants = bool(cfg.get("check_invariants", True)) and not through_violations
     if not check_invariants:  # the scenario measures through violations: figures, not a verdict
         program = dataclasses.replace(program, select=())
     keep = perfetto_out is not None or plot_out is not None  # the pictures need the event log
-    result, metrics = run(program, duration_ns=dur_us * 1_000, seed=run_seed, timing=timing, keep_events=keep, record_states=perfetto_out is not None, stop=INTERRUPT)
+    with ProgressDisplay(not as_json and err.is_terminal) as display:
+        display.start(f"{sc.name}: {dur_us:,} µs simulated")
+        started = time.perf_counter()
+
+        def progress(now_ns: int, steps: int) -> None:
+            wall = time.perf_counter() - started
+            done = now_ns / (dur_us * 1_000)
+            eta = f" · ETA {wall * (1 - done) / done:.0f} s" if done > 0 else ""
+            display.show(f"{now_ns / 1e6:.3f} of {dur_us / 1e3:.3f} ms ({done:.0%}) · {steps / wall:,.0f} steps/s{eta}")
+
+        result, metrics = run(
+            program,
+            duration_ns=dur_us * 1_000,
+            seed=run_seed,
+            timing=timing,
+            keep_events=keep,
+            record_states=perfetto_out is not None,
+            stop=INTERRUPT,
+            progress=progress if display.enabled else None,
+        )
+    trace_path: Path | None = None
+    if result.outcome in ("violation", "deadlock"):
+        from vcoresim.simulate.trace import write_if_violated
+
+        with INTERRUPT.shield():
+            trace_path = write_if_violated(program, result, trace_out, timing=timing)
     if perfetto_out is not None:
         from vcoresim.report.visual import write_perfetto_sim
 
@@ -166,17 +196,25 @@ def simulate_cmd(
         doc["invariants_checked"] = check_invariants
         if INTERRUPT():
             doc["interrupted"] = True
+        doc["outcome"] = result.outcome
+        doc["violation"] = result.violation
+        doc["trace"] = str(trace_path) if trace_path else None
         click.echo(json.dumps(doc, indent=1, default=str))
     else:
         if not check_invariants:
-            out.print("invariants not checked (the scenario's [simulate] check_invariants = false): the run measures through violations", markup=False)
+            why = "--through-violations" if through_violations else "the scenario's [simulate] check_invariants = false"
+            say(f"invariants not checked ({why}): the run measures through violations", hang=2)
         render(metrics, out)
         if rows:
             render_compare(rows, n_cmp, out)
         if patch_rows:
             render_patch_compare(patch_rows, out)
         if INTERRUPT():
-            out.print("interrupted: the figures cover the simulated time up to the interruption", markup=False)
+            say("interrupted: the figures cover the simulated time up to the interruption", hang=2)
+        if trace_path is not None:
+            say(f"the run stopped at the violation; trace: {trace_path}; replay with: vcoresim replay {trace_path}; measure through it with --through-violations", hang=2)
+        elif patch_rows and any(r.outcome in ("violation", "deadlock") for r in patch_rows):
+            say("a compared run stopped at a violation: --through-violations measures through it", hang=2)
     if result.outcome in ("violation", "deadlock"):
         sys.exit(1)
     sys.exit(3 if INTERRUPT() else 0)

@@ -12,7 +12,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from vcoresim.cli.common import INTERRUPT, fail, out, output_path
+from vcoresim.cli.common import INTERRUPT, ProgressDisplay, err, fail, out, output_path
 from vcoresim.errors import InputError
 from vcoresim.files import write_atomic
 from vcoresim.scenarios.registry import ScenarioError, get_scenario
@@ -44,7 +44,8 @@ def study_cmd(scenario: str, duration_us: int, seed: int, as_json: bool, csv_out
     except (TypeError, ValueError) as e:
         fail(f"simulate.{e}")
     try:
-        rows = study(program.config, duration_ns=duration_us * 1000, seed=seed, timing=timing, stop=INTERRUPT)
+        with ProgressDisplay(not as_json and err.is_terminal) as display:
+            rows = study(program.config, duration_ns=duration_us * 1000, seed=seed, timing=timing, stop=INTERRUPT, progress=display.start)
     except ScenarioError as e:
         fail(str(e))
     interrupted = INTERRUPT()

@@ -9,11 +9,11 @@ from typing import Any, NoReturn
 
 import click
 
-from vcoresim.cli.common import INTERRUPT, fail, out, output_path
-from vcoresim.errors import InputError
 from vcoresim.check.trace import safe_name
-from vcoresim.files import write_atomic
+from vcoresim.cli.common import INTERRUPT, ProgressDisplay, err, fail, output_path, say
 from vcoresim.engine.strategies.base import Bounds
+from vcoresim.errors import InputError
+from vcoresim.files import write_atomic
 from vcoresim.scenarios.registry import ScenarioError, get_scenario
 
 
@@ -29,7 +29,8 @@ from vcoresim.scenarios.registry import ScenarioError, get_scenario
 @click.option("--json", "as_json", is_flag=True)
 def swarm_cmd(scenarios: tuple[str, ...], runs: int, strategy: str, max_executions: int, max_steps: int | None, workers: int, ray_address: str | None, out_dir: Path, as_json: bool) -> None:
     """Many seeded runs of SCENARIOS (variants count as scenarios), merged:
-    duplicate counterexamples (same property, same shrunk schedule) are folded."""
+    counterexamples of the same race (same property, violated by a step running
+    the same code) are folded, with the seeds that found them."""
     from vcoresim.check.swarm import merge, runs_for, swarm_local
 
     output_path(out_dir / "x.trace.json", "--out")
@@ -55,7 +56,17 @@ def swarm_cmd(scenarios: tuple[str, ...], runs: int, strategy: str, max_executio
         except KeyboardInterrupt:
             err_exit("interrupted while connecting to Ray", 3)
     else:
-        results = swarm_local(jobs, workers, stop=INTERRUPT)
+        show = not as_json and err.is_terminal
+        with ProgressDisplay(show) as display:
+            found = [0]
+
+            def done(k: int, r: dict[str, Any]) -> None:
+                found[0] += r["trace"] is not None
+                display.start(f"{r['scenario']} seed {r['seed']} done", k, len(jobs))
+                display.show(f"{found[0]} of {k} runs found a violation")
+
+            display.start(f"{len(jobs)} runs on {workers} process{'es' if workers > 1 else ''}", 0, len(jobs))
+            results = swarm_local(jobs, workers, stop=INTERRUPT, done=done if show else None)
     interrupted = INTERRUPT() and len(results) < len(jobs)
     merged = merge(results)
     rows = []
@@ -66,7 +77,7 @@ def swarm_cmd(scenarios: tuple[str, ...], runs: int, strategy: str, max_executio
                 write_atomic(path, json.dumps(ce.trace, indent=1), "--out")
             except InputError as e:
                 fail(str(e))
-            rows.append({"scenario": ce.scenario, "invariant": ce.invariant, "key": ce.key, "found_by_seeds": ce.seeds, "message": ce.message, "trace": str(path)})
+            rows.append({"scenario": ce.scenario, "invariant": ce.invariant, "key": ce.key, "where": ce.where, "found_by_seeds": ce.seeds, "message": ce.message, "trace": str(path)})
     doc = {"runs": merged.runs, "clean_runs": merged.clean, "executions": merged.executions, "steps": merged.steps, "distinct_counterexamples": rows}
     if interrupted:
         doc["interrupted"] = True
@@ -74,11 +85,12 @@ def swarm_cmd(scenarios: tuple[str, ...], runs: int, strategy: str, max_executio
     if as_json:
         click.echo(json.dumps(doc, indent=1))
     else:
-        out.print(f"swarm: {merged.runs} runs ({strategy}, {max_executions} executions each), {merged.executions} executions, {merged.clean} runs found nothing; {len(rows)} distinct counterexamples", markup=False)
+        say(f"swarm: {merged.runs} runs ({strategy}, {max_executions} executions each), {merged.executions:,} executions, {merged.clean} runs found nothing; {len(rows)} distinct {'race' if len(rows) == 1 else 'races'}", hang=2)
         for r in rows:
-            out.print(f"  {r['scenario']}: {r['invariant']} [{r['key']}] found by {len(r['found_by_seeds'])} seeds ({', '.join(map(str, r['found_by_seeds'][:8]))}{', ...' if len(r['found_by_seeds']) > 8 else ''}); trace {r['trace']}", markup=False)
+            seeds = ", ".join(map(str, r["found_by_seeds"][:8])) + (", ..." if len(r["found_by_seeds"]) > 8 else "")
+            say(f"{r['scenario']}: {r['invariant']} at {r['where']} [{r['key']}], found by {len(r['found_by_seeds'])} seeds ({seeds}); trace {r['trace']}", indent=2, hang=4)
         if interrupted:
-            out.print(f"interrupted: {merged.runs} of {len(jobs)} runs finished", markup=False)
+            say(f"interrupted: {merged.runs} of {len(jobs)} runs finished", hang=2)
     sys.exit(1 if rows else 3 if interrupted else 0)
 
 

@@ -12,7 +12,19 @@ from typing import TYPE_CHECKING, Any
 from vcoresim.engine.msr import MSR_HV, in_host_virtual_mode, msr_str
 from vcoresim.engine.world import RUN, Invariant, Liveness, World
 from vcoresim.errors import ConfigError
-from vcoresim.kvm.state import BLOCKED, LPID_HOST, RUNNABLE, VCORE_EXIT_SHIFT, VCORE_RUNNING, core, hstate, vcore, vcpu, woke_with_req
+from vcoresim.kvm.state import (
+    BLOCKED,
+    LPID_HOST,
+    LPID_RESERVED,
+    RUNNABLE,
+    VCORE_EXIT_SHIFT,
+    VCORE_RUNNING,
+    core,
+    hstate,
+    vcore,
+    vcpu,
+    woke_with_req,
+)
 
 if TYPE_CHECKING:
     from vcoresim.engine.runtime import Execution
@@ -32,6 +44,13 @@ INVARIANTS: dict[str, str] = {
     "vcpus-complete": "liveness: every vCPU thread runs its guest to the end and exits (checked when the run ends)",
     "no-deadlock": "liveness: no hard lock-up: when nothing can move, no CPU is stuck in a wait and every task has finished",
 }
+
+
+def _partition(lpid: Any) -> str:
+    """``partition 2``, or what the reserved LPID means (an invariant's message)."""
+    if lpid == LPID_RESERVED:
+        return f"partition {lpid} (the reserved LPID, loaded while the partition is being switched)"
+    return f"partition {lpid}"
 
 
 def _threads_in_guest(ex: Execution, k: Kvm, cpus: range | list[int]) -> list[tuple[int, Any]]:
@@ -70,7 +89,7 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
             for cpu in cpus:
                 a = ex.actors[cpu]
                 if a.status == RUN and in_host_virtual_mode(a.msr):
-                    return f"cpu{cpu} executes host kernel code [{msr_str(a.msr)}] while core {c} is in partition {lpid}"
+                    return f"cpu{cpu} executes host kernel code [{msr_str(a.msr)}] while core {c} is in {_partition(lpid)}"
         return None
 
     def req_honoured(ex: Execution) -> str | None:
@@ -109,7 +128,7 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
                 vcores.add(vc)
                 want = k.vcores[vc].lpid  # the guest's LPID, as assigned when the VM was made
                 if want != lpid:
-                    return f"cpu{cpu} runs vcpu {k.vcpu_label(v)} of LPID {want} while core {c} is in partition {lpid}"
+                    return f"cpu{cpu} runs vcpu {k.vcpu_label(v)} of LPID {want} while core {c} is in {_partition(lpid)}"
             if len(vcores) > 1:
                 return f"core {c} runs vcores {sorted(vcores)} at once"
         return None

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from vcoresim.errors import ScenarioError
+from vcoresim.errors import ScenarioError, did_you_mean
 from vcoresim.files import excerpt
 
 
@@ -77,7 +77,7 @@ PATCHES: dict[str, Patch] = {
             "",
             "kvmppc_run_core releases the secondaries only after kvmppc_wait_for_nap, so a thread IPI'd late in a run "
             "still finds hwthread_req set, goes to KVM and is counted in nap_count (residual R2 of seed 000, found by "
-            "'vcoresim check stray-ipi@late-join').",
+            "'vcoresim check smt-vcore@late-join').",
             "v3.6",
             "low",
             "reference stray-ipi.md R2 ('~3.6', the commit that also added VCORE_STARTING); commit id not known here; "
@@ -193,11 +193,11 @@ def resolve_kernel(preset: str | None, patches: Mapping[str, bool], field_prefix
     pf, kf = (("--patch", "--kernel") if field_prefix == "--" else (f"{field_prefix}.patches", f"{field_prefix}.preset"))
     name = DEFAULT_PRESET if preset is None else preset
     if name not in PRESETS:
-        raise _fail(kf, f"unknown preset {excerpt(name)} (known: {', '.join(PRESETS)})")
+        raise _fail(kf, f"unknown preset {excerpt(name)}{did_you_mean(str(name), PRESETS)} (known: {', '.join(PRESETS)})")
     on = set(PRESETS[name].patches)
     for p, state in patches.items():
         if p not in PATCHES:
-            raise _fail(pf, f"unknown patch {excerpt(p)} (known: {', '.join(PATCHES)})")
+            raise _fail(pf, f"unknown patch {excerpt(p)}{did_you_mean(str(p), PATCHES)} (known: {', '.join(PATCHES)})")
         if not isinstance(state, bool):
             raise _fail(f"{pf}.{p}" if field_prefix != "--" else pf, f"expected true or false, got {excerpt(state)}")
         (on.add if state else on.discard)(p)

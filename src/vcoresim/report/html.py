@@ -7,7 +7,10 @@ operations; every lane is coloured by what that thread is doing (guest,
 KVM, host, QEMU, nap, idle).  Hovering a cell shows the call stack;
 clicking a row shows every operation of the step with its call stack, MSR
 and value in the panel below the header.  The violating step is
-highlighted and selected when the page opens.
+highlighted and selected when the page opens (at the top; a link in the
+header jumps to it).  With the states of the replay (``replay --html``
+always has them), clicking a step also shows what it changed and the whole
+shared state after it, grouped by structure, its changed fields highlighted.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from vcoresim.check.states import change_text
+from vcoresim.check.trace import jsonable
 from vcoresim.engine.msr import msr_str
 from vcoresim.files import write_atomic
 from vcoresim.report.timeline import from_execution
@@ -32,8 +37,10 @@ def _invariant_text(name: str | None) -> str:
     return INVARIANTS.get(name, "")
 
 
-def page_data(res: Any) -> dict[str, Any]:
-    """What the page shows, as JSON (also handy for tests)."""
+def page_data(res: Any, states: Any = None) -> dict[str, Any]:
+    """What the page shows, as JSON (also handy for tests).  ``states``: a
+    ``check.states.TraceStates`` of the replay (each step's changes and the
+    state the page rebuilds after any step)."""
     ex = res.execution
     trace = res.trace
     tl = from_execution(ex, trace.scenario)
@@ -44,12 +51,24 @@ def page_data(res: Any) -> dict[str, Any]:
         if actor in state:
             for i in range(start, min(end, n)):
                 state[actor][i] = st
+    changes: dict[int, dict[str, Any]] = {}
+    if states is not None:
+        for st in states.steps:
+            changes[st.step] = {
+                "mem": {loc: _show(b) for loc, (_a, b) in st.changes.items()},
+                "modes": {t: b for t, (_a, b) in st.modes.items()},
+                "text": change_text(st),
+            }
     steps = []
     for rec in ex.records:
+        ch = changes.get(rec.index + 1, {})
         steps.append(
             {
-                "index": rec.index,
+                "index": rec.index + 1,
                 "actor": rec.actor,
+                "changes": ch.get("text", []),
+                "mem": ch.get("mem", {}),
+                "modes": ch.get("modes", {}),
                 "ops": [
                     {"stack": list(op.stack), "op": op.op, "loc": op.loc, "value": None if op.value is None else repr(op.value), "msr": msr_str(op.msr)}
                     for op in rec.ops
@@ -60,6 +79,11 @@ def page_data(res: Any) -> dict[str, Any]:
     viol = None
     if v is not None:
         viol = {"kind": v.kind, "invariant": v.name, "text": _invariant_text(v.name), "message": v.message, "step": v.step, "row": max(0, v.step - 1)}
+    initial: dict[str, Any] = {}
+    threads0: dict[str, str] = {}
+    if states is not None:
+        initial = {loc: _show(val) for loc, val in states.initial.items()}
+        threads0 = dict(states.initial_threads)
     return {
         "scenario": trace.scenario,
         "patches": trace.config.get("patches", []),
@@ -69,7 +93,15 @@ def page_data(res: Any) -> dict[str, Any]:
         "states": state,
         "steps": steps,
         "colours": {k: COLOURS[k] for k in STATES},
+        "initial": initial,
+        "threads": threads0,
     }
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, str):
+        return repr(v)
+    return str(jsonable(v)) if not isinstance(v, (bool, int, float)) and v is not None else str(v)
 
 
 _PAGE = """<!DOCTYPE html>
@@ -84,7 +116,10 @@ h1 { font-size: 17px; margin: 0 0 4px; }
 #invariant-text { margin: 2px 0; }
 #message { color: #b71c1c; margin: 2px 0; }
 #legend span { display: inline-block; padding: 0 6px; margin-right: 4px; border-radius: 3px; }
-#details { font: 12px monospace; white-space: pre; max-height: 30vh; overflow: auto; background: #fafafa; border: 1px solid #ddd; padding: 4px; margin-top: 6px; }
+#details { font: 12px monospace; white-space: pre; max-height: 24vh; overflow: auto; background: #fafafa; border: 1px solid #ddd; padding: 4px; margin-top: 6px; }
+#state-box { margin-top: 4px; }
+#state { font: 12px monospace; white-space: pre-wrap; max-height: 24vh; overflow: auto; background: #fafafa; border: 1px solid #ddd; padding: 4px; }
+#state b { background: #fff59d; }
 table { border-collapse: collapse; margin: 8px 12px; }
 th, td { border: 1px solid #e4e4e4; padding: 1px 4px; vertical-align: top; }
 th { background: #f5f5f5; position: sticky; top: 0; }
@@ -105,6 +140,7 @@ tr.violation td.idx { background: #d50000; color: #fff; }
   <div id="summary"></div>
   <div id="legend"></div>
   <div id="details">click a step to see its operations and call stacks</div>
+  <details id="state-box"><summary id="state-title">shared state (click a step)</summary><div id="state"></div></details>
 </header>
 <table id="steps"><thead><tr id="lanes"><th>step</th></tr></thead><tbody></tbody></table>
 <script id="data" type="application/json">__DATA__</script>
@@ -117,7 +153,9 @@ document.getElementById("title").textContent = D.scenario + (D.patches.length ? 
 if (V) {
   document.getElementById("invariant-name").textContent = V.kind + " " + V.invariant + ":";
   document.getElementById("invariant-text").textContent = V.text;
-  document.getElementById("message").textContent = "violated by step " + V.row + " (after " + V.step + " steps): " + V.message;
+  const msg = document.getElementById("message");
+  msg.textContent = (V.step ? "violated at step " + V.step : "violated in the initial state") + ": " + V.message + " ";
+  if (V.step) { const a = el("a", {"href": "#violation", "id": "jump"}, "(go to step " + V.step + ")"); msg.appendChild(a); }
 } else {
   document.getElementById("invariant-name").textContent = "no violation";
 }
@@ -135,8 +173,33 @@ function show(row, i) {
   selected = row; row.classList.add("selected");
   const lines = ["step " + st.index + "  actor " + st.actor];
   for (const op of st.ops) lines.push("  " + stackText(op) + "\\n      " + op.op + (op.value !== null ? "  -> " + op.value : "") + "  [" + op.msr + "]");
+  if (st.changes.length) lines.push("  changed: " + st.changes.join("; "));
   if (V && i === V.row) lines.push("^^^ " + V.invariant + ": " + V.message);
   details.textContent = lines.join("\\n");
+  showState(i);
+}
+const split = loc => { const k = loc.lastIndexOf("."); return k < 0 ? ["(globals)", loc] : [loc.slice(0, k), loc.slice(k + 1)]; };
+function showState(i) {
+  if (!Object.keys(D.initial).length) return;
+  const mem = Object.assign({}, D.initial), modes = Object.assign({}, D.threads);
+  for (let k = 0; k <= i; k++) { Object.assign(mem, D.steps[k].mem); Object.assign(modes, D.steps[k].modes); }
+  const changed = new Set([...Object.keys(D.steps[i].mem), ...Object.keys(D.steps[i].modes)]);
+  const groups = new Map();
+  for (const loc in mem) { const [g, f] = split(loc); if (!groups.has(g)) groups.set(g, []); groups.get(g).push([loc, f]); }
+  const box = document.getElementById("state");
+  box.textContent = "";
+  const line = (label, items) => {
+    const div = el("div");
+    div.appendChild(document.createTextNode(label + ": "));
+    items.forEach(([key, text], n) => {
+      if (n) div.appendChild(document.createTextNode(", "));
+      div.appendChild(changed.has(key) ? el("b", {}, text) : document.createTextNode(text));
+    });
+    box.appendChild(div);
+  };
+  line("threads", Object.keys(modes).map(t => [t, t + " " + modes[t]]));
+  for (const [g, fields] of groups) line(g, fields.map(([loc, f]) => [loc, f + " = " + mem[loc]]));
+  document.getElementById("state-title").textContent = "shared state after step " + D.steps[i].index + " (changed fields highlighted)";
 }
 const body = document.querySelector("#steps tbody");
 D.steps.forEach((st, i) => {
@@ -159,7 +222,9 @@ D.steps.forEach((st, i) => {
   tr.addEventListener("click", () => show(tr, i));
   body.appendChild(tr);
 });
-if (V && D.steps.length) { const r = document.getElementById("violation"); show(r, V.row); r.scrollIntoView({block: "center"}); }
+// Open at the top (a screenshot or a print shows the header and the first steps);
+// the violating step is selected, and "go to step N" scrolls to it.
+if (V && D.steps.length) { show(document.getElementById("violation"), V.row); }
 document.body.setAttribute("data-rendered", String(D.steps.length));
 </script>
 </body>
@@ -167,13 +232,13 @@ document.body.setAttribute("data-rendered", String(D.steps.length));
 """
 
 
-def render(res: Any) -> str:
-    data = page_data(res)
+def render(res: Any, states: Any = None) -> str:
+    data = page_data(res, states)
     # Inside <script>, only "</" can end the element early; JSON allows "<\\/".
     blob = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
     title = data["scenario"].replace("&", "&amp;").replace("<", "&lt;")
     return _PAGE.replace("__TITLE__", title).replace("__DATA__", blob)
 
 
-def write(res: Any, path: Path) -> None:
-    write_atomic(path, render(res), "--html")
+def write(res: Any, path: Path, states: Any = None) -> None:
+    write_atomic(path, render(res, states), "--html")

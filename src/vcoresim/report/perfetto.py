@@ -17,8 +17,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from vcoresim.report.timeline import Timeline
 from vcoresim.files import write_atomic
+from vcoresim.report.timeline import Timeline
 
 TASKS_PID, ENV_PID = 1000, 1001
 

@@ -18,8 +18,9 @@ def write_perfetto_sim(result: Any, path: Path) -> None:
     perfetto.write(timeline.from_sim(result), path)
 
 
-def write_html(res: Any, path: Path) -> None:
-    """A replayed trace as one self-contained HTML page."""
+def write_html(res: Any, path: Path, states: Any = None) -> None:
+    """A replayed trace as one self-contained HTML page (``states``: a
+    ``check.states.TraceStates`` of it, shown on click)."""
     from vcoresim.report import html
 
-    html.write(res, path)
+    html.write(res, path, states)

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from vcoresim.errors import InputError, ScenarioError
+from vcoresim.errors import InputError, ScenarioError, did_you_mean
 from vcoresim.files import MAX_INT_DIGITS, MAX_SCENARIO_BYTES, MAX_TOML_DEPTH, check_depth, excerpt, read_text
 from vcoresim.kvm.config import ScenarioConfig
 
@@ -97,12 +97,36 @@ def validate_kernels(cfg: ScenarioConfig) -> None:
             resolve_kernel(v.kernel.preset, v.kernel.patches, f"variants.{vname}.kernel")
 
 
+def validate_invariant_names(cfg: ScenarioConfig) -> None:
+    """Every ``expect.invariant`` names an invariant the scenario's model checks
+    (and, when ``invariants`` selects some, one of those)."""
+    from vcoresim.kvm.catalog import MODEL_INVARIANTS
+
+    known = MODEL_INVARIANTS[cfg.model]
+    # (``invariants`` itself is checked by the model, which knows what applies.)
+    checked = cfg.invariants if cfg.invariants is not None else known
+    tables = [("expect", cfg.expect)] + [(f"variants.{v}.expect", var.expect) for v, var in cfg.variants.items()]
+    for where, expect in tables:
+        name = expect.invariant
+        if name is None:
+            continue
+        if name not in known:
+            raise ScenarioError(f"{where}.invariant: unknown invariant {name!r} for the {cfg.model} model{did_you_mean(name, known)} (known: {', '.join(known)})")
+        if name not in checked:
+            raise ScenarioError(f"{where}.invariant: {name!r} is not among the invariants this scenario checks ({', '.join(checked)})")
+        if expect.verdict is None:
+            raise ScenarioError(f"{where}.verdict: missing (give verdict = \"violation\" with an invariant)")
+        if expect.verdict == "holds":
+            raise ScenarioError(f"{where}.invariant: names an invariant, but the expected verdict is 'holds'")
+
+
 def parse_config(doc: dict[str, Any], source: str = "") -> ScenarioConfig:
     """Validate a scenario given as a dict (as TOML gives it); errors are one line."""
     prefix = f"{source}: " if source else ""
     try:
         cfg = ScenarioConfig.model_validate(doc)
         validate_kernels(cfg)
+        validate_invariant_names(cfg)
     except ValidationError as e:
         raise ScenarioError(prefix + format_validation_error(e)) from None
     except ScenarioError as e:

@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from vcoresim.engine.memory import MODELS, split_memory_config, with_memory_model
+from vcoresim.engine.mutants import mutated, split_mutation
 from vcoresim.engine.world import Program
+from vcoresim.errors import did_you_mean
 from vcoresim.examples import EXAMPLES, example_program
 from vcoresim.files import excerpt
 from vcoresim.scenarios import builtin
@@ -55,13 +57,22 @@ def get_scenario(name: str) -> Scenario:
         return scenarios[name]
     if f"example/{name}" in scenarios:
         return scenarios[f"example/{name}"]
-    raise ScenarioError(f"scenario: unknown scenario {excerpt(name)} (see 'vcoresim list')")
+    known = [n.removeprefix("example/") if n.startswith("example/") else n for n in scenarios]
+    raise ScenarioError(f"scenario: unknown scenario {excerpt(name)}{did_you_mean(str(name), [*known, *scenarios])} (see 'vcoresim list')")
 
 
 def program_for(name: str, config: dict[str, Any]) -> Program:
-    """Rebuild the program a trace was recorded from (with its memory model and removed barriers)."""
+    """Rebuild the program a trace was recorded from (with its memory model,
+    removed barriers and operation mutant)."""
     if not isinstance(name, str) or not isinstance(config, dict):
         raise ScenarioError("config: expected a scenario name and a table of settings")
+    if "mutation" in config:
+        try:
+            rest, mutant = split_mutation(config)
+        except ValueError as e:
+            raise ScenarioError(f"config: {e}") from None
+        assert mutant is not None
+        return mutated(program_for(name, rest), mutant)
     if "memory_model" in config or "removed_barriers" in config:
         try:
             rest, model, removed = split_memory_config(config)

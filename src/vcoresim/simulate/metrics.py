@@ -348,18 +348,20 @@ def run(
     keep_events: bool = False,
     record_states: bool = False,
     stop: Any = None,
+    progress: Any = None,
 ) -> tuple[SimResult, Metrics]:
     """A timed run and its metrics, computed as the run goes: the event log is kept
     only with ``keep_events`` (Perfetto timelines and plots need it), so a long run
     holds no more than its metrics.  ``stop`` (Ctrl-C) ends the run early
-    (outcome ``interrupted``), with the metrics of the time covered."""
+    (outcome ``interrupted``), with the metrics of the time covered.
+    ``progress(now_ns, steps)``: called every 16,384 steps."""
     from vcoresim.simulate.timed import TimedDriver
 
     if duration_ns <= 0:
         raise ValueError("duration: must be positive")
     stream = MetricsStream()
     driver = TimedDriver(program, seed=seed, timing=timing, record_states=record_states, sink=stream.feed, keep_events=keep_events)
-    result = driver.run(duration_ns, stop=stop)
+    result = driver.run(duration_ns, stop=stop, progress=progress)
     return result, stream.finish(result)
 
 

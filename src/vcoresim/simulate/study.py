@@ -23,13 +23,26 @@ GRID: tuple[tuple[str, tuple[int, ...]], ...] = (("POWER7", (1, 2, 4)), ("POWER8
 POWER8_KERNEL = "v4.17"
 
 
-def study(config: dict[str, Any], *, duration_ns: int, seed: int, timing: Timing, stop: Callable[[], bool] | None = None) -> list[dict[str, Any]]:
-    """One row per configuration; ``stop`` (Ctrl-C) ends the study early (the rows not run are left out)."""
+def study(
+    config: dict[str, Any],
+    *,
+    duration_ns: int,
+    seed: int,
+    timing: Timing,
+    stop: Callable[[], bool] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """One row per configuration of :data:`GRID`; ``stop`` (Ctrl-C) ends the study
+    early (the rows not run are left out); ``progress(label, k, n)`` before the
+    k-th of n runs."""
     rows = []
+    total = sum(len(c) for _cpu, c in GRID)
     for cpu, counts in GRID:
         for n in counts:
             if stop is not None and stop():
                 return rows
+            if progress is not None:
+                progress(f"{cpu}, {n} threads/vcore", len(rows) + 1, total)
             doc = copy.deepcopy(config)
             doc.pop("patches", None)
             doc["name"] = f"study[{cpu}, {n} threads/vcore]"

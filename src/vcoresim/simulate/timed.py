@@ -482,8 +482,16 @@ class TimedDriver:
         self._clock = clock
 
     # ------------------------------------------------------------------ run
-    def run(self, duration_ns: int, max_steps: int | None = None, stop: Callable[[], bool] | None = None) -> SimResult:
-        """``stop`` (Ctrl-C) is polled every 1024 steps: the run ends early, outcome ``interrupted``."""
+    def run(
+        self,
+        duration_ns: int,
+        max_steps: int | None = None,
+        stop: Callable[[], bool] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> SimResult:
+        """``stop`` (Ctrl-C) is polled every 1024 steps: the run ends early, outcome
+        ``interrupted``.  ``progress(now_ns, steps)``: called every 16,384 steps (a
+        progress display)."""
         ex = self.ex
         actors = ex.actors
         heap = self.heap
@@ -527,6 +535,8 @@ class TimedDriver:
             self.cand[i] = None  # consumed: _step re-evaluates the actor
             self._step(actors[i], t)
             end = max(end, t)
+            if progress is not None and not self.counts["steps"] & 0x3FFF:
+                progress(t, self.counts["steps"])
         if outcome == "duration":
             ex.finish(bounded=True)
         else:
@@ -648,10 +658,12 @@ def simulate(
     timing: Timing | None = None,
     max_steps: int | None = None,
     record_states: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> SimResult:
     """Run ``program`` for ``duration_ns`` of simulated time (or until nothing can move).
-    ``record_states`` also records each actor's state changes (for timelines; slower)."""
+    ``record_states`` also records each actor's state changes (for timelines; slower);
+    ``progress(now_ns, steps)`` is called every 16,384 steps."""
     if duration_ns <= 0:
         raise ValueError("duration: must be positive")
-    return TimedDriver(program, seed=seed, timing=timing, record_states=record_states).run(duration_ns, max_steps)
+    return TimedDriver(program, seed=seed, timing=timing, record_states=record_states).run(duration_ns, max_steps, progress=progress)
 

@@ -1,0 +1,131 @@
+"""Mutation kill rate of the built-in scenarios, mutation-run timing, and the
+cost of recording unreached code.
+
+    python benchmarks/verdicts.py mutation [SCENARIO ...] [--mutant-executions N] [--workers N] [--json FILE]
+    python benchmarks/verdicts.py coverage [SCENARIO ...] [--repeat N]
+
+``mutation``: for each scenario (default: every built-in scenario whose
+expected verdict is ``holds``), ``check --mutate`` with every mutation kind
+and the given per-mutant execution budget; prints sites, mutants, killed,
+survived (in a complete check / within the budget), equivalent, kill rate
+and wall time per scenario, and the totals.  ``--json FILE`` keeps every
+outcome (what the issue-17 work reads to raise the kill rate).
+
+``coverage``: each scenario's check with and without ``unreached`` recording,
+alternating, ``--repeat`` times; prints the median wall times and their
+ratio (the machine is shared: medians, not single runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from vcoresim.check.driver import check
+from vcoresim.check.mutation import MUTANT_EXECUTIONS, mutate
+from vcoresim.engine.strategies.base import Bounds
+from vcoresim.scenarios.registry import builtin_scenarios, get_scenario
+
+console = Console(width=160)
+
+
+def holds_scenarios() -> list[str]:
+    return [n for n, sc in builtin_scenarios().items() if sc.expected == "holds"]
+
+
+def run_mutation(names: list[str], mutant_executions: int, workers: int, out: Path | None) -> None:
+    t = Table(title=f"check --mutate, {mutant_executions:,} executions per mutant, {workers} process(es)", title_justify="left")
+    for col in ("scenario", "sites", "mutants", "killed", "survived (complete)", "survived (budget)", "equivalent", "kill rate", "wall s"):
+        t.add_column(col, justify="left" if col == "scenario" else "right")
+    total = {"mutants": 0, "killed": 0, "survived_complete": 0, "survived_budget": 0, "equivalent": 0, "seconds": 0.0}
+    docs = []
+    for name in names:
+        sc = get_scenario(name)
+        b = sc.bounds
+        start = time.perf_counter()
+        run = mutate(
+            sc.make({}),
+            strategy=sc.strategy,
+            bounds=b,
+            mutant_bounds=Bounds(b.max_steps, b.max_preemptions, mutant_executions, None),
+            seed=sc.seed,
+            trace_dir=None,
+            workers=workers,
+        )
+        wall = time.perf_counter() - start
+        complete = sum(1 for o in run.outcomes if o.status == "survived" and o.result is not None and o.result.verdict == "holds")
+        killed = run.count("killed") + run.count("crashed")
+        row = {
+            "scenario": name,
+            "baseline": run.baseline.verdict,
+            "sites": run.sites,
+            "mutants": len(run.outcomes),
+            "killed": killed,
+            "survived_complete": complete,
+            "survived_budget": run.count("survived") - complete,
+            "equivalent": run.count("equivalent"),
+            "kill_rate": run.kill_rate,
+            "seconds": round(wall, 1),
+        }
+        docs.append({**row, "outcomes": [o.as_dict(timing=True) for o in run.outcomes]})
+        if out is not None:  # after every scenario: a long run keeps what it measured
+            out.write_text(json.dumps({"mutant_executions": mutant_executions, "scenarios": docs}, indent=1))
+        for k in ("mutants", "killed", "survived_complete", "survived_budget", "equivalent"):
+            total[k] += row[k]  # type: ignore[operator]
+        total["seconds"] += wall
+        rate = "-" if run.kill_rate is None else f"{100 * run.kill_rate:.0f}%"
+        t.add_row(name, str(run.sites), str(row["mutants"]), str(killed), str(complete), str(row["survived_budget"]), str(row["equivalent"]), rate, f"{wall:.0f}")
+        console.print(f"{name}: {run.summary()} ({wall:.0f} s)", markup=False)
+    relevant = total["mutants"] - total["equivalent"]
+    rate = f"{100 * total['killed'] / relevant:.0f}%" if relevant else "-"
+    t.add_row("total", "", str(total["mutants"]), str(total["killed"]), str(total["survived_complete"]), str(total["survived_budget"]), str(total["equivalent"]), rate, f"{total['seconds']:.0f}")
+    console.print(t)
+    if out is not None:
+        out.write_text(json.dumps({"mutant_executions": mutant_executions, "scenarios": docs, "total": total}, indent=1))
+
+
+def run_coverage(names: list[str], repeat: int) -> None:
+    t = Table(title=f"check with and without unreached-code recording (median of {repeat})", title_justify="left")
+    for col in ("scenario", "executions", "plain s", "recording s", "ratio", "places unreached"):
+        t.add_column(col, justify="left" if col == "scenario" else "right")
+    for name in names:
+        sc = get_scenario(name)
+        plain, rec = [], []
+        n_unreached = execs = 0
+        for _ in range(repeat):
+            for coverage, times in ((False, plain), (True, rec)):
+                start = time.perf_counter()
+                r = check(sc.make({}), strategy=sc.strategy, bounds=sc.bounds, seed=sc.seed, coverage=coverage)
+                times.append(time.perf_counter() - start)
+                execs = r.stats.executions
+                if coverage and r.extra.get("unreached"):
+                    n_unreached = len(r.extra["unreached"]["unreached"])
+        p, c = statistics.median(plain), statistics.median(rec)
+        t.add_row(name, f"{execs:,}", f"{p:.2f}", f"{c:.2f}", f"{c / p:.2f}", str(n_unreached))
+    console.print(t)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("what", choices=("mutation", "coverage"))
+    ap.add_argument("scenarios", nargs="*")
+    ap.add_argument("--mutant-executions", type=int, default=MUTANT_EXECUTIONS)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--json", type=Path, default=None)
+    a = ap.parse_args()
+    if a.what == "mutation":
+        run_mutation(a.scenarios or holds_scenarios(), a.mutant_executions, a.workers, a.json)
+    else:
+        run_coverage(a.scenarios or ["stray-ipi@fixed", "hmi-tb-resync@split2-fixed", "signal-entry-race@fixed", "p8-idle-lockup@fixed"], a.repeat)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
