@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import wait_cpu
 
 from vcoresim.check.driver import explore
 from vcoresim.engine.strategies.base import Bounds
@@ -83,25 +84,10 @@ def test_cli_budget_writes_checkpoint_and_resume_finishes(cli: Any, tmp_path: Pa
     assert {k: b["stats"][k] for k in STAT_KEYS} == {k: a["stats"][k] for k in STAT_KEYS}
 
 
-def _wait_for_cpu(pid: int, seconds: float, timeout: float = 120.0) -> None:
-    """Until the process has used ``seconds`` of CPU (a fixed sleep is too
-    short on a loaded machine: the process may not have started the search)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return
-        if (int(fields[11]) + int(fields[12])) / tick >= seconds:
-            return
-        time.sleep(0.1)
-
-
 def test_cli_ctrl_c_writes_checkpoint(tmp_path: Path) -> None:
     cp = tmp_path / "cp.json"
     p = subprocess.Popen([sys.executable, "-m", "vcoresim.cli", "check", "smt-vcore", "--quiet", "--checkpoint", str(cp)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _wait_for_cpu(p.pid, 3.0)  # (imports done, the search under way, however loaded the machine)
+    wait_cpu(p.pid, 3.0)  # the search is under way (imports take about 1 s of CPU)
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=60)
     assert p.returncode == 3, err

@@ -152,6 +152,15 @@ def builtin_configs() -> list[ScenarioConfig]:
     return out
 
 
+def builtin_config(name: str) -> ScenarioConfig | None:
+    """The built-in scenario ``name`` from its own file, if there is one."""
+    entry = resources.files("vcoresim.scenarios").joinpath(f"{name}.toml")
+    if not entry.is_file():
+        return None
+    cfg = loads(entry.read_text(encoding="utf-8"), entry.name)
+    return cfg if cfg.name == name else None
+
+
 def provider() -> list[Scenario]:
     return [sc for cfg in builtin_configs() for sc in scenarios_of(cfg)]
 
