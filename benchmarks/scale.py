@@ -62,11 +62,11 @@ def _reductions() -> list[tuple[str, str, dict[str, Any]]]:
     out = []
     for sc in ("stray-ipi@fixed", "p8-idle-lockup@fixed"):
         out += [
-            (f"{sc}: dfs, sleep sets only", sc, {"strategy": "dfs", "max_preemptions": 1}),
+            (f"{sc}: dfs, sleep sets only", sc, {"strategy": "dfs", "max_preemptions": 1, "cache": False}),
             (f"{sc}: dfs + state cache", sc, {"strategy": "dfs", "max_preemptions": 1, "cache": True}),
-            (f"{sc}: DPOR + sleep sets", sc, {"strategy": "exhaustive", "max_preemptions": 1}),
+            (f"{sc}: DPOR + sleep sets", sc, {"strategy": "exhaustive", "max_preemptions": 1, "cache": False}),
             (f"{sc}: DPOR, source sets", sc, {"strategy": "exhaustive", "max_preemptions": 1, "source_sets": True}),
-            (f"{sc}: DPOR + cache (full expansion)", sc, {"strategy": "exhaustive", "max_preemptions": 1, "cache": True}),
+            (f"{sc}: DPOR + cache (stateful DPOR)", sc, {"strategy": "exhaustive", "max_preemptions": 1, "cache": True}),
             (f"{sc}: auto (random, bounds 0, 1)", sc, {"strategy": "auto", "max_preemptions": 1}),
         ]
     return out
@@ -111,7 +111,7 @@ if o.get("source_sets"):
     import vcoresim.check.driver as drv
     drv.exhaustive = _src
 out = pathlib.Path(tempfile.mkdtemp()) / "t.json"
-r = check(program, strategy=o.get("strategy", sc.strategy), bounds=bounds, seed=sc.seed, cache=o.get("cache", False),
+r = check(program, strategy=o.get("strategy", sc.strategy), bounds=bounds, seed=sc.seed, cache=o.get("cache"),
           trace_out=out, workers=o.get("workers", 1), checkpoint_out=pathlib.Path(tempfile.mkdtemp()) / "c.json")
 print(json.dumps({"verdict": r.verdict, "invariant": r.invariant, "coverage": r.coverage, "bounds": r.bounds, **r.stats.as_dict(),
                   "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

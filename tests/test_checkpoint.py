@@ -4,6 +4,7 @@ ends where the uninterrupted one ends (same verdict, same statistics)."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -112,3 +113,73 @@ def test_resume_refuses_scenario_arguments(cli: Any, tmp_path: Path) -> None:
     f.write_text("{}")
     r = cli("check", "stray-ipi", "--resume", str(f))
     assert r.code == 2 and r.stderr_lines[0].startswith("vcoresim: error: --resume")
+
+
+def test_resumed_cached_search_equals_uninterrupted() -> None:
+    """The checkpoint keeps the state cache (fingerprints are the same in every
+    process), so a stateful-DPOR search resumed in pieces prunes what the
+    uninterrupted one prunes."""
+    sc = get_scenario("stray-ipi@fixed")
+    prog = sc.make({})
+    bounds = Bounds(sc.bounds.max_steps, None)
+    whole = explore(prog, "exhaustive", bounds, 0, cache=True)
+    resume = None
+    pieces = 0
+    while True:
+        res = explore(prog, "exhaustive", Bounds(bounds.max_steps, None, 60, None), 0, cache=True, resume=resume)
+        pieces += 1
+        if res.checkpoint is None:
+            break
+        assert "cache" in res.checkpoint["search"]
+        resume = json.loads(json.dumps(res.checkpoint))
+    assert whole.complete and res.complete and whole.params.get("stateful_dpor")
+    assert pieces > 2 and _stats(res) == _stats(whole)
+
+
+@pytest.fixture(scope="module")
+def cached_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    from vcoresim.check.driver import check
+
+    path = tmp_path_factory.mktemp("cp") / "cp.json"
+    sc = get_scenario("stray-ipi@fixed")
+    r = check(sc.make({}), strategy="exhaustive", bounds=Bounds(sc.bounds.max_steps, None, 40), checkpoint_out=path)
+    assert r.verdict == "incomplete" and r.checkpoint == str(path)
+    doc = json.loads(path.read_text())
+    assert doc["state"]["search"]["cache"]["table"]
+    return doc
+
+
+def _entry_with_sleep(d: dict[str, Any], sleep: int) -> None:
+    table = d["state"]["search"]["cache"]["table"]
+    k, v = table[0].split(":")
+    table[0] = f"{k}:{int(v, 16) | sleep << 36:x}"
+
+
+@pytest.mark.parametrize(
+    ("edit", "needle"),
+    [
+        (lambda d: d["state"]["search"]["cache"]["table"].append("xyz"), "state.search.cache.table"),
+        (lambda d: _entry_with_sleep(d, 999), "names a sleep set or summary the checkpoint does not hold"),
+        (lambda d: d["state"]["search"]["cache"]["summaries"].append("f" * 60), "a summary names an access"),
+        (lambda d: d["state"]["search"]["cache"]["accesses"].append([99, "x", True]), "state.search.cache: names actors"),
+        (lambda d: d["state"]["search"]["nodes"][1].update(summary="f" * 60), "state.search.nodes[1].summary"),
+    ],
+)
+def test_forged_cache_in_checkpoint_is_one_line_error(cli: Any, tmp_path: Path, cached_checkpoint: dict[str, Any], edit: Any, needle: str) -> None:
+    """A cache edited and re-digested is refused before anything runs."""
+    from vcoresim.check.checkpoint import _digest
+
+    doc = json.loads(json.dumps(cached_checkpoint))
+    edit(doc)
+    doc["digest"] = _digest(doc)
+    f = tmp_path / "cp.json"
+    f.write_text(json.dumps(doc))
+    r = cli("check", "--resume", str(f), "--max-executions", "3")
+    assert r.code == 2 and len(r.stderr_lines) == 1 and needle in r.stderr_lines[0], r.stderr_lines
+
+
+def test_cached_checkpoint_resumes_from_cli(cli: Any, tmp_path: Path, cached_checkpoint: dict[str, Any]) -> None:
+    f = tmp_path / "cp.json"
+    f.write_text(json.dumps(cached_checkpoint))
+    r = cli("check", "--resume", str(f), "--max-executions", "3", "--json")
+    assert r.code == 3 and json.loads(r.stdout)["strategy"]["state_cache"] is True, r.stderr

@@ -8,8 +8,12 @@ import random
 from typing import Any
 
 from hypothesis import given
+from hypothesis import strategies as st
 
-from test_strategies import SOUNDNESS, Item, brute_force_finals, make_program, programs
+from test_strategies import LOCS, SOUNDNESS, Item, brute_force_finals, make_program, programs
+from vcoresim.engine.ops import RMW, IrqDisable, IrqEnable, Load, Nap, ResumeFrame, SaveFrame, SendIPI, SpinLock, SpinUnlock, Store, WaitUntil
+from vcoresim.engine.runtime import Execution
+from vcoresim.engine.world import Body, Program, World
 from vcoresim.engine.strategies import dpor as dpor_mod
 from vcoresim.engine.strategies.base import Bounds
 from vcoresim.engine.strategies.dpor import HappensBefore, exhaustive
@@ -123,3 +127,183 @@ def test_symmetry_reduces_states() -> None:
     sym = exhaustive(_symmetric_program(items, 3), Bounds(), dpor=False, cache=True)
     assert plain.complete and sym.complete and sym.params.get("symmetry")
     assert sym.stats.states < plain.stats.states
+
+
+# ----------------------------------------------- state identity and stateful DPOR
+def test_stateful_dpor_race_below_a_cached_state() -> None:
+    """Hypothesis's minimal case for DPOR with the cache: the third actor's load
+    and store race with the locked loads only in the subtree below a state the
+    search had met before.  Without the cached state's summary in the race
+    analysis (stateful DPOR), some final states are never reached."""
+    spec: list[tuple[Item, ...]] = [(("locked", "L0", (("load", "x"),)),), (("locked", "L0", (("load", "x"),)),), (("load", "x"), ("store", "x", 1))]
+    assert _finals_with(make_program(spec), dpor=True, cache=True) == brute_force_finals(spec)
+
+
+def _run_looping(items: tuple[Item, ...], acc: int) -> Any:
+    """As test_strategies' items, run with ``for`` loops (the iterator lives on the
+    generator's value stack, which the fingerprint reads) and a dead local."""
+    for it in items:
+        stale = acc  # dead after the next statement: the fingerprint may forget it
+        acc = stale
+        kind = it[0]
+        if kind == "load":
+            v = yield Load(it[1])
+            acc = acc * 4 + v + 1
+        elif kind == "store":
+            yield Store(it[1], acc + it[2])
+        elif kind == "rmw":
+            old = yield RMW(it[1], lambda v, d=it[2]: v + d)
+            acc = acc * 4 + old + 1
+        elif kind == "repeat":
+            for _ in range(it[1]):
+                acc = yield from _run_looping(it[2], acc)
+        else:
+            yield SpinLock(it[1])
+            acc = yield from _run_looping(it[2], acc)
+            yield SpinUnlock(it[1])
+    return acc
+
+
+def _looping_program(spec: list[tuple[Item, ...]]) -> Program:
+    def body(i: int, items: tuple[Item, ...]) -> Body:
+        acc = yield from _run_looping(items, 0)
+        yield Store(f"r{i}", acc)
+
+    def build(w: World) -> None:
+        for loc in (*LOCS, "L0", "L1"):
+            w.loc(loc, 0)
+        for i, items in enumerate(spec):
+            w.loc(f"r{i}", -1)
+            w.spawn(f"P{i}", body(i, items))
+        w.check_deadlock = False
+
+    return Program("looping", build)
+
+
+def _unrolled(items: tuple[Item, ...]) -> tuple[Item, ...]:
+    out: list[Item] = []
+    for it in items:
+        if it[0] == "repeat":
+            out += list(_unrolled(it[2])) * it[1]
+        elif it[0] == "locked":
+            out.append(("locked", it[1], _unrolled(it[2])))
+        else:
+            out.append(it)
+    return tuple(out)
+
+
+@st.composite
+def looping_programs(draw: st.DrawFn) -> list[tuple[Item, ...]]:
+    """test_strategies' programs, some items wrapped in a loop that runs them twice."""
+    spec = draw(programs())
+    out = []
+    for items in spec:
+        if len(items) <= 2 and draw(st.booleans()):
+            items = (("repeat", 2, items),)
+        out.append(items)
+    return out
+
+
+@SOUNDNESS
+@given(looping_programs())
+def test_snapshot_identity_reaches_every_final_state(spec: list[tuple[Item, ...]]) -> None:
+    """The fingerprint reads generator frames (code position, live locals, loop
+    iterators): with it the cached searches, DPOR or not, reach every final state."""
+    prog = _looping_program(spec)
+    want = brute_force_finals([_unrolled(items) for items in spec])
+    assert _finals_with(prog, dpor=True, cache=True) == want
+    assert _finals_with(prog, dpor=False, cache=True) == want
+
+
+def test_snapshots_are_used() -> None:
+    """The loops' frames are identified by snapshot, not by history (else the test above tests less)."""
+    from vcoresim.engine import fingerprint
+
+    assert fingerprint.SNAPSHOTS
+    prog = _looping_program([(("repeat", 2, (("load", "x"),)),), (("store", "x", 1),)])
+    ex = Execution(prog, history=True)
+    ex.step(0, 0)
+    body = fingerprint.Encoder(ex).frame(ex.actors[0].stack[0])[3]
+    assert body[0] != fingerprint._HIST
+
+
+def _napper() -> Program:
+    """A thread that naps in a loop, saving its frame each time (as the idle
+    code saves PACAR1), and an IPI source that wakes it forever."""
+    from vcoresim.engine.world import HwThread
+
+    def napper() -> Body:
+        yield IrqDisable()
+        while True:
+            frame = yield SaveFrame()
+            yield Store("saved", frame)
+            yield Nap()
+            yield IrqEnable()  # the pending IPI is taken here
+            yield IrqDisable()
+
+    def handler() -> Body:
+        yield Store("mfrr", 0)
+
+    def reset_vector(_kind: str) -> Body:
+        frame = yield Load("saved")
+        yield ResumeFrame(frame)
+
+    def stale() -> Body:
+        yield WaitUntil(("mfrr",), lambda _v: False)
+
+    def source() -> Body:
+        while True:
+            yield WaitUntil(("mfrr",), lambda v: v == 0)
+            yield SendIPI("mfrr", 1, "P")
+
+    hw = HwThread(("mfrr",), lambda m: "external" if m["mfrr"] else None, lambda m: "external" if m["mfrr"] else None, lambda _k: handler(), reset_vector, stale)
+
+    def build(w: World) -> None:
+        w.loc("mfrr", 0)
+        w.loc("saved", 0)
+        w.spawn("P", napper(), daemon=True, hw=hw)
+        w.spawn("S", source(), daemon=True)
+
+    return Program("napper", build)
+
+
+def test_fingerprint_forgets_a_nap_wake_cycle() -> None:
+    """Woken, resumed through its saved frame, interrupt taken, napping again:
+    the same state as before the wake-up, though a new frame was saved (its id
+    in memory differs) and the thread's history grew."""
+    from vcoresim.engine.world import NAP
+
+    prog = _napper()
+    ex = Execution(prog, history=True)
+    p, src = ex.actors
+    while p.status != NAP:
+        ex.step(0)
+    napping = {ex.fingerprint()}  # P naps, S waits for the IPI to be taken
+    for _ in range(4):
+        ex.step(1)  # S: the wait passes
+        ex.step(1)  # S: the IPI
+        ex.step(0)  # P wakes up and returns through its saved frame ...
+        while p.status != NAP:
+            ex.step(0)  # ... takes the interrupt, saves a new frame and naps
+        napping.add(ex.fingerprint())
+    assert len(ex.frames) == 5 and ex.mem["saved"] == 5  # a new frame each time: the raw ids grew
+    assert len(napping) == 1
+
+
+def test_fingerprints_are_the_same_in_every_process() -> None:
+    """Stable 64-bit ints (engine/stable.py): a search split over processes can share them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.path.insert(0, 'tests')\n"
+        "from test_reductions import _napper\n"
+        "from vcoresim.engine.runtime import Execution\n"
+        "ex = Execution(_napper(), history=True)\n"
+        "out = []\n"
+        "for k in range(12):\n"
+        "    ex.step(ex.enabled()[k % len(ex.enabled())]); out.append(ex.fingerprint())\n"
+        "print(out)\n"
+    )
+    runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**__import__("os").environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
+    assert len(runs) == 1 and all(0 <= int(x) < 1 << 64 for x in runs.pop().strip()[1:-1].split(","))

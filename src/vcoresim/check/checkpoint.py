@@ -8,9 +8,9 @@ current path's schedule and, per node, the enabled actors, their footprints,
 the backtrack set, what was explored and the sleep set.  ``vcoresim check
 --resume FILE`` replays the path and continues; the result is the one an
 uninterrupted run gives (same verdict, same executions, states and steps).
-Not saved: the state cache's visited set (fingerprints are process-local
-hashes), so a resumed ``--cache`` run re-explores what the cache would have
-pruned (same verdict, more work).  For ``--workers`` and ``--ray`` (the
+The state cache is saved with the search (its fingerprints are the same in
+every process), so a resumed cached search prunes what the uninterrupted
+one prunes.  For ``--workers`` and ``--ray`` (the
 frontier search, kind ``parallel``): the pending items (each a schedule and
 what is left to explore at its end) and the visited set, which a resuming
 process uses only if it computes the same fingerprints (the same verdict
@@ -34,7 +34,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Strict, Tag, ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Strict, Tag, ValidationError, model_validator
 
 from vcoresim.engine.runtime import Execution
 from vcoresim.engine.world import Program
@@ -80,6 +80,7 @@ Float = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 Str = Annotated[str, Strict()]
 Bool = Annotated[bool, Strict()]
 Fp = tuple[list[Str], list[Str]]
+Hex = Annotated[str, Strict(), Field(pattern=r"^[0-9a-f]{1,64}$")]
 
 
 class _Open(BaseModel):
@@ -108,6 +109,31 @@ class NodeDoc(_Open):
     sleep: list[tuple[Nat, Nat, Fp]]
     preempt: Nat
     prev: Annotated[int, Strict(), Field(ge=-1)]
+    key: Hex | None = None
+    summary: Hex | None = None
+
+
+class CacheDoc(_Closed):
+    """The state cache's visited table (fingerprint:entry), interned sleep sets
+    and summaries, and the numbering of accesses the summaries use."""
+
+    table: list[Annotated[str, Strict(), Field(pattern=r"^[0-9a-f]{1,16}:[0-9a-f]{1,64}$")]]
+    sleeps: list[list[tuple[Nat, Nat]]]
+    summaries: list[Hex] = Field(min_length=1)
+    accesses: list[tuple[Nat, Str, Bool]]
+
+    @model_validator(mode="after")
+    def _ids_in_range(self) -> CacheDoc:
+        """Every entry names a saved sleep set and summary; summaries name saved accesses."""
+        from vcoresim.engine.strategies.statecache import VisitedStates
+
+        for item in self.table:
+            _, sleep, _, summary, _ = VisitedStates._unpack(int(item.split(":")[1], 16))
+            if sleep >= len(self.sleeps) or summary >= len(self.summaries):
+                raise ValueError(f"entry {item} names a sleep set or summary the checkpoint does not hold")
+        if any(int(m, 16) >> len(self.accesses) for m in self.summaries):
+            raise ValueError("a summary names an access the checkpoint does not hold")
+        return self
 
 
 class SearchDoc(_Open):
@@ -117,6 +143,7 @@ class SearchDoc(_Open):
     prefix_fps: list[Fp] = Field(default_factory=list)
     stats: StatsDoc
     preemption_bound_cut: Bool = False
+    cache: CacheDoc | None = None
 
 
 class ItemDoc(_Closed):
@@ -193,7 +220,7 @@ class AutoStateDoc(_Closed):
 class StrategyDoc(_Closed):
     name: Literal["auto", "exhaustive", "dfs"]
     seed: Int
-    cache: Bool = False
+    cache: Bool | None = None
     pct_depth: Annotated[int, Strict(), Field(ge=1)] = 3
     workers: Annotated[int, Strict(), Field(ge=1, le=256)] = 1
 
@@ -338,6 +365,14 @@ def _check_search(program: Program, s: dict[str, Any], where: str, max_steps: in
         raise CheckpointError(f"{where}.base: {base} does not fit a path of {len(schedule)} steps with {len(s['prefix_fps'])} prefix footprints")
     ex = Execution(program)
     n = len(ex.actors)
+    cache = s.get("cache")
+    if cache is not None:
+        if any(q >= n for q, _loc, _w in cache["accesses"]) or any(q >= n for sl in cache["sleeps"] for q, _alt in sl):
+            raise CheckpointError(f"{where}.cache: names actors the model does not have (it has {n})")
+        bits = len(cache["accesses"])
+        for k, node in enumerate(nodes):
+            if node.get("summary") is not None and int(node["summary"], 16) >> bits:
+                raise CheckpointError(f"{where}.nodes[{k}].summary: names an access the cache does not hold")
     for k, node in enumerate(nodes):
         at = f"{where}.nodes[{k}]"
         en = ex.enabled()

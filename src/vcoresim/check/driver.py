@@ -202,10 +202,34 @@ def _add(total: Stats, part: Stats) -> None:
     total.add(part)
 
 
-def _search(program: Program, bounds: Bounds, *, dpor: bool, cache: bool, progress: Progress | None, resume: dict[str, Any] | None, stop: Stop, workers: int, ray: str | None = None) -> Exploration:
+def use_cache(program: Program, bounds: Bounds, cache: bool | None, workers: int = 1, ray: str | None = None) -> bool:
+    """Whether a search keeps the state cache.  ``None`` (the default): yes for
+    a serial search without a preemption bound under sequential consistency,
+    where the cache and stateful DPOR measured faster (benchmarks/README.md);
+    a bounded search revisits few states (its cache key includes who ran last),
+    so the cache costs more than it saves there."""
+    if cache is not None:
+        return cache
+    return bounds.max_preemptions is None and workers <= 1 and ray is None and _plain_sc(program) and not program.removed_barriers
+
+
+def _plain_sc(program: Program) -> bool:
+    """The sequentially consistent execution, or it with coverage recording
+    (check/unreached.py; recording changes no state): not a weak model's, not a mutant's."""
+    cls = program.execution
+    if cls is None:
+        return True
+    from vcoresim.engine.coverage import _Recording
+    from vcoresim.engine.runtime import Execution
+
+    return issubclass(cls, _Recording) and cls.__mro__[1:3] == (_Recording, Execution)
+
+
+def _search(program: Program, bounds: Bounds, *, dpor: bool, cache: bool | None, progress: Progress | None, resume: dict[str, Any] | None, stop: Stop, workers: int, ray: str | None = None) -> Exploration:
     """One exhaustive search: serial DPOR (resumable), or the frontier search
     on ``workers`` processes or on Ray (check/parallel.py; a checkpoint of it
     resumes it, in one process unless workers are given)."""
+    cache = use_cache(program, bounds, cache, workers, ray)
     if ray is not None or workers > 1 or (resume is not None and resume.get("kind") == "parallel"):
         from vcoresim.check.parallel import parallel_search
 
@@ -218,7 +242,7 @@ def auto(
     bounds: Bounds,
     seed: int,
     *,
-    cache: bool = False,
+    cache: bool | None = None,
     progress: Progress | None = None,
     resume: dict[str, Any] | None = None,
     stop: Stop = None,
@@ -269,7 +293,7 @@ def auto(
         return None if bounds.max_seconds is None else max(bounds.max_seconds - budget.elapsed(), 0.001)
 
     def params() -> dict[str, Any]:
-        out = {"seed": seed, "phases": phases, "dpor": True, "sleep_sets": True, "state_cache": cache}
+        out = {"seed": seed, "phases": phases, "dpor": True, "sleep_sets": True, "state_cache": any(p.get("state_cache") for p in phases)}
         if workers > 1:
             out["workers"] = workers
         if ray is not None:
@@ -319,7 +343,7 @@ def auto(
         res2 = _search(program, Bounds(bounds.max_steps, limit, left, secs_left()), dpor=True, cache=cache, progress=progress, resume=search_state, stop=stop, workers=workers, ray=ray)
         search_state = None
         _add(total, res2.stats)
-        phases.append({"phase": "exhaustive", "max_preemptions": limit, "executions": res2.stats.executions, "truncated": res2.stats.truncated, "complete": res2.complete})
+        phases.append({"phase": "exhaustive", "max_preemptions": limit, "executions": res2.stats.executions, "truncated": res2.stats.truncated, "complete": res2.complete, "state_cache": bool(res2.params.get("state_cache"))})
         if res2.violation is not None:
             break
         if not res2.complete:
@@ -344,7 +368,7 @@ def explore(
     seed: int,
     *,
     pct_depth: int = 3,
-    cache: bool = False,
+    cache: bool | None = None,
     progress: Progress | None = None,
     resume: dict[str, Any] | None = None,
     stop: Stop = None,
@@ -376,7 +400,7 @@ def check(
     bounds: Bounds | None = None,
     seed: int = 0,
     pct_depth: int = 3,
-    cache: bool = False,
+    cache: bool | None = None,
     trace_out: Path | None = None,
     trace_dir: Path | None = Path("traces"),
     do_shrink: bool = True,
@@ -395,6 +419,9 @@ def check(
 ) -> CheckResult:
     """Explore ``program``; shrink what it finds and return its verdict (see
     :class:`CheckResult`).
+
+    ``cache``: the state cache (None: on for the searches without a
+    preemption bound, see ``use_cache``).
 
     ``trace_out``: the trace file (default ``trace_dir/<scenario>.<memory
     model>.<digest>.trace.json``, named by its content, written atomically; no

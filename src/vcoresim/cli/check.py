@@ -30,7 +30,7 @@ from vcoresim.scenarios.registry import Scenario, ScenarioError, builtin_scenari
 @click.option("--max-executions", type=click.IntRange(1), default=None, help="Executions (a budget; for random/pct, the sample size).")
 @click.option("--max-seconds", type=click.FloatRange(0, min_open=True), default=None, help="Wall-clock budget (makes results timing-dependent).")
 @click.option("--pct-depth", type=click.IntRange(1), default=3, show_default=True, help="PCT bug depth d.")
-@click.option("--cache/--no-cache", default=False, help="State caching by fingerprint (exhaustive strategies).")
+@click.option("--cache/--no-cache", default=None, help="State cache and stateful DPOR (default: on for searches without a preemption bound).")
 @click.option("--kernel", "kernel", default=None, help="Kernel release preset (overrides the scenario's kernel).")
 @click.option("--patch", "patches", multiple=True, help="NAME=on|off, repeatable (overrides the scenario's kernel).")
 @click.option("--trace-out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Where to write the counterexample trace.")
@@ -59,7 +59,7 @@ def check_cmd(
     max_executions: int | None,
     max_seconds: float | None,
     pct_depth: int,
-    cache: bool,
+    cache: bool | None,
     kernel: str | None,
     patches: tuple[str, ...],
     trace_out: Path | None,
@@ -245,7 +245,7 @@ def _resume(
             bounds=bounds,
             seed=st["seed"],
             pct_depth=st.get("pct_depth", 3),
-            cache=st.get("cache", False),
+            cache=st.get("cache"),
             trace_out=trace_out or Path("traces") / f"{program.name.replace('/', '-')}.trace.json",
             do_shrink=not no_shrink,
             progress=display if display.enabled else None,

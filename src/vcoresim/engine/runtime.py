@@ -15,7 +15,8 @@ from typing import Any
 
 from vcoresim.engine import ops as O
 from vcoresim.engine.msr import MSR_EE, MSR_INTERRUPT, msr_str
-from vcoresim.engine.world import BASE, DONE, IRQ, NAP, RUN, Actor, Frame, Program, World
+from vcoresim.engine.stable import stable, stable_str
+from vcoresim.engine.world import BASE, DONE, IRQ, NAP, RUN, Actor, Frame, FrameRef, Program, World
 
 #: Footprint write that conflicts with everything (timeouts depend on global quiescence).
 GLOBAL = "*"
@@ -91,6 +92,8 @@ class Execution:
         self.outcome: str | None = None  # done | deadlock | violation | bound
         self.steps = 0
         self.frames: dict[int, list[Any]] = {}  # id -> [actor idx, stack, msr, state]
+        #: Tasks switched out by ``ContextSwitch`` (their stacks wait in them), by name.
+        self.switched: dict[str, Any] = {}
         self._live_frames: dict[int, list[int]] = {}  # actor idx -> ids of its frames that may still be live
         self._next_frame = 1
         self._cur: StepRecord | None = None
@@ -100,12 +103,15 @@ class Execution:
         self._watch = self._watchers()
         self._live_armed: list[int | None] = [None] * len(self.world.liveness)
         self.on_op: Callable[[Actor, O.Op, Any], None] | None = None  # timed driver hook
-        # Per-actor hash of every value its operations returned: model code is
-        # deterministic, so equal histories mean equal local states (loop
-        # iterators included).  Kept only for the state cache, which
-        # fingerprints it; off the step loop otherwise.
+        # Per-frame hash of every value sent into it (``Frame.hist``): model
+        # code is deterministic, so equal histories of a frame mean equal
+        # generator states (loop iterators included).  Kept only for the
+        # state cache (engine/fingerprint.py); off the step loop otherwise.
         self.track_history = history
-        self.history: list[int] = [0] * len(self.actors)
+        self.history: list[int] = [0] * len(self.actors)  # (unused; kept for subclasses)
+        for a in self.actors:
+            # What created each frame starts its history: here, which actor it is.
+            a.stack[0].hist = hash((a.idx, stable_str("spawn")))
         for a in self.actors:
             self._prime(a)
         self._boot()
@@ -361,7 +367,16 @@ class Execution:
             cur.ops.append(OpRecord(stack_of(a), op.describe() + suffix, op.loc, value, a.msr))
 
     def _observe(self, a: Actor, what: str, value: Any) -> None:
-        self.history[a.idx] = hash((self.history[a.idx], what, _observed(value)))
+        """Extend the history of the frame ``value`` is sent into (the top one)."""
+        fr = a.stack[-1]
+        t = type(value)
+        if t is int or t is bool or value is None:
+            v: Any = value if value is not None else 0x5F3759DF_0000_0001
+        elif t is FrameRef or (t is tuple and any(type(x) is FrameRef for x in value)):
+            v = _ref_positions(fr, value)
+        else:
+            v = stable(value)
+        fr.hist = hash((fr.hist, stable_str(what), v))
 
     def _exec(self, a: Actor, op: O.Op, alt: int) -> None:
         mem = self.mem
@@ -404,14 +419,16 @@ class Execution:
         elif cls is Rfid:
             fr = a.stack.pop()
             a.msr = fr.msr_on_return
+            track, self.track_history = self.track_history, False  # nothing is sent into the interrupted frame
             self._log(a, op, msr_str(a.msr))
+            self.track_history = track
             return  # the interrupted frame's pending op stays pending
         elif cls is O.Nap:
             self._log(a, op, None)
             self._park(a)
             return
         elif cls is O.SaveFrame:
-            result = self._next_frame
+            result = FrameRef(self._next_frame)
             self._next_frame += 1
             self.frames[result] = [a.idx, a.stack, a.msr, "live"]
             self._live_frames.setdefault(a.idx, []).append(result)
@@ -443,18 +460,18 @@ class Execution:
         assert hw is not None
         kind = hw.pending(self.mem)
         assert kind is not None
-        if self.track_history:
-            self._observe(a, "interrupt", kind)
-        handler = hw.vector(kind)
+        handler = hw.vector(kind)  # a function of kind and the MSR (HwThread)
         if isinstance(handler, BaseException):
             # The interrupt does not return to the interrupted code (a guest
             # exit): unwind it to the handler the model code wrote for it.
+            if self.track_history:
+                self._observe(a, "interrupt", (kind, a.msr))
             a.msr = MSR_INTERRUPT
             if self._cur is not None:
                 self._cur.ops.append(OpRecord(stack_of(a), f"interrupt {kind}", None, None, a.msr))
             self._throw(a, handler)
             return
-        frame = Frame(handler, IRQ, a.msr, label=kind)
+        frame = Frame(handler, IRQ, a.msr, label=kind, hist=hash((a.idx, stable_str(kind), a.msr)) if self.track_history else 0)
         a.msr = MSR_INTERRUPT
         a.stack.append(frame)
         if self._cur is not None:
@@ -498,13 +515,11 @@ class Execution:
         assert hw is not None
         kind = hw.wakeup(self.mem)
         assert kind is not None
-        if self.track_history:
-            self._observe(a, "wake", kind)
         if hw.on_wake is not None:
             self.mem.update(hw.on_wake(self.mem))
         a.status = RUN
         a.msr = MSR_INTERRUPT
-        a.stack = [Frame(hw.reset_vector(kind), BASE, label=f"wake:{kind}")]
+        a.stack = [Frame(hw.reset_vector(kind), BASE, label=f"wake:{kind}", hist=hash((a.idx, stable_str(f"wake:{kind}"))))]
         if self._cur is not None:
             self._cur.ops.append(OpRecord([], f"wake from nap ({kind})", None, None, a.msr))
         self._advance(a, None)
@@ -516,26 +531,32 @@ class Execution:
             a.stack = rec[1]
             a.msr = rec[2]
             a.parked = None
+            if self.track_history:
+                self._observe(a, "resumed", None)  # a frame's history changes whenever it runs
             self._advance(a, None)
             return
         hw = a.hw
         assert hw is not None
         if rec is not None:
             a.msr = rec[2]
-        a.stack = [Frame(hw.stale_frame(), BASE, label="stale frame")]
+        a.stack = [Frame(hw.stale_frame(), BASE, label="stale frame", hist=hash((a.idx, stable_str("stale frame"))))]
         self._advance(a, None)
 
     def _context_switch(self, a: Actor, op: O.ContextSwitch) -> None:
         op.prev.stack = a.stack
         op.prev.msr = a.msr
         nxt = op.next
+        self.switched[op.prev.name] = op.prev
+        self.switched.pop(nxt.name, None)
         if nxt.stack is None:
-            a.stack = [Frame(nxt.entry(), BASE, label=nxt.name)]
+            a.stack = [Frame(nxt.entry(), BASE, label=nxt.name, hist=stable_str(f"task:{nxt.name}"))]
             self._advance(a, None)
         else:
             a.stack = nxt.stack
             a.msr = nxt.msr
             nxt.stack = None
+            if self.track_history:
+                self._observe(a, "switched in", None)  # a frame's history changes whenever it runs
             self._advance(a, None)
 
     # -------------------------------------------------------------- monitors
@@ -636,13 +657,23 @@ def _may_enable_ee(op: O.Op) -> bool:
     return op.__class__ in _MAY_ENABLE_EE
 
 
-def _observed(value: Any) -> Any:
-    """A hashable stand-in for what an operation returned."""
-    try:
-        hash(value)
-        return value
-    except TypeError:
-        return repr(value)
+def _ref_positions(fr: Frame, value: Any) -> Any:
+    """``value`` with each saved-frame id replaced by its position in the
+    frame's ``refs`` (the distinct ids the frame was sent, in order; the
+    fingerprint names the saved frames themselves)."""
+    refs = fr.refs
+    if refs is None:
+        refs = fr.refs = []
+
+    def pos(x: Any) -> Any:
+        if type(x) is not FrameRef:
+            return stable(x)
+        fid = int(x)
+        if fid not in refs:
+            refs.append(fid)
+        return (0x5F3759DF_0000_0002, refs.index(fid))  # equal ids, equal positions
+
+    return pos(value) if type(value) is FrameRef else tuple(pos(x) for x in value)
 
 
 def stack_of(a: Actor) -> list[str]:

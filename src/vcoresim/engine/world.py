@@ -22,16 +22,32 @@ BASE, IRQ = 0, 1
 
 
 class Frame:
-    """One generator chain on an actor's stack: a task's code or an interrupt handler."""
+    """One generator chain on an actor's stack: a task's code or an interrupt handler.
 
-    __slots__ = ("gen", "op", "kind", "msr_on_return", "label")
+    ``hist`` hashes what created the frame and every value sent into it since
+    (kept only for the state cache, engine/fingerprint.py); ``refs`` lists the
+    saved frames (``FrameRef``) among those values, which the hash names by
+    position."""
 
-    def __init__(self, gen: Body, kind: int = BASE, msr_on_return: int = 0, label: str = "") -> None:
+    __slots__ = ("gen", "op", "kind", "msr_on_return", "label", "hist", "refs")
+
+    def __init__(self, gen: Body, kind: int = BASE, msr_on_return: int = 0, label: str = "", hist: int = 0) -> None:
         self.gen = gen
         self.op: Op | None = None
         self.kind = kind
         self.msr_on_return = msr_on_return
         self.label = label
+        self.hist = hist
+        self.refs: list[int] | None = None
+
+
+class FrameRef(int):
+    """What ``SaveFrame`` returns: the id of a saved frame (``PACAR1``).  An
+    ``int`` to model code, which may only store it and pass it to
+    ``ResumeFrame``; its own type lets the state cache tell a frame id in
+    memory or in a local from a number, and name it canonically."""
+
+    __slots__ = ()
 
 
 @dataclass
@@ -170,6 +186,10 @@ class World:
     #: monitors than the single ``cpu:NAME``).
     mode_facets: dict[str, Callable[[int, int], bool]] = field(default_factory=dict)
     symmetries: list[Symmetry] = field(default_factory=list)
+    #: State outside memory that an invariant reads (a litmus test's registers,
+    #: kept by its threads and read by its final check): the state cache's
+    #: fingerprint includes it, since finished threads leave no frames.
+    observed: Callable[[], Any] | None = None
 
     def declare_symmetric(self, actors: list[str], locs: list[list[str]], owner_locs: list[str] | None = None) -> None:
         """Declare ``actors`` interchangeable (see ``Symmetry``); used by ``--cache``."""

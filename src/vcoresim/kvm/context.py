@@ -15,6 +15,11 @@ from vcoresim.kvm.state import Task, Vcore
 class Kvm:
     """The model's context: configuration, patches, topology, tasks."""
 
+    def __fp__(self) -> str:
+        """The state cache's name for the context: configuration, which nothing
+        changes while checking (engine/fingerprint.py)."""
+        return "kvm"
+
     def __init__(self, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
         self.cfg = cfg
         self.patches = patches

@@ -127,6 +127,11 @@ def csd(cpu: int) -> str:
 class Entry:
     """The model's context: configuration, patches, topology."""
 
+    def __fp__(self) -> str:
+        """The state cache's name for the context: configuration, which nothing
+        changes while checking (engine/fingerprint.py)."""
+        return "entry"
+
     def __init__(self, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
         self.cfg = cfg
         self.patches = patches

@@ -95,6 +95,11 @@ def mftb_seen(cpu: int) -> str:
 class Timebase:
     """The model's context: split mode, which subcore runs which guest, patches."""
 
+    def __fp__(self) -> str:
+        """The state cache's name for the context: configuration, which nothing
+        changes while checking (engine/fingerprint.py)."""
+        return "timebase"
+
     def __init__(self, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
         self.cfg = cfg
         self.patches = patches

@@ -379,6 +379,7 @@ def program(lit: Litmus, cond: Cond | None = None, negate: bool = False) -> Prog
             w.loc(loc, lit.init.get(loc, 0))
         regs: dict[tuple[int, str], Any] = {}
         w.litmus_regs = regs  # type: ignore[attr-defined]  # read by tests that collect final states
+        w.observed = lambda: tuple(sorted(regs.items()))  # read by the final check: part of the state
         for tid, ins in enumerate(lit.threads):
             w.spawn(f"P{tid}", _Interp(lit, tid, regs).run(ins))
 

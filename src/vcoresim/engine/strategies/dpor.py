@@ -26,10 +26,12 @@ from typing import Any
 from vcoresim.engine.fingerprint import symmetric_fingerprint
 from vcoresim.engine.runtime import GLOBAL, Execution
 from vcoresim.engine.strategies.base import Bounds, Budget, Exploration, Progress, Stats
+from vcoresim.engine.strategies.statecache import Accesses, VisitedStates
 from vcoresim.engine.world import DONE, Program
 
 Footprint = tuple[tuple[str, ...], tuple[str, ...]]
 Transition = tuple[int, int]
+_MASK64 = (1 << 64) - 1
 
 
 def dependent(a: Footprint, b: Footprint) -> bool:
@@ -47,9 +49,12 @@ def dependent(a: Footprint, b: Footprint) -> bool:
 
 
 class Node:
-    """The state before one step of the current path."""
+    """The state before one step of the current path.  With the state cache:
+    ``key``, the state's fingerprint (None: not cached), and ``summary``, the
+    accesses of every transition the search considered in the subtree below
+    it (a bit set, see ``Accesses``)."""
 
-    __slots__ = ("enabled", "alts", "fps", "backtrack", "done", "sleep", "preempt", "prev")
+    __slots__ = ("enabled", "alts", "fps", "backtrack", "done", "sleep", "preempt", "prev", "key", "summary")
 
     def __init__(self, enabled: list[int], alts: dict[int, int], fps: dict[int, Footprint], sleep: dict[Transition, Footprint], preempt: int, prev: int) -> None:
         self.enabled = enabled
@@ -60,6 +65,8 @@ class Node:
         self.sleep = sleep
         self.preempt = preempt
         self.prev = prev  # actor of the step that led here (-1 at the root)
+        self.key: int | None = None
+        self.summary = 0
 
     def todo(self) -> Transition | None:
         prev = self.prev
@@ -221,6 +228,30 @@ class HappensBefore:
                 best = j
         return best if best >= 0 else None
 
+    def race_points(self, p: int, fp: Footprint, vc: list[int]) -> list[int]:
+        """Every step ``last_race`` chooses among (by another actor, conflicting
+        with ``fp``, not ordered before p by ``vc``), latest first.  Stateful
+        DPOR races a cached subtree's transitions at all of them: ``vc`` is
+        their actor's present clock, which may miss steps ordered before the
+        transition inside the subtree, so the latest candidate need not be
+        the transition's latest race; that one is among these."""
+        reads, writes = fp
+        sp = self.step_proc
+        sl = self.step_lidx
+        if GLOBAL in writes:
+            return [j for j in range(len(sp) - 1, -1, -1) if sp[j] != p and vc[sp[j]] < sl[j]]
+        cands: set[int] = set(self.global_steps[-1:])
+        for loc in reads:
+            j = self.last_write.get(loc)
+            if j is not None:
+                cands.add(j)
+        for loc in writes:
+            j = self.last_write.get(loc)
+            if j is not None:
+                cands.add(j)
+            cands.update(self.reads_since.get(loc, ()))
+        return sorted((j for j in cands if sp[j] != p and vc[sp[j]] < sl[j]), reverse=True)
+
     def initials(self, i: int, p: int) -> set[int]:
         """Source-DPOR's I(notdep(e_i).p): the actors whose first step in the
         sequence of steps after ``i`` that do not happen after step ``i``,
@@ -258,6 +289,7 @@ def exhaustive(
     *,
     dpor: bool = True,
     cache: bool = False,
+    stateful_dpor: bool = True,
     source_sets: bool = False,
     progress: Progress | None = None,
     resume: dict[str, Any] | None = None,
@@ -269,7 +301,10 @@ def exhaustive(
     donate: Callable[[], bool] | None = None,
     on_donate: Callable[[dict[str, Any]], None] | None = None,
 ) -> Exploration:
-    """``resume``: a search state from ``Exploration.checkpoint`` (continue it);
+    """``cache``: prune states met before (engine/fingerprint.py); with
+    ``dpor`` it runs stateful DPOR unless ``stateful_dpor`` is False (then the
+    cache forces full expansion, as before stateful DPOR);
+    ``resume``: a search state from ``Exploration.checkpoint`` (continue it);
     ``root``: a work item (explore only the subtree under its prefix; the
     prefix's nodes were fully expanded by whoever split the search);
     ``split_depth``/``on_split``: stop every path once it has that many forks and hand its
@@ -279,8 +314,11 @@ def exhaustive(
     shallowest pending branch away to ``on_donate`` as a work item."""
     stats = Stats()
     budget = Budget(bounds)
-    reduce = dpor and not cache
-    visited: dict[int, tuple[int, frozenset[Transition]]] = {}
+    reduce = dpor and not cache  # (stateful DPOR, below, reduces with the cache too)
+    stateful = False
+    visited = VisitedStates()
+    accesses = Accesses()
+    fp_shared: dict[int, Any] = {}  # frame encodings, shared by the executions (engine/fingerprint.py)
     stack: list[Node] = []
     schedule: list[Transition] = []
     complete = True
@@ -303,23 +341,52 @@ def exhaustive(
                 node.backtrack.add(prev if prev in awake else awake[0])
         return node
 
-    def analyse(ex: Execution, hb: HappensBefore) -> None:
-        """Add backtrack points for every race with an actor's next transition."""
+    pending: dict[int, tuple[Footprint, int]] = {}  # actor -> its next transition's footprint and accesses, this execution
+
+    def analyse(ex: Execution, hb: HappensBefore, fresh: bool) -> int:
+        """Add backtrack points for every race with an actor's next transition;
+        return the accesses of those transitions (stateful DPOR's summaries).
+
+        Only the actor that stepped and those whose next transition the step
+        was dependent with can have a new latest race: another's is the one
+        found after the step before (its clock and its dependent steps did
+        not change), and its backtrack point is already there.  ``fresh``:
+        a new execution, analyse every actor."""
+        if fresh or source_sets or causal:  # (source sets' initials, and under weak memory the pending clocks and footprints, can change with any step)
+            pending.clear()
+        mover, step_fp = ex.schedule[-1][0], ex.footprints[-1]
+        considered = 0
         for a in ex.actors:
             if a.status == DONE:
                 continue
             p = a.idx
-            fp = ex.footprint(p, pending=True)
-            vc = hb.pending_clock(p, fp) if causal else hb.clock[p]
-            i = hb.last_race(p, fp, vc)
-            if i is None:
+            known = pending.get(p)
+            if known is not None and p != mover and not dependent(known[0], step_fp):
+                considered |= known[1]
                 continue
+            fp = ex.footprint(p, pending=True)
+            mask = accesses.mask(p, fp) if stateful else 0
+            pending[p] = (fp, mask)
+            considered |= mask
+            race(p, fp, hb.pending_clock(p, fp) if causal else hb.clock[p])
+        return considered
+
+    def race(p: int, fp: Footprint, vc: list[int]) -> None:
+        """A transition of actor p with footprint fp, after the current path (p's
+        clock ``vc``): add a backtrack point for its latest race, as FG do."""
+        i = hb.last_race(p, fp, vc)
+        if i is not None:
+            backtrack_at(i, p, fp, vc)
+
+    def backtrack_at(i: int, p: int, fp: Footprint, vc: list[int]) -> None:
+        """The backtrack point for a race of step i with p's transition (clock ``vc``)."""
+        if True:
             node = stack[i]
             if source_sets:
                 if p in node.backtrack and p in node.enabled and _awake(node, p):
-                    continue  # p itself is an initial and already scheduled there
+                    return  # p itself is an initial and already scheduled there
                 _source_backtrack(node, hb.initials(i, p) & set(node.enabled), p)
-                continue
+                return
             if p in node.enabled:
                 if any((p, alt) not in node.sleep for alt in range(node.alts.get(p, 1))):
                     node.backtrack.add(p)
@@ -329,7 +396,7 @@ def exhaustive(
                     # soundness test): fall back to every enabled actor, as FG do when
                     # p is not enabled.
                     node.backtrack.update(node.enabled)
-                continue
+                return
             for q in node.enabled:
                 j = hb.first_step_after(q, i)
                 if j is not None and vc[hb.step_proc[j]] >= hb.step_lidx[j]:
@@ -344,10 +411,34 @@ def exhaustive(
             else:
                 node.backtrack.update(node.enabled)
 
+    def search_params() -> dict[str, Any]:
+        out = _params(reduce, cache, bounded_by_preemption, source_sets, symmetric)
+        if cache and len(visited):
+            out["cache_bytes_per_state"] = round(visited.nbytes() / len(visited))
+        return out
+
+    def pop() -> Node:
+        """Leave the deepest node: its subtree is explored.  Stateful DPOR
+        passes its summary up and closes its cache entry."""
+        node = stack.pop()
+        if stateful:
+            if stack:
+                stack[-1].summary |= node.summary
+            if node.key is not None:
+                visited.close(node.key, node.summary)
+        return node
+
     causal = program.memory_model != "sc" or bool(program.removed_barriers)
     ex = Execution(program, history=cache)
+    ex.fp_shared = fp_shared
     hb = HappensBefore(len(ex.actors), causal)
     symmetric = cache and bool(ex.world.symmetries)
+    # Stateful DPOR (Yang, Chen, Gopalakrishnan & Kirby, SPIN 2008): DPOR with
+    # the cache; a cached state's summary stands in for its subtree in the
+    # race analysis.  Not under weak memory (causal footprints) or symmetry.
+    stateful = stateful_dpor and cache and dpor and not causal and not symmetric
+    if stateful:
+        reduce, source_sets = True, False
     if resume is not None:
         # Rebuild the path of the checkpoint: its nodes as saved, the execution
         # and the vector clocks by replaying the prefix.
@@ -356,6 +447,9 @@ def exhaustive(
         base = resume.get("base", 0)
         stats = Stats(**resume["stats"])
         start_execs = stats.executions
+        if cache and "cache" in resume:
+            visited = VisitedStates.from_json(resume["cache"])
+            accesses = Accesses.from_json(resume["cache"]["accesses"])
         bounded_by_preemption = resume.get("preemption_bound_cut", False)
         fps = [stack[k].fps[q] if k >= base else tuple(map(tuple, resume["prefix_fps"][k])) for k, (q, _alt) in enumerate(schedule)]
         replay_prefix(ex, schedule, fps)  # type: ignore[arg-type]
@@ -400,6 +494,7 @@ def exhaustive(
     while True:
         # ---- extend the current path to the end of an execution
         end_reason = ""
+        fresh = True  # a new execution: the race analysis starts from every actor
         while True:
             if ex.violation is not None:
                 end_reason = "violation"
@@ -444,9 +539,10 @@ def exhaustive(
             schedule.append(t)
             hb.push(q, ex.footprints[-1])
             preempt = node.preempt + (1 if _preempts(node, q) else 0)
-            if reduce:
-                analyse(ex, hb)
+            considered = analyse(ex, hb, fresh) if reduce else 0
+            fresh = False
             child = make_node(ex, child_sleep, preempt, q)
+            child.summary = considered
             stack.append(child)
             stats.states += 1
             if cache and ex.violation is None:
@@ -456,31 +552,52 @@ def exhaustive(
                 else:
                     key = ex.fingerprint()
                     sleep_keys = frozenset(child_sleep)
-                seen = visited.get(key)
+                if bounds.max_preemptions is not None:
+                    key = hash((key, q)) & _MASK64  # what counts as a preemption next depends on who ran last
                 depth = len(schedule)
-                if seen is not None and seen[0] <= depth and seen[1] <= sleep_keys:
+                if bounds.max_preemptions is None:
+                    preempt = 0  # (counted, but no bound reads it)
+                if not stateful:
+                    if visited.seen(key, depth, sleep_keys, preempt):
+                        stats.pruned += 1
+                        end_reason = "cached"
+                        break
+                    visited.open(key, depth, sleep_keys, preempt)
+                    visited.close(key, 0)
+                    continue
+                summary = visited.covers(key, depth, sleep_keys, preempt)
+                if summary is not None:
+                    # The subtree below was explored from another path: its
+                    # transitions may race with this path's steps (SPIN 2008).
+                    for p, pfp in accesses.transitions(summary):
+                        for i in hb.race_points(p, pfp, hb.clock[p]):
+                            backtrack_at(i, p, pfp, hb.clock[p])
+                    child.summary |= summary
                     stats.pruned += 1
                     end_reason = "cached"
                     break
-                visited[key] = (depth, sleep_keys) if seen is None else (min(seen[0], depth), seen[1] & sleep_keys)
+                visited.open(key, depth, sleep_keys, preempt)
+                child.key = key
         if end_reason != "split":
             stats.executions += 1
         if end_reason in ("bound", "cached", "split"):
             # The leaf's own transitions are out of bounds, or were explored from an
             # earlier visit of the same state: drop it, or backtracking would resume
             # right there (an endless loop at the step bound, no pruning by the cache).
-            stack.pop()
+            pop()
         if progress is not None and stats.executions % 64 == 0:
             stats.seconds = budget.elapsed()
+            if cache:
+                stats.states = len(visited)  # (distinct states, as the result counts them)
             progress(stats)
         if end_reason == "violation":
             stats.seconds = budget.elapsed()
             if cache:
                 stats.states = len(visited)
-            return Exploration("exhaustive", ex.violation, list(schedule), stats, False, True, _params(dpor, cache, bounded_by_preemption, source_sets, symmetric))
+            return Exploration("exhaustive", ex.violation, list(schedule), stats, False, True, search_params())
         # ---- backtrack to the deepest node with work left
         while len(stack) > base and stack[-1].todo() is None:
-            stack.pop()
+            pop()
         if len(stack) <= base:
             break
         if donate is not None and on_donate is not None and donate():
@@ -488,7 +605,7 @@ def exhaustive(
             if item is not None:
                 on_donate(item)
             while len(stack) > base and stack[-1].todo() is None:
-                stack.pop()
+                pop()
             if len(stack) <= base:
                 break
         if budget.exhausted(stats, start_execs) or (stop is not None and stop()):
@@ -502,20 +619,27 @@ def exhaustive(
                 "stats": stats.as_dict() | {"seconds": 0.0},
                 "preemption_bound_cut": bounded_by_preemption,
             }
+            if cache:
+                # Fingerprints are the same in every process: the resumed search
+                # prunes what this one would have.
+                state["cache"] = visited.to_json() | {"accesses": accesses.to_json()}
             stats.seconds = budget.elapsed()
-            res = Exploration("exhaustive", None, None, stats, False, True, _params(dpor, cache, bounded_by_preemption, source_sets, symmetric))
+            if cache:
+                stats.states = len(visited)
+            res = Exploration("exhaustive", None, None, stats, False, True, search_params())
             res.checkpoint = state
             return res
         depth = len(stack) - 1
         del schedule[depth:]
         hb.truncate(depth)
         ex = Execution(program, history=cache)
+        ex.fp_shared = fp_shared
         replay_prefix(ex, schedule, hb.step_fp)
         stats.steps += depth
     stats.seconds = budget.elapsed()
     if cache:
         stats.states = len(visited)
-    res = Exploration("exhaustive", None, None, stats, complete, True, _params(dpor, cache, bounded_by_preemption, source_sets, symmetric))
+    res = Exploration("exhaustive", None, None, stats, complete, True, search_params())
     if root is not None:
         res.prefix_backtracks = [(k, sorted(stack[k].backtrack)) for k in range(base) if stack[k].backtrack]
     return res
@@ -581,13 +705,16 @@ def node_to_json(n: Node) -> dict[str, Any]:
         "sleep": [[q, alt, _fp_json(fp)] for (q, alt), fp in n.sleep.items()],
         "preempt": n.preempt,
         "prev": n.prev,
-    }
+    } | ({"key": None if n.key is None else f"{n.key:x}", "summary": f"{n.summary:x}"} if n.key is not None or n.summary else {})
 
 
 def node_from_json(d: dict[str, Any]) -> Node:
     n = Node(list(d["enabled"]), {q: a for q, a in d["alts"]}, {q: _fp_load(fp) for q, fp in d["fps"]}, {(q, alt): _fp_load(fp) for q, alt, fp in d["sleep"]}, d["preempt"], d["prev"])
     n.backtrack = set(d["backtrack"])
     n.done = {(q, alt): _fp_load(fp) for q, alt, fp in d["done"]}
+    if "summary" in d:
+        n.key = None if d["key"] is None else int(d["key"], 16)
+        n.summary = int(d["summary"], 16)
     return n
 
 
@@ -641,9 +768,10 @@ def _preempts(node: Node, q: int) -> bool:
     return node.prev >= 0 and q != node.prev and node.prev in node.enabled
 
 
-def _params(dpor: bool, cache: bool, preemption_cut: bool, source_sets: bool = False, symmetry: bool = False) -> dict[str, Any]:
-    reduced = dpor and not cache
+def _params(reduced: bool, cache: bool, preemption_cut: bool, source_sets: bool = False, symmetry: bool = False) -> dict[str, Any]:
     out = {"dpor": reduced, "source_sets": reduced and source_sets, "sleep_sets": True, "state_cache": cache, "preemption_bound_cut": preemption_cut}
+    if reduced and cache:
+        out["stateful_dpor"] = True
     if symmetry:
         out["symmetry"] = True
     return out
