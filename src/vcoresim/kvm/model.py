@@ -31,6 +31,7 @@ from vcoresim.kvm.state import (
     Task,
     Vcore,
     core,
+    grabbed,
     hstate,
     mfrr,
     paca,
@@ -191,6 +192,7 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
         w.loc(hstate(cpu, "hwthread_req"), 0)
         w.loc(hstate(cpu, "hwthread_state"), KVM_HWTHREAD_IN_KERNEL)
         w.loc(woke_with_req(cpu), 0)
+        w.loc(grabbed(cpu), 0)
     # Vcores and vCPUs.
     for vc in k.vcores.values():
         n = len(vc.vcpus)

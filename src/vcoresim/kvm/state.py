@@ -51,6 +51,11 @@ def woke_with_req(cpu: int) -> str:
     return f"ghost[{cpu}].woke_with_req"
 
 
+def grabbed(cpu: int) -> str:
+    """Ghost (not kernel state): kvmppc_grab_hwthread(cpu) returned 0 and the thread is not yet released."""
+    return f"ghost[{cpu}].grabbed"
+
+
 def vcore(vc: int, field_: str) -> str:
     return f"vcore[{vc}].{field_}"
 

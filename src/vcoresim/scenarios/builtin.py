@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from vcoresim.engine.memory import with_memory_model
 from vcoresim.engine.strategies.base import Bounds
 from vcoresim.engine.world import Program, World
 from vcoresim.kvm.config import KernelConfig, ScenarioConfig
@@ -49,6 +50,8 @@ def variant_config(cfg: ScenarioConfig, variant: str) -> ScenarioConfig:
         upd["machine"] = v.machine
     if v.faults is not None:
         upd["faults"] = v.faults
+    if v.invariants is not None:
+        upd["invariants"] = v.invariants
     return cfg.model_copy(update=upd)
 
 
@@ -84,7 +87,8 @@ def program_from_config(cfg: ScenarioConfig, *, timed: bool = True) -> Program:
     except ScenarioError as e:
         raise ScenarioError(f"{cfg.name}: {e}") from None
     counterpart = program_from_config(cfg.for_timed_run(), timed=False) if timed and not cfg.workload.open_ended else None
-    return Program(cfg.name, build, _config_doc(cfg, patches), select=cfg.invariants, model_bounds=_model_bounds(cfg), timed=counterpart)
+    program = Program(cfg.name, build, _config_doc(cfg, patches), select=cfg.invariants, model_bounds=_model_bounds(cfg), timed=counterpart)
+    return with_memory_model(program, cfg.check.memory_model)
 
 
 def config_from_doc(doc: dict[str, Any]) -> ScenarioConfig:

@@ -105,8 +105,10 @@ def validate_invariant_names(cfg: ScenarioConfig) -> None:
     known = MODEL_INVARIANTS[cfg.model]
     # (``invariants`` itself is checked by the model, which knows what applies.)
     checked = cfg.invariants if cfg.invariants is not None else known
-    tables = [("expect", cfg.expect)] + [(f"variants.{v}.expect", var.expect) for v, var in cfg.variants.items()]
-    for where, expect in tables:
+    tables = [("expect", cfg.expect, checked)] + [
+        (f"variants.{v}.expect", var.expect, var.invariants if var.invariants is not None else checked) for v, var in cfg.variants.items()
+    ]
+    for where, expect, checked in tables:
         name = expect.invariant
         if name is None:
             continue
