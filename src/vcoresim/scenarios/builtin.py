@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from vcoresim.engine.memory import with_memory_model
+from vcoresim.engine.memory import split_memory_config, with_memory_model
 from vcoresim.engine.strategies.base import Bounds
 from vcoresim.engine.world import Program, World
 from vcoresim.kvm.config import KernelConfig, ScenarioConfig
@@ -125,6 +125,10 @@ def scenario_for(cfg: ScenarioConfig) -> Scenario:
     """A ``Scenario`` whose ``make`` builds ``cfg`` (after overrides)."""
 
     def make(overrides: dict[str, Any]) -> Program:
+        if is_full_config(overrides) and ("memory_model" in overrides or "removed_barriers" in overrides):
+            # A weak-memory program's own config (``with_memory_model`` adds the keys).
+            rest, model, removed = split_memory_config(overrides)
+            return with_memory_model(program_from_config(apply_overrides(cfg, rest)), model, removed)
         return program_from_config(apply_overrides(cfg, overrides))
 
     c = cfg.check
