@@ -105,7 +105,7 @@ def test_release_after_switch_back_catches_an_early_release(tmp_path: Path, monk
 
 def test_no_stale_vcpu_catches_a_release_that_keeps_the_pointer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def keeps_pointer(op: Any, args: tuple[Any, ...]) -> list[Any] | None:
-        k, cpu = args
+        _k, cpu = args
         if isinstance(op, O.StoreN):
             return [O.StoreN({loc: val for loc, val in op.items if loc != hstate(cpu, "kvm_vcpu")})]
         return None

@@ -14,12 +14,12 @@ from vcoresim.engine.world import RUN, Invariant, Liveness, World
 from vcoresim.errors import ConfigError
 from vcoresim.kvm.state import (
     BLOCKED,
+    KVM_HWTHREAD_IN_KERNEL,
     LPID_HOST,
     LPID_RESERVED,
     RUNNABLE,
     VCORE_EXIT_SHIFT,
     VCORE_RUNNING,
-    KVM_HWTHREAD_IN_KERNEL,
     core,
     grabbed,
     hstate,
