@@ -51,7 +51,7 @@ INVARIANTS: dict[str, str] = {
     "no-stale-vcpu": "safety: a thread's kvm_hstate.kvm_vcpu points at a vCPU only while that vCPU's vcore is RUNNING: kvmppc_start_thread stores it during the run and kvmppc_release_hwthread (and kvm_no_guest) clear it before the run leaves RUNNING, so a secondary enters kvmppc_hv_entry only with a vCPU stored by the current run (interleaving C of seed 000: a stale pointer runs a finished vCPU)",
     # Seed 001 (smt-vcores.md): the vcore's run state and its rendezvous counters.
     "vcore-state-consistent": "safety: the vcore state machine (INACTIVE -> RUNNING -> EXITING -> INACTIVE) agrees with the threads: guest code of a vcore runs only while it is RUNNING, and with vc->lock free a vcore that is not RUNNING has in_guest = 0 and every thread that entered has counted its exit (entry_exit_count entries = exits)",
-    "rendezvous-counters": "safety: with vc->lock free, the run's counters agree: exits <= entries (entry_exit_count), nap_count <= n_woken (only a woken secondary counts itself napped, once), entries <= n_woken + 1 (the primary and the threads kvmppc_start_thread IPI'd), and a vcore that is not RUNNING has nap_count = n_woken unless kvmppc_wait_for_nap timed out",
+    "rendezvous-counters": "safety: the run's counters agree: exits <= entries (entry_exit_count) at every step, and with vc->lock free nap_count <= n_woken (only a woken secondary counts itself napped, once), entries <= n_woken + 1 (the primary and the threads kvmppc_start_thread IPI'd), and a vcore that is not RUNNING has nap_count = n_woken unless kvmppc_wait_for_nap timed out",
     "ptid-unique": "safety: with vc->lock free, the runnable vCPUs of a vcore have distinct ptids in 0 .. n_runnable-1 (kvmppc_run_vcpu gives a new vCPU ptid = n_runnable; kvmppc_remove_runnable moves the later ones down): two vCPUs never share a hardware thread",
     "vcpus-complete": "liveness: every vCPU thread runs its guest to the end and exits (checked when the run ends)",
     "no-deadlock": "liveness: no hard lock-up: when nothing can move, no CPU is stuck in a wait and every task has finished",
@@ -368,12 +368,12 @@ def _rendezvous_invariants(k: Kvm, guest: Any) -> list[Invariant]:
     def counters(ex: Execution) -> str | None:
         m = ex.mem
         for vc in k.vcores:
-            if m[vcore(vc, "lock")]:
-                continue
             eec, woken, napped = m[vcore(vc, "entry_exit_count")], m[vcore(vc, "n_woken")], m[vcore(vc, "nap_count")]
             what = f"vcore {vc}: entries {_entries(eec)}, exits {_exits(eec)}, n_woken {woken}, nap_count {napped}"
-            if _exits(eec) > _entries(eec):
+            if _exits(eec) > _entries(eec):  # at any time: only a thread that entered exits
                 return f"{what}: more exits than entries"
+            if m[vcore(vc, "lock")]:
+                continue
             if napped > woken:
                 return f"{what}: more threads napped than were woken"
             if _entries(eec) > woken + 1:
