@@ -36,7 +36,7 @@ def program(monitors: bool = True) -> object:
     doc["vm"] = [{"name": f"vm{i}", "vcpus": list(range(8)), "radix": False, "tb_offset": 0} for i in range(4)]
     doc["variants"] = {}
     # Every invariant is checked after each step that writes what it reads.  (Residual R2
-    # of seed 000, a wait_for_nap timeout within ~1 ms, is fixed in the v3.6+ presets;
+    # of seed 000, a wait_for_nap timeout within ~1 ms, is fixed in the v3.8+ presets;
     # the count below stays as a check.)
     from vcoresim.kvm.invariants import INVARIANTS
 

@@ -50,3 +50,27 @@ def cli(tmp_path: Path) -> Cli:
         return CliRun(p.returncode, p.stdout, p.stderr)
 
     return run
+
+
+def wait_cpu(pid: int, cpu_seconds: float, timeout: float = 180.0) -> float:
+    """Wait until process ``pid`` has used ``cpu_seconds`` of CPU (user + system),
+    so a signal reaches it in the middle of its work whatever the machine's load
+    (a wall-clock sleep on a loaded machine can land during the imports).
+    Returns the CPU seconds seen (less if the process ended or the wait timed out)."""
+    import time
+
+    tick = os.sysconf("SC_CLK_TCK")
+    deadline = time.time() + timeout
+    used = 0.0
+    while time.time() < deadline:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return used
+        if fields[0] == "Z":
+            return used
+        used = (int(fields[11]) + int(fields[12])) / tick
+        if used >= cpu_seconds:
+            return used
+        time.sleep(0.1)
+    return used

@@ -321,7 +321,7 @@ def _valid_variations(rng: random.Random, doc: dict[str, Any]) -> str:
         doc["vm"] = [{"vcpus": sorted(rng.sample(range(4), rng.randrange(1, 3)))} for _ in range(rng.randrange(1, 3))]
         choices.append(f"vm {doc['vm']}")
     elif k == 6:
-        doc["kernel"]["preset"] = rng.choice(["v3.1", "v3.3", "v3.19", "v4.8", "v4.13", "v4.16", "v4.17"])
+        doc["kernel"]["preset"] = rng.choice(["v3.1", "v3.5", "v3.19", "v4.8", "v4.13", "v4.16", "v4.17"])
         choices.append(f"preset {doc['kernel']['preset']}")
     elif k == 7:
         doc["model"] = rng.choice(["vcore", "timebase", "entry"])
@@ -565,12 +565,13 @@ def _checkpoint_bases_made() -> list[_TraceBase]:
         ("stray-ipi-fixed-auto-random", "stray-ipi@fixed", "auto", 1, 40),
         ("stray-ipi-fixed-auto-dpor", "stray-ipi@fixed", "auto", 1, 260),
         ("p8-fixed-exhaustive", "p8-idle-lockup@fixed", "exhaustive", 0, 30),
+        ("smt-vcore-workers", "smt-vcore", "exhaustive", None, 30),  # the frontier search (kind parallel)
     ]
     for label, scen, strategy, preempt, execs in specs:
         sc = get_scenario(scen)
         path = d / f"{label}.checkpoint.json"
         bounds = Bounds(max_steps=sc.bounds.max_steps, max_preemptions=preempt, max_executions=execs)
-        r = check(sc.make({}), strategy=strategy, bounds=bounds, seed=0, checkpoint_out=path)
+        r = check(sc.make({}), strategy=strategy, bounds=bounds, seed=0, checkpoint_out=path, workers=2 if label.endswith("-workers") else 1)
         assert r.checkpoint == str(path), (label, r.verdict)
         out.append(_TraceBase(label, json.loads(path.read_text()), path.read_bytes()))
     return out
@@ -584,7 +585,7 @@ def _redigest(doc: dict[str, Any]) -> None:
 
 
 def _checkpoint_mutation(rng: random.Random, doc: dict[str, Any]) -> str:
-    op = rng.randrange(9)
+    op = rng.randrange(10)
     if op == 0:
         doc["bounds"]["max_steps"] = rng.choice([0, -1, 1, 10**9, True, 1.5])
         return f"bounds.max_steps = {doc['bounds']['max_steps']!r}"
@@ -617,8 +618,13 @@ def _checkpoint_mutation(rng: random.Random, doc: dict[str, Any]) -> str:
         return f"state.search.schedule[{i}] edited"
     if op == 8 and state.get("kind") == "auto":
         key = rng.choice(["phase", "sample", "total", "phases"])
-        state[key] = copy.deepcopy(rng.choice([0, 1, 2, 5, -1, None, {"phase": "pct", "state": None}, {"phase": "random", "state": {"stats": {}, "rng": [3, [1, 2], None]}}]))
+        state[key] = copy.deepcopy(rng.choice([0, 1, 2, 5, -1, None, {"phase": "pct", "state": None}, {"phase": "random", "state": {"stats": {}, "rng": [3, [1, 2], None]}}, {"phase": "sampling", "state": {"stats": {}, "rng": [3, [1, 2], None]}}]))
         return f"state.{key} = {_short(state[key])}"
+    if op == 9 and isinstance(search, dict) and search.get("kind") == "parallel" and search.get("items"):
+        item = rng.choice(search["items"])
+        key = rng.choice(["prefix", "todo", "sleep", "done", "preempt", "prev"])
+        item[key] = copy.deepcopy(rng.choice([[], [[0, 0]], [[99, 0]], [[0, 9]], [[0, 10**20]], -5, 99, None, [[0, 300, [[], []]]], [[0, 0, [["x"], []]]], item.get(key)]))
+        return f"state.search.items[].{key} edited"
     return mutate_doc(rng, doc, [*INTERESTING, None])
 
 

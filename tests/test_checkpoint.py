@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import wait_cpu
 
 from vcoresim.check.driver import explore
 from vcoresim.engine.strategies.base import Bounds
@@ -85,7 +86,7 @@ def test_cli_budget_writes_checkpoint_and_resume_finishes(cli: Any, tmp_path: Pa
 def test_cli_ctrl_c_writes_checkpoint(tmp_path: Path) -> None:
     cp = tmp_path / "cp.json"
     p = subprocess.Popen([sys.executable, "-m", "vcoresim.cli", "check", "smt-vcore", "--quiet", "--checkpoint", str(cp)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3.0)
+    wait_cpu(p.pid, 3.0)  # the search is under way (imports take about 1 s of CPU)
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=60)
     assert p.returncode == 3, err

@@ -227,12 +227,12 @@ def test_list_at_80_columns_never_cuts_a_name(cli: Cli) -> None:
 
 
 def test_check_table_at_80_columns_keeps_names_whole(cli: Cli) -> None:
-    names = ["hmi-tb-resync@two-guests-fixed-1p", "example/peterson", "lost-update", "hmi-tb-resync@split2"]
+    names = ["signal-entry-race@radix-nmi-fixed", "example/peterson", "lost-update", "hmi-tb-resync@split2"]
     r = cli("check", *names, "--quiet", columns=80)
     assert r.code == 0, r.stdout + r.stderr
     lines = r.stdout.splitlines()
     assert all(len(ln) <= 80 for ln in lines), max(lines, key=len)
-    for n in ["hmi-tb-resync@two-guests-fixed-1p", "example/peterson", "example/lost-update", "hmi-tb-resync@split2"]:
+    for n in ["signal-entry-race@radix-nmi-fixed", "example/peterson", "example/lost-update", "hmi-tb-resync@split2"]:
         assert any(ln.split() and ln.split()[0] == n for ln in lines), n
     header = next(ln for ln in lines if ln.startswith("scenario"))
     assert header.split()[:3] == ["scenario", "verdict", "invariant"]

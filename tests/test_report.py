@@ -311,7 +311,11 @@ def test_html_in_headless_chromium(cli: Cli, tmp_path: Path, stray_trace: Path) 
     # The shared state after the selected step, grouped by structure, its changes highlighted.
     state = " | ".join(e["text"] for e in dom.elements if e["tag"] in ("div", "b"))
     assert "threads: " in state and "core[0]: " in state and "lpid = -1" in state
-    assert any(e["tag"] == "b" and e["text"].startswith("cpu1 run") for e in dom.elements)  # what the step changed
+    # What the violating step changed is in bold: the location a store wrote
+    # ("store core[0].lpid = -1": "lpid = -1"), else the thread's mode ("cpu1 run").
+    op = last["ops"][-1]["op"]
+    changed = op.removeprefix("store ").split(".")[-1] if op.startswith("store ") else f"{last['actor']} run"
+    assert any(e["tag"] == "b" and e["text"].startswith(changed) for e in dom.elements), changed
     assert dom.by_id("state-title")["text"].startswith(f"shared state after step {viol['step']}")
     # The acting lane's cell carries the call stack on hover.
     cells = [e for e in dom.elements if e["tag"] == "td" and "act" in e["attrs"].get("class", "").split()]

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Cli, CliRun
+from conftest import Cli, CliRun, wait_cpu
 from vcoresim.check.checkpoint import _digest
 from vcoresim.check.driver import check, replay
 from vcoresim.engine.strategies.base import Bounds
@@ -211,6 +211,52 @@ def test_checkpoint_as_written_resumes(run: Cli, tmp_path: Path, checkpoint_doc:
     assert r.code == 3 and json.loads(r.stdout)["verdict"] == "incomplete", r.stderr
 
 
+@pytest.fixture(scope="module")
+def parallel_checkpoint_doc(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A checkpoint of the frontier search (``--workers 2``) cut by a budget."""
+    path = tmp_path_factory.mktemp("pcp") / "cp.json"
+    sc = get_scenario("smt-vcore")
+    r = check(sc.make({}), strategy="exhaustive", bounds=Bounds(sc.bounds.max_steps, None, 30), workers=2, checkpoint_out=path)
+    assert r.verdict == "incomplete" and r.checkpoint == str(path)
+    doc = json.loads(path.read_text())
+    assert doc["state"]["search"]["kind"] == "parallel" and doc["state"]["search"]["items"]
+    return doc
+
+
+def _first_with_todo(s: dict[str, Any]) -> dict[str, Any]:
+    return next(it for it in s["items"] if it["todo"])
+
+
+@pytest.mark.parametrize(
+    ("edit", "needle"),
+    [
+        (lambda s: s["items"][0]["prefix"][0].__setitem__(1, 7), "state.search.items[0].prefix[0]: actor"),
+        (lambda s: s["items"][0]["prefix"].extend([[0, 0]] * 5000), "state.search.items[0].prefix: 5"),
+        (lambda s: s["items"][0].update(todo=[[99, 0]]), "state.search.items[0].todo[0]: actor 99"),
+        (lambda s: s["items"][0].update(prev=57), "state.search.items[0].prev: actor 57"),
+        (lambda s: s["items"][0].update(sleep=[[0, 300, [[], []]]]), "state.search.items[0].sleep: branch 300"),
+        (lambda s: s["items"][0].update(done=[[99, 0, [[], []]]]), "state.search.items[0].done: actor 99"),
+        (lambda s: s["items"][0].update(todo=[[0, True]]), "state.search.items[0].todo[0][1]: Input should be a valid integer"),
+        (lambda s: s["visited"].append([1, "xyz"]), "state.search.visited"),
+        (lambda s: s.update(probe=2**64), "state.search.probe"),
+        (lambda s: s.update(issued=[]), "state.search.issued"),
+    ],
+)
+def test_parallel_checkpoint_checked_against_the_model(run: Cli, tmp_path: Path, parallel_checkpoint_doc: dict[str, Any], edit: Any, needle: str) -> None:
+    doc = json.loads(json.dumps(parallel_checkpoint_doc))
+    edit(doc["state"]["search"])
+    one_line(run("check", "--resume", str(_write_cp(tmp_path, doc, forge=True)), "--max-executions", "3"), needle)
+
+
+def test_parallel_checkpoint_as_written_resumes_in_one_process_and_on_workers(run: Cli, tmp_path: Path, parallel_checkpoint_doc: dict[str, Any]) -> None:
+    p = _write_cp(tmp_path, json.loads(json.dumps(parallel_checkpoint_doc)), forge=False)
+    for extra in ((), ("--workers", "2")):
+        r = run("check", "--resume", str(p), "--max-executions", "5", "--json", "--checkpoint", str(tmp_path / "next.json"), *extra)
+        assert r.code == 3 and json.loads(r.stdout)["verdict"] == "incomplete", r.stderr
+        again = json.loads((tmp_path / "next.json").read_text())["state"]["search"]
+        assert again["kind"] == "parallel" and again["items"]
+
+
 # ------------------------------------------------------------ replay cannot lie
 @pytest.fixture(scope="module")
 def kvm_trace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
@@ -365,7 +411,7 @@ def _spawn(args: list[str], cwd: Path) -> subprocess.Popen[str]:
 def test_ctrl_c_on_the_table_marks_not_run_and_keeps_every_trace(tmp_path: Path) -> None:
     names = ["stray-ipi", "example/lost-update", "p8-idle-lockup", "smt-vcore@4vcpu", "smt-vcore", "stray-ipi@fixed"]
     p = _spawn(["check", *names, "--json"], tmp_path)
-    time.sleep(6.0)
+    wait_cpu(p.pid, 6.0)
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=120)
     docs = json.loads(out)
@@ -440,7 +486,7 @@ def test_workers_ctrl_c_writes_one_checkpoint_and_sigterm_leaves_no_orphans(tmp_
 
 def test_swarm_interrupted_writes_what_it_found(tmp_path: Path) -> None:
     p = _spawn(["swarm", "example/lost-update", "example/peterson", "--runs", "400", "--json"], tmp_path)
-    time.sleep(4.5)
+    wait_cpu(p.pid, 4.5)
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=60)
     doc = json.loads(out)
@@ -451,7 +497,7 @@ def test_swarm_interrupted_writes_what_it_found(tmp_path: Path) -> None:
 
 def test_simulate_interrupted_prints_the_figures_so_far(tmp_path: Path) -> None:
     p = _spawn(["simulate", "smt-vcore", "--duration-us", "100000000", "--json", "--compare-smt", "0"], tmp_path)
-    time.sleep(4.0)
+    wait_cpu(p.pid, 4.0)
     p.send_signal(signal.SIGTERM)
     out, err = p.communicate(timeout=60)
     doc = json.loads(out)

@@ -10,16 +10,31 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+from conftest import Cli
 
 from vcoresim.kvm import catalog
 from vcoresim.kvm.config import ScenarioConfig
 from vcoresim.kvm.patches import DEFAULT_PRESET, PATCHES, PRESETS, resolve_kernel
 from vcoresim.scenarios import builtin, loader
 from vcoresim.scenarios.registry import ScenarioError, get_scenario, program_for
-from conftest import Cli
 
 # The six the issues name, plus 8117ac6a6c2f, which fixes the residual race (R3) the checker finds in seed 000.
-ALL_PATCHES = {"smt-guests", "stray-ipi-guard", "late-join-release-after-wait", "idle-nap-real-mode", "idle-skip-kvm-sync", "idle-wakeup-test-req", "hmi-subcore-sync", "entry-irq-hard-disable"}
+ALL_PATCHES = {
+    "smt-guests",
+    "rm-cede",
+    "late-join-first-run",
+    "stray-ipi-guard",
+    "late-join-release-after-wait",
+    "late-join-every-run",
+    "start-secondary-races",
+    "idle-nap-real-mode",
+    "idle-skip-kvm-sync",
+    "idle-wakeup-test-req",
+    "hmi-subcore-sync",
+    "entry-irq-hard-disable",
+}
+V3_2 = {"smt-guests", "rm-cede", "late-join-first-run"}
+V3_8 = V3_2 | {"stray-ipi-guard", "late-join-release-after-wait", "late-join-every-run", "start-secondary-races"}
 BUILTIN_TOML = sorted(e.name for e in resources.files("vcoresim.scenarios").iterdir() if e.name.endswith(".toml"))
 HAVE_MODEL = importlib.util.find_spec("vcoresim.kvm.model") is not None
 
@@ -90,14 +105,17 @@ def test_presets_resolve_as_documented() -> None:
     assert set(PATCHES) == ALL_PATCHES
     assert PRESETS["v3.0"].patches == frozenset()
     assert PRESETS["v3.1"].patches == {"smt-guests"}
-    assert PRESETS["v3.3"].patches == {"smt-guests", "stray-ipi-guard"}
-    assert PRESETS["v3.6"].patches == {"smt-guests", "stray-ipi-guard", "late-join-release-after-wait"}
-    assert PRESETS["v3.19"].patches == {"smt-guests", "stray-ipi-guard", "late-join-release-after-wait", "idle-nap-real-mode"}
+    assert PRESETS["v3.2"].patches == V3_2
+    assert PRESETS["v3.5"].patches == PRESETS["v3.7"].patches == V3_2 | {"stray-ipi-guard"}
+    assert PRESETS["v3.8"].patches == PRESETS["v3.18"].patches == V3_8
+    assert PRESETS["v3.19"].patches == V3_8 | {"idle-nap-real-mode"}
     assert PRESETS["v4.16"].patches == ALL_PATCHES - {"idle-wakeup-test-req"}
     assert PRESETS["v4.17"].patches == ALL_PATCHES and DEFAULT_PRESET == "v4.17"
     assert resolve_kernel(None, {}, "kernel") == ALL_PATCHES
     assert resolve_kernel("v3.1", {"stray-ipi-guard": True}, "kernel") == {"smt-guests", "stray-ipi-guard"}
     assert resolve_kernel(None, {"smt-guests": False}, "kernel") == ALL_PATCHES - {"smt-guests"}
+    # The 3.8 late-join fix changes the 3.2 rework: without it, it goes too.
+    assert resolve_kernel("v3.8", {"late-join-first-run": False}, "kernel") == V3_8 - {"late-join-first-run", "late-join-every-run"}
     # The seed-003 fix changes code 8c1c7fb0b5ec adds: it goes when that patch is off...
     assert resolve_kernel(None, {"idle-skip-kvm-sync": False}, "kernel") == ALL_PATCHES - {"idle-skip-kvm-sync", "idle-wakeup-test-req"}
     # ...and asking for it explicitly without it is an error.
@@ -141,7 +159,7 @@ BAD = [
     ("smt-vcore.toml", 'name = "x"\n[machine]\ncpu = "POWER7"\nthreads_per_core = 9\n', "smt-vcore.toml: machine.threads_per_core: POWER7 has 4 threads per core, not 9"),
     ("split.toml", 'name = "x"\n[machine]\ncpu = "POWER7"\nsplit_core = 2\n', "split.toml: machine.split_core: only POWER8 supports split-core, not POWER7"),
     ("bad.toml", 'name = "x"\n[machine\n', "bad.toml: TOML syntax error: "),
-    ("extra.toml", 'name = "x"\n[machine]\nspeed = 3\n', "extra.toml: machine.speed: unknown field (known: cpu, cores, threads_per_core, split_core, opal_tb_scope)"),
+    ("extra.toml", 'name = "x"\n[machine]\nspeed = 3\n', "extra.toml: machine.speed: unknown field (known: cpu, cores, threads_per_core, split_core, opal_tb_scope, opal_hmi_rendezvous)"),
     ("dup.toml", 'name = "x"\n[[vm]]\nvcpus = [0, 0]\n', "dup.toml: vm[0].vcpus: duplicate vCPU id"),
     ("kp.toml", 'name = "x"\n[kernel]\npatches = { x = true }\n', "kp.toml: kernel.patches: unknown patch 'x' (known: "),
     ("kv.toml", 'name = "x"\n[variants.a]\nkernel = { preset = "v2.6" }\n', "kv.toml: variants.a.kernel.preset: unknown preset 'v2.6'"),
@@ -190,9 +208,9 @@ def test_make_applies_cli_overrides(stub_model: types.ModuleType) -> None:
     assert sc.kind == "kvm" and sc.expected == "holds" and sc.strategy == "auto" and sc.bounds.max_steps == 4000
     prog = sc.make({})
     assert prog.name == "smt-vcore" and prog.config["patches"] == ["smt-guests"]
-    prog = sc.make({"kernel": "v3.3", "patches": {"smt-guests": False}})
-    assert prog.config["patches"] == ["stray-ipi-guard"]
-    assert prog.config["kernel"] == {"preset": "v3.3", "patches": {"smt-guests": False}}
+    prog = sc.make({"kernel": "v3.5", "patches": {"smt-guests": False}})
+    assert prog.config["patches"] == ["late-join-first-run", "rm-cede", "stray-ipi-guard"]
+    assert prog.config["kernel"] == {"preset": "v3.5", "patches": {"smt-guests": False}}
     # --patch alone applies on top of the scenario's kernel.
     assert get_scenario("stray-ipi").make({"patches": {"stray-ipi-guard": True}}).config["patches"] == ["smt-guests", "stray-ipi-guard"]
     cfg, patches = stub_model.built[-1]

@@ -53,7 +53,7 @@ def test_split_core_found_without_the_fix(tmp_path: Path, name: str) -> None:
 
 @pytest.mark.parametrize(
     ("name", "preemptions"),
-    [("hmi-tb-resync@fixed", None), ("hmi-tb-resync@no-offset", None), ("hmi-tb-resync@split2-fixed", None), ("hmi-tb-resync@split4-fixed", 1), ("hmi-tb-resync@two-guests-fixed-1p", 1)],
+    [("hmi-tb-resync@fixed", None), ("hmi-tb-resync@no-offset", None), ("hmi-tb-resync@split2-fixed", None), ("hmi-tb-resync@split4-fixed", 1), ("hmi-tb-resync@two-guests-fixed", None)],
 )
 def test_holds_with_the_fix(tmp_path: Path, name: str, preemptions: int | None) -> None:
     res = run(name, tmp_path)
@@ -73,8 +73,11 @@ def test_root_cause_b_a_host_thread_reloads_a_running_guests_tb(tmp_path: Path) 
     assert run("hmi-tb-resync@split2-fixed", tmp_path, fixed, select=["tb-guest-reads-offset"]).verdict == "holds"
 
 
-def test_residual_window_with_two_guests(tmp_path: Path) -> None:
-    res = run("hmi-tb-resync@two-guests-fixed", tmp_path)
+def test_two_guests_gap_without_the_firmware_rendezvous(tmp_path: Path) -> None:
+    """Not a kernel bug: with OPAL that does not gather the core's threads for a
+    TB error (before skiboot 5.0) the protocol leaves a window; skiboot 5.x and
+    6.0 close it (@two-guests-fixed, @two-guests-fixed-skiboot6 hold)."""
+    res = run("hmi-tb-resync@two-guests-fixed-no-rendezvous", tmp_path)
     assert res.verdict == "violation" and res.invariant == "tb-host-reads-tod"
     assert "TOD+0x2000000" in (res.message or "")
     ops = steps(Path(res.trace))  # type: ignore[arg-type]
@@ -83,6 +86,10 @@ def test_residual_window_with_two_guests(tmp_path: Path) -> None:
     resync = next(i for i, (_a, _s, o) in enumerate(ops) if "TB resync" in o)
     late = next(i for i, (a, _s, o) in enumerate(ops) if a == "cpu4" and o.startswith("test_and_set_bit(63)"))
     assert resync < late and not ops[late][2].endswith("-> 0")
+    # Its timing window: the leader must stall about a microsecond between its
+    # resync and the bit-63 clear (code the model charges nothing).
+    stalls = [n for n in res.window["needs"] if n["kind"] == "stall"]
+    assert any(n["actor"] == "cpu0" and n["ns"] >= 1_000 and "opal_resync_timebase" in n["first"] and "clear_bit(63)" in n["last"] for n in stalls)
     assert replay(Path(res.trace), program_for).reproduced  # type: ignore[arg-type]
 
 
@@ -91,9 +98,9 @@ def test_opal_tb_scope_per_subcore(tmp_path: Path) -> None:
     doc = get_scenario("hmi-tb-resync@split2").make({}).config
     doc["machine"]["opal_tb_scope"] = "subcore"
     assert run("hmi-tb-resync@split2", tmp_path, doc).invariant == "tb-host-reads-tod"
-    doc = get_scenario("hmi-tb-resync@two-guests-fixed").make({}).config
+    doc = get_scenario("hmi-tb-resync@two-guests-fixed-no-rendezvous").make({}).config
     doc["machine"]["opal_tb_scope"] = "subcore"
-    assert run("hmi-tb-resync@two-guests-fixed", tmp_path, doc).verdict == "holds"
+    assert run("hmi-tb-resync@two-guests-fixed-no-rendezvous", tmp_path, doc).verdict == "holds"
 
 
 def test_timebase_helpers() -> None:

@@ -85,26 +85,30 @@ def ray_local() -> Any:
 
 
 @pytest.mark.parametrize("name", ["example/lost-update", "example/peterson", "example/store-buffering", "example/lock-order"])
-def test_ray_partitioned_same_verdict_as_serial(ray_local: Any, name: str) -> None:
-    from vcoresim.check.ray_backend import partitioned_ray
+def test_ray_frontier_same_verdict_as_serial(ray_local: Any, name: str) -> None:
+    from vcoresim.check.parallel import parallel_search
     from vcoresim.engine.strategies.dpor import exhaustive
 
     p = get_scenario(name).make({})
     serial = exhaustive(p, Bounds())
-    dist = partitioned_ray("auto", p.name, p.config, Bounds())
+    dist = parallel_search(p, Bounds(), 2, ray="auto")
     assert (serial.violation is None) == (dist.violation is None) and serial.complete == dist.complete
+    assert dist.params["search"] == "frontier" and dist.params["workers"] == 2 and dist.params["ray"] == "auto"
     if serial.violation is not None:
         assert dist.violation is not None and dist.violation.name == serial.violation.name
 
 
-def test_ray_partitioned_kvm(ray_local: Any) -> None:
-    from vcoresim.check.ray_backend import partitioned_ray
+def test_ray_frontier_kvm(ray_local: Any) -> None:
+    from vcoresim.check.parallel import parallel_search
 
-    p = get_scenario("stray-ipi@fixed").make({})
-    dist = partitioned_ray("auto", p.name, p.config, Bounds(4000, 1))
+    p = get_scenario("signal-entry-race@fixed").make({})
+    dist = parallel_search(p, Bounds(2000), 2, ray="auto")
+    local = parallel_search(p, Bounds(2000), 1)
     assert dist.violation is None and dist.complete
+    # Every state of the one-process search, and more only where processes hash states differently.
+    assert dist.stats.states >= local.stats.states
     bug = get_scenario("stray-ipi").make({})
-    found = partitioned_ray("auto", bug.name, bug.config, Bounds(4000, 1))
+    found = parallel_search(bug, Bounds(4000, 1), 2, ray="auto")
     assert found.violation is not None and found.violation.name == "no-host-code-in-guest"
 
 

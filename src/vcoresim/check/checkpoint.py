@@ -5,13 +5,16 @@ A checkpoint is written when a budget (``--max-executions``,
 holds the scenario and its effective config (like a trace), the strategy,
 seed and bounds, the statistics so far and the DPOR search state: the
 current path's schedule and, per node, the enabled actors, their footprints,
-the backtrack set, what was explored and the sleep set (for ``--workers``,
-the subtrees not finished yet).  ``vcoresim check --resume FILE`` replays the
-path and continues; the result is the one an uninterrupted run gives (same
-verdict, same executions, states and steps).  Not saved: the state cache's
-visited set (fingerprints are process-local hashes), so a resumed
-``--cache`` run re-explores what the cache would have pruned (same verdict,
-more work).
+the backtrack set, what was explored and the sleep set.  ``vcoresim check
+--resume FILE`` replays the path and continues; the result is the one an
+uninterrupted run gives (same verdict, same executions, states and steps).
+Not saved: the state cache's visited set (fingerprints are process-local
+hashes), so a resumed ``--cache`` run re-explores what the cache would have
+pruned (same verdict, more work).  For ``--workers`` and ``--ray`` (the
+frontier search, kind ``parallel``): the pending items (each a schedule and
+what is left to explore at its end) and the visited set, which a resuming
+process uses only if it computes the same fingerprints (the same verdict
+and coverage either way; more work without it).
 
 A checkpoint is bound to what wrote it.  It carries ``tool`` (the vcoresim
 version and a digest of its code: the search state is only meaningful for the
@@ -31,7 +34,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Strict, Tag, ValidationError
 
 from vcoresim.engine.runtime import Execution
 from vcoresim.engine.world import Program
@@ -116,54 +119,65 @@ class SearchDoc(_Open):
     preemption_bound_cut: Bool = False
 
 
-class FrozenDoc(_Open):
-    enabled: list[Nat]
-    alts: list[tuple[Nat, Annotated[int, Strict(), Field(ge=1)]]]
-    sleep: list[tuple[Nat, Nat, Fp]]
-    done: list[tuple[Nat, Nat, Fp]] = Field(default_factory=list)
-    preempt: Nat
-    prev: Annotated[int, Strict(), Field(ge=-1)]
-
-
-class ItemDoc(_Open):
-    """A ``--workers`` work item: a subtree under a schedule prefix."""
+class ItemDoc(_Closed):
+    """A frontier search's pending work item (``--workers``/``--ray``): a state, as
+    the schedule that reaches it, and what is left to explore there (``todo``
+    None: all of it)."""
 
     prefix: list[tuple[Nat, Nat]]
-    prefix_fps: list[Fp]
-    frozen: list[FrozenDoc]
-    sleep: list[tuple[Nat, Nat, Fp]]
-    preempt: Nat
-    prev: Annotated[int, Strict(), Field(ge=-1)]
-    only: list[Nat] | None = None
+    sleep: list[tuple[Nat, Nat, Fp]] = Field(default_factory=list)
     done: list[tuple[Nat, Nat, Fp]] = Field(default_factory=list)
+    todo: list[tuple[Nat, Nat]] | None = None
+    preempt: Nat = 0
+    prev: Annotated[int, Strict(), Field(ge=-1)] = -1
+
+
+#: More branches than any transition has (a frontier item's sleep and done sets name branches as bits of a mask).
+MAX_BRANCH = 255
+U64 = Annotated[int, Strict(), Field(ge=0, le=2**64 - 1)]
 
 
 class ParallelDoc(_Closed):
-    """A ``--workers`` search cut short: the subtrees no worker finished."""
+    """A frontier search cut short: its pending items and visited set (entries
+    in hex: a sleep-set mask may be longer than a checkpoint's integers)."""
 
     kind: Literal["parallel"]
     items: list[ItemDoc]
-    issued: list[tuple[list[tuple[Nat, Nat]], Nat]]
+    visited: list[tuple[U64, Annotated[str, Strict(), Field(pattern=r"^[0-9a-f]{1,256}$")]]] = Field(default_factory=list)
+    probe: U64 | None = None
+    depth_aware: Bool = False
     stats: StatsDoc
-    preemption_bound_cut: Bool = False
-    work_items: Nat = 0
+
+
+def _search_kind(v: Any) -> str:
+    return "parallel" if isinstance(v, dict) and v.get("kind") == "parallel" else "serial"
+
+
+#: A search state: the serial DPOR's or (kind ``parallel``) the frontier search's;
+#: told apart by ``kind``, so an error names the field of the one it is.
+AnySearch = Annotated[Annotated[SearchDoc, Tag("serial")] | Annotated[ParallelDoc, Tag("parallel")], Discriminator(_search_kind)]
 
 
 class SearchStateDoc(_Closed):
     kind: Literal["exhaustive", "dfs"]
-    search: SearchDoc | ParallelDoc
+    search: AnySearch
+
+
+Rng = tuple[Literal[3], list[Annotated[int, Strict(), Field(ge=0, le=2**32 - 1)]], Float | None]
 
 
 class SampleStateDoc(_Closed):
-    """A sampling phase cut short: its statistics and random stream."""
+    """A sampling phase cut short: its statistics and random streams (``rng``:
+    PCT's; ``uniform``: the uniform walks' of the first phase)."""
 
     stats: StatsDoc
-    rng: tuple[Literal[3], list[Annotated[int, Strict(), Field(ge=0, le=2**32 - 1)]], Float | None]
+    rng: Rng
+    uniform: Rng | None = None
     longest: Annotated[int, Strict(), Field(ge=1)] | None = None
 
 
 class SampleDoc(_Closed):
-    phase: Literal["random", "pct"]
+    phase: Literal["sampling", "pct"]
     state: SampleStateDoc | None
 
 
@@ -172,7 +186,7 @@ class AutoStateDoc(_Closed):
     phase: Nat
     phases: list[dict[str, Any]]
     total: StatsDoc
-    search: SearchDoc | ParallelDoc | None
+    search: AnySearch | None
     sample: SampleDoc | None = None
 
 
@@ -209,7 +223,7 @@ class CheckpointDoc(_Closed):
 
 
 #: Names pydantic puts in an error's location for a union member (not fields).
-_TAGS = frozenset({"auto", "exhaustive", "dfs", "SearchDoc", "ParallelDoc", "SearchStateDoc", "AutoStateDoc"})
+_TAGS = frozenset({"auto", "exhaustive", "dfs", "serial", "parallel", "SearchDoc", "ParallelDoc", "SearchStateDoc", "AutoStateDoc"})
 
 
 # ---------------------------------------------------------------- writing
@@ -288,20 +302,24 @@ def check_against(doc: dict[str, Any], program: Program, path: Path) -> None:
     if sample is not None and sample["state"] is not None:
         import random
 
-        try:
-            version, internal, gauss = sample["state"]["rng"]
-            random.Random().setstate((version, tuple(internal), gauss))
-        except (TypeError, ValueError) as e:
-            raise CheckpointError(f"{src}: state.sample.state.rng: not a random stream's state ({excerpt(str(e), 60)})") from None
-        if sample["phase"] == "pct" and sample["state"]["longest"] is None:
-            raise CheckpointError(f"{src}: state.sample.state.longest: required for the pct phase")
+        streams = ["rng", "uniform"] if sample["phase"] == "sampling" else ["rng"]
+        for name in streams:
+            if sample["state"].get(name) is None:
+                raise CheckpointError(f"{src}: state.sample.state.{name}: required for the {sample['phase']} phase")
+            try:
+                version, internal, gauss = sample["state"][name]
+                random.Random().setstate((version, tuple(internal), gauss))
+            except (TypeError, ValueError) as e:
+                raise CheckpointError(f"{src}: state.sample.state.{name}: not a random stream's state ({excerpt(str(e), 60)})") from None
+        if sample["state"]["longest"] is None:
+            raise CheckpointError(f"{src}: state.sample.state.longest: required for the {sample['phase']} phase")
     search = state["search"]
     if search is None:
         return
     where = "state.search"
     if search.get("kind") == "parallel":
         for i, item in enumerate(search["items"]):
-            _check_item(program, item, f"{src}: {where}.items[{i}]")
+            _check_item(program, item, f"{src}: {where}.items[{i}]", b["max_steps"])
         return
     _check_search(program, search, f"{src}: {where}", b["max_steps"])
 
@@ -352,23 +370,30 @@ def _check_search(program: Program, s: dict[str, Any], where: str, max_steps: in
             raise CheckpointError(f"{where}.schedule[{k}]: the model violates {ex.violation.name} there; a search never continues past a violation")
 
 
-def _check_item(program: Program, item: dict[str, Any], where: str) -> None:
-    prefix, frozen = item["prefix"], item["frozen"]
-    if len(frozen) != len(prefix) or len(item["prefix_fps"]) != len(prefix):
-        raise CheckpointError(f"{where}: {len(frozen)} frozen nodes and {len(item['prefix_fps'])} footprints for a prefix of {len(prefix)} steps")
+def _check_item(program: Program, item: dict[str, Any], where: str, max_steps: int) -> None:
+    """A frontier item: its prefix replays on the model without a violation,
+    and what it has left to explore is enabled at the state it reaches."""
+    prefix = item["prefix"]
+    if len(prefix) > max_steps:
+        raise CheckpointError(f"{where}.prefix: {len(prefix)} steps, more than bounds.max_steps ({max_steps})")
     ex = Execution(program)
     for k, (q, alt) in enumerate(prefix):
         en = ex.enabled()
-        if frozen[k]["enabled"] != en:
-            raise CheckpointError(f"{where}.frozen[{k}].enabled: not what the model enables there")
-        if q not in en or alt >= ex.alternatives(q) or _fp(item["prefix_fps"][k]) != ex.footprint(q):
-            raise CheckpointError(f"{where}.prefix[{k}]: actor {q} branch {alt} does not match the model")
+        if q not in en or alt >= ex.alternatives(q):
+            raise CheckpointError(f"{where}.prefix[{k}]: actor {q} branch {alt} is not enabled there")
         ex.step(q, alt)
         if ex.violation is not None:
-            raise CheckpointError(f"{where}.prefix[{k}]: the model violates {ex.violation.name} there")
+            raise CheckpointError(f"{where}.prefix[{k}]: the model violates {ex.violation.name} there; a search never continues past a violation")
     en = ex.enabled()
-    if item.get("only") is not None and not set(item["only"]) <= set(en):
-        raise CheckpointError(f"{where}.only: names actors that are not enabled there")
+    for k, (q, alt) in enumerate(item.get("todo") or []):
+        if q not in en or alt >= ex.alternatives(q):
+            raise CheckpointError(f"{where}.todo[{k}]: actor {q} branch {alt} is not enabled there")
     n = len(ex.actors)
-    if not -1 <= item["prev"] < n or any(q >= n for q, _a, _f in [*item["sleep"], *item.get("done", [])]):
-        raise CheckpointError(f"{where}: names actors the model does not have")
+    if not -1 <= item["prev"] < n:
+        raise CheckpointError(f"{where}.prev: actor {item['prev']} does not exist (the model has {n})")
+    for field in ("sleep", "done"):
+        for q, alt, _fp_ in item[field]:
+            if q >= n:
+                raise CheckpointError(f"{where}.{field}: actor {q} does not exist (the model has {n})")
+            if alt > MAX_BRANCH:
+                raise CheckpointError(f"{where}.{field}: branch {alt} of actor {q}: no transition has that many")

@@ -12,14 +12,15 @@ from vcoresim.check.trace import Trace, build_trace, config_difference, context_
 from vcoresim.engine.runtime import Execution
 from vcoresim.engine.strategies.base import Bounds, Budget, Exploration, Progress, ReplayDivergence, Stats, run_schedule
 from vcoresim.engine.strategies.dpor import exhaustive
-from vcoresim.engine.strategies.sampling import pct, random_walk
+from vcoresim.engine.strategies.sampling import pct, portfolio, random_walk
 from vcoresim.engine.world import Program
 from vcoresim.files import excerpt, show_path
 
 Stop = Callable[[], bool] | None
 
 STRATEGIES = ("auto", "exhaustive", "dfs", "random", "pct")
-#: Executions of the random phase of ``auto``.
+#: Executions of the first (sampling) phase of ``auto``: PCT and uniform random
+#: walks taking turns (``sampling.portfolio``).
 AUTO_RANDOM_EXECUTIONS = 200
 #: Steps per random walk of ``auto``'s random phase (at most the step bound).  The
 #: phase is a cheap bug-finding heuristic, not coverage: walks that run this long
@@ -27,6 +28,10 @@ AUTO_RANDOM_EXECUTIONS = 200
 #: walks were half the phase's cost and found nothing the short ones miss); the
 #: exhaustive phases keep the full step bound.
 AUTO_RANDOM_MAX_STEPS = 500
+#: Steps shrinking a counterexample may replay at least (or half as many as the
+#: search ran, if more): ``trace.shrink``'s budget.  A short trace is shrunk to
+#: the end within it; a long one from a short search is not worth more.
+SHRINK_STEPS = 2_000
 #: Executions of the PCT phase ``auto`` adds under a weak memory model: a uniform
 #: random walk picks store-buffer and propagation pseudo-actors as often as
 #: threads, so buffers drain almost at once; PCT's priorities hold them back.
@@ -97,6 +102,8 @@ class CheckResult:
     @property
     def as_expected(self) -> bool:
         return self.expectation_met is True
+    #: The delays the counterexample needs (simulate/window.py), for a violation.
+    window: dict[str, Any] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -166,6 +173,7 @@ class CheckResult:
             "shrink": self.shrink,
             "trace": self.trace,
             **({"checkpoint": self.checkpoint} if self.checkpoint else {}),
+            **({"window": self.window} if self.window is not None else {}),
             **({"interrupted": True} if self.interrupted else {}),
             **self.extra,
         }
@@ -195,15 +203,13 @@ def _add(total: Stats, part: Stats) -> None:
 
 
 def _search(program: Program, bounds: Bounds, *, dpor: bool, cache: bool, progress: Progress | None, resume: dict[str, Any] | None, stop: Stop, workers: int, ray: str | None = None) -> Exploration:
-    """One exhaustive search: serial (resumable), split across ``workers`` processes, or on Ray."""
-    if ray is not None:
-        from vcoresim.check.ray_backend import partitioned_ray
+    """One exhaustive search: serial DPOR (resumable), or the frontier search
+    on ``workers`` processes or on Ray (check/parallel.py; a checkpoint of it
+    resumes it, in one process unless workers are given)."""
+    if ray is not None or workers > 1 or (resume is not None and resume.get("kind") == "parallel"):
+        from vcoresim.check.parallel import parallel_search
 
-        return partitioned_ray(ray, program.name, program.config, bounds, progress=progress, stop=stop)
-    if workers > 1 or (resume is not None and resume.get("kind") == "parallel"):
-        from vcoresim.check.parallel import parallel_exhaustive
-
-        return parallel_exhaustive(program, bounds, workers, progress=progress, stop=stop, resume=resume)
+        return parallel_search(program, bounds, workers, ray=ray, progress=progress, stop=stop, resume=resume)
     return exhaustive(program, bounds, dpor=dpor, cache=cache, progress=progress, resume=resume, stop=stop)
 
 
@@ -219,21 +225,29 @@ def auto(
     workers: int = 1,
     ray: str | None = None,
 ) -> Exploration:
-    """The default: a seeded random phase finds shallow bugs fast (and, under a
-    weak memory model, a PCT phase); then DPOR with iterative preemption
-    bounding (0, 1, ... up to ``max_preemptions``; unbounded last when no bound
-    is given) covers the space.  The verdict covers the last bound completed.
+    """The default: a seeded sampling phase (one walk without choice, then PCT
+    and uniform random walks taking turns; under a weak memory model, a PCT
+    phase after it) finds shallow bugs fast; then DPOR with iterative
+    preemption bounding (0, 1, ... up to ``max_preemptions``; unbounded last
+    when no bound is given) covers the space, or, with ``workers``/``ray``,
+    one frontier search at the bound.  The verdict covers the last bound
+    completed.
 
     Budgets are totals over the phases: ``max_executions`` counts every
-    execution of every phase (it caps the random phase too) and
+    execution of every phase (it caps the sampling phase too) and
     ``max_seconds`` the whole run.  A budget or ``stop`` (Ctrl-C) that ends a
     phase leaves a checkpoint of it, sampling phases included (their random
-    stream's state), so ``resume`` continues to the statistics of an
+    streams' state), so ``resume`` continues to the statistics of an
     uninterrupted run."""
     budget = Budget(bounds)
     total = Stats()
     phases: list[dict[str, Any]] = []
     limits: list[int | None] = list(range(bounds.max_preemptions + 1)) if bounds.max_preemptions is not None else [0, 1, None]
+    frontier = workers > 1 or ray is not None or bool(resume and resume.get("search") and resume["search"].get("kind") == "parallel")
+    if frontier:
+        # The frontier search's preemption bound is exact, not a heuristic, so a
+        # bounded phase covers part of the next one's states: run the last only.
+        limits = [bounds.max_preemptions]
     first = 0
     search_state: dict[str, Any] | None = None
     sample_state: dict[str, Any] | None = None
@@ -243,7 +257,10 @@ def auto(
         first = resume["phase"]
         search_state = resume["search"]
         sample_state = resume.get("sample")
+        if frontier:
+            first = 0  # one phase, at the bound (an earlier serial run's later phases are in it)
     start = total.executions
+    res2: Exploration | None = None
 
     def execs_left() -> int | None:
         return None if bounds.max_executions is None else bounds.max_executions - (total.executions - start)
@@ -257,6 +274,8 @@ def auto(
             out["workers"] = workers
         if ray is not None:
             out["ray"] = ray
+        if res2 is not None and res2.params.get("search") == "frontier":  # the exhaustive phases ran the frontier search
+            out.update({k: v for k, v in res2.params.items() if k not in ("work_items", "redundant_states", "worker_busy", "preemption_bound_cut")})
         return out
 
     def cut(phase: int, totals: Stats, search: dict[str, Any] | None = None, sample: dict[str, Any] | None = None) -> Exploration:
@@ -267,7 +286,7 @@ def auto(
             out.checkpoint["sample"] = sample
         return out
 
-    sampling = [("random", AUTO_RANDOM_EXECUTIONS)] + ([("pct", AUTO_PCT_EXECUTIONS)] if program.memory_model != "sc" else [])
+    sampling = [("sampling", AUTO_RANDOM_EXECUTIONS)] + ([("pct", AUTO_PCT_EXECUTIONS)] if program.memory_model != "sc" else [])
     if resume is None or sample_state is not None:
         todo = sampling if sample_state is None else sampling[[n for n, _ in sampling].index(sample_state["phase"]) :]
         for name, size in todo:
@@ -275,10 +294,10 @@ def auto(
             left = execs_left()
             if (left is not None and left <= 0) or (stop is not None and stop()):
                 return cut(first, total, sample={"phase": name, "state": state})
-            announce(progress, "random walks (auto)" if name == "random" else "PCT", size)
-            if name == "random":
+            announce(progress, "PCT and random walks (auto)" if name == "sampling" else "PCT", size)
+            if name == "sampling":
                 walk = min(bounds.max_steps, AUTO_RANDOM_MAX_STEPS)
-                res = random_walk(program, Bounds(walk, None, size, secs_left()), seed, progress=progress, stop=stop, budget_executions=left, resume=state)
+                res = portfolio(program, Bounds(walk, bounds.max_preemptions, size, secs_left()), seed, progress=progress, stop=stop, budget_executions=left, resume=state)
             else:
                 res = pct(program, Bounds(bounds.max_steps, None, size, secs_left()), seed, depth=3, progress=progress, stop=stop, budget_executions=left, resume=state)
             _add(total, _minus(res.stats, Stats(**state["stats"]) if state is not None else Stats()))
@@ -289,14 +308,14 @@ def auto(
             if not res.complete:
                 return cut(first, total, sample={"phase": name, "state": res.checkpoint})
             phases.append({"phase": name, "executions": res.stats.executions})
-    res2: Exploration | None = None
     checkpoint: dict[str, Any] | None = None
     for n, limit in enumerate(limits[first:], start=first):
         left = execs_left()
         if (left is not None and left <= 0) or (stop is not None and stop()):
             return cut(n, total, search=search_state)
         before = Stats(**total.as_dict())
-        announce(progress, f"DPOR, preemption bound {'none' if limit is None else limit} (bound {n + 1} of {len(limits)})", left)
+        search = "frontier search" if frontier else "DPOR"
+        announce(progress, f"{search}, preemption bound {'none' if limit is None else limit} (bound {n + 1} of {len(limits)})", left)
         res2 = _search(program, Bounds(bounds.max_steps, limit, left, secs_left()), dpor=True, cache=cache, progress=progress, resume=search_state, stop=stop, workers=workers, ray=ray)
         search_state = None
         _add(total, res2.stats)
@@ -335,14 +354,10 @@ def explore(
     if strategy == "auto":
         return auto(program, bounds, seed, cache=cache, progress=progress, resume=resume, stop=stop, workers=workers, ray=ray)
     if strategy in ("exhaustive", "dfs"):
-        announce(progress, "DPOR" if strategy == "exhaustive" else "DFS + sleep sets", bounds.max_executions)
-        if workers > 1 and strategy == "dfs":
-            raise ValueError("--workers: the dfs strategy runs in one process")
+        announce(progress, "frontier search" if (workers > 1 or ray is not None) else "DPOR" if strategy == "exhaustive" else "DFS + sleep sets", bounds.max_executions)
         res = _search(program, bounds, dpor=strategy == "exhaustive", cache=cache, progress=progress, resume=resume["search"] if resume else None, stop=stop, workers=workers, ray=ray)
         if res.checkpoint is not None:
             res.checkpoint = {"kind": strategy, "search": res.checkpoint}
-        if workers > 1:
-            res.params["workers"] = workers
         return res
     if resume is not None:
         raise ValueError(f"--resume: the {strategy} strategy has no checkpoint to resume")
@@ -365,6 +380,7 @@ def check(
     trace_out: Path | None = None,
     trace_dir: Path | None = Path("traces"),
     do_shrink: bool = True,
+    full_shrink: bool = False,
     expected: str | None = None,
     expected_invariant: str | None = None,
     progress: Progress | None = None,
@@ -393,7 +409,9 @@ def check(
     (``stats.seconds`` too).  A second Ctrl-C (``KeyboardInterrupt``) while
     shrinking writes the trace shrunk so far; in the search, it ends the check
     as interrupted with the statistics last reported (no checkpoint).
-    ``shield``: a context in which the results are written (the CLI's: a
+    Shrinking spends at most half the search's steps (at least
+    ``SHRINK_STEPS``) unless ``full_shrink`` (swarm: it folds runs by where
+    the shrunk trace fails).  ``shield``: a context in which the results are written (the CLI's: a
     further Ctrl-C there is noted, not raised).  ``coverage``: record the
     model code the executions reach and, when no violation stops the check,
     report what they never reached and which monitors were vacuous
@@ -428,7 +446,7 @@ def check(
     if res.violation is None and res.checkpoint is not None and (checkpoint_out is not None or checkpoint_dir is not None):
         from vcoresim.check.checkpoint import default_checkpoint_path, write_checkpoint
 
-        st = {"name": strategy, "seed": seed, "cache": cache, "pct_depth": pct_depth, "workers": workers}
+        st = {"name": strategy, "seed": seed, "cache": cache, "pct_depth": pct_depth, "workers": max(workers, 1)}
         doc = {"scenario": program.name, "config": jsonable(program.config), "strategy": st, "bounds": bounds.as_dict(), "state": res.checkpoint}
         path = checkpoint_out if checkpoint_out is not None else default_checkpoint_path(doc, checkpoint_dir or Path("checkpoints"))
         with guard():
@@ -458,7 +476,11 @@ def check(
     assert res.schedule is not None
     stopped: list[str] = []
     deadline = None if bounds.max_seconds is None else clock.start + bounds.max_seconds
-    schedule = shrink(program, res.schedule, res.violation, deadline=deadline, stop=stop, cut=stopped) if do_shrink else res.schedule
+    shrink_steps = None if full_shrink else max(res.stats.steps // 2, SHRINK_STEPS)
+    schedule = shrink(program, res.schedule, res.violation, deadline=deadline, stop=stop, cut=stopped, budget=shrink_steps) if do_shrink else res.schedule
+    from vcoresim.simulate.window import timing_window  # only a violation has a window
+
+    window = timing_window(program, schedule).as_dict()
     path: str | None = None
     with guard():
         trace, ex = build_trace(
@@ -469,6 +491,7 @@ def check(
             original_length=len(res.schedule),
             original_switches=context_switches(res.schedule),
         )
+        trace.window = window
         trace.shrink["shrunk"] = do_shrink
         if stopped:
             trace.shrink["stopped"] = stopped[0]  # "budget" or "interrupted": shrunk as far as it got
@@ -490,6 +513,7 @@ def check(
         expected,
         violation_step=v.step,
         shrink=trace.shrink,
+        window=window,
         expected_invariant=expected_invariant,
         counterexample=trace,
     )
@@ -528,6 +552,8 @@ class ReplayOutcome:
     execution: Execution
     reproduced: bool
     summary: str
+    #: The delays the replayed counterexample needs (simulate/window.py); None without a violation.
+    window: dict[str, Any] | None = None
 
 
 def replay(path: Path, program_for: Any) -> ReplayOutcome:
@@ -568,4 +594,7 @@ def replay(path: Path, program_for: Any) -> ReplayOutcome:
         rep = f"{got.name} at step {got.step}" if got is not None else "no violation"
         summary = f"NOT REPRODUCED: the trace records {rec}, the replay gives {rep}"
         ok = False
-    return ReplayOutcome(trace, ex, ok, summary)
+    from vcoresim.simulate.window import timing_window
+
+    window = timing_window(program, [(i, alt) for i, alt in ex.schedule]).as_dict() if ex.violation is not None else None
+    return ReplayOutcome(trace, ex, ok, summary, window)

@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 from vcoresim.check.driver import CheckResult, check
-from vcoresim.engine.memory import WeakExecution, with_memory_model
 from vcoresim.engine.mutants import KINDS, SiteInfo, discovering, mutants_of, mutated
 from vcoresim.engine.mutants import Mutant as OperationMutant
 from vcoresim.engine.mutants import Site as MutationSite
@@ -98,6 +97,8 @@ class MutationReport:
 
 def discover_sites(program: Program, *, executions: int = DISCOVERY_EXECUTIONS, seed: int = 0, max_steps: int = 4000) -> list[Site]:
     """Barrier sites seen in ``executions`` seeded random walks of ``program``."""
+    from vcoresim.engine.memory import WeakExecution  # weak memory loads only for barrier mutations
+
     rng = random.Random(seed)
     seen: set[tuple[str, str, int]] = set()
     for _ in range(executions):
@@ -130,6 +131,8 @@ def mutate_barriers(
     """Check ``program`` (already under its memory model) as is, then once per barrier
     site removed; ``stop`` (Ctrl-C) leaves the remaining sites unchecked (``not_run``).
     Traces are named by their content in ``trace_dir``."""
+    from vcoresim.engine.memory import with_memory_model
+
     model = program.memory_model
     if progress is not None:
         progress.start(f"{program.name}: discovering barrier sites")

@@ -1,15 +1,17 @@
-"""``--ray auto|ADDRESS``: swarm runs and the partitioned exhaustive search on Ray.
+"""``--ray auto|ADDRESS``: swarm runs and the frontier search on Ray.
 
 Optional: ``pip install 'vcoresim[ray]'``.  ``auto`` joins the cluster Ray
 finds (``RAY_ADDRESS`` or a local ``ray start``) or, if there is none,
 starts a local instance; ``ADDRESS`` joins that cluster (``HOST:PORT`` or
-``ray://HOST:PORT``).  Tasks receive the scenario name and its effective
-configuration (not the program: generators do not pickle) and rebuild it.
+``ray://HOST:PORT``).
 
-The partitioned search is the ``--workers`` protocol (``parallel``) with Ray
-tasks as workers: a task runs DPOR on a work item and gives pending branches
-away (to a small ``Board`` actor) while other tasks could run; races into
-another item's prefix come back as branch items.
+The exhaustive search is the ``--workers`` one (check/parallel.py) with Ray
+actors as its workers: each actor receives the scenario name and effective
+configuration (not the program: generators do not pickle), rebuilds the
+program and serves batches of the frontier search.  A visited set shared
+between processes prunes only if they compute the same fingerprints for the
+same state; the result says ``fingerprints_agree: false`` when they do not
+(sound, but states are then explored once per process that meets them).
 """
 
 from __future__ import annotations
@@ -23,9 +25,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from vcoresim.engine.runtime import Violation
-from vcoresim.engine.strategies.base import Bounds, Budget, Exploration, Progress, Stats
-from vcoresim.engine.strategies.dpor import _params
+from vcoresim.engine.strategies.base import Bounds
+from vcoresim.engine.strategies.frontier import Batch, BatchResult, Explorer
 from vcoresim.errors import InputError
 from vcoresim.files import excerpt, one_line
 
@@ -78,13 +79,15 @@ def connect(address: str, *, stop: Callable[[], bool] | None = None, timeout: fl
 
     def init() -> None:
         try:
+            # String hashes then agree between the workers Ray starts (the fingerprint hashes names).
+            env = {"env_vars": {"PYTHONHASHSEED": "0"}}
             if address == "auto":
                 try:
-                    ray.init(address="auto", logging_level="ERROR", log_to_driver=False)
+                    ray.init(address="auto", logging_level="ERROR", log_to_driver=False, runtime_env=env)
                 except (ConnectionError, RuntimeError):
-                    ray.init(logging_level="ERROR", log_to_driver=False, include_dashboard=False)
+                    ray.init(logging_level="ERROR", log_to_driver=False, include_dashboard=False, runtime_env=env)
             else:
-                ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+                ray.init(address=address, logging_level="ERROR", log_to_driver=False, runtime_env=env)
             outcome["error"] = None
         except BaseException as e:  # reported in the caller's thread
             outcome["error"] = e
@@ -116,86 +119,40 @@ def connect(address: str, *, stop: Callable[[], bool] | None = None, timeout: fl
     return ray
 
 
-def partitioned_ray(address: str, scenario: str, config: dict[str, Any], bounds: Bounds, *, progress: Progress | None = None, stop: Callable[[], bool] | None = None) -> Exploration:
-    ray = connect(address)
-    from vcoresim.check.parallel import ROOT, _add, branch_items
+class RayExplorer:
+    """A frontier-search worker as a Ray actor (one process, its own visited set)."""
 
-    @ray.remote
-    class Board:
-        """Where running tasks leave the branches they give away."""
-
-        def __init__(self) -> None:
-            self.items: list[dict[str, Any]] = []
-            self.hungry = 0
-
-        def give(self, item: dict[str, Any]) -> None:
-            self.items.append(item)
-
-        def take(self) -> list[dict[str, Any]]:
-            out, self.items = self.items, []
-            return out
-
-        def set_hungry(self, n: int) -> None:
-            self.hungry = n
-
-        def get_hungry(self) -> int:
-            return self.hungry
-
-    @ray.remote
-    def run(item: dict[str, Any], board: Any) -> dict[str, Any]:
-        from vcoresim.check.parallel import run_item
+    def __init__(self, scenario: str, config: dict[str, Any], bounds: Bounds) -> None:
         from vcoresim.scenarios.registry import program_for
 
-        polls = [0]
+        self.explorer = Explorer(program_for(scenario, config), bounds)
 
-        def donate() -> bool:
-            polls[0] += 1
-            return polls[0] % 16 == 0 and ray.get(board.get_hungry.remote()) > 0  # an RPC: not every execution
+    def run(self, batch: Batch) -> BatchResult:
+        return self.explorer.run(batch)
 
-        def give(it: dict[str, Any]) -> None:
-            ray.get(board.give.remote(it))
 
-        return run_item(program_for(scenario, config), {"max_steps": bounds.max_steps, "max_preemptions": bounds.max_preemptions}, item, donate, give)
+class RayBackend:
+    """``workers`` Ray actors (default: one per CPU of the cluster)."""
 
-    budget = Budget(bounds)
-    slots = max(int(ray.cluster_resources().get("CPU", 1)), 1)
-    board = Board.remote()
-    total = Stats()
-    issued: set[tuple[Any, ...]] = set()
-    cut = False
-    violation: Violation | None = None
-    schedule: list[tuple[int, int]] | None = None
-    running: dict[Any, dict[str, Any]] = {run.remote(ROOT, board): ROOT}
-    queued: list[dict[str, Any]] = []
-    n_items = 1
-    complete = True
-    while running and violation is None:
-        ready, _ = ray.wait(list(running), num_returns=1, timeout=0.2)
-        queued.extend(ray.get(board.take.remote()))
-        for ref in ready:
-            item = running.pop(ref)
-            out = ray.get(ref)
-            _add(total, Stats(**out["stats"]))
-            cut = cut or bool(out["cut"])
-            if "violation" in out:
-                v = out["violation"]
-                violation = Violation(v["kind"], v["invariant"], v["message"], v["step"])
-                schedule = [(q, alt) for q, alt in out["schedule"]]
-                break
-            queued.extend(branch_items(item, [(k, qs) for k, qs in out["prefix_backtracks"]], issued))
-            if progress is not None:
-                total.seconds = budget.elapsed()
-                progress(total)
-        while queued and len(running) < slots:
-            it = queued.pop(0)
-            running[run.remote(it, board)] = it
-            n_items += 1
-        board.set_hungry.remote(max(slots - len(running), 0))
-        if (stop is not None and stop()) or budget.exhausted(total):
-            complete = False
-            break
-    for ref in running:
-        ray.cancel(ref, force=True)
-    total.seconds = budget.elapsed()
-    params = _params(True, False, cut) | {"ray": address, "work_items": n_items}
-    return Exploration("exhaustive", violation, schedule, total, complete and violation is None, True, params)
+    def __init__(self, address: str, scenario: str, config: dict[str, Any], bounds: Bounds, workers: int | None = None, stop: Callable[[], bool] | None = None) -> None:
+        self.ray = ray = connect(address, stop=stop)
+        cpus = max(int(ray.cluster_resources().get("CPU", 1)), 1)
+        self.workers = workers or cpus
+        # More workers than CPUs share them (else the extra actors would never start).
+        actor = ray.remote(num_cpus=min(1.0, cpus / self.workers))(RayExplorer)
+        self.actors = [actor.remote(scenario, config, bounds) for _ in range(self.workers)]
+        self.running: dict[Any, int] = {}
+
+    def submit(self, worker: int, batch: Batch) -> None:
+        self.running[self.actors[worker].run.remote(batch)] = worker
+
+    def results(self, timeout: float) -> list[tuple[int, BatchResult]]:
+        if not self.running:
+            return []
+        ready, _ = self.ray.wait(list(self.running), num_returns=1, timeout=timeout)
+        return [(self.running.pop(ref), self.ray.get(ref)) for ref in ready]
+
+    def close(self) -> None:
+        for a in self.actors:
+            self.ray.kill(a)
+        self.running.clear()

@@ -63,7 +63,9 @@ def run_one(run: dict[str, Any], stop: Callable[[], bool] | None = None) -> dict
     b = run["bounds"]
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "t.json"
-        r = check(program, strategy=run["strategy"], bounds=Bounds(**b), seed=run["seed"], trace_out=path, stop=stop)
+        # Shrunk without the step budget: runs are folded by where the shrunk trace
+        # fails, and one race shrunk part way can fail at another step.
+        r = check(program, strategy=run["strategy"], bounds=Bounds(**b), seed=run["seed"], trace_out=path, stop=stop, full_shrink=True)
         trace = json.loads(path.read_text()) if r.trace else None
     return {"scenario": run["scenario"], "seed": run["seed"], "verdict": r.verdict, "invariant": r.invariant, "message": r.message, "stats": r.stats.as_dict(), "trace": trace}
 

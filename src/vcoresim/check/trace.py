@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 
 from vcoresim.engine.msr import msr_str
-from vcoresim.engine.runtime import Execution, Violation
+from vcoresim.engine.runtime import GLOBAL, Execution, Violation
 from vcoresim.engine.strategies.base import run_schedule
 from vcoresim.engine.world import Program
 from vcoresim.errors import InputError
@@ -68,17 +68,12 @@ class _TraceDoc(BaseModel):
     shrink: dict[_Str, Any] = Field(default_factory=dict)
     schedule: Annotated[list[tuple[Annotated[_Str, Field(min_length=1, max_length=200)], _Nat]], Field(max_length=MAX_SCHEDULE)]
     steps: list[dict[_Str, Any]] = Field(default_factory=list)
+    #: The counterexample's timing window (simulate/window.py), when it has one.
+    window: dict[_Str, Any] | None = None
 
 
 def context_switches(schedule: Schedule) -> int:
     return sum(1 for i in range(1, len(schedule)) if schedule[i][0] != schedule[i - 1][0])
-
-
-def _reproduces(program: Program, schedule: Schedule, name: str) -> Execution | None:
-    ex = run_schedule(program, schedule, strict=False)
-    if ex.violation is not None and ex.violation.name == name:
-        return ex
-    return None
 
 
 class _Cut(Exception):
@@ -94,8 +89,9 @@ def shrink(
     deadline: float | None = None,
     stop: Callable[[], bool] | None = None,
     cut: list[str] | None = None,
+    budget: int | None = None,
 ) -> Schedule:
-    """:func:`shrink_schedule` within a budget: ``deadline`` (a ``time.perf_counter()``
+    """:func:`shrink_schedule` within a budget (``budget``: replayed steps, see there): ``deadline`` (a ``time.perf_counter()``
     value, what is left of the run's ``--max-seconds``) and ``stop`` (Ctrl-C) end it
     early, as does a second Ctrl-C (``KeyboardInterrupt``).  Then the best schedule
     found so far is returned (shortest, then fewest switches, among the candidates
@@ -115,7 +111,7 @@ def shrink(
 
     try:
         guard()
-        return shrink_schedule(program, schedule, violation, max_replays, guard=guard, found=found)
+        return shrink_schedule(program, schedule, violation, max_replays, guard=guard, found=found, budget=budget)
     except _Cut as e:
         reason = str(e)
     except KeyboardInterrupt:
@@ -132,35 +128,58 @@ def shrink_schedule(
     max_replays: int = 4000,
     guard: Callable[[], None] | None = None,
     found: Callable[[Schedule], None] | None = None,
+    budget: int | None = None,
 ) -> Schedule:
     """Fewer steps, then fewer context switches, keeping the same violated property.
 
-    Steps are removed in chunks of halving size (delta debugging); entries
-    whose actor is not enabled when reached are skipped by the replay, so
-    removing one step can make others moot.  Then each step that switches
-    actor is tried one place earlier, next to its own actor's previous run.
-    Every candidate is checked by re-executing it.
+    Cheap moves first, each checked by one replay: the causal slice (only the
+    steps the violation depends on) and the same steps regrouped into fewer
+    context switches (an equivalent execution).  Then steps are removed in
+    chunks of halving size (delta debugging); entries whose actor is not
+    enabled when reached are skipped by the replay, so removing one step can
+    make others moot.  Then the steps are regrouped again and each step that
+    still switches actor is tried one place earlier, next to its own actor's
+    previous run.  Every candidate is checked by re-executing it.
+
+    ``budget``: replayed steps the delta debugging and the moves may spend
+    (the driver gives half what the search spent, at least 2,000): a trace
+    from a short search is not worth a long shrink.  Without
+    one, each phase runs to its end (at most ``max_replays`` candidates).
     """
     name = violation.name
     best = list(schedule)
     replays = 0
+    spent = 0
 
     def attempt(cand: Schedule) -> Schedule | None:
-        nonlocal replays
+        nonlocal replays, spent
         if guard is not None:
             guard()  # budget or Ctrl-C: raises
         replays += 1
-        ex = _reproduces(program, cand, name)
-        got = list(ex.schedule) if ex is not None else None
-        if got is not None and found is not None:
+        ex = run_schedule(program, cand, strict=False)
+        spent += ex.steps
+        if ex.violation is None or ex.violation.name != name:
+            return None
+        got = list(ex.schedule)
+        if found is not None:
             found(got)
         return got
 
+    def better(got: Schedule | None) -> bool:
+        return got is not None and (len(got), context_switches(got)) < (len(best), context_switches(best))
+
+    def more() -> bool:
+        return replays < max_replays and (budget is None or spent < budget)
+
+    for cand in _cheap_moves(program, best, name):
+        got = attempt(cand)
+        if better(got):
+            best = got  # type: ignore[assignment]
     chunk = max(1, len(best) // 2)
-    while chunk >= 1 and replays < max_replays:
+    while chunk >= 1 and more():
         i = 0
         changed = False
-        while i < len(best) and replays < max_replays:
+        while i < len(best) and more():
             cand = best[:i] + best[i + chunk :]
             got = attempt(cand)
             if got is not None and len(got) < len(best):
@@ -170,11 +189,16 @@ def shrink_schedule(
                 i += chunk
         if not changed:
             chunk //= 2
+    if replays > 2:  # delta debugging changed the interleaving: regroup it again
+        for cand in _cheap_moves(program, best, name, slice_first=False):
+            got = attempt(cand)
+            if better(got):
+                best = got  # type: ignore[assignment]
     improved = True
-    while improved and replays < max_replays:
+    while improved and more():
         improved = False
         i = 1
-        while i < len(best) and replays < max_replays:
+        while i < len(best) and more():
             if best[i][0] == best[i - 1][0]:
                 i += 1
                 continue
@@ -185,14 +209,135 @@ def shrink_schedule(
             if j >= 0:
                 cand = best[: j + 1] + [best[i]] + best[j + 1 : i] + best[i + 1 :]
                 got = attempt(cand)
-                if got is not None and (len(got), context_switches(got)) < (len(best), context_switches(best)):
+                if better(got):
                     # Keep scanning from here rather than from the start (one pass
                     # per round instead of one per improvement); rounds repeat
                     # until a pass improves nothing.
-                    best = got
+                    best = got  # type: ignore[assignment]
                     improved = True
             i += 1
     return best
+
+
+def _cheap_moves(program: Program, schedule: Schedule, name: str, slice_first: bool = True) -> list[Schedule]:
+    """Candidates that need no search: the causal slice and the regrouped
+    order of the steps (of the slice, when it is shorter)."""
+    ex = run_schedule(program, schedule, strict=False)
+    if ex.violation is None or ex.violation.name != name:
+        return []
+    steps, fps = list(ex.schedule), list(ex.footprints)
+    out = []
+    if slice_first:
+        keep = causal_slice(ex, name)
+        if keep is not None and sum(keep) < len(steps):
+            steps = [t for t, k in zip(steps, keep, strict=True) if k]
+            fps = [f for f, k in zip(fps, keep, strict=True) if k]
+            out.append(steps)
+    grouped = regroup(steps, fps)
+    if context_switches(grouped) < context_switches(steps):
+        out.append(grouped)
+    return out
+
+
+def causal_slice(ex: Execution, name: str) -> list[bool] | None:
+    """Which steps of the execution ``ex`` (ended by a violation of invariant
+    ``name``) the violation depends on.
+
+    The violation shows after the last step; what the invariant reads was
+    last written by some steps.  Those steps and, transitively, every earlier
+    step they depend on (the same actor, or footprints that conflict: the
+    dependency partial-order reduction uses) form a prefix of an execution
+    equivalent to this one, so they reach the same values of everything the
+    invariant reads.  None when there is nothing to slice by (a deadlock or
+    liveness violation, an invariant that reads everything)."""
+    if ex.violation is None or ex.violation.kind != "invariant" or not ex.schedule:
+        return None
+    inv = next((i for i in ex.world.invariants if i.name == name), None)
+    if inv is None or not inv.reads:
+        return None
+    steps = ex.schedule
+    fps = ex.footprints
+    n = len(steps)
+    cpu_locs = {a.cpu_loc: a.idx for a in ex.actors}
+    seeds = {n - 1}
+    for loc in inv.reads:
+        owner = cpu_locs.get(loc)  # an invariant reading a thread's whole mode: its last step
+        for j in range(n - 1, -1, -1):
+            if loc in fps[j][1] or steps[j][0] == owner or any(w.startswith(loc + ":") for w in fps[j][1]):
+                seeds.add(j)
+                break
+    keep = [False] * n
+    actors: set[int] = set()
+    reads: set[str] = set()
+    writes: set[str] = set()
+    everything = False
+    for j in range(n - 1, -1, -1):
+        r, w = fps[j]
+        if not (everything or j in seeds or steps[j][0] in actors or (GLOBAL in w and actors) or not writes.isdisjoint(r) or not writes.isdisjoint(w) or not reads.isdisjoint(w)):
+            continue
+        keep[j] = True
+        actors.add(steps[j][0])
+        reads.update(r)
+        writes.update(w)
+        everything = everything or GLOBAL in w
+    return keep
+
+
+def regroup(steps: Schedule, fps: list[tuple[tuple[str, ...], tuple[str, ...]]]) -> Schedule:
+    """The same steps in an order with fewer context switches, keeping every
+    dependency (same actor, conflicting footprints) in its order: an
+    equivalent execution, so it reaches the same state.  Greedy: let the
+    running actor go on while its next step's predecessors have run, else
+    switch to the earliest step that can run."""
+    n = len(steps)
+    preds: list[set[int]] = [set() for _ in range(n)]
+    last_of: dict[int, int] = {}
+    last_write: dict[str, int] = {}
+    reads_since: dict[str, list[int]] = {}
+    last_global = -1
+    for j, ((q, _alt), (r, w)) in enumerate(zip(steps, fps, strict=True)):
+        p = preds[j]
+        if GLOBAL in w:
+            p.update(range(j))
+        elif last_global >= 0:
+            p.add(last_global)
+        if q in last_of:
+            p.add(last_of[q])
+        for loc in r:
+            if loc in last_write:
+                p.add(last_write[loc])
+        for loc in w:
+            if loc in last_write:
+                p.add(last_write[loc])
+            p.update(reads_since.get(loc, ()))
+        last_of[q] = j
+        for loc in r:
+            if loc not in w:
+                reads_since.setdefault(loc, []).append(j)
+        for loc in w:
+            last_write[loc] = j
+            reads_since[loc] = []
+        if GLOBAL in w:
+            last_global = j
+    waiting = [len(p) for p in preds]
+    after: list[list[int]] = [[] for _ in range(n)]
+    for j, p in enumerate(preds):
+        for i in p:
+            after[i].append(j)
+    ready = {j for j in range(n) if not waiting[j]}
+    order: list[int] = []
+    cur = steps[0][0] if steps else -1
+    while ready:
+        mine = [j for j in ready if steps[j][0] == cur]
+        j = min(mine) if mine else min(ready)
+        ready.discard(j)
+        order.append(j)
+        cur = steps[j][0]
+        for k in after[j]:
+            waiting[k] -= 1
+            if not waiting[k]:
+                ready.add(k)
+    return [steps[j] for j in order]
 
 
 def jsonable(v: Any) -> Any:
@@ -232,6 +377,8 @@ class Trace:
     schedule: list[tuple[str, int]]
     steps: list[dict[str, Any]]
     shrink: dict[str, Any]
+    #: The delays the counterexample needs (simulate/window.py); written, not read back.
+    window: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         doc = {
@@ -243,6 +390,7 @@ class Trace:
             "bounds": self.bounds,
             "violation": self.violation,
             "shrink": self.shrink,
+            **({"window": self.window} if self.window is not None else {}),
             "schedule": [[a, alt] for a, alt in self.schedule],
             "steps": self.steps,
         }
@@ -318,6 +466,7 @@ def load_trace(path: Path) -> Trace:
         schedule=[(a, alt) for a, alt in d.schedule],
         steps=d.steps,
         shrink=d.shrink,
+        window=d.window,
     )
 
 

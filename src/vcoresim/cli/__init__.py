@@ -1,8 +1,10 @@
 """Command line: ``vcoresim list | check | replay | simulate | study | swarm | litmus``.
 
-The group is ``cli/app.py`` (one module per command); ``vcoresim.cli.main``
-is imported from there on first use, so the entry point (``cli/entry.py``)
-can take over Ctrl-C and SIGTERM before the heavy imports run.
+The group is ``cli/app.py``; each command's module is imported only when
+that command runs (``--help`` lists them from ``app.COMMANDS``).
+``vcoresim.cli.main`` is imported from there on first use, so the entry
+point (``cli/entry.py``) can take over Ctrl-C and SIGTERM before the
+imports run.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from typing import Any
 
 
 def __getattr__(name: str) -> Any:
-    if name == "main":
-        from vcoresim.cli.app import main
+    if name in ("main", "COMMANDS"):
+        from vcoresim.cli import app
 
-        return main
+        return getattr(app, name)
     raise AttributeError(f"module 'vcoresim.cli' has no attribute {name!r}")

@@ -11,7 +11,6 @@ from typing import Any, NoReturn
 
 import click
 from rich.markup import escape
-from rich.table import Table
 
 from vcoresim.check.driver import STRATEGIES, CheckResult, check, not_run
 from vcoresim.check.mutation import MUTANT_EXECUTIONS
@@ -39,7 +38,7 @@ from vcoresim.scenarios.registry import Scenario, ScenarioError, builtin_scenari
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object (a list for several scenarios).")
 @click.option("--reproducible", is_flag=True, help="Leave wall-clock figures out of the output, so reruns are byte-identical.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
-@click.option("--workers", type=click.IntRange(1, 256), default=None, help="Split exhaustive search across N processes (same verdict and coverage; default 1).")
+@click.option("--workers", type=click.IntRange(1, 256), default=None, help="Run the exhaustive phases as the frontier search on N processes (with --ray: N Ray workers; default 1, on Ray one per CPU); docs/exploration.md.")
 @click.option("--checkpoint", "checkpoint_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Where to write the checkpoint if a budget or Ctrl-C ends the search early (default checkpoints/<scenario>.<memory model>.<digest>.checkpoint.json).")
 @click.option("--resume", "resume_file", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Continue the search saved in a checkpoint file.")
 @click.option("--ray", "ray_address", default=None, metavar="auto|ADDRESS", help="Run the exhaustive search on a Ray cluster (needs vcoresim[ray]).")
@@ -92,13 +91,11 @@ def check_cmd(
             fail("--resume: the checkpoint fixes --cache; --ray cannot resume a checkpoint")
         _resume(resume_file, max_executions, max_seconds, checkpoint_out, trace_out, no_shrink, as_json, reproducible, quiet, workers)
         return
-    workers = workers or 1
-    if workers > 1 and cache:
-        fail("--workers: the state cache runs in one process; drop --cache or --workers")
     if ray_address is not None:
-        if cache or workers > 1:
-            fail("--ray: runs without --cache and --workers (the cluster's CPUs are the workers)")
+        workers = workers or 0  # 0: one Ray worker per CPU of the cluster
         _connect_ray(ray_address)
+    else:
+        workers = workers or 1
     if checkpoint_out is not None and len(scenarios) != 1:
         fail("--checkpoint: give one scenario when naming the checkpoint file")
     overrides: dict[str, Any] = {}
@@ -115,7 +112,7 @@ def check_cmd(
         fail("--trace-out: give one scenario when naming the trace file")
     runs = _with_memory_model(runs, memory_model)
     if mutate:
-        _mutate(runs, strategy, seed, max_steps, max_preemptions, max_executions, max_seconds, as_json, reproducible, quiet, mutation_kinds, sites, mutant_executions, mutant_seconds, workers)
+        _mutate(runs, strategy, seed, max_steps, max_preemptions, max_executions, max_seconds, as_json, reproducible, quiet, mutation_kinds, sites, mutant_executions, mutant_seconds, max(workers, 1))
     elif mutation_kinds or sites or mutant_executions or mutant_seconds:
         fail("--mutations/--sites/--mutant-executions/--mutant-seconds: only with --mutate")
     if barrier_mutations:
@@ -283,6 +280,7 @@ def _print_one(r: CheckResult, reproducible: bool) -> None:
         say(f"{label}: {text}" if label else text, indent=2 if label else 4, hang=4 if label else 2)
 
 
+
 def _print_table(results: list[CheckResult], reproducible: bool) -> None:
     from vcoresim.report.tables import check_table
 
@@ -308,6 +306,8 @@ def _print_table(results: list[CheckResult], reproducible: bool) -> None:
 
 # ------------------------------------------------------------ memory models
 def _with_memory_model(runs: list[tuple[Scenario, Any]], model: str) -> list[tuple[Scenario, Any]]:
+    if model == "sc":
+        return runs  # the plain engine: engine/memory.py is not needed
     from vcoresim.engine.memory import with_memory_model
 
     return [(sc, with_memory_model(p, model)) for sc, p in runs]
@@ -359,6 +359,8 @@ def _barrier_mutations(
     if as_json:
         click.echo(json.dumps(report.as_dict(timing=not reproducible), indent=1))
     else:
+        from rich.table import Table
+
         t = Table(title=f"barrier mutations: {program.name} under {report.model}", title_justify="left")
         for col in ("site", "line", "verdict", "invariant", "coverage", "executions", "trace"):
             t.add_column(col, justify="right" if col in ("line", "executions") else "left", overflow="fold")

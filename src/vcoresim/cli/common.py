@@ -20,16 +20,19 @@ import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn, Self
+from typing import TYPE_CHECKING, Any, NoReturn, Self
 
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import Progress, SpinnerColumn, TextColumn
 
-from vcoresim.engine.strategies.base import Stats
 from vcoresim.errors import InputError
 from vcoresim.files import ensure_folder, one_line, show_path
+
+if TYPE_CHECKING:  # the engine and rich's progress load when a command runs, not for --help
+    from rich.progress import Progress
+
+    from vcoresim.engine.strategies.base import Stats
 
 
 def _width() -> int | None:
@@ -122,6 +125,8 @@ class ProgressDisplay:
         self.total: int | None = None
         self.phase_start = time.perf_counter()
         if enabled:
+            from rich.progress import Progress, SpinnerColumn, TextColumn
+
             self.prog = Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=True)
             self.head = self.prog.add_task("", total=None)
             self.body = self.prog.add_task("", total=None)

@@ -48,8 +48,14 @@ def _cell(v: object) -> str:
 
 @click.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def list_cmd(as_json: bool) -> None:
+@click.option("--markdown", "markdown", is_flag=True, help="Print the patch and preset tables of docs/scenarios.md (generated from the registry).")
+def list_cmd(as_json: bool, markdown: bool) -> None:
     """Show the built-in scenarios, patches, kernel presets and invariants."""
+    if markdown:
+        from vcoresim.kvm import catalog as kvm_catalog
+
+        click.echo(kvm_catalog.patches_markdown() + "\n" + kvm_catalog.presets_markdown(), nl=False)
+        return
     doc = catalog.describe(builtin_scenarios())
     if as_json:
         click.echo(json.dumps(doc, indent=1))

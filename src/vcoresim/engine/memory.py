@@ -155,7 +155,7 @@ class WeakExecution(Execution):
         # power: loads satisfied after later instructions (Load(late=True)):
         # token -> (location, dependency tokens); values of satisfied ones not yet
         # awaited; what each token'd load had seen when satisfied (address deps).
-        self.pend: list[dict[int, tuple[str, tuple[int, ...]]]] = [{} for _ in range(n)]
+        self.pend: list[dict[int, tuple[str, tuple[int, ...], bool]]] = [{} for _ in range(n)]
         self.lval: list[dict[int, Any]] = [{} for _ in range(n)]
         self.sat: list[dict[int, tuple[int, dict[str, int]] | None]] = [{} for _ in range(n)]
         if self.model != "sc":
@@ -264,7 +264,7 @@ class WeakExecution(Execution):
     def _late_choices(self, u: int) -> list[tuple[int, int]]:
         """power: (token, branch) of every way one of u's late loads can be satisfied now."""
         out = []
-        for t, (x, dep) in self.pend[u].items():
+        for t, (x, dep, _feeds) in self.pend[u].items():
             n = 1
             if not self._forward(u, x)[0] and not self._uncached(x):
                 ch = self._choices(u, x, dep)
@@ -361,9 +361,11 @@ class WeakExecution(Execution):
         return tuple(f"pv:{u}:{x}" for x in self.lag[u])
 
     def _view_reads(self, u: int) -> tuple[str, ...]:
-        """What a snapshot of u's view reads: every location with a write history,
-        lagging or not (a propagation that emptied a lag entry changed the view too)."""
-        return tuple(f"pv:{u}:{x}" for x in self.co)
+        """What a snapshot of u's view reads: ``pv:u``, which every step that changes
+        u's view of any location writes.  One name, not one per location written so
+        far: a footprint must not change while its transition waits or sleeps (a
+        barrier's grew with every location first written, and DPOR missed Z6.1)."""
+        return (f"pv:{u}",)
 
     def _queue(self, u: int) -> tuple[str, ...]:
         return (f"^sbq:{u}",) if self.model != "tso" else ()
@@ -374,11 +376,16 @@ class WeakExecution(Execution):
 
     def _all_lag_reads(self) -> tuple[str, ...]:
         """What a full barrier waits for: the propagation of every write to every
-        thread.  Every (thread, location) with a write history, not only those
-        still lagging: the propagation steps that *enabled* the barrier must be
-        ordered before it, though their lag entries are gone by the time it runs
-        (DPOR misses the orders where they come later otherwise: Z6.1)."""
-        return tuple(f"pv:{v}:{x}" for v in range(self.n_real) for x in self.co)
+        thread, so every thread's view (``pv:v``), whatever is lagging now: the
+        steps that *enabled* the barrier must be ordered before it, though their
+        lag entries are gone by the time it runs."""
+        return tuple(f"pv:{v}" for v in range(self.n_real))
+
+    def _all_views(self, x: str) -> tuple[str, ...]:
+        """What a write every thread sees at once changes: every thread's view of x."""
+        if self._uncached(x):
+            return ()  # uncached locations have no views: loads read memory
+        return (*(f"pv:{v}:{x}" for v in range(self.n_real)), *self._all_lag_reads())
 
     def _init_co(self, x: str) -> None:
         if x not in self.co:
@@ -533,9 +540,10 @@ class WeakExecution(Execution):
                 pend = self.pend[u]
                 if not pend:
                     return (), ()
-                locs = tuple(dict.fromkeys(x for x, _ in pend.values()))
+                locs = tuple(dict.fromkeys(x for x, _, _ in pend.values()))
                 causes = tuple(f"^ld:{u}:{t}" for t in pend)
-                views = tuple(f"pv:{u}:{x}" for x in locs)
+                # a load that feeds an address records u's whole view when satisfied
+                views = (*(f"pv:{u}:{x}" for x in locs), *((f"pv:{u}",) if any(f for _, _, f in pend.values()) else ()))
                 return (*locs, *causes, *views, f"^sb:{u}", f"^ldq:{u}"), (f"^ld:{u}", *(f"^ldv:{u}:{t}" for t in pend))
             if kind == "sb":
                 buf = self.buf[u]
@@ -550,12 +558,14 @@ class WeakExecution(Execution):
                 # commit adds one to every other thread's propagation (power): they are
                 # dependent, though the new branch is not in the other's footprint yet.
                 queue = (f"^sbq:{u}",) if self.model != "tso" else ()
-                return (*locs, *causes, *queue), self._aliased((*locs, *riders, f"^sb:{u}", *made, *self._lagsets(u)))
+                # power: the committed write becomes the writer's view of x at once.
+                own = (*(f"pv:{u}:{x}" for x in locs), f"pv:{u}") if self.power else ()
+                return (*locs, *causes, *queue), self._aliased((*locs, *riders, f"^sb:{u}", *made, *own, *self._lagsets(u)))
             lag = self.lag[u]
             if not lag:
                 return (), ()
             causes = tuple(f"^w:{x}:{j + 1}" for x, j in lag.items())
-            return (*lag, *causes, *self._lag_reads(u), f"lagset:{u}"), self._lag_reads(u)
+            return (*lag, *causes, *self._lag_reads(u), f"lagset:{u}"), (*self._lag_reads(u), f"pv:{u}")
         a = self.actors[idx]
         u = idx
         if a.status == NAP or self._delivers(a):
@@ -570,7 +580,7 @@ class WeakExecution(Execution):
         if cls is O.RMW and self.power and op.order != "mb":  # type: ignore[attr-defined]
             x = op.loc_  # type: ignore[attr-defined]
             k = len(self.co[x]) if x in self.co else 1
-            return (x, f"pv:{u}:{x}", f"^sb:{u}"), self._aliased((x, f"^w:{x}:{k}", f"pv:{u}:{x}", *self._lagsets(u)))
+            return (x, f"pv:{u}:{x}", f"^sb:{u}"), self._aliased((x, f"^w:{x}:{k}", *self._all_views(x), *self._lagsets(u)))
         if cls is O.Store:
             if self._uncached(op.loc_):  # type: ignore[attr-defined]
                 return (), self._aliased((op.loc_,))  # type: ignore[attr-defined]
@@ -594,9 +604,12 @@ class WeakExecution(Execution):
         elif cls in _FULL_OPS:
             r = (*r, f"^sb:{u}", *(self._all_lag_reads() if self.power else ()), *((f"^ld:{u}",) if self.power else ()))
             if self.power and cls in _DIRECT:
-                w = (*w, *self._lagsets(-1))  # a direct write reaches every thread: their propagations change
+                # a direct write reaches every thread: their propagations and views change
+                w = (*w, *self._lagsets(-1), *self._all_views(op.loc_))  # type: ignore[attr-defined]
         elif self.power and cls in (O.Load, O.LoadN, O.WaitUntil):
             r = (*r, *(f"pv:{u}:{x}" for x in op.reads if not self._uncached(x)))
+            if cls is O.Load and op.feeds:  # type: ignore[attr-defined]
+                r = (*r, f"pv:{u}")  # it records u's whole view (for the loads that depend on it)
         return r, w
 
     def _transition(self, a: Actor, alt: int) -> None:
@@ -609,8 +622,8 @@ class WeakExecution(Execution):
         kind, u = ps
         if kind == "ld":
             t, k = self._late_choices(u)[alt]
-            x, dep = self.pend[u].pop(t)
-            value = self.lval[u][t] = self._satisfy(u, x, dep, k, t)
+            x, dep, feeds = self.pend[u].pop(t)
+            value = self.lval[u][t] = self._satisfy(u, x, dep, k, t if feeds else None)
             text = f"satisfy load #{t} of {x} = {value!r} ({self.actors[u].name}, late)"
         elif kind == "sb":
             i = self._committable(u)[alt]
@@ -640,10 +653,10 @@ class WeakExecution(Execution):
         if cls is O.Load:
             x = op.loc_  # type: ignore[attr-defined]
             if self.power and op.late and not self._uncached(x):  # type: ignore[attr-defined]
-                self.pend[u][op.token] = (x, op.dep)  # type: ignore[attr-defined]
+                self.pend[u][op.token] = (x, op.dep, op.feeds)  # type: ignore[attr-defined]
                 result = O.PENDING
             elif self.power:
-                result = self._satisfy(u, x, op.dep, alt, op.token)  # type: ignore[attr-defined]
+                result = self._satisfy(u, x, op.dep, alt, op.token if op.feeds else None)  # type: ignore[attr-defined]
             else:
                 hit, result = self._forward(u, x)
                 if not hit:
@@ -707,7 +720,13 @@ class WeakExecution(Execution):
         floors = tuple(tuple(sorted((x, self._low(u, x)) for x in self.co if self._low(u, x))) for u in range(self.n_real))
         bview = tuple(None if b is None else (tuple(sorted((x, self._need(b, x)) for x in self.co))) for b in self.bview)
         late = tuple((tuple(sorted(p.items())), tuple(sorted((t, canon(v)) for t, v in lv.items()))) for p, lv in zip(self.pend, self.lval, strict=True))
-        return hash((base, bufs, co, lag, floors, bview, late))
+        # what each address-dependency source had seen (later dependent loads read it)
+        sat = tuple(tuple(sorted((t, None if b is None else tuple(sorted((x, self._need(b, x)) for x in self.co))) for t, b in d.items())) for d in self.sat)
+        # what each write still lagging somewhere requires before it may reach a
+        # thread (its writer's lwsync view when it committed: not the current one)
+        oldest = {x: min(d[x] for d in self.lag if x in d) for x in {x for d in self.lag for x in d}}
+        req = tuple((x, j, tuple((y, self._need(r, y)) for y in sorted(self.co))) for x, k in sorted(oldest.items()) for j in range(k + 1, len(self.co[x])) if (r := self.req[x][j]) is not None)
+        return hash((base, bufs, co, lag, floors, bview, late, sat, req))
 
 
 __all__ = ["ACTIONS", "MODELS", "WeakExecution", "barrier_site", "split_memory_config", "with_memory_model"]

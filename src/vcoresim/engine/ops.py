@@ -65,16 +65,20 @@ class Load(_LocOp):
     (engine/memory.py): ``late`` lets the load be satisfied after later
     instructions of the thread (the result is then :data:`PENDING` and
     ``Await(token)`` fetches the value); ``dep`` names earlier loads (tokens)
-    this one has an address dependency on.  Other models ignore them."""
+    this one has an address dependency on; ``feeds`` says a later load may
+    name this one in its ``dep`` (the engine then records what had reached
+    the thread when it was satisfied, which depends on the thread's whole
+    view).  Other models ignore them."""
 
-    __slots__ = ("token", "late", "dep")
+    __slots__ = ("token", "late", "dep", "feeds")
     name = "load"
 
-    def __init__(self, loc: str, token: int | None = None, late: bool = False, dep: tuple[int, ...] = ()) -> None:
+    def __init__(self, loc: str, token: int | None = None, late: bool = False, dep: tuple[int, ...] = (), feeds: bool = False) -> None:
         self.loc_ = loc
         self.token = token
         self.late = late
         self.dep = dep
+        self.feeds = feeds
 
     @property
     def reads(self) -> tuple[str, ...]:  # type: ignore[override]

@@ -44,6 +44,7 @@ from vcoresim.kvm.state import (
     RESUME_GUEST,
     RESUME_HOST,
     RUNNABLE,
+    STOPPED,
     TASK_INTERRUPTIBLE,
     TASK_RUNNING,
     TASK_UNINTERRUPTIBLE,
@@ -57,6 +58,7 @@ from vcoresim.kvm.state import (
     task,
     vcore,
     vcpu,
+    vcpu_started,
     woke_with_req,
 )
 
@@ -79,8 +81,9 @@ def qemu_vcpu_thread(k: Kvm, v: int) -> Body:
         yield Note(f"KVM_RUN returned {ret} ({reason})", event="kvm_run_return", data={"vcpu": k.vcpu_label(v), "ret": ret, "reason": reason})
         if reason == "KVM_EXIT_PAPR_HCALL":
             yield Delay(k.userspace_dist, "QEMU handles the exit in userspace")
-        if reason == "KVM_EXIT_SHUTDOWN":
-            # The guest powers off: QEMU stops every other vCPU thread with a signal.
+        if reason == "KVM_EXIT_SHUTDOWN" or (ret < 0 and ret != EINTR):
+            # The guest powers off, or KVM_RUN failed (-EBUSY: QEMU prints "kvm run
+            # failed" and stops the VM): QEMU stops every other vCPU thread with a signal.
             yield Store(f"vm[{vm}].shutdown", 1)
             for other in k.vm_vcpus(vm):
                 if other != v:
@@ -98,18 +101,22 @@ def qemu_vcpu_thread(k: Kvm, v: int) -> Body:
 
 def kvmppc_vcpu_run(k: Kvm, v: int) -> Body:
     t = k.vcpu_task[v]
-    sig = yield Load(task(t.name, "sigpending"))
-    if sig:
-        yield Store(vcpu(v, "exit_reason"), "KVM_EXIT_INTR")
-        return EINTR
+    every_call = not k.patch("late-join-first-run")  # 3.1 tests at the top of kvmppc_run_vcpu, so on every call
     while True:
-        ret = yield from kvmppc_run_vcpu(k, v)
-        if ret == RESUME_HOST:
-            hcall = yield Load(vcpu(v, "hcall"))
-            if hcall == "H_CEDE":  # ceded to the host: block until the guest's DEC timer fires
-                yield from kvmppc_vcpu_block(k, v)
-                continue
-        return ret
+        sig = yield Load(task(t.name, "sigpending"))
+        if sig:  # "No need to go into the guest when all we'll do is come back out"
+            yield Store(vcpu(v, "exit_reason"), "KVM_EXIT_INTR")
+            return EINTR
+        while True:
+            ret = yield from kvmppc_run_vcpu(k, v)
+            if ret == RESUME_HOST:
+                hcall = yield Load(vcpu(v, "hcall"))
+                if hcall == "H_CEDE":  # ceded to the host: block until the guest's DEC timer fires
+                    yield from kvmppc_vcpu_block(k, v)
+                    if every_call:
+                        break
+                    continue
+            return ret
 
 
 def kvmppc_run_vcpu(k: Kvm, v: int) -> Body:
@@ -121,18 +128,19 @@ def kvmppc_run_vcpu(k: Kvm, v: int) -> Body:
     yield SpinLock(vcore(vc, "lock"))
     state, n_blocked, n_runnable, runnable = yield LoadN(vcpu(v, "state"), vcore(vc, "n_blocked"), vcore(vc, "n_runnable"), vcore(vc, "runnable_threads"))
     updates = {vcpu(v, "state"): RUNNABLE, vcpu(v, "ptid"): n_runnable, vcore(vc, "runnable_threads"): (*runnable, v), vcore(vc, "n_runnable"): n_runnable + 1}
-    if state == BLOCKED:
+    if state in (BLOCKED, STOPPED):
         updates[vcore(vc, "n_blocked")] = n_blocked - 1
     yield StoreN(updates)
     yield Note(f"vcpu {k.vcpu_label(v)} runnable", event="vcpu_runnable", data={"vcpu": k.vcpu_label(v)})
-    # Join a running vcore straight away, once, as the vCPU becomes runnable.
-    # (Seed 001 re-tried this on every wake-up inside the loop below; the
-    # real-mode H_CEDE rework, which this model's cede path comes from, moved
-    # it here: retried, it re-starts a vCPU already running in the vcore and,
-    # on its primary, clears the napping flag of a ceded thread.)
-    running, eec, sig = yield LoadN(vcore(vc, "vcore_running"), vcore(vc, "entry_exit_count"), task(t.name, "sigpending"))
-    if not sig and running == VCORE_RUNNING and eec >> VCORE_EXIT_SHIFT == 0:
-        yield from kvmppc_start_thread(k, v)  # late join
+    if k.patch("late-join-first-run"):
+        # 3.2 on: join a running vcore at once, before waiting.  3.2-3.7 only on
+        # the vCPU's first KVM_RUN (prev_state == KVMPPC_VCPU_STOPPED); 3.8 on
+        # every run unless a signal is pending.
+        running, eec, sig = yield LoadN(vcore(vc, "vcore_running"), vcore(vc, "entry_exit_count"), task(t.name, "sigpending"))
+        join = not sig if k.patch("late-join-every-run") else state == STOPPED
+        if join and running == VCORE_RUNNING and eec >> VCORE_EXIT_SHIFT == 0:
+            yield Store(vcpu_started(v), 1)  # (ghost: the run now owes V a thread)
+            yield from kvmppc_start_thread(k, v)  # late join
     sleep_state = TASK_INTERRUPTIBLE
     while True:
         state, running, n_runnable, n_blocked, num_threads, eec, sig = yield LoadN(
@@ -155,8 +163,24 @@ def kvmppc_run_vcpu(k: Kvm, v: int) -> Body:
             yield SendIPI(mfrr(pcpu), IPI_PRIORITY, f"cpu{pcpu}")  # smp_send_reschedule(vc->pcpu)
         if running == VCORE_INACTIVE and n_runnable + n_blocked == num_threads:
             started = yield from kvmppc_run_core(k, vc, cpu, t)
+            if started and k.patch("late-join-first-run"):
+                # 3.2 on: after a run, every runnable vCPU whose task has a signal
+                # pending leaves with -EINTR (one that became runnable during the
+                # run and slept uninterruptibly is woken here).
+                runnable, *sigs = yield LoadN(vcore(vc, "runnable_threads"), *(task(k.vcpu_task[x].name, "sigpending") for x in k.vcores[vc].vcpus))
+                pending = dict(zip(k.vcores[vc].vcpus, sigs, strict=True))
+                for x in runnable:
+                    if pending[x]:
+                        yield from kvmppc_remove_runnable(k, vc, x)
+                        yield StoreN({vcpu(x, "ret"): EINTR, vcpu(x, "exit_reason"): "KVM_EXIT_INTR"})
+                        yield from host.wake_up(k, k.vcpu_task[x])
             if started:
                 continue
+        if not k.patch("late-join-first-run") and running == VCORE_RUNNING and eec >> VCORE_EXIT_SHIFT == 0:
+            # 3.1: the late join is tried on every pass, so a task woken while
+            # its vCPU already runs in the vcore (a signal) starts it again (H3).
+            yield Store(vcpu_started(v), 1)  # (ghost: the run now owes V a thread)
+            yield from kvmppc_start_thread(k, v)
         # prepare_to_wait(&vcpu->arch.cpu_run); unlock; schedule(); lock
         yield from host.set_current_state(k, t, sleep_state)
         yield SpinUnlock(vcore(vc, "lock"))
@@ -210,9 +234,22 @@ def kvmppc_vcpu_block(k: Kvm, v: int) -> Body:
 
 
 # ----------------------------------------------------------------- the runner
-def on_primary_thread(k: Kvm, cpu: int) -> bool:
-    """Thread 0 of its core, with every sibling offline (the host runs single-threaded)."""
-    return k.thread_of(cpu) == 0 and all(not k.online(cpu + t) for t in range(1, k.threads_per_vcore))
+def on_primary_thread(k: Kvm, cpu: int) -> Body:
+    """Thread 0 of its core, with every sibling offline (the host runs single-threaded).
+
+    From 7b444c6710c6 it also grabs every sibling before any thread is started:
+    if one stays in the kernel past the grab's timeout, the ones grabbed are
+    released and the run fails (-EBUSY) instead of entering the guest (R1)."""
+    if k.thread_of(cpu) != 0 or any(k.online(cpu + t) for t in range(1, k.threads_per_vcore)):
+        return False
+    if k.patch("start-secondary-races"):
+        for thr in range(1, k.threads_per_vcore):
+            err = yield from kvmppc_grab_hwthread(k, cpu + thr)
+            if err:
+                for t in range(thr, 0, -1):  # do { release(cpu + thr) } while (--thr > 0)
+                    yield from kvmppc_release_hwthread(k, cpu + t)
+                return False
+    return True
 
 
 def kvmppc_run_core(k: Kvm, vc: int, cpu: int, runner: object) -> Body:
@@ -222,7 +259,10 @@ def kvmppc_run_core(k: Kvm, vc: int, cpu: int, runner: object) -> Body:
     by_vcpu = dict(zip(k.vcores[vc].vcpus, pending_sigs, strict=True))
     if any(by_vcpu[x] for x in runnable):
         return 0
-    if k.threads_per_vcore > 1 and not on_primary_thread(k, cpu):  # 2.
+    primary = True
+    if k.threads_per_vcore > 1:
+        primary = yield from on_primary_thread(k, cpu)
+    if not primary:  # 2.
         yield StoreN({vcpu(x, "ret"): EBUSY for x in runnable})
     else:
         # 3. Reset the run's rendezvous state.
@@ -235,13 +275,15 @@ def kvmppc_run_core(k: Kvm, vc: int, cpu: int, runner: object) -> Body:
                 vcore(vc, "in_guest"): 0,
                 vcore(vc, "napping_threads"): 0,
                 vcore(vc, "pcpu"): cpu,
+                # ghost: the vCPUs this run must start (a late join adds itself)
+                **{vcpu_started(x): int(x in runnable) for x in k.vcores[vc].vcpus},
             }
         )
         yield Note(f"cpu{cpu} runs vcore {vc}", event="vcore_run", data={"vcore": vc, "cpu": cpu, "vcpus": [k.vcpu_label(x) for x in runnable]})
         for x in runnable:  # 4.
             yield from kvmppc_start_thread(k, x)
-        if k.patch("stray-ipi-guard"):
-            for i in range(len(runnable), k.threads_per_vcore):  # P1: grab the unused threads
+        if k.patch("stray-ipi-guard") and not k.patch("start-secondary-races"):
+            for i in range(len(runnable), k.threads_per_vcore):  # P1: grab the unused threads (-EBUSY ignored: R1)
                 yield from kvmppc_grab_hwthread(k, cpu + i)
         vcpu0 = runnable[0]
         # 5. 001 order: unlock, then disable preemption.
@@ -264,8 +306,16 @@ def kvmppc_run_core(k: Kvm, vc: int, cpu: int, runner: object) -> Body:
         yield smp_mb()  # 8.
         yield Store(f"rq[{cpu}].preempt_count", 0)
         yield from host.cond_resched(k, cpu, runner)  # type: ignore[arg-type]
+        # 9. The list is walked without the lock.  3.1: a vCPU that joins during the
+        # walk (list_add_tail) is reached if it is added before the walk reads the
+        # last entry's next pointer (the walk re-reads the list after each entry);
+        # 3.2 on handles late arrivals in kvmppc_run_vcpu, so one snapshot serves.
+        lazy = not k.patch("late-join-first-run")
         runnable = yield Load(vcore(vc, "runnable_threads"))
-        for x in runnable:  # 9.
+        i = 0
+        while i < len(runnable):
+            x = runnable[i]
+            i += 1
             trap = yield Load(vcpu(x, "trap"))
             if trap == 0:
                 sig = yield Load(task(k.vcpu_task[x].name, "sigpending"))
@@ -273,6 +323,8 @@ def kvmppc_run_core(k: Kvm, vc: int, cpu: int, runner: object) -> Body:
             else:
                 ret = yield from kvmppc_handle_exit(k, x, trap)
             yield StoreN({vcpu(x, "ret"): ret, vcpu(x, "trap"): 0})
+            if lazy and i == len(runnable):
+                runnable = yield Load(vcore(vc, "runnable_threads"))  # the last entry's next pointer
         yield SpinLock(vcore(vc, "lock"))
     # 10.
     yield Store(vcore(vc, "vcore_running"), VCORE_INACTIVE)
@@ -293,8 +345,8 @@ def kvmppc_start_thread(k: Kvm, v: int) -> Body:
     yield StoreN({hstate(cpu, "kvm_vcpu"): v, hstate(cpu, "kvm_vcore"): vc, hstate(cpu, "napping"): 0})
     yield smp_wmb()
     if ptid != 0:
-        if k.patch("stray-ipi-guard"):
-            yield from kvmppc_grab_hwthread(k, cpu)  # return value ignored, as in seed 000
+        if k.patch("stray-ipi-guard") and not k.patch("start-secondary-races"):
+            yield from kvmppc_grab_hwthread(k, cpu)  # -EBUSY ignored, as in seed 000 (R1); 3.8 grabs in on_primary_thread
         else:
             yield Store(f"paca[{cpu}].cpu_start", 0x80)
             yield sync()  # wmb(): order the cacheable stores before the IPI
@@ -305,7 +357,11 @@ def kvmppc_start_thread(k: Kvm, v: int) -> Body:
 
 def kvmppc_grab_hwthread(k: Kvm, cpu: int) -> Body:
     """Seed 000 (G1..G4): ask the thread not to enter the kernel; wait while it is in it."""
-    yield Store(hstate(cpu, "hwthread_req"), 1)  # G1
+    if k.patch("start-secondary-races"):
+        # 7b444c6710c6: the grab also clears the vCPU pointer, before the barrier
+        yield StoreN({hstate(cpu, "hwthread_req"): 1, hstate(cpu, "kvm_vcpu"): None})  # G1
+    else:
+        yield Store(hstate(cpu, "hwthread_req"), 1)  # G1
     yield smp_mb()  # G2: pairs with the sync at the wake-up vector
     got = yield WaitUntil(
         (hstate(cpu, "hwthread_state"),),
@@ -352,7 +408,15 @@ def __kvmppc_vcore_entry(k: Kvm, cpu: int, v: int) -> Body:
 def kvmppc_handle_exit(k: Kvm, v: int, trap: int) -> Body:
     """What the host does with a vCPU's exit: RESUME_GUEST, or back to its task."""
     if trap != BOOK3S_INTERRUPT_SYSCALL:
-        return RESUME_GUEST  # external interrupt / HDEC: handled by the host, the guest resumes
+        # External interrupt / HDEC: handled by the host, the guest resumes.  3.1
+        # tests here whether the vCPU's task has a signal pending (-EINTR, and the
+        # task is woken); the 3.2 rework moved the test into kvmppc_run_vcpu.
+        if not k.patch("late-join-first-run"):
+            sig = yield Load(task(k.vcpu_task[v].name, "sigpending"))
+            if sig:
+                yield Store(vcpu(v, "exit_reason"), "KVM_EXIT_INTR")
+                return EINTR
+        return RESUME_GUEST
     hcall = yield Load(vcpu(v, "hcall"))
     if hcall == "H_CEDE":
         yield Store(vcpu(v, "exit_reason"), None)

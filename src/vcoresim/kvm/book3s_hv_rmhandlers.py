@@ -25,6 +25,7 @@ from vcoresim.engine.ops import (
     SendIPI,
     SetTimer,
     Store,
+    StoreN,
     WaitUntil,
     atomic_add,
     clear_bit,
@@ -56,6 +57,7 @@ from vcoresim.kvm.state import (
     woke_with_req,
 )
 from vcoresim.machine.interrupts import MSR_GUEST, GuestInterrupt
+from vcoresim.machine.thread import dec_expired, lpcr_pece1
 
 if TYPE_CHECKING:
     from vcoresim.kvm.context import Kvm
@@ -75,36 +77,65 @@ def icp_ack_clear(k: Kvm, cpu: int) -> Body:
 
 # ----------------------------------------------------------- secondary start
 def kvm_start_guest(k: Kvm, cpu: int, reason: str) -> Body:
-    """A woken thread that KVM asked for: run its vCPU, or go back to nap."""
+    """A woken thread that KVM asked for: run its vCPU, or go back to nap.
+
+    3.5-3.7 (L36 ``kvm_start_guest``): the vCPU pointer is loaded (K4) *before*
+    the wake-up IPI is accepted and cleared (K5), which is skipped for a primary
+    (ptid 0) that has a vCPU: a ceded primary's IPI is the host's and stays
+    pending for it.  A thread that read NULL and then consumes a start IPI sent
+    for a vCPU stored meanwhile loses that vCPU (R4).  From 7b444c6710c6 a
+    thread napping for H_CEDE goes straight back to it (no acknowledgement), any
+    other accepts and clears the IPI first and loads its vCPU pointer after."""
     yield Store(woke_with_req(cpu), 0)  # ghost: the request was honoured
     if k.patch("stray-ipi-guard"):
         yield Store(hstate(cpu, "hwthread_state"), KVM_HWTHREAD_IN_KVM)  # K2
         yield Store(paca(cpu, "nap_state_lost"), 1)  # K3
-    v = yield Load(hstate(cpu, "kvm_vcpu"))  # K4
-    if reason == "external":
-        yield from icp_ack_clear(k, cpu)  # K5
-    if v is None:
-        yield from kvm_no_guest(k, cpu)  # K6 (seed 000)
-        return
-    napping = yield Load(hstate(cpu, "napping"))
-    if napping:
-        yield from kvm_end_cede(k, cpu)  # K7: resumes the frame that ceded; never returns here
-        return
+    if k.patch("start-secondary-races"):
+        napping = yield Load(hstate(cpu, "napping"))
+        if napping:
+            yield from kvm_end_cede(k, cpu)  # K7: resumes the frame that ceded; never returns here
+            return
+        if reason == "external":
+            yield from icp_ack_clear(k, cpu)  # K5, then sync: the vCPU pointer is loaded after
+        v = yield Load(hstate(cpu, "kvm_vcpu"))  # K4
+        if v is None:
+            yield from kvm_no_guest(k, cpu)  # K6
+            return
+    else:
+        v = yield Load(hstate(cpu, "kvm_vcpu"))  # K4
+        if reason == "external":
+            ptid = None if v is None else (yield Load(vcpu(v, "ptid")))
+            if ptid != 0:
+                yield from icp_ack_clear(k, cpu)  # K5
+        if v is None:
+            yield from kvm_no_guest(k, cpu)  # K6 (seed 000)
+            return
+        napping = yield Load(hstate(cpu, "napping"))
+        if napping:
+            yield from kvm_end_cede(k, cpu)  # K7: resumes the frame that ceded; never returns here
+            return
     ptid = k.ptid_of_cpu(cpu)
     yield from kvmppc_hv_entry(k, cpu, v, ptid)  # K8
     yield from secondary_nap(k, cpu, v)
 
 
 def kvm_no_guest(k: Kvm, cpu: int) -> Body:
-    """Nothing to run (seed 000): back to nap in real mode, never into the kernel."""
+    """Nothing to run (seed 000): back to nap in real mode, never into the kernel.
+    LPCR: wake on external interrupts only (PECE0)."""
     yield Store(hstate(cpu, "hwthread_state"), KVM_HWTHREAD_IN_NAP)  # N1
-    yield Store(hstate(cpu, "kvm_vcpu"), None)  # N2
+    if not k.patch("start-secondary-races"):
+        yield Store(hstate(cpu, "kvm_vcpu"), None)  # N2 (7b444c6710c6 moved it into secondary_nap)
     yield Nap("nap (kvm_no_guest)")  # N4
 
 
 def secondary_nap(k: Kvm, cpu: int, v: int) -> Body:
     """X10 for a secondary: clear the IPI, count ourselves napped, nap."""
     vc = k.vcore_of(v)
+    if k.patch("start-secondary-races"):
+        # 7b444c6710c6 (c): once nap_count is seen the runner may hand this
+        # thread a new vCPU, so the pointer is cleared before the count.
+        yield Store(hstate(cpu, "kvm_vcpu"), None)
+        yield lwsync()
     yield Store(mfrr(cpu), MFRR_NONE)
     yield lwsync()
     yield atomic_add(vcore(vc, "nap_count"), 1)
@@ -180,7 +211,7 @@ def guest_run(k: Kvm, cpu: int, v: int) -> Body:
             yield Store(vcpu(v, "hcall"), {"cede": H_CEDE, "exit": "H_USERSPACE", "shutdown": "H_SHUTDOWN"}[action])
             yield MtMsr(set_bits=MSR_HV, clear_bits=MSR_GUEST, what="sc 1 (hypercall)")
             yield Note("guest exit (hcall)", event="guest_exit", data={"vcpu": k.vcpu_label(v), "cpu": cpu, "trap": BOOK3S_INTERRUPT_SYSCALL})
-            if action == "cede":
+            if action == "cede" and k.patch("rm-cede"):  # 3.1: H_CEDE always exits to the host
                 again = yield from kvmppc_h_cede(k, cpu, v)
                 if again:  # woke up and the vcore is not exiting: back into the guest
                     yield MtMsr(set_bits=MSR_GUEST, clear_bits=MSR_HV | MSR_PR, what="hrfid: resume guest after cede")
@@ -201,13 +232,15 @@ def kvmppc_guest_exit(k: Kvm, cpu: int, v: int, ptid: int, trap: int) -> Body:
     yield Store(vcpu(v, "trap"), trap)
     yield lwsync()  # X6
     old = yield atomic_add(vcore(vc, "entry_exit_count"), 1 << VCORE_EXIT_SHIFT)
-    if old < 1 << VCORE_EXIT_SHIFT and (old & 0xFF) > 1 and trap != BOOK3S_INTERRUPT_HV_DECREMENTER:
-        # X7: first out, others in the guest: fire the core-shared HDEC, and IPI the
-        # threads napping in the guest (H_CEDE), which HDEC does not wake.
-        yield Store(core(c, "hdec_expired"), 1)
+    if old < 1 << VCORE_EXIT_SHIFT and (old & 0xFF) > 1:
+        # X7: first out, others in the guest: fire the core-shared HDEC (not needed
+        # when the trap is HDEC: the others take it too), and IPI the threads
+        # napping in the guest (H_CEDE), which HDEC does not wake (L36 :794-820).
+        if trap != BOOK3S_INTERRUPT_HV_DECREMENTER:
+            yield Store(core(c, "hdec_expired"), 1)
         napping = yield Load(vcore(vc, "napping_threads"))
         for t in range(k.threads_per_vcore):
-            if napping & (1 << t):
+            if napping & (1 << t) and t != ptid:  # no sense IPI'ing ourselves
                 yield SendIPI(mfrr(k.pcpu_of_core(c) + t), IPI_PRIORITY, f"cpu{k.pcpu_of_core(c) + t}")
     if ptid != 0:  # X8, secondary
         yield WaitUntil((vcore(vc, "in_guest"),), lambda g: g == 0, what="vc->in_guest == 0")
@@ -278,11 +311,14 @@ def kvmppc_h_cede(k: Kvm, cpu: int, v: int) -> Body:
 
 
 def kvm_do_nap(k: Kvm, cpu: int) -> Body:
-    """C6: make the wake-up come back to KVM, then nap."""
+    """C6: make the wake-up come back to KVM, then nap until an external or a
+    decrementer interrupt (LPCR PECE0 | PECE1): the guest's DEC ends the cede."""
     if k.patch("stray-ipi-guard"):
         yield Store(hstate(cpu, "hwthread_req"), 1)
     else:
         yield Store(paca(cpu, "cpu_start"), 0x80)
+    yield Store(lpcr_pece1(cpu), 1)
+    yield SetTimer(dec_expired(cpu), k.cede_dist)  # the guest's DEC (fires in timed runs)
     yield Nap("nap (kvm_do_nap)")
 
 
@@ -294,6 +330,12 @@ def kvm_end_cede(k: Kvm, cpu: int) -> Body:
 
 def kvm_cede_cleanup(k: Kvm, cpu: int, v: int, ptid: int) -> Body:
     vc = k.vcore_of(v)
+    # Out of the ceded nap: the decrementer no longer ends it (model: PECE1 is
+    # dropped here; the kernel leaves LPCR alone until the next kvm_no_guest or
+    # the exit's host LPCR, nothing in between naps), and a DEC that expired is
+    # the guest's to take.
+    yield SetTimer(dec_expired(cpu), None)
+    yield StoreN({lpcr_pece1(cpu): 0, dec_expired(cpu): 0})
     yield clear_bit(vcore(vc, "napping_threads"), ptid)
     yield Store(hstate(cpu, "napping"), 0)
     yield Store(vcpu(v, "ceded"), 0)

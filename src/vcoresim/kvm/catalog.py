@@ -22,17 +22,26 @@ MODEL_INVARIANTS: dict[str, tuple[str, ...]] = {
 
 
 def _role(p: Patch) -> str:
-    """What a patch is to the seeds: ``seed 001``, ``fixes R2 (seed 000)``, ``adds seed 003's bug``."""
+    """What a patch is to the seeds: ``seed 001``, ``fixes R1, R4 (seed 000)``, ``adds seed 003's bug``."""
     m = re.match(r"(\d{3})_", p.seed)
     if m:
         return f"seed {m.group(1)}"
-    m = re.search(r"residual (R\d+) of seed (\d{3})", p.changes)
-    if m:
-        return f"fixes {m.group(1)} (seed {m.group(2)})"
+    fixed = re.findall(r"residual ([RH]\d+) of seed (\d{3})", p.changes)
+    if fixed:
+        seeds = sorted({s for _r, s in fixed})
+        return f"fixes {', '.join(r for r, _s in fixed)} (seed {', '.join(seeds)})"
     m = re.search(r"introduces seed (\d{3})'s", p.changes)
     if m:
         return f"adds seed {m.group(1)}'s bug"
     return "-"
+
+
+def _commit_text(p: Patch) -> str:
+    """The mainline id, the seed's branch id when it differs, and how sure the id is."""
+    if not p.commit:
+        return "(not pinned down)"
+    text = p.commit + ("" if p.commit_checked else " (id unchecked)")
+    return text + (f" (seed: {p.seed_commit})" if p.seed_commit else "")
 
 
 def patches() -> list[dict[str, Any]]:
@@ -40,16 +49,33 @@ def patches() -> list[dict[str, Any]]:
     return [
         {
             "name": p.name,
+            "commit": _commit_text(p),
+            "release": f"{p.release} ({p.release_confidence})",
             "seed": _role(p),
             "seed_file": p.seed or None,
             "default": "on" if p.name in default else "off",
-            "description": f"{p.commit} {p.title} (first in {p.release}, {p.release_confidence} confidence): {p.changes}",
-            "commit": p.commit,
-            "release": p.release,
-            "release_confidence": p.release_confidence,
+            "description": f"{_commit_text(p)}, first in {p.release} ({p.release_confidence} confidence): {p.title}: {p.changes}",
+            **{f"registry_{k}": v for k, v in p.as_dict().items()},
         }
         for p in (PATCHES[n] for n in ORDER)
     ]
+
+
+def patches_markdown() -> str:
+    """The patch table of docs/scenarios.md, generated from the registry (a test
+    keeps the document in step: ``vcoresim list --markdown`` prints it)."""
+    rows = ["| patch | mainline commit | first release (confidence) | seed | title | what turning it on changes | evidence |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for p in (PATCHES[n] for n in ORDER):
+        cells = [f"`{p.name}`", _commit_text(p), f"{p.release} ({p.release_confidence})", _role(p), p.title, p.changes, p.evidence]
+        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def presets_markdown() -> str:
+    rows = ["| preset | patches | note |", "| --- | --- | --- |"]
+    for pr in PRESETS.values():
+        rows.append(f"| `{pr.name}` | {', '.join(n for n in ORDER if n in pr.patches) or '(none)'} | {pr.description} |")
+    return "\n".join(rows) + "\n"
 
 
 def presets() -> list[dict[str, Any]]:

@@ -24,8 +24,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from vcoresim.engine.timing import MAX_DURATION_NS, check_dist
 from vcoresim.machine.topology import CPU_THREADS, supports_split_core
 
-#: arch/powerpc/include/asm/kvm_host.h: KVM_MAX_VCPUS / threads_per_core in 3.1 (NR_CPUS 1024 / 4).
-KVM_MAX_VCORES = 256
+#: CONFIG_NR_CPUS of pseries_defconfig (3.x); a configuration value (the Kconfig
+#: default for PPC64 is 32).
+NR_CPUS = 1024
+#: arch/powerpc/include/asm/kvm_host.h (3.1 to today): KVM_MAX_VCORES = NR_CPUS.
+KVM_MAX_VCORES = NR_CPUS
 
 Action = Literal["exit", "cede", "idle"]
 
@@ -55,6 +58,13 @@ class MachineConfig(_Strict):
     #: chip TOD: every subcore's of the core (default, as Linux and the seed describe
     #: it) or only the calling thread's subcore (reference hmi-timebase.md §9.2).
     opal_tb_scope: Literal["core", "subcore"] = "core"
+    #: How OPAL's HMI handler gathers the threads of a core for a timebase error
+    #: (skiboot core/hmi.c): "none" (skiboot before 5.0, or 5.x for TFAC errors
+    #: other than TB residue / HDEC parity); "subcore" (skiboot 5.0-5.11,
+    #: pre_recovery_cleanup: a thread of every subcore arrives before any
+    #: recovers); "core" (skiboot 6.0 on, handle_all_core_tfac_error: every
+    #: thread meets at four rendezvous and thread 0 recovers the timebase).
+    opal_hmi_rendezvous: Literal["none", "subcore", "core"] = "none"
 
     @model_validator(mode="after")
     def _check(self) -> MachineConfig:
@@ -146,10 +156,18 @@ class WorkloadConfig(_Strict):
 
 class FaultsConfig(_Strict):
     stray_ipi: int = Field(0, ge=0, le=8)
+    #: The threads stray IPIs may hit (default: every offline secondary).
+    stray_ipi_targets: list[int] | None = None
     signal: int = Field(0, ge=0, le=8)
     resched: int = Field(0, ge=0, le=8)
     hmi: int = Field(0, ge=0, le=8)
     nmi: int = Field(0, ge=0, le=8)
+    #: Hold an offline secondary in host kernel code after an unexpected wake-up
+    #: (a long interrupt handler, a firmware excursion, a CPU being brought
+    #: online): checking releases it only when nothing else can move.
+    host_stall: int = Field(0, ge=0, le=8)
+    #: Simulation: how long an injected host stall lasts, microseconds.
+    host_stall_us: int = Field(2000, ge=1)
     #: Simulation: mean time between faults of each kind, microseconds.
     mean_interval_us: int = Field(500, ge=1, le=MAX_DURATION_US)
 
@@ -215,8 +233,9 @@ class VariantConfig(_Strict):
     machine: MachineConfig | None = None
     #: Optional: replaces the scenario's ``[faults]`` table.
     faults: FaultsConfig | None = None
-    #: Optional: replaces the scenario's invariant selection (a fixed kernel may
-    #: check the mechanisms a buggy one lacks).
+    #: Optional: replaces the scenario's ``[workload]`` table.
+    workload: WorkloadConfig | None = None
+    #: Optional: replaces the scenario's ``invariants`` (the question the variant asks).
     invariants: list[str] | None = None
 
     @model_validator(mode="before")

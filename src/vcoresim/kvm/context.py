@@ -31,6 +31,7 @@ class Kvm:
         self.vcores: dict[int, Vcore] = {}
         self.vcpu_vcore: dict[int, int] = {}
         self.vcpu_labels: dict[int, str] = {}
+        self.vcpu_state0: dict[int, str] = {}  # vcpu->arch.state at KVM_CREATE_VCPU
         self.vcpu_task: dict[int, Task] = {}
         self.tasks: dict[str, Task] = {}
         self.idle_task: dict[int, Task] = {}

@@ -60,8 +60,9 @@ from vcoresim.engine.timing import NextTick, Until, exp_us
 from vcoresim.engine.world import Body, HwThread, Invariant, World
 from vcoresim.errors import ConfigError
 from vcoresim.kvm.config import ScenarioConfig
+from vcoresim.machine import opal
 from vcoresim.machine.interrupts import BOOK3S_INTERRUPT_HMI, BOOK3S_INTERRUPT_HV_DECREMENTER, MSR_GUEST, GuestInterrupt
-from vcoresim.machine.opal import HMI_LOCK, opal_handle_hmi, opal_resync_timebase
+from vcoresim.machine.opal import opal_handle_hmi, opal_resync_timebase
 from vcoresim.machine.timebase import hmer, round_tb_offset, subcore, tb, tb_valid
 from vcoresim.machine.topology import MAX_SUBCORE_PER_CORE
 
@@ -102,6 +103,8 @@ class Timebase:
         self.subcores = range(self.split)
         self.offset = {s: round_tb_offset(vm.tb_offset) for s, vm in enumerate(cfg.vm)}
         self.scope_core = cfg.machine.opal_tb_scope == "core"
+        #: The firmware's thread gathering for a TB error (machine/opal.py).
+        self.opal_hmi = {"rendezvous": cfg.machine.opal_hmi_rendezvous, "threads": self.cpus, "subcores": list(self.subcores)}
         self.open_ended = cfg.workload.open_ended
 
     def patch(self, name: str) -> bool:
@@ -153,7 +156,7 @@ def hmi_exception_realmode(k: Timebase, cpu: int, s: int) -> Body:
     yield Note(f"cpu{cpu}: hmi_exception_realmode", event="hmi", data={"cpu": cpu})  # R1
     if k.patch("hmi-subcore-sync"):
         yield from wait_for_subcore_guest_exit(k, cpu)  # R2
-    yield from opal_handle_hmi(cpu, s, k.scope(s))  # R3
+    yield from opal_handle_hmi(cpu, s, k.scope(s), **k.opal_hmi)  # R3
     if k.patch("hmi-subcore-sync"):
         yield from wait_for_tb_resync(k, cpu)  # R4
 
@@ -180,7 +183,7 @@ def kvmppc_realmode_hmi_handler(k: Timebase, cpu: int, s: int) -> Body:
     leader = not old >> CORE_TB_RESYNC_REQ_BIT & 1
     yield Store(in_guest(s), 0)  # K3: kvmppc_subcore_exit_guest, after the bit
     yield from wait_for_subcore_guest_exit(k, cpu)  # K4
-    yield from opal_handle_hmi(cpu, s, k.scope(s))  # K5
+    yield from opal_handle_hmi(cpu, s, k.scope(s), **k.opal_hmi)  # K5
     if leader:  # K6: kvmppc_tb_resync_required() won
         yield from opal_resync_timebase(cpu, s, k.scope(s))
         yield clear_bit(FLAGS, CORE_TB_RESYNC_REQ_BIT)  # kvmppc_tb_resync_done
@@ -330,7 +333,7 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
     for i in range(MAX_SUBCORE_PER_CORE):
         w.loc(in_guest(i), 0)
     w.loc(FLAGS, 0)
-    w.loc(HMI_LOCK, 0)
+    opal.declare(w, k.cpus)
     w.loc(FAULTS_DONE, 0)
     for cpu in k.cpus:
         w.loc(hmer(cpu), 0)

@@ -16,10 +16,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from vcoresim.engine.msr import MSR_DR, MSR_IR
-from vcoresim.engine.ops import IrqDisable, IrqEnable, Load, MtMsr, Nap, ResumeFrame, SaveFrame, Store, sync
+from vcoresim.engine.ops import IrqDisable, IrqEnable, Load, MtMsr, Nap, ResumeFrame, SaveFrame, Store, WaitUntil, sync
 from vcoresim.engine.world import Body
 from vcoresim.kvm import book3s_hv_rmhandlers
-from vcoresim.kvm.state import KVM_HWTHREAD_IN_KERNEL, KVM_HWTHREAD_IN_NAP, MFRR_NONE, hstate, mfrr, paca
+from vcoresim.kvm.state import KVM_HWTHREAD_IN_KERNEL, KVM_HWTHREAD_IN_NAP, host_stall, hstate, paca
 
 if TYPE_CHECKING:
     from vcoresim.kvm.context import Kvm
@@ -29,11 +29,16 @@ CPU_START_KVM = 0x80  # seed 001: "KVM wants you"
 
 # ------------------------------------------------------------------ entering nap
 def power7_nap(k: Kvm, cpu: int) -> Body:
-    """Host nap (MMU on, 3.x): returns when a host wake-up comes back through PACAR1."""
+    """Host nap (3.x ``idle_power7.S``): returns when a host wake-up comes back through PACAR1.
+
+    The assembly hard-disables interrupts and returns at once only if one was
+    latched while soft-disabled (``PACAIRQHAPPENED``); a hardware-pending IPI
+    is not looked at: the thread saves its frame, publishes IN_NAP, naps, and
+    ``nap`` with PECE0 wakes it at once through the reset vector, which tests
+    ``hwthread_req``.  (The vcore model keeps interrupts hard-disabled on the
+    idle paths, with no lazy soft-masking, so nothing is latched there and the
+    early return is not modelled.)"""
     yield IrqDisable()
-    pending = yield Load(mfrr(cpu))
-    if pending != MFRR_NONE:
-        return  # an interrupt is already pending: don't nap
     frame = yield SaveFrame()
     yield Store(paca(cpu, "saved_r1"), frame)  # PACAR1
     yield Store(paca(cpu, "nap_state_lost"), 0)
@@ -47,11 +52,9 @@ def power7_nap(k: Kvm, cpu: int) -> Body:
 
 
 def pnv_powersave_common(k: Kvm, cpu: int) -> Body:
-    """POWER8 host idle entry: save the frame, go to real mode, publish IN_IDLE, nap."""
+    """POWER8 host idle entry: save the frame, go to real mode, publish IN_IDLE, nap
+    (as ``power7_nap``: only a soft-masked interrupt, never modelled here, returns early)."""
     yield IrqDisable()
-    pending = yield Load(mfrr(cpu))
-    if pending != MFRR_NONE:
-        return
     frame = yield SaveFrame()
     yield Store(paca(cpu, "saved_r1"), frame)  # PACAR1
     yield Store(paca(cpu, "nap_state_lost"), 0)
@@ -77,6 +80,10 @@ def pnv_smp_cpu_kill_self(k: Kvm, cpu: int) -> Body:
     yield IrqDisable()
     while True:
         yield from host_idle(k, cpu)
+        if k.cfg.faults.host_stall:
+            # Host kernel code after an unexpected wake-up (MMU on): an injected
+            # stall (faults.host_stall) may hold the thread here.
+            yield WaitUntil((host_stall(cpu),), lambda held: not held, what="held in the host kernel (injected stall)")
         # Not asked to come online: briefly enable interrupts so a pending IPI is taken.
         yield IrqEnable()
         yield IrqDisable()

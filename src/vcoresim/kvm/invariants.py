@@ -18,6 +18,7 @@ from vcoresim.kvm.state import (
     LPID_HOST,
     LPID_RESERVED,
     RUNNABLE,
+    STOPPED,
     VCORE_EXIT_SHIFT,
     VCORE_RUNNING,
     core,
@@ -25,6 +26,7 @@ from vcoresim.kvm.state import (
     hstate,
     vcore,
     vcpu,
+    vcpu_started,
     woke_with_req,
 )
 
@@ -43,7 +45,7 @@ INVARIANTS: dict[str, str] = {
     "vcpu-on-its-thread": "safety: a vCPU runs only on thread pcpu + ptid of its vcore's core",
     "core-one-partition": "safety: guest code runs only while its core is in that guest's partition, and a core runs one vcore at a time",
     "vcore-counters": "safety: with vc->lock free, n_runnable and n_blocked agree with the vCPU states and the runnable list",
-    "runnable-vcpu-dispatched": "safety: while a vcore runs (its exit not begun) and vc->lock is free, every runnable vCPU's thread pcpu + ptid points at it: a runnable vCPU is started by the run or joins it (kvmppc_start_thread)",
+    "runnable-vcpu-dispatched": "safety: while a vcore runs (its exit not begun) and vc->lock is free, every runnable vCPU the run owes a thread (runnable when it began, or a late join) has its thread pcpu + ptid pointing at it: a vCPU handed to a thread is not lost",
     "no-wait-for-nap-timeout": "safety: the runner leaves only after every woken secondary has napped (kvmppc_wait_for_nap never times out)",
     "no-grab-timeout": "safety: kvmppc_grab_hwthread never gives up (-EBUSY, 'couldn't grab cpu')",
     # Seed 000 (stray-ipi.md section 5, invariants 3-7): the hwthread_req / hwthread_state interlock.
@@ -162,7 +164,7 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
                 continue
             states = [m[vcpu(v, "state")] for v in vc.vcpus]
             n_run, n_blk, lst = m[vcore(vc.index, "n_runnable")], m[vcore(vc.index, "n_blocked")], m[vcore(vc.index, "runnable_threads")]
-            if n_run != states.count(RUNNABLE) or n_run != len(lst) or n_blk != states.count(BLOCKED):
+            if n_run != states.count(RUNNABLE) or n_run != len(lst) or n_blk != states.count(BLOCKED) + states.count(STOPPED):
                 return f"vcore {vc.index}: n_runnable={n_run} n_blocked={n_blk} runnable_threads={list(lst)} but states are {states}"
             if any(m[vcpu(v, "state")] != RUNNABLE for v in lst):
                 return f"vcore {vc.index}: runnable_threads {list(lst)} holds a vCPU that is not RUNNABLE"
@@ -171,7 +173,7 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
     dispatch_locs: list[str] = []
     for vc in k.vcores.values():
         dispatch_locs += [vcore(vc.index, f) for f in ("lock", "vcore_running", "entry_exit_count", "runnable_threads", "pcpu")]
-        dispatch_locs += [vcpu(v, "ptid") for v in vc.vcpus]
+        dispatch_locs += [vcpu(v, "ptid") for v in vc.vcpus] + [vcpu_started(v) for v in vc.vcpus]
     dispatch_locs += [hstate(cpu, "kvm_vcpu") for cpu in k.cpus]
 
     def runnable_vcpu_dispatched(ex: Execution) -> str | None:
@@ -183,6 +185,8 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
                 continue  # exiting: a vCPU made runnable now waits for the next run
             pcpu = m[vcore(vc.index, "pcpu")]
             for v in m[vcore(vc.index, "runnable_threads")]:
+                if not m[vcpu_started(v)]:
+                    continue  # runnable, not owed: it waits for the next run (3.2-3.7 join only on a first run)
                 cpu = pcpu + m[vcpu(v, "ptid")]
                 if m[hstate(cpu, "kvm_vcpu")] != v:
                     return f"vcore {vc.index} runs but runnable vcpu {k.vcpu_label(v)} was not started on its thread cpu{cpu}"

@@ -25,6 +25,7 @@ from vcoresim.kvm.state import (
     KVM_HWTHREAD_IN_KERNEL,
     LPID_HOST,
     MFRR_NONE,
+    STOPPED,
     TASK_INTERRUPTIBLE,
     TASK_RUNNING,
     VCORE_INACTIVE,
@@ -32,6 +33,7 @@ from vcoresim.kvm.state import (
     Vcore,
     core,
     grabbed,
+    host_stall,
     hstate,
     mfrr,
     paca,
@@ -39,9 +41,10 @@ from vcoresim.kvm.state import (
     task,
     vcore,
     vcpu,
+    vcpu_started,
     woke_with_req,
 )
-from vcoresim.machine.thread import power_thread
+from vcoresim.machine.thread import dec_expired, declare_thread_registers, lpcr_pece1, power_thread
 
 __all__ = ["ConfigError", "Kvm", "build_world"]  # Kvm: kvm/context.py
 
@@ -66,6 +69,9 @@ def kvmppc_core_vcpu_create(k: Kvm, w: World, vm_index: int, vcpu_id: int, gid: 
         k.vcores[key] = Vcore(index=key, vm=vm_index, lpid=vm_index + 1)
     vc = k.vcores[key]
     vc.vcpus.append(gid)
+    # 3.1: new vCPUs are BLOCKED (n_blocked++); the 3.2 rework creates them
+    # STOPPED, "stopped until the first KVM_RUN" (the model's n_blocked counts both).
+    k.vcpu_state0[gid] = STOPPED if k.patch("late-join-first-run") else BLOCKED
     k.vcpu_vcore[gid] = key
     k.vcpu_labels[gid] = str(vcpu_id) if not k.multi_vm else f"{k.cfg.vm[vm_index].name}.{vcpu_id}"
 
@@ -112,8 +118,10 @@ def qemu_start_vcpus(k: Kvm, vcpus: list[int]) -> Body:
 
 
 def stray_ipi_source(k: Kvm, budget: int) -> Body:
-    """Fault: raise the MFRR of any secondary thread at any time, up to ``budget`` times."""
-    targets = tuple(cpu for cpu in k.cpus if not k.online(cpu))
+    """Fault: raise the MFRR of any secondary thread (or of ``faults.stray_ipi_targets``)
+    at any time, up to ``budget`` times."""
+    chosen = k.cfg.faults.stray_ipi_targets
+    targets = tuple(cpu for cpu in k.cpus if not k.online(cpu) and (chosen is None or cpu in chosen))
     for _ in range(budget):
         yield Delay(exp_us(k.cfg.faults.mean_interval_us), "until the next stray IPI")
         target = yield Choose((*targets, None), what="stray IPI target (None: no more)")
@@ -136,6 +144,38 @@ def signal_source(k: Kvm, budget: int) -> Body:
         yield from host.send_signal(k, k.tasks[target])
 
 
+def host_stall_source(k: Kvm, budget: int) -> Body:
+    """Fault: hold an offline secondary in host kernel code (the stall point of
+    ``pnv_smp_cpu_kill_self``), up to ``budget`` times: a long interrupt
+    handler, a firmware excursion, a CPU being brought online.  Checking
+    releases it only when nothing else can move (so a grab may time out
+    first); a timed run after ``faults.host_stall_us``."""
+    targets = tuple(cpu for cpu in k.cpus if not k.online(cpu))
+    for _ in range(budget):
+        yield Delay(exp_us(k.cfg.faults.mean_interval_us), "until the next host stall")
+        target = yield Choose((*targets, None), what="thread to hold in the host kernel (None: no more)")
+        if target is None:
+            return
+        yield Note(f"cpu{target} held in the host kernel", event="host_stall", data={"cpu": target})
+        yield Store(host_stall(target), 1)
+        yield WaitUntil((host_stall(target),), never, timeout=k.cfg.faults.host_stall_us * 1000, what="host stall lasts")
+        yield Store(host_stall(target), 0)
+
+
+def ceded_dec_source(k: Kvm) -> Body:
+    """Checking: the guest decrementers of threads napping for H_CEDE (LPCR[PECE1]
+    set) expire when nothing else can move, waking them (a timed run fires the
+    DEC timer each cede arms instead)."""
+    locs = tuple(lpcr_pece1(cpu) for cpu in k.cpus)
+    any_set = lambda *pece1: any(pece1)
+    while True:
+        yield WaitUntil(locs, never, timeout=DEC_TIMER_NS, what="guest DEC of a ceded thread", timeout_if=any_set)
+        for cpu in k.cpus:
+            on = yield Load(lpcr_pece1(cpu))
+            if on:
+                yield Store(dec_expired(cpu), 1)
+
+
 def dec_timer_source(k: Kvm, vcpus: list[int]) -> Body:
     """The guest DEC hrtimers of vCPUs blocked in the host.
 
@@ -144,7 +184,7 @@ def dec_timer_source(k: Kvm, vcpus: list[int]) -> Body:
     workload: one source per vCPU, firing a ``cede`` period after its vCPU
     blocked."""
     locs = tuple(vcpu(v, "dec_timer") for v in vcpus)
-    any_armed = lambda *armed: any(armed)  # noqa: E731
+    any_armed = lambda *armed: any(armed)
     while True:
         if not k.open_ended:
             yield WaitUntil(locs, never, timeout=DEC_TIMER_NS, what="DEC timer period", timeout_if=any_armed)
@@ -166,6 +206,9 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
         {"entry": entry_p9.build_world, "timebase": hmi.build_world}[cfg.model](w, cfg, patches)
         return
     k = Kvm(cfg, patches)
+    bad = [cpu for cpu in cfg.faults.stray_ipi_targets or () if cpu not in k.cpus or k.online(cpu)]
+    if bad:
+        raise ConfigError("faults.stray_ipi_targets", f"cpu{bad[0]} is not an offline secondary thread of this machine")
     gid = 0
     for vi, vm in enumerate(cfg.vm):
         for vid in vm.vcpus:
@@ -175,7 +218,7 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
     online = [cpu for cpu in k.cpus if k.online(cpu)]
     # Memory: machine, PACA, XICS.  Under a weak memory model, SPRs (LPIDR, HDEC),
     # the XICS (cache-inhibited MMIO) and ghost state bypass the store buffers.
-    w.uncached = ("core[", "xics[", "ghost[")
+    w.uncached = ("core[", "xics[", "ghost[", "thread[", "fault.")
     for c in range(k.ncores):
         w.loc(core(c, "lpid"), LPID_HOST)
         w.loc(core(c, "hdec_expired"), 0)
@@ -193,6 +236,8 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
         w.loc(hstate(cpu, "hwthread_state"), KVM_HWTHREAD_IN_KERNEL)
         w.loc(woke_with_req(cpu), 0)
         w.loc(grabbed(cpu), 0)
+        w.loc(host_stall(cpu), 0)
+        declare_thread_registers(w, cpu)
     # Vcores and vCPUs.
     for vc in k.vcores.values():
         n = len(vc.vcpus)
@@ -200,7 +245,7 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
             ("lock", 0),
             ("num_threads", n),
             ("n_runnable", 0),
-            ("n_blocked", n),  # new vCPUs start BLOCKED
+            ("n_blocked", n),  # new vCPUs start BLOCKED (3.1) or STOPPED (3.2 on)
             ("runnable_threads", ()),
             ("vcore_running", VCORE_INACTIVE),
             ("pcpu", 0),
@@ -214,7 +259,7 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
             w.loc(vcore(vc.index, name), init)
     for v in all_vcpus:
         for name, init in (
-            ("state", BLOCKED),
+            ("state", k.vcpu_state0[v]),
             ("ptid", 0),
             ("ret", 0),
             ("trap", 0),
@@ -227,6 +272,7 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
             ("thread_done", 0),
         ):
             w.loc(vcpu(v, name), init)
+        w.loc(vcpu_started(v), 0)
     for cpu in k.cpus:
         w.loc(f"kvm.grab_failures[{cpu}]", 0)
     for vi in range(len(cfg.vm)):
@@ -269,6 +315,10 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
         w.spawn("stray_ipi", stray_ipi_source(k, cfg.faults.stray_ipi), role="env")
     if cfg.faults.signal:
         w.spawn("signal", signal_source(k, cfg.faults.signal), role="env")
+    if cfg.faults.host_stall:
+        w.spawn("host_stall", host_stall_source(k, cfg.faults.host_stall), role="env")
+    if "cede" in k.guest_actions and not k.open_ended:  # (idle unless a real-mode cede sets PECE1)
+        w.spawn("guest_dec", ceded_dec_source(k), daemon=True, role="env")
     if "cede" in k.guest_actions:
         if not k.open_ended:
             w.spawn("dec_timer", dec_timer_source(k, all_vcpus), daemon=True, role="env")

@@ -31,8 +31,11 @@ EINTR = -4
 EBUSY = -16
 EINVAL = -22
 
-# vcpu->arch.state (3.1): an enum in the model.
-BLOCKED, RUNNABLE, BUSY_IN_HOST = "BLOCKED", "RUNNABLE", "BUSY_IN_HOST"
+# vcpu->arch.state: an enum in the model.  3.1 creates vCPUs BLOCKED; 3.2
+# (late-join-first-run) creates them STOPPED, "stopped until the first KVM_RUN".
+# The model's n_blocked counts the vCPUs that do not hold the vcore back: BLOCKED
+# and STOPPED ones (3.2's n_busy counts the others).
+BLOCKED, RUNNABLE, BUSY_IN_HOST, STOPPED = "BLOCKED", "RUNNABLE", "BUSY_IN_HOST", "STOPPED"
 # vc->vcore_running (3.1): 0 not running, 1 running (latecomers may join), 2 exiting.
 VCORE_INACTIVE, VCORE_RUNNING, VCORE_EXITING = 0, 1, 2
 
@@ -54,6 +57,14 @@ def woke_with_req(cpu: int) -> str:
 def grabbed(cpu: int) -> str:
     """Ghost (not kernel state): kvmppc_grab_hwthread(cpu) returned 0 and the thread is not yet released."""
     return f"ghost[{cpu}].grabbed"
+def vcpu_started(v: int) -> str:
+    """Ghost (not kernel state): this run owes vCPU ``v`` a thread (runnable when it began, or a late join)."""
+    return f"ghost[vcpu{v}].started"
+
+
+def host_stall(cpu: int) -> str:
+    """Fault state: an injected stall holds thread ``cpu`` in host kernel code."""
+    return f"fault.host_stall[{cpu}]"
 
 
 def vcore(vc: int, field_: str) -> str:

@@ -5,8 +5,11 @@ Two interrupt sources reach a thread, in this priority: its XICS IPI
 which is delivered only while the thread runs guest code (MSR[HV]=0).  Taken
 in guest context an interrupt exits the guest (:class:`GuestInterrupt`);
 taken in the host it runs the kernel's handler.  In nap, the LPCR wake-up
-enables the kernel sets (PECE0 only) let external interrupts, and nothing
-else, wake the thread, at the system-reset vector.
+enables decide what wakes the thread, at the system-reset vector: external
+interrupts always (PECE0, which every nap the kernel does sets), and the
+thread's decrementer while LPCR[PECE1] is set (KVM sets it for a thread that
+naps for H_CEDE, so the guest's timer ends the cede).  The decrementer is the
+guest's: it interrupts no hypervisor code, it only wakes such a nap.
 """
 
 from __future__ import annotations
@@ -21,6 +24,16 @@ from vcoresim.machine.interrupts import BOOK3S_INTERRUPT_EXTERNAL, BOOK3S_INTERR
 from vcoresim.machine.xics import MFRR_NONE, mfrr
 
 TRAP_OF = {"external": BOOK3S_INTERRUPT_EXTERNAL, "hdec": BOOK3S_INTERRUPT_HV_DECREMENTER}
+
+
+def lpcr_pece1(cpu: int) -> str:
+    """LPCR[PECE1] of thread ``cpu``: its decrementer ends a nap."""
+    return f"thread[{cpu}].lpcr_pece1"
+
+
+def dec_expired(cpu: int) -> str:
+    """Thread ``cpu``'s decrementer has expired (an exception is pending)."""
+    return f"thread[{cpu}].dec_expired"
 
 
 def guest_interrupt(kind: str) -> GuestInterrupt:
@@ -46,7 +59,7 @@ def power_thread(
     in the host, ``reset_vector(reason)`` on wake-up from nap, ``stale_frame()``
     when the thread returns through a saved frame that is no longer live, and
     ``on_wake`` for state latched with the wake (as SRR1 latches the reason)."""
-    ipi, hdec = mfrr(cpu), core(c, "hdec_expired")
+    ipi, hdec, pece1, dec = mfrr(cpu), core(c, "hdec_expired"), lpcr_pece1(cpu), dec_expired(cpu)
 
     def pending(mem: dict[str, Any]) -> str | None:
         if mem[ipi] != MFRR_NONE:
@@ -56,11 +69,21 @@ def power_thread(
         return None
 
     def wakeup(mem: dict[str, Any]) -> str | None:
-        return "external" if mem[ipi] != MFRR_NONE else None  # LPCR: PECE0 only
+        if mem[ipi] != MFRR_NONE:
+            return "external"  # PECE0
+        if mem[dec] and mem[pece1]:
+            return "decrementer"  # PECE1
+        return None
 
     def vector(kind: str) -> Body | BaseException:
         if not (msr_of() & MSR_HV):
             return guest_interrupt(kind)
         return host_vector(kind)
 
-    return HwThread((ipi, hdec), pending, wakeup, vector, reset_vector, stale_frame, on_wake, wake_reads, wake_writes, wakeup_locs=(ipi,))
+    return HwThread((ipi, hdec, pece1, dec), pending, wakeup, vector, reset_vector, stale_frame, on_wake, wake_reads, wake_writes, wakeup_locs=(ipi, pece1, dec))
+
+
+def declare_thread_registers(w: Any, cpu: int) -> None:
+    """The thread's LPCR wake-up enable and decrementer state the wiring reads."""
+    w.loc(lpcr_pece1(cpu), 0)
+    w.loc(dec_expired(cpu), 0)

@@ -89,6 +89,7 @@ def page_data(res: Any, states: Any = None) -> dict[str, Any]:
         "patches": trace.config.get("patches", []),
         "summary": res.summary,
         "violation": viol,
+        "window": getattr(res, "window", None),
         "lanes": lanes,
         "states": state,
         "steps": steps,
@@ -115,6 +116,8 @@ header { position: sticky; top: 0; background: #fff; border-bottom: 1px solid #c
 h1 { font-size: 17px; margin: 0 0 4px; }
 #invariant-text { margin: 2px 0; }
 #message { color: #b71c1c; margin: 2px 0; }
+#window { margin: 2px 0; font-size: 12px; }
+#window b { color: #e65100; }
 #legend span { display: inline-block; padding: 0 6px; margin-right: 4px; border-radius: 3px; }
 #details { font: 12px monospace; white-space: pre; max-height: 24vh; overflow: auto; background: #fafafa; border: 1px solid #ddd; padding: 4px; margin-top: 6px; }
 #state-box { margin-top: 4px; }
@@ -138,6 +141,7 @@ tr.violation td.idx { background: #d50000; color: #fff; }
   <div id="invariant"><b id="invariant-name"></b> <span id="invariant-text"></span></div>
   <div id="message"></div>
   <div id="summary"></div>
+  <div id="window"></div>
   <div id="legend"></div>
   <div id="details">click a step to see its operations and call stacks</div>
   <details id="state-box"><summary id="state-title">shared state (click a step)</summary><div id="state"></div></details>
@@ -160,6 +164,19 @@ if (V) {
   document.getElementById("invariant-name").textContent = "no violation";
 }
 document.getElementById("summary").textContent = D.summary;
+if (D.window) {
+  const w = document.getElementById("window");
+  w.appendChild(el("b", {}, "timing window: "));
+  const needs = D.window.needs || [];
+  if (!needs.length) w.appendChild(el("span", {}, D.window.summary));
+  for (const n of needs) {
+    const d = el("div", {"class": "need", "data-kind": n.kind}, n.text);
+    d.style.cursor = "pointer";
+    d.title = "click: select step " + n.last_step;
+    d.addEventListener("click", () => { const r = document.querySelector('tr[data-step="' + Math.min(n.last_step, D.steps.length - 1) + '"]'); if (r) { r.click(); r.scrollIntoView({block: "center"}); } });
+    w.appendChild(d);
+  }
+}
 const legend = document.getElementById("legend");
 for (const s in D.colours) { const x = el("span", {"class": "state"}, s); x.style.background = D.colours[s]; legend.appendChild(x); }
 const head = document.getElementById("lanes");

@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from vcoresim.check.driver import CheckResult
+from vcoresim.simulate.window import fmt_ns
 
 #: Narrowest a wrapping column (a description) may get before other columns go.
 MIN_WRAP = 24
@@ -84,6 +85,7 @@ CHECK_COLUMNS = (
     Column("scenario", 0),
     Column("verdict", 0),
     Column("invariant", 1),
+    Column("stall needed", 8, short="stall"),
     Column("executions", 2, "right", short="execs"),
     Column("seconds", 3, "right", short="s"),
     Column("expected", 4),
@@ -92,6 +94,20 @@ CHECK_COLUMNS = (
     Column("steps", 6, "right"),
     Column("trace", 7),
 )
+
+
+def worst_stall(window: dict[str, Any] | None) -> str:
+    """A timing window in a table cell: the longest stall a thread needs, or none."""
+    if window is None:
+        return "-"
+    if window.get("note"):
+        return "n/a"
+    stalls = [n for n in window.get("needs") or [] if n["kind"] == "stall"]
+    faults = [n for n in window.get("needs") or [] if n["kind"] == "fault"]
+    if not stalls:
+        return f"fault {fmt_ns(max(n['ns'] for n in faults))}" if faults else "none"
+    worst = max(stalls, key=lambda n: n["ns"])
+    return f"{worst['actor']} {fmt_ns(worst['ns'])}"
 
 
 def check_table(results: Sequence[CheckResult], reproducible: bool, width: int | None) -> Table:
@@ -110,6 +126,7 @@ def check_table(results: Sequence[CheckResult], reproducible: bool, width: int |
                 r.scenario,
                 f"[{colour}]{r.verdict}[/]" + (f"[bold red]{mark}[/]" if mark else ""),
                 r.invariant or "-",
+                worst_stall(r.window),
                 f"{r.stats.executions:,}",
                 "-" if reproducible else f"{r.stats.seconds:.2f}",
                 r.expected or "-",

@@ -38,19 +38,22 @@ def describe_strategy(strategy: dict[str, Any], violation: bool = False) -> str:
     if strategy.get("state_cache"):
         reductions.append("state cache" + (" with symmetry" if strategy.get("symmetry") else ""))
     search = " + ".join(reductions) or "search"
+    if strategy.get("search") == "frontier":
+        search = f"frontier search ({search}, exact preemption bound)"
     parts = []
     phases = strategy.get("phases") or []
     bounds = [p for p in phases if p.get("phase") == "exhaustive"]
     for p in phases:
-        if p.get("phase") in ("random", "pct"):
-            parts.append(f"{'random walks' if p['phase'] == 'random' else 'PCT'} ({p['executions']:,})")
+        if p.get("phase") in ("random", "sampling", "pct"):
+            label = {"random": "random walks", "sampling": "PCT and random walks", "pct": "PCT"}[p["phase"]]
+            parts.append(f"{label} ({p['executions']:,})")
     if bounds:
         last = "stopped at the violation" if violation else "cut short"
         steps = ", ".join(f"{_bound(p.get('max_preemptions'))} ({p['executions']:,}{'' if p.get('complete', True) else ', ' + last})" for p in bounds)
         parts.append(f"{search} at preemption bound {steps}")
     elif name in ("exhaustive", "dfs"):
         parts.append(search)
-    if strategy.get("workers"):
+    if (strategy.get("workers") or 0) > 1:
         parts.append(f"{strategy['workers']} workers")
     if strategy.get("ray"):
         parts.append(f"on Ray ({strategy['ray']})")
@@ -82,7 +85,7 @@ def describe_stats(r: CheckResult, reproducible: bool) -> str:
     secs = "" if reproducible else f" in {s.seconds:.2f} s"
     text = f"{s.executions:,} executions, {s.states:,} states, {s.steps:,} steps{secs}"
     if s.truncated and r.verdict != "bounded":
-        text += f" ({s.truncated:,} cut at max_steps" + (", in the random phase" if not r.cut and r.strategy.get("phases") else "") + ")"
+        text += f" ({s.truncated:,} cut at max_steps" + (", in the sampling phase" if not r.cut and r.strategy.get("phases") else "") + ")"
     return text
 
 
@@ -159,8 +162,19 @@ def _unreached(r: CheckResult, reproducible: bool) -> list[Line]:
     return lines
 
 
+def _window(r: CheckResult, reproducible: bool) -> list[Line]:
+    """The counterexample's timing window (simulate/window.py): every delay it
+    needs, stalls first, or that it happens at the threads' normal speed."""
+    w = r.window
+    if w is None:
+        return []
+    needs = [n["text"] for n in w.get("needs") or []]
+    texts = needs or [w["summary"]]
+    return [("timing window", texts[0])] + [("", t) for t in texts[1:]]
+
+
 #: The parts of the verdict paragraph, in order; append to add one.
-SECTIONS: list[Section] = [_headline, _expectation, _setup, _trace, _unreached]
+SECTIONS: list[Section] = [_headline, _expectation, _setup, _window, _trace, _unreached]
 
 
 def verdict_lines(r: CheckResult, reproducible: bool = False) -> list[Line]:

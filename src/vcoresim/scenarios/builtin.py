@@ -50,6 +50,8 @@ def variant_config(cfg: ScenarioConfig, variant: str) -> ScenarioConfig:
         upd["machine"] = v.machine
     if v.faults is not None:
         upd["faults"] = v.faults
+    if v.workload is not None:
+        upd["workload"] = v.workload
     if v.invariants is not None:
         upd["invariants"] = v.invariants
     return cfg.model_copy(update=upd)
@@ -64,7 +66,7 @@ def _config_doc(cfg: ScenarioConfig, patches: frozenset[str]) -> dict[str, Any]:
 def _model_bounds(cfg: ScenarioConfig) -> dict[str, Any]:
     """What the configuration bounds: stated with every verdict."""
     out: dict[str, Any] = {"guest_rounds": cfg.workload.rounds, "scheduler": cfg.check.scheduler}
-    faults = {k: v for k, v in cfg.faults.model_dump().items() if isinstance(v, int) and not isinstance(v, bool) and v and k != "mean_interval_us"}
+    faults = {k: v for k, v in cfg.faults.model_dump().items() if isinstance(v, int) and not isinstance(v, bool) and v and not k.endswith("_us")}
     if faults:
         out["faults"] = faults
     return out
@@ -158,6 +160,15 @@ def builtin_configs() -> list[ScenarioConfig]:
         if entry.name.endswith(".toml"):
             out.append(loads(entry.read_text(encoding="utf-8"), entry.name))
     return out
+
+
+def builtin_config(name: str) -> ScenarioConfig | None:
+    """The built-in scenario ``name`` from its own file, if there is one."""
+    entry = resources.files("vcoresim.scenarios").joinpath(f"{name}.toml")
+    if not entry.is_file():
+        return None
+    cfg = loads(entry.read_text(encoding="utf-8"), entry.name)
+    return cfg if cfg.name == name else None
 
 
 def provider() -> list[Scenario]:

@@ -104,9 +104,10 @@ def validate_invariant_names(cfg: ScenarioConfig) -> None:
 
     known = MODEL_INVARIANTS[cfg.model]
     # (``invariants`` itself is checked by the model, which knows what applies.)
-    checked = cfg.invariants if cfg.invariants is not None else known
-    tables = [("expect", cfg.expect, checked)] + [
-        (f"variants.{v}.expect", var.expect, var.invariants if var.invariants is not None else checked) for v, var in cfg.variants.items()
+    checked_top = cfg.invariants if cfg.invariants is not None else known
+    # A variant may ask its own question (``variants.NAME.invariants``).
+    tables = [("expect", cfg.expect, checked_top)] + [
+        (f"variants.{v}.expect", var.expect, var.invariants if var.invariants is not None else checked_top) for v, var in cfg.variants.items()
     ]
     for where, expect, checked in tables:
         name = expect.invariant

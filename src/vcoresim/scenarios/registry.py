@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from vcoresim.engine.memory import MODELS, split_memory_config, with_memory_model
-from vcoresim.engine.mutants import mutated, split_mutation
 from vcoresim.engine.world import Program
 from vcoresim.errors import did_you_mean
 from vcoresim.examples import EXAMPLES, example_program
@@ -52,6 +50,11 @@ def builtin_scenarios() -> dict[str, Scenario]:
 def get_scenario(name: str) -> Scenario:
     if name.split("@", 1)[0].endswith(".toml"):  # a scenario file: path/to/file.toml[@VARIANT]
         return builtin.file_scenario(name)
+    # A built-in KVM scenario lives in the file named after it: load only that one.
+    base, _, variant = name.partition("@")
+    cfg = builtin.builtin_config(base)
+    if cfg is not None and (not variant or variant in cfg.variants):
+        return builtin.scenario_for(builtin.variant_config(cfg, variant) if variant else cfg)
     scenarios = builtin_scenarios()
     if name in scenarios:
         return scenarios[name]
@@ -67,6 +70,8 @@ def program_for(name: str, config: dict[str, Any]) -> Program:
     if not isinstance(name, str) or not isinstance(config, dict):
         raise ScenarioError("config: expected a scenario name and a table of settings")
     if "mutation" in config:
+        from vcoresim.engine.mutants import mutated, split_mutation
+
         try:
             rest, mutant = split_mutation(config)
         except ValueError as e:
@@ -74,6 +79,8 @@ def program_for(name: str, config: dict[str, Any]) -> Program:
         assert mutant is not None
         return mutated(program_for(name, rest), mutant)
     if "memory_model" in config or "removed_barriers" in config:
+        from vcoresim.engine.memory import MODELS, split_memory_config, with_memory_model
+
         try:
             rest, model, removed = split_memory_config(config)
         except (TypeError, ValueError):

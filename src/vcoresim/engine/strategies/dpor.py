@@ -268,7 +268,6 @@ def exhaustive(
     stop: Callable[[], bool] | None = None,
     donate: Callable[[], bool] | None = None,
     on_donate: Callable[[dict[str, Any]], None] | None = None,
-    force_dpor: bool = False,
 ) -> Exploration:
     """``resume``: a search state from ``Exploration.checkpoint`` (continue it);
     ``root``: a work item (explore only the subtree under its prefix; the
@@ -277,15 +276,7 @@ def exhaustive(
     node to ``on_split`` as a work item (the nodes above are fully expanded);
     ``stop``: polled between executions (Ctrl-C), ends the search like a budget;
     ``donate``: polled between executions (another worker is idle): give the
-    shallowest pending branch away to ``on_donate`` as a work item;
-    ``force_dpor``: use DPOR under ``power`` too (only to exhibit its hole)."""
-    if dpor and program.memory_model == "power" and not force_dpor:
-        # DPOR's race analysis misses executions under power (a transition's
-        # footprint changes while it waits or sleeps: the strict xfail on the Z6.1
-        # core in tests/test_memory_models.py).  Sleep sets alone (with the state
-        # cache, if asked) reach what the unreduced search reaches there; the
-        # result says dpor=false.
-        dpor = False
+    shallowest pending branch away to ``on_donate`` as a work item."""
     stats = Stats()
     budget = Budget(bounds)
     reduce = dpor and not cache
