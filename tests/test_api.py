@@ -89,7 +89,7 @@ def test_changing_a_scenario() -> None:
 def test_a_scenario_file_and_its_variant(tmp_path: Path) -> None:
     f = tmp_path / "mine.toml"
     f.write_text(
-        'name = "mine"\n[machine]\ncpu = "POWER7"\n[kernel]\npreset = "v3.1"\n[faults]\nstray_ipi = 1\n[workload]\nrounds = 1\n'
+        'name = "mine"\ninvariants = ["no-host-code-in-guest", "req-honoured"]\n[machine]\ncpu = "POWER7"\n[kernel]\npreset = "v3.1"\n[faults]\nstray_ipi = 1\n[workload]\nrounds = 1\n'
         '[expect]\nverdict = "violation"\ninvariant = "no-host-code-in-guest"\n'
         '[variants.fixed]\nkernel = { preset = "v3.5" }\ninvariants = ["no-host-code-in-guest", "req-honoured"]\nexpect = { verdict = "holds" }\ncheck = { max_preemptions = 0 }\n'
     )

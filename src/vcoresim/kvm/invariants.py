@@ -80,9 +80,7 @@ def _threads_in_guest(ex: Execution, k: Kvm, cpus: range | list[int]) -> list[tu
 
 
 def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
-    # By default, every invariant whose mechanism the kernel has: the interlock's
-    # (seed 000) only with it.  This picks what to check; no monitor reads a patch.
-    want = (set(INVARIANTS) - (set() if k.patch("stray-ipi-guard") else set(INTERLOCK_INVARIANTS))) if selected is None else set(selected)
+    want = set(INVARIANTS) if selected is None else set(selected)
     unknown = want - set(INVARIANTS)
     if unknown:
         raise ConfigError("invariants", f"unknown invariant {sorted(unknown)[0]!r} for the vcore model (known: {', '.join(INVARIANTS)})")

@@ -16,7 +16,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from vcoresim.engine.memory import split_memory_config, with_memory_model
 from vcoresim.engine.strategies.base import Bounds
 from vcoresim.engine.world import Program, World
 from vcoresim.kvm.config import KernelConfig, ScenarioConfig
@@ -90,6 +89,10 @@ def program_from_config(cfg: ScenarioConfig, *, timed: bool = True) -> Program:
         raise ScenarioError(f"{cfg.name}: {e}") from None
     counterpart = program_from_config(cfg.for_timed_run(), timed=False) if timed and not cfg.workload.open_ended else None
     program = Program(cfg.name, build, _config_doc(cfg, patches), select=cfg.invariants, model_bounds=_model_bounds(cfg), timed=counterpart)
+    if cfg.check.memory_model == "sc":
+        return program
+    from vcoresim.engine.memory import with_memory_model  # loaded only for a weak-memory scenario
+
     return with_memory_model(program, cfg.check.memory_model)
 
 
@@ -129,6 +132,8 @@ def scenario_for(cfg: ScenarioConfig) -> Scenario:
     def make(overrides: dict[str, Any]) -> Program:
         if is_full_config(overrides) and ("memory_model" in overrides or "removed_barriers" in overrides):
             # A weak-memory program's own config (``with_memory_model`` adds the keys).
+            from vcoresim.engine.memory import split_memory_config, with_memory_model
+
             rest, model, removed = split_memory_config(overrides)
             return with_memory_model(program_from_config(apply_overrides(cfg, rest)), model, removed)
         return program_from_config(apply_overrides(cfg, overrides))
