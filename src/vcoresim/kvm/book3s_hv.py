@@ -52,6 +52,7 @@ from vcoresim.kvm.state import (
     VCORE_EXITING,
     VCORE_INACTIVE,
     VCORE_RUNNING,
+    grabbed,
     hstate,
     mfrr,
     task,
@@ -372,12 +373,13 @@ def kvmppc_grab_hwthread(k: Kvm, cpu: int) -> Body:
         yield Note(f"KVM: couldn't grab cpu {cpu}", event="grab_timeout", data={"cpu": cpu})
         yield Store(f"kvm.grab_failures[{cpu}]", 1)
         return EBUSY
+    yield Store(grabbed(cpu), 1)  # ghost: grab-sound holds the runner to what this return promises
     return 0
 
 
 def kvmppc_release_hwthread(k: Kvm, cpu: int) -> Body:
-    # (the ghost latch ends with the request it latched)
-    yield StoreN({hstate(cpu, "hwthread_req"): 0, hstate(cpu, "kvm_vcpu"): None, woke_with_req(cpu): 0})
+    # (the ghost latches end with the request they latched)
+    yield StoreN({hstate(cpu, "hwthread_req"): 0, hstate(cpu, "kvm_vcpu"): None, woke_with_req(cpu): 0, grabbed(cpu): 0})
 
 
 def kvmppc_wait_for_nap(k: Kvm, vc: int) -> Body:

@@ -184,6 +184,11 @@ class CheckConfig(_Strict):
     #: choice; "fifo" takes the head of the run queue (a deterministic policy,
     #: stated with the verdict).  Timed runs always draw the pick at random.
     scheduler: Literal["any", "fifo"] = "any"
+    #: The memory model the check explores under (docs/memory-models.md): a
+    #: scenario whose fix relies on a barrier also runs under a weak one, so the
+    #: default check notices a dropped barrier.  ``--memory-model`` other than
+    #: ``sc`` replaces it.
+    memory_model: Literal["sc", "tso", "pso", "power"] = "sc"
 
 
 class SimulateConfig(_Strict):
@@ -305,11 +310,12 @@ class ScenarioConfig(_Strict):
         return self
 
     def for_timed_run(self) -> ScenarioConfig:
-        """The configuration a timed run uses: an open-ended workload, and every
-        pick of the host scheduler drawn (a FIFO pick is a checking bound)."""
+        """The configuration a timed run uses: an open-ended workload, every
+        pick of the host scheduler drawn (a FIFO pick is a checking bound), and
+        sequential consistency (the timed driver runs SC)."""
         return self.model_copy(
             update={
                 "workload": self.workload.model_copy(update={"open_ended": True}),
-                "check": self.check.model_copy(update={"scheduler": "any"}),
+                "check": self.check.model_copy(update={"scheduler": "any", "memory_model": "sc"}),
             }
         )

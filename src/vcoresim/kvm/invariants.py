@@ -14,6 +14,7 @@ from vcoresim.engine.world import RUN, Invariant, Liveness, World
 from vcoresim.errors import ConfigError
 from vcoresim.kvm.state import (
     BLOCKED,
+    KVM_HWTHREAD_IN_KERNEL,
     LPID_HOST,
     LPID_RESERVED,
     RUNNABLE,
@@ -21,6 +22,7 @@ from vcoresim.kvm.state import (
     VCORE_EXIT_SHIFT,
     VCORE_RUNNING,
     core,
+    grabbed,
     hstate,
     vcore,
     vcpu,
@@ -31,6 +33,9 @@ from vcoresim.kvm.state import (
 if TYPE_CHECKING:
     from vcoresim.engine.runtime import Execution
     from vcoresim.kvm.context import Kvm
+
+#: Seed 000's interlock invariants: checked by default only on a kernel that has the interlock.
+INTERLOCK_INVARIANTS = ("hwthread-state-truthful", "grab-sound", "siblings-requested-at-switch", "release-after-switch-back", "no-stale-vcpu")
 
 #: The vcore model's invariants (seeds 000, 001, 003); ``kvm.catalog.INVARIANTS`` lists every model's.
 INVARIANTS: dict[str, str] = {
@@ -43,6 +48,16 @@ INVARIANTS: dict[str, str] = {
     "runnable-vcpu-dispatched": "safety: while a vcore runs (its exit not begun) and vc->lock is free, every runnable vCPU the run owes a thread (runnable when it began, or a late join) has its thread pcpu + ptid pointing at it: a vCPU handed to a thread is not lost",
     "no-wait-for-nap-timeout": "safety: the runner leaves only after every woken secondary has napped (kvmppc_wait_for_nap never times out)",
     "no-grab-timeout": "safety: kvmppc_grab_hwthread never gives up (-EBUSY, 'couldn't grab cpu')",
+    # Seed 000 (stray-ipi.md section 5, invariants 3-7): the hwthread_req / hwthread_state interlock.
+    "hwthread-state-truthful": "safety: a host-offline secondary runs host code with the MMU on only while its own hwthread_state says IN_KERNEL: it stores IN_KERNEL (S2) before it turns the MMU on and publishes IN_NAP/IN_KVM only in real mode, so a runner that reads anything else may rely on it (checks residual R3: power7_nap storing IN_NAP in virtual mode)",
+    "grab-sound": "safety: once kvmppc_grab_hwthread(T) has returned 0 and until kvmppc_release_hwthread(T), T runs no host code with the MMU on: the runner's hwthread_req=1; smp_mb; load hwthread_state (G1-G3) and the thread's hwthread_state=IN_KERNEL; sync; load hwthread_req (S2-S4) are a store-buffering pair, so one of them sees the other",
+    "siblings-requested-at-switch": "safety: while a core is outside the host partition and its vcore's exit has not begun, every sibling thread of the vcore (pcpu+1 .. pcpu+threads-1) has hwthread_req = 1 in memory: kvmppc_run_core grabs each used thread in kvmppc_start_thread and each unused one (P1) before __kvmppc_vcore_entry switches LPIDR, so any later wake-up of a sibling goes to kvm_start_guest",
+    "release-after-switch-back": "safety: once the vcore's exit has begun, no sibling's hwthread_req is cleared until the core is back in the host partition: kvmppc_release_hwthread (P4) runs only after __kvmppc_vcore_entry returns, i.e. after the primary stored LPIDR = host; a sibling woken in between must still be kept out of the host kernel",
+    "no-stale-vcpu": "safety: a thread's kvm_hstate.kvm_vcpu points at a vCPU only while that vCPU's vcore is RUNNING: kvmppc_start_thread stores it during the run and kvmppc_release_hwthread (and kvm_no_guest) clear it before the run leaves RUNNING, so a secondary enters kvmppc_hv_entry only with a vCPU stored by the current run (interleaving C of seed 000: a stale pointer runs a finished vCPU)",
+    # Seed 001 (smt-vcores.md): the vcore's run state and its rendezvous counters.
+    "vcore-state-consistent": "safety: the vcore state machine (INACTIVE -> RUNNING -> EXITING -> INACTIVE) agrees with the threads: guest code of a vcore runs only while it is RUNNING, and with vc->lock free a vcore that is not RUNNING has in_guest = 0 and every thread that entered has counted its exit (entry_exit_count entries = exits)",
+    "rendezvous-counters": "safety: the run's counters agree: exits <= entries (entry_exit_count) at every step, and with vc->lock free nap_count <= n_woken (only a woken secondary counts itself napped, once), entries <= n_woken + 1 (the primary and the threads kvmppc_start_thread IPI'd), and a vcore that is not RUNNING has nap_count = n_woken unless kvmppc_wait_for_nap timed out",
+    "ptid-unique": "safety: with vc->lock free, the runnable vCPUs of a vcore have distinct ptids in 0 .. n_runnable-1 (kvmppc_run_vcpu gives a new vCPU ptid = n_runnable; kvmppc_remove_runnable moves the later ones down): two vCPUs never share a hardware thread",
     "vcpus-complete": "liveness: every vCPU thread runs its guest to the end and exits (checked when the run ends)",
     "no-deadlock": "liveness: no hard lock-up: when nothing can move, no CPU is stuck in a wait and every task has finished",
 }
@@ -229,6 +244,8 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
         Invariant("no-wait-for-nap-timeout", INVARIANTS["no-wait-for-nap-timeout"], nap_locs, no_wait_for_nap_timeout),
         Invariant("no-grab-timeout", INVARIANTS["no-grab-timeout"], grab_locs, no_grab_timeout),
     ]
+    table += _interlock_invariants(k, host_virt, guest)
+    table += _rendezvous_invariants(k, guest)
     for inv in table:
         if inv.name in want:
             w.add_invariant(inv)
@@ -245,3 +262,173 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
             )
         )
     w.check_deadlock = "no-deadlock" in want
+
+
+def _entries(eec: int) -> int:
+    return eec & 0xFF
+
+
+def _exits(eec: int) -> int:
+    return eec >> VCORE_EXIT_SHIFT
+
+
+def _offline_secondaries(k: Kvm) -> list[int]:
+    """The threads a runner may grab: host-offline secondaries (the primary is never grabbed)."""
+    return [cpu for cpu in k.cpus if not k.online(cpu)]
+
+
+def _interlock_invariants(k: Kvm, host_virt: Any, guest: Any) -> list[Invariant]:
+    """Seed 000's invariants 3-7 (stray-ipi.md section 5)."""
+    secondaries = _offline_secondaries(k)
+
+    def state_truthful(ex: Execution) -> str | None:
+        for cpu in secondaries:
+            a = ex.actors[cpu]
+            if a.status == RUN and in_host_virtual_mode(a.msr):
+                st = ex.mem[hstate(cpu, "hwthread_state")]
+                if st != KVM_HWTHREAD_IN_KERNEL:
+                    return f"cpu{cpu} runs host code with the MMU on [{msr_str(a.msr)}] while its hwthread_state says {st} (not IN_KERNEL)"
+        return None
+
+    def grab_sound(ex: Execution) -> str | None:
+        for cpu in k.cpus:
+            if ex.mem[grabbed(cpu)]:
+                a = ex.actors[cpu]
+                if a.status == RUN and in_host_virtual_mode(a.msr):
+                    return f"cpu{cpu} runs host code with the MMU on [{msr_str(a.msr)}] although kvmppc_grab_hwthread({cpu}) returned 0 and it has not been released"
+        return None
+
+    def running_vcore_on(ex: Execution, c: int) -> int | None:
+        for vc in k.vcores:
+            if k.core_of(ex.mem[vcore(vc, "pcpu")]) == c and ex.mem[vcore(vc, "vcore_running")] == VCORE_RUNNING:
+                return vc
+        return None
+
+    def unrequested_sibling(ex: Execution, exiting: bool) -> str | None:
+        m = ex.mem
+        for c in range(k.ncores):
+            lpid = m[core(c, "lpid")]
+            if lpid == LPID_HOST:
+                continue
+            vc = running_vcore_on(ex, c)
+            began = vc is None or _exits(m[vcore(vc, "entry_exit_count")]) > 0
+            if began != exiting:
+                continue
+            pcpu = m[vcore(vc, "pcpu")] if vc is not None else k.pcpu_of_core(c)
+            for cpu in range(pcpu + 1, pcpu + k.threads_per_vcore):
+                if not m[hstate(cpu, "hwthread_req")]:
+                    when = "after the vcore's exit began" if exiting else "before the vcore's exit"
+                    return f"core {c} is in {_partition(lpid)} {when} but sibling cpu{cpu} has hwthread_req = 0"
+        return None
+
+    def stale_vcpu(ex: Execution) -> str | None:
+        m = ex.mem
+        for cpu in k.cpus:
+            v = m[hstate(cpu, "kvm_vcpu")]
+            if v is not None and m[vcore(k.vcore_of(v), "vcore_running")] != VCORE_RUNNING:
+                return f"cpu{cpu}'s kvm_vcpu still points at vcpu {k.vcpu_label(v)} although vcore {k.vcore_of(v)} is not running"
+        return None
+
+    state_locs = tuple(hstate(c, "hwthread_state") for c in secondaries) + tuple(host_virt(c) for c in secondaries)
+    grab_locs = tuple(grabbed(c) for c in k.cpus) + tuple(host_virt(c) for c in k.cpus)
+    run_locs = tuple(vcore(vc, f) for vc in k.vcores for f in ("pcpu", "vcore_running", "entry_exit_count"))
+    req_locs = tuple(core(c, "lpid") for c in range(k.ncores)) + tuple(hstate(c, "hwthread_req") for c in k.cpus) + run_locs
+    # One core's partition against its threads' requests (a vcore may run on any core).
+    req_groups = tuple((core(c, "lpid"), *(hstate(x, "hwthread_req") for x in k.cpus if k.core_of(x) == c), *run_locs) for c in range(k.ncores))
+    running = tuple(vcore(vc, "vcore_running") for vc in k.vcores)
+    vcpu_locs = tuple(hstate(c, "kvm_vcpu") for c in k.cpus) + running
+    return [
+        Invariant(
+            "hwthread-state-truthful",
+            INVARIANTS["hwthread-state-truthful"],
+            state_locs,
+            state_truthful,
+            tuple((hstate(c, "hwthread_state"), host_virt(c)) for c in secondaries),
+        ),
+        Invariant("grab-sound", INVARIANTS["grab-sound"], grab_locs, grab_sound, tuple((grabbed(c), host_virt(c)) for c in k.cpus)),
+        Invariant("siblings-requested-at-switch", INVARIANTS["siblings-requested-at-switch"], req_locs, lambda ex: unrequested_sibling(ex, False), req_groups),
+        Invariant("release-after-switch-back", INVARIANTS["release-after-switch-back"], req_locs, lambda ex: unrequested_sibling(ex, True), req_groups),
+        Invariant("no-stale-vcpu", INVARIANTS["no-stale-vcpu"], vcpu_locs, stale_vcpu, tuple((hstate(c, "kvm_vcpu"), *running) for c in k.cpus)),
+    ]
+
+
+def _rendezvous_invariants(k: Kvm, guest: Any) -> list[Invariant]:
+    """Seed 001's vcore state machine, rendezvous counters and ptids."""
+
+    def state_consistent(ex: Execution) -> str | None:
+        m = ex.mem
+        for cpu in k.cpus:
+            a = ex.actors[cpu]
+            if a.status == RUN and not (a.msr & MSR_HV):
+                v = m[hstate(cpu, "kvm_vcpu")]
+                if v is not None and m[vcore(k.vcore_of(v), "vcore_running")] != VCORE_RUNNING:
+                    return f"cpu{cpu} runs guest code of vcpu {k.vcpu_label(v)} while vcore {k.vcore_of(v)} is {_RUN_STATE[m[vcore(k.vcore_of(v), 'vcore_running')]]}"
+        for vc in k.vcores:
+            if m[vcore(vc, "lock")] or m[vcore(vc, "vcore_running")] == VCORE_RUNNING:
+                continue
+            eec, ing = m[vcore(vc, "entry_exit_count")], m[vcore(vc, "in_guest")]
+            if ing or _entries(eec) != _exits(eec):
+                state = _RUN_STATE[m[vcore(vc, "vcore_running")]]
+                return f"vcore {vc} is {state} but in_guest = {ing} and {_entries(eec)} threads entered, {_exits(eec)} exited"
+        return None
+
+    def counters(ex: Execution) -> str | None:
+        m = ex.mem
+        for vc in k.vcores:
+            eec, woken, napped = m[vcore(vc, "entry_exit_count")], m[vcore(vc, "n_woken")], m[vcore(vc, "nap_count")]
+            what = f"vcore {vc}: entries {_entries(eec)}, exits {_exits(eec)}, n_woken {woken}, nap_count {napped}"
+            if _exits(eec) > _entries(eec):  # at any time: only a thread that entered exits
+                return f"{what}: more exits than entries"
+            if m[vcore(vc, "lock")]:
+                continue
+            if napped > woken:
+                return f"{what}: more threads napped than were woken"
+            if _entries(eec) > woken + 1:
+                return f"{what}: more threads entered than the primary and the woken ones"
+            if m[vcore(vc, "vcore_running")] != VCORE_RUNNING and napped != woken and not m[vcore(vc, "wait_for_nap_timeouts")]:
+                return f"{what}: the run is over but not every woken thread has napped"
+        return None
+
+    def ptids(ex: Execution) -> str | None:
+        m = ex.mem
+        for vc in k.vcores:
+            if m[vcore(vc, "lock")]:
+                continue
+            runnable = m[vcore(vc, "runnable_threads")]
+            got = sorted(m[vcpu(v, "ptid")] for v in runnable)
+            if got != list(range(len(runnable))):
+                return f"vcore {vc}: runnable vcpus {[k.vcpu_label(v) for v in runnable]} have ptids {[m[vcpu(v, 'ptid')] for v in runnable]}"
+        return None
+
+    per_vc = ("lock", "vcore_running", "entry_exit_count", "in_guest", "n_woken", "nap_count", "wait_for_nap_timeouts")
+    vc_locs = tuple(vcore(vc, f) for vc in k.vcores for f in per_vc)
+    running = tuple(vcore(vc, "vcore_running") for vc in k.vcores)
+    guest_locs = tuple(guest(c) for c in k.cpus) + tuple(hstate(c, "kvm_vcpu") for c in k.cpus)
+    ptid_locs = tuple(vcore(vc, f) for vc in k.vcores for f in ("lock", "runnable_threads")) + tuple(vcpu(v, "ptid") for v in k.vcpu_vcore)
+
+    def on(vc: int, *fields: str) -> tuple[str, ...]:
+        return tuple(vcore(vc, f) for f in fields)
+
+    # Each fact conjoins the locations of one group (see Invariant.groups).
+    state_groups = tuple((guest(c), hstate(c, "kvm_vcpu"), *running) for c in k.cpus) + tuple(
+        on(vc, "lock", "vcore_running", "entry_exit_count", "in_guest") for vc in k.vcores
+    )
+    counter_groups = tuple(
+        g
+        for vc in k.vcores
+        for g in (
+            on(vc, "entry_exit_count"),
+            on(vc, "lock", "nap_count", "n_woken"),
+            on(vc, "lock", "entry_exit_count", "n_woken"),
+            on(vc, "lock", "vcore_running", "nap_count", "n_woken", "wait_for_nap_timeouts"),
+        )
+    )
+    ptid_groups = tuple((*on(vc.index, "lock", "runnable_threads"), *(vcpu(v, "ptid") for v in vc.vcpus)) for vc in k.vcores.values())
+    return [
+        Invariant("vcore-state-consistent", INVARIANTS["vcore-state-consistent"], guest_locs + vc_locs, state_consistent, state_groups),
+        Invariant("rendezvous-counters", INVARIANTS["rendezvous-counters"], vc_locs, counters, counter_groups),
+        Invariant("ptid-unique", INVARIANTS["ptid-unique"], ptid_locs, ptids, ptid_groups),
+    ]
+
+
+_RUN_STATE = {0: "INACTIVE", 1: "RUNNING", 2: "EXITING"}

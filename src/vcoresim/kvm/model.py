@@ -32,6 +32,7 @@ from vcoresim.kvm.state import (
     Task,
     Vcore,
     core,
+    grabbed,
     host_stall,
     hstate,
     mfrr,
@@ -234,6 +235,7 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
         w.loc(hstate(cpu, "hwthread_req"), 0)
         w.loc(hstate(cpu, "hwthread_state"), KVM_HWTHREAD_IN_KERNEL)
         w.loc(woke_with_req(cpu), 0)
+        w.loc(grabbed(cpu), 0)
         w.loc(host_stall(cpu), 0)
         declare_thread_registers(w, cpu)
     # Vcores and vCPUs.

@@ -54,6 +54,9 @@ def woke_with_req(cpu: int) -> str:
     return f"ghost[{cpu}].woke_with_req"
 
 
+def grabbed(cpu: int) -> str:
+    """Ghost (not kernel state): kvmppc_grab_hwthread(cpu) returned 0 and the thread is not yet released."""
+    return f"ghost[{cpu}].grabbed"
 def vcpu_started(v: int) -> str:
     """Ghost (not kernel state): this run owes vCPU ``v`` a thread (runnable when it began, or a late join)."""
     return f"ghost[vcpu{v}].started"

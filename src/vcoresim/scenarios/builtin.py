@@ -88,7 +88,12 @@ def program_from_config(cfg: ScenarioConfig, *, timed: bool = True) -> Program:
     except ScenarioError as e:
         raise ScenarioError(f"{cfg.name}: {e}") from None
     counterpart = program_from_config(cfg.for_timed_run(), timed=False) if timed and not cfg.workload.open_ended else None
-    return Program(cfg.name, build, _config_doc(cfg, patches), select=cfg.invariants, model_bounds=_model_bounds(cfg), timed=counterpart)
+    program = Program(cfg.name, build, _config_doc(cfg, patches), select=cfg.invariants, model_bounds=_model_bounds(cfg), timed=counterpart)
+    if cfg.check.memory_model == "sc":
+        return program
+    from vcoresim.engine.memory import with_memory_model  # loaded only for a weak-memory scenario
+
+    return with_memory_model(program, cfg.check.memory_model)
 
 
 def config_from_doc(doc: dict[str, Any]) -> ScenarioConfig:
@@ -125,6 +130,12 @@ def scenario_for(cfg: ScenarioConfig) -> Scenario:
     """A ``Scenario`` whose ``make`` builds ``cfg`` (after overrides)."""
 
     def make(overrides: dict[str, Any]) -> Program:
+        if is_full_config(overrides) and ("memory_model" in overrides or "removed_barriers" in overrides):
+            # A weak-memory program's own config (``with_memory_model`` adds the keys).
+            from vcoresim.engine.memory import split_memory_config, with_memory_model
+
+            rest, model, removed = split_memory_config(overrides)
+            return with_memory_model(program_from_config(apply_overrides(cfg, rest)), model, removed)
         return program_from_config(apply_overrides(cfg, overrides))
 
     c = cfg.check
