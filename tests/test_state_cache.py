@@ -35,7 +35,16 @@ LONG = {
     "hmi-tb-resync@split4",
     "hmi-tb-resync@split4-fixed",
     "hmi-tb-resync@two-guests-fixed",
-    "hmi-tb-resync@two-guests-fixed-1p",
+    "hmi-tb-resync@two-guests-fixed-no-rendezvous",
+    "hmi-tb-resync@two-guests-fixed-skiboot6",
+    "smt-vcore@double-start",
+    "smt-vcore@double-start-fixed",
+    "stray-ipi@fixed-tso",
+    "stray-ipi@grab-timeout",
+    "stray-ipi@grab-timeout-fixed",
+    "stray-ipi@guard-only-v3.18",
+    "stray-ipi@vcpu-pointer",
+    "stray-ipi@vcpu-pointer-fixed",
 }
 
 
@@ -48,7 +57,9 @@ NO_FINALS = {
     "hmi-tb-resync@split4",
     "hmi-tb-resync@split4-fixed",
     "hmi-tb-resync@two-guests-fixed",
-    "hmi-tb-resync@two-guests-fixed-1p",
+    "hmi-tb-resync@two-guests-fixed-no-rendezvous",
+    "hmi-tb-resync@two-guests-fixed-skiboot6",
+    "stray-ipi@vcpu-pointer-fixed",
 }
 
 
