@@ -171,6 +171,13 @@ class WeakExecution(Execution):
         self.weak = self.model != "sc"
 
     # ------------------------------------------------------------ helpers
+    def _stores_in_flight(self, locs: tuple[str, ...]) -> bool:
+        # Only where stores of one thread to different locations commit out of
+        # program order: under tso a buffer commits in order.
+        if not self.weak or self.model not in ("pso", "power"):
+            return False  # (boot runs sequentially consistent, before the buffers exist)
+        return any(e[1] in locs for buf in self.buf for e in buf)
+
     def _pseudo(self, idx: int) -> tuple[str, int] | None:
         """("sb"|"prop"|"ld", owner) for a pseudo-actor index, else None."""
         n = self.n_real

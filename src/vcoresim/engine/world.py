@@ -137,6 +137,13 @@ class Invariant:
     #: made dependent only if they fall in a common group.  Default: ``reads``
     #: is one group.
     groups: tuple[tuple[str, ...], ...] | None = None
+    #: The predicate relates stores a thread makes with no barrier between them
+    #: (bookkeeping written together under a lock), so it assumes they become
+    #: visible in program order.  Under a memory model that commits such stores
+    #: out of order (pso, power) it is checked only while no store to a location
+    #: it reads waits in a store buffer; the commit of the last one checks it
+    #: again (docs/memory-models.md).
+    program_order: bool = False
 
 
 @dataclass

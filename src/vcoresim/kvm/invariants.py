@@ -345,10 +345,10 @@ def _interlock_invariants(k: Kvm, host_virt: Any, guest: Any) -> list[Invariant]
             state_truthful,
             tuple((hstate(c, "hwthread_state"), host_virt(c)) for c in secondaries),
         ),
-        Invariant("grab-sound", INVARIANTS["grab-sound"], grab_locs, grab_sound, tuple((grabbed(c), host_virt(c)) for c in k.cpus)),
-        Invariant("siblings-requested-at-switch", INVARIANTS["siblings-requested-at-switch"], req_locs, lambda ex: unrequested_sibling(ex, False), req_groups),
-        Invariant("release-after-switch-back", INVARIANTS["release-after-switch-back"], req_locs, lambda ex: unrequested_sibling(ex, True), req_groups),
-        Invariant("no-stale-vcpu", INVARIANTS["no-stale-vcpu"], vcpu_locs, stale_vcpu, tuple((hstate(c, "kvm_vcpu"), *running) for c in k.cpus)),
+        Invariant("grab-sound", INVARIANTS["grab-sound"], grab_locs, grab_sound, tuple((grabbed(c), host_virt(c)) for c in k.cpus), program_order=True),
+        Invariant("siblings-requested-at-switch", INVARIANTS["siblings-requested-at-switch"], req_locs, lambda ex: unrequested_sibling(ex, False), req_groups, program_order=True),
+        Invariant("release-after-switch-back", INVARIANTS["release-after-switch-back"], req_locs, lambda ex: unrequested_sibling(ex, True), req_groups, program_order=True),
+        Invariant("no-stale-vcpu", INVARIANTS["no-stale-vcpu"], vcpu_locs, stale_vcpu, tuple((hstate(c, "kvm_vcpu"), *running) for c in k.cpus), program_order=True),
     ]
 
 
@@ -425,9 +425,9 @@ def _rendezvous_invariants(k: Kvm, guest: Any) -> list[Invariant]:
     )
     ptid_groups = tuple((*on(vc.index, "lock", "runnable_threads"), *(vcpu(v, "ptid") for v in vc.vcpus)) for vc in k.vcores.values())
     return [
-        Invariant("vcore-state-consistent", INVARIANTS["vcore-state-consistent"], guest_locs + vc_locs, state_consistent, state_groups),
-        Invariant("rendezvous-counters", INVARIANTS["rendezvous-counters"], vc_locs, counters, counter_groups),
-        Invariant("ptid-unique", INVARIANTS["ptid-unique"], ptid_locs, ptids, ptid_groups),
+        Invariant("vcore-state-consistent", INVARIANTS["vcore-state-consistent"], guest_locs + vc_locs, state_consistent, state_groups, program_order=True),
+        Invariant("rendezvous-counters", INVARIANTS["rendezvous-counters"], vc_locs, counters, counter_groups, program_order=True),
+        Invariant("ptid-unique", INVARIANTS["ptid-unique"], ptid_locs, ptids, ptid_groups, program_order=True),
     ]
 
 
