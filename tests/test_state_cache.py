@@ -40,6 +40,7 @@ LONG = {
     "smt-vcore@double-start",
     "smt-vcore@double-start-fixed",
     "stray-ipi@fixed-tso",
+    "p8-idle-lockup@fixed-tso",
     "stray-ipi@grab-timeout",
     "stray-ipi@grab-timeout-fixed",
     "stray-ipi@guard-only-v3.18",
