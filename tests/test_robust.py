@@ -589,3 +589,10 @@ def test_ray_address_that_never_answers_honours_sigterm(tmp_path: Path) -> None:
         assert "rpc_client" not in err and "Traceback" not in err
     finally:
         srv.close()
+
+
+@pytest.mark.parametrize("command", ["check", "simulate"])
+def test_a_scenario_name_too_long_for_a_file_name_is_one_line(cli: Cli, command: str) -> None:
+    # The built-in lookup reads the file named after the scenario: a 300-character
+    # name once reached the file system as ENAMETOOLONG (found by the argv fuzzer).
+    one_line(cli(command, "x" * 300), "scenario: unknown scenario")

@@ -10,6 +10,8 @@ force.  ``make(program.config)`` rebuilds the same program.
 
 from __future__ import annotations
 
+import re
+
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -167,10 +169,19 @@ def builtin_configs() -> list[ScenarioConfig]:
     return out
 
 
+#: What a built-in scenario's file is called (``stray-ipi``, ``p8-idle-lockup``).
+_BUILTIN_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+
+
 def builtin_config(name: str) -> ScenarioConfig | None:
     """The built-in scenario ``name`` from its own file, if there is one."""
+    if not _BUILTIN_NAME.fullmatch(name):
+        return None  # not a built-in's name (nor a path to probe: it may be too long for one)
     entry = resources.files("vcoresim.scenarios").joinpath(f"{name}.toml")
-    if not entry.is_file():
+    try:
+        if not entry.is_file():
+            return None
+    except OSError:
         return None
     cfg = loads(entry.read_text(encoding="utf-8"), entry.name)
     return cfg if cfg.name == name else None
