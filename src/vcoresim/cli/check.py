@@ -129,12 +129,7 @@ def check_cmd(
                 results.append(not_run(program.name, program.config, expected))
                 continue
             b = sc.bounds
-            bounds = Bounds(
-                max_steps=max_steps or b.max_steps,
-                max_preemptions=max_preemptions if max_preemptions is not None else b.max_preemptions,
-                max_executions=max_executions or b.max_executions,
-                max_seconds=max_seconds or b.max_seconds,
-            )
+            bounds = _with_overrides(b, max_steps, max_preemptions, max_executions, max_seconds)
             display.start(sc.name, k, len(runs))
             try:
                 res = check(
@@ -170,6 +165,16 @@ def check_cmd(
         else:
             _print_table(results, reproducible)
     sys.exit(exit_code(results))
+
+
+def _with_overrides(b: Bounds, max_steps: int | None, max_preemptions: int | None, max_executions: int | None, max_seconds: float | None) -> Bounds:
+    """The scenario's bounds ``b`` with the command line's options where given."""
+    return Bounds(
+        max_steps=max_steps or b.max_steps,
+        max_preemptions=max_preemptions if max_preemptions is not None else b.max_preemptions,
+        max_executions=max_executions or b.max_executions,
+        max_seconds=max_seconds or b.max_seconds,
+    )
 
 
 def exit_code(results: list[CheckResult]) -> int:
@@ -336,12 +341,7 @@ def _barrier_mutations(
         fail("--barrier-mutations: give exactly one scenario")
     sc, program = runs[0]
     b = sc.bounds
-    bounds = Bounds(
-        max_steps=max_steps or b.max_steps,
-        max_preemptions=max_preemptions if max_preemptions is not None else b.max_preemptions,
-        max_executions=max_executions or b.max_executions,
-        max_seconds=max_seconds or b.max_seconds or MUTATION_SECONDS,
-    )
+    bounds = _with_overrides(b, max_steps, max_preemptions, max_executions, max_seconds or b.max_seconds or MUTATION_SECONDS)
     from vcoresim.report.verdict import COLOURS
 
     trace_dir = trace_out.parent if trace_out is not None else Path("traces")
@@ -405,12 +405,7 @@ def _mutate(
             fail(f"--mutations: unknown mutation {k!r}{did_you_mean(k, MUTATION_KINDS)} (known: {', '.join(MUTATION_KINDS)})")
     sc, program = runs[0]
     b = sc.bounds
-    bounds = Bounds(
-        max_steps=max_steps or b.max_steps,
-        max_preemptions=max_preemptions if max_preemptions is not None else b.max_preemptions,
-        max_executions=max_executions or b.max_executions,
-        max_seconds=max_seconds or b.max_seconds,
-    )
+    bounds = _with_overrides(b, max_steps, max_preemptions, max_executions, max_seconds)
     per_mutant = Bounds(bounds.max_steps, bounds.max_preemptions, mutant_executions or MUTANT_EXECUTIONS, mutant_seconds)
     show = not quiet and not as_json and err.is_terminal
     with ProgressDisplay(show) as display:
