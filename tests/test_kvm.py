@@ -291,3 +291,17 @@ def test_fixed_kvm_scenarios_hold_under_weak_memory(name: str, model: str) -> No
     b = sc.bounds
     res = check(with_memory_model(sc.make({}), model), strategy=sc.strategy, bounds=Bounds(b.max_steps, b.max_preemptions, b.max_executions, 120.0), seed=sc.seed, do_shrink=False, trace_out=None)
     assert res.verdict in ("holds", "incomplete"), res.verdict
+
+
+def test_an_exited_vcpu_task_is_not_woken_again() -> None:
+    """do_exit stores TASK_DEAD under the waker's lock (do_task_dead /
+    set_special_state): without it a try_to_wake_up that had read the old
+    sleeping state stored TASK_RUNNING over TASK_DEAD, the exited task ran
+    again and its body returned on its CPU (a ModelError at step 888 within
+    the first 20 executions of this search)."""
+    import vcoresim
+
+    sc = vcoresim.load_scenario(str(Path(__file__).parent.parent / "benchmarks" / "scenarios" / "p8-idle-lockup-scaled.toml"))
+    bounds = Bounds(max_steps=sc.bounds.max_steps, max_preemptions=None, max_executions=20)
+    res = vcoresim.check(sc, bounds=bounds, shrink=False)
+    assert res.verdict == "incomplete" and res.stats.executions >= 20, res.summary

@@ -136,7 +136,19 @@ def cond_resched(k: Kvm, cpu: int, prev: Task) -> Body:
 
 
 def do_exit(k: Kvm, cpu: int, prev: Task) -> Body:
-    yield from set_current_state(k, prev, TASK_DEAD)
+    """``do_task_dead()``: ``set_special_state(TASK_DEAD)``, then the last schedule.
+
+    The state is stored under the lock the waker holds (``pi_lock`` in the
+    kernel; this model's ``try_to_wake_up`` takes the run-queue lock), so a
+    wake-up that read the old sleeping state cannot store TASK_RUNNING over
+    TASK_DEAD and bring the exited task back (before v4.17 do_task_dead()
+    took and dropped ``pi_lock`` before the store, to the same effect).
+    Without it the exploration resurrected a dead vCPU task, whose body then
+    returned on its CPU.
+    """
+    yield SpinLock(rq(cpu, "lock"))
+    yield Store(task(prev.name, "state"), TASK_DEAD)
+    yield SpinUnlock(rq(cpu, "lock"))
     yield from schedule(k, cpu, prev)
 
 

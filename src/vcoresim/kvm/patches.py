@@ -86,9 +86,10 @@ PATCHES: dict[str, Patch] = {
             "high",
             "v3.1 book3s_hv.c handles H_CEDE in kvmppc_pseries_do_hcall (kvmppc_vcpu_block) and kvmppc_run_core has no "
             "napping_threads; v3.2 resets napping_threads, places ceded vCPUs last and H_CEDE is a no-op in virtual mode. "
-            "The commit id is from memory (not seen in a source)",
+            "The id is seen in a blame of arch/powerpc/kvm/powerpc.c: 19ccb76a1938ab, Paul Mackerras, 2011-07-23, "
+            "the line vcpu->arch.wqp = &vcpu->wq (the wait-queue pointer this commit adds for the vcore's wait); "
+            "the title is not seen in a source",
             sites=("guest_run",),
-            commit_checked=False,
         ),
         Patch(
             "late-join-first-run",
