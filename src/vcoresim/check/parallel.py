@@ -128,6 +128,7 @@ def parallel_search(
     progress: Progress | None = None,
     stop: Callable[[], bool] | None = None,
     resume: dict[str, Any] | None = None,
+    finals: bool = False,
 ) -> Exploration:
     """The frontier search on ``workers`` processes, on Ray (``ray``: ``auto``
     or an address; ``workers`` Ray workers, 0: one per CPU of the cluster),
@@ -143,7 +144,7 @@ def parallel_search(
         backend = ProcessBackend(program, bounds, workers)
     else:
         backend = InlineBackend(program, bounds)
-    return frontier_search(program, bounds, backend, progress=progress, stop=stop, resume=resume, label=label)
+    return frontier_search(program, bounds, backend, progress=progress, stop=stop, resume=resume, label=label, finals=finals)
 
 
 def cpu_count() -> int:

@@ -162,6 +162,8 @@ class Batch:
     executions: int | None
     generation: int
     depth_aware: bool
+    #: Report the key of every final state reached (the tests compare them between searches).
+    finals: bool = False
 
 
 @dataclass(slots=True)
@@ -173,6 +175,7 @@ class BatchResult:
     schedule: list[Transition] | None = None
     #: The initial state's fingerprint in this worker (do processes agree on fingerprints?).
     probe: int = 0
+    finals: list[int] | None = None
 
 
 # ----------------------------------------------------------- visited set
@@ -293,7 +296,7 @@ class Explorer:
         visited = self.visited
         for key, entry in batch.delta:
             visited.add(key, entry)
-        res = BatchResult([], [], Stats(), probe=self.probe)
+        res = BatchResult([], [], Stats(), probe=self.probe, finals=[] if batch.finals else None)
         items = list(batch.items)
         while items:
             if res.stats.steps >= batch.steps or (batch.executions is not None and res.stats.executions >= batch.executions):
@@ -332,6 +335,8 @@ class Explorer:
                 ex.finish(bounded=False)
                 if ex.violation is not None:
                     res.violation, res.schedule = ex.violation, list(ex.schedule)
+                elif res.finals is not None:
+                    res.finals.append(key)
                 return
             todo = self._todo(ex, enabled, sleep, done, item.preempt, item.prev)
         else:
@@ -381,6 +386,8 @@ class Explorer:
                         stats.executions += 1
                         res.violation, res.schedule = ex.violation, list(ex.schedule)
                         return
+                    if res.finals is not None:
+                        res.finals.append(key)
                     break
                 if depth >= self.max_steps:
                     stats.truncated += 1  # not explored, so not claimed
@@ -525,6 +532,7 @@ def frontier_search(
     label: dict[str, Any] | None = None,
     batch_steps: int = BATCH_STEPS,
     split_steps: int = SPLIT_STEPS,
+    finals: bool = False,
 ) -> Exploration:
     """Run the frontier search on ``backend`` (or a factory making one).
 
@@ -532,7 +540,8 @@ def frontier_search(
     this process computes the same fingerprints, its visited set);
     ``label``: extra parameters for the result (backend, workers);
     ``batch_steps``/``split_steps``: a batch's step budget, and the smaller
-    one while there are fewer pending items than workers."""
+    one while there are fewer pending items than workers; ``finals``: list
+    the keys of the final states reached in ``params["final_states"]``."""
     budget = Budget(bounds)
     be = backend() if callable(backend) else backend
     n = be.workers
@@ -555,6 +564,7 @@ def frontier_search(
     redundant = 0
     items_run = 0
     probes: set[int] = set()
+    final_states: set[int] = set()
     if resume is not None:
         total = Stats(**resume["stats"])
         start_execs = total.executions
@@ -603,7 +613,7 @@ def frontier_search(
                         steps = split_steps if len(frontier) < n else batch_steps
                         delta = [(k, e) for k, e, origin in log[sent[w] - log_base :] if origin != w]
                         sent[w] = log_base + len(log)
-                        batch = Batch(items, delta, steps, left, generation, depth_aware)
+                        batch = Batch(items, delta, steps, left, generation, depth_aware, finals)
                         if not running[w]:
                             began[w] = budget.elapsed()
                         running[w].append(batch)
@@ -630,6 +640,8 @@ def frontier_search(
                 if batch.generation != generation:
                     continue
                 probes.add(res.probe)
+                if res.finals:
+                    final_states.update(res.finals)
                 total.add(res.stats)
                 for key, entry in res.claims:
                     if visited.add(key, entry):
@@ -671,6 +683,8 @@ def frontier_search(
     }
     if len(probes) > 1:
         params["fingerprints_agree"] = False  # the processes hash states differently: no pruning across them
+    if finals:
+        params["final_states"] = sorted(final_states)
     params.update(label or {})
     res = Exploration("exhaustive", violation, schedule, total, complete and violation is None, True, params)
     if violation is None and not complete:
