@@ -166,7 +166,7 @@ class CheckResult:
             "coverage": self.coverage,
             "cut_at_max_steps": self.cut,
             "cut_of": self.cut_of,
-            "strategy": self.strategy,
+            "strategy": self.strategy if timing else {k: v for k, v in self.strategy.items() if k not in _TIMED_PARAMS},
             "bounds": self.bounds,
             "config": self.config,
             "stats": stats,
@@ -177,6 +177,10 @@ class CheckResult:
             **({"interrupted": True} if self.interrupted else {}),
             **self.extra,
         }
+
+
+#: Strategy parameters measured in time (left out of ``--reproducible`` output).
+_TIMED_PARAMS = frozenset({"worker_busy", "worker_cpu_s"})
 
 
 def not_run(scenario: str, config: dict[str, Any], expected: str | None = None) -> CheckResult:
@@ -299,7 +303,7 @@ def auto(
         if ray is not None:
             out["ray"] = ray
         if res2 is not None and res2.params.get("search") == "frontier":  # the exhaustive phases ran the frontier search
-            out.update({k: v for k, v in res2.params.items() if k not in ("work_items", "redundant_states", "worker_busy", "preemption_bound_cut")})
+            out.update({k: v for k, v in res2.params.items() if k not in ("work_items", "redundant_states", "worker_busy", "worker_cpu_s", "preemption_bound_cut")})
         return out
 
     def cut(phase: int, totals: Stats, search: dict[str, Any] | None = None, sample: dict[str, Any] | None = None) -> Exploration:

@@ -59,7 +59,8 @@ def connect(address: str, *, stop: Callable[[], bool] | None = None, timeout: fl
     instance).  Gives up with ``RayUnavailable`` when nothing listens at the address
     (``RAY_PROBE_SECONDS``) or Ray has not connected within ``timeout`` seconds;
     ``stop`` (Ctrl-C, SIGTERM) is polled while waiting (it raises ``KeyboardInterrupt``).
-    ``ray.init`` runs in a helper thread, since it blocks signals while it retries."""
+    For an address, ``ray.init`` runs in a helper thread, since it blocks
+    signals while it retries; ``auto`` runs it in this thread (below)."""
     try:
         import ray
     except ImportError:
@@ -99,8 +100,15 @@ def connect(address: str, *, stop: Callable[[], bool] | None = None, timeout: fl
     sink = tempfile.TemporaryFile()
     os.dup2(sink.fileno(), 2)
     try:
+        if address == "auto":
+            # Joining a local cluster, or starting one, needs no timeout; and Ray
+            # (2.60 at least) must be initialised in the main thread: a driver
+            # initialised in a helper thread loses the cluster (its GCS client
+            # gives up after 60 s) at the first call from the main thread.
+            init()
         t = threading.Thread(target=init, name="vcoresim-ray-init", daemon=True)
-        t.start()
+        if address != "auto":
+            t.start()
         deadline = time.monotonic() + timeout
         while t.is_alive():
             t.join(0.2)

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import heapq
 import random
+import time
 from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -176,6 +177,8 @@ class BatchResult:
     #: The initial state's fingerprint in this worker (do processes agree on fingerprints?).
     probe: int = 0
     finals: list[int] | None = None
+    #: CPU seconds the worker spent on the batch (Ray's workers are not this process's children).
+    cpu: float = 0.0
 
 
 # ----------------------------------------------------------- visited set
@@ -296,6 +299,7 @@ class Explorer:
         visited = self.visited
         for key, entry in batch.delta:
             visited.add(key, entry)
+        cpu = time.process_time()
         res = BatchResult([], [], Stats(), probe=self.probe, finals=[] if batch.finals else None)
         items = list(batch.items)
         while items:
@@ -304,8 +308,12 @@ class Explorer:
             item = items.pop(0)
             self._explore(item, batch, res)
             if res.violation is not None:
-                return res
-        res.leftovers.extend(items)
+                break
+        else:
+            items = []
+        if res.violation is None:
+            res.leftovers.extend(items)
+        res.cpu = time.process_time() - cpu
         return res
 
     def _explore(self, item: Item, batch: Batch, res: BatchResult) -> None:
@@ -557,6 +565,7 @@ def frontier_search(
     sent = [0] * n  # claim number each worker has seen up to
     running: dict[int, list[Batch]] = {w: [] for w in range(n)}  # each worker's batches, in order
     busy = 0.0  # worker-seconds spent running batches
+    worker_cpu = 0.0  # CPU seconds the workers report for them
     began = [0.0] * n  # when each worker's current batch started (at the latest)
     violation: Violation | None = None
     schedule: list[Transition] | None = None
@@ -640,6 +649,7 @@ def frontier_search(
                 if batch.generation != generation:
                     continue
                 probes.add(res.probe)
+                worker_cpu += res.cpu
                 if res.finals:
                     final_states.update(res.finals)
                 total.add(res.stats)
@@ -680,6 +690,7 @@ def frontier_search(
         # Of the workers' time, the share they spent running batches (the rest
         # they waited for work or for the coordinator).
         "worker_busy": round(busy / (n * total.seconds), 3) if total.seconds else 1.0,
+        "worker_cpu_s": round(worker_cpu, 3),
     }
     if len(probes) > 1:
         params["fingerprints_agree"] = False  # the processes hash states differently: no pruning across them
