@@ -46,6 +46,7 @@ import random
 import time
 from array import array
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -541,6 +542,7 @@ def frontier_search(
     batch_steps: int = BATCH_STEPS,
     split_steps: int = SPLIT_STEPS,
     finals: bool = False,
+    shield: Callable[[], AbstractContextManager[Any]] | None = None,
 ) -> Exploration:
     """Run the frontier search on ``backend`` (or a factory making one).
 
@@ -549,7 +551,9 @@ def frontier_search(
     ``label``: extra parameters for the result (backend, workers);
     ``batch_steps``/``split_steps``: a batch's step budget, and the smaller
     one while there are fewer pending items than workers; ``finals``: list
-    the keys of the final states reached in ``params["final_states"]``."""
+    the keys of the final states reached in ``params["final_states"]``;
+    ``shield``: a context in which a further Ctrl-C is noted, not raised
+    (the CLI's; see below)."""
     budget = Budget(bounds)
     be = backend() if callable(backend) else backend
     n = be.workers
@@ -603,79 +607,99 @@ def frontier_search(
         frontier.clear()
         frontier.push(Item(b""))
 
+    def hand_out() -> None:
+        """Hand batches to workers: one each, and a second queued behind it
+        while the frontier is wide (a worker then never waits for the
+        coordinator to answer)."""
+        nonlocal items_run, log, log_base
+        for depth in (1, 2):
+            hungry = [w for w in range(n) if len(running[w]) < depth]
+            while hungry and frontier and (depth == 1 or len(frontier) >= 2 * n):
+                w = hungry.pop(0)
+                left = None
+                if bounds.max_executions is not None:
+                    left = bounds.max_executions - (total.executions - start_execs) - sum(b.executions or 0 for q in running.values() for b in q)
+                    if left <= 0:
+                        break
+                items = frontier.take(w, BATCH_ITEMS)
+                steps = split_steps if len(frontier) < n else batch_steps
+                delta = [(k, e) for k, e, origin in log[sent[w] - log_base :] if origin != w]
+                sent[w] = log_base + len(log)
+                batch = Batch(items, delta, steps, left, generation, depth_aware, finals)
+                if not running[w]:
+                    began[w] = budget.elapsed()
+                running[w].append(batch)
+                items_run += len(items)
+                be.submit(w, batch)
+        # Forget claims every worker has been sent.
+        low = min(sent)
+        if low - log_base > 4096:
+            del log[: low - log_base]
+            log_base = low
+
+    def merge(w: int, res: BatchResult) -> None:
+        nonlocal busy, worker_cpu, redundant, violation, schedule
+        batch = running[w].pop(0)
+        now = budget.elapsed()
+        busy += now - began[w]
+        began[w] = now
+        if batch.generation != generation:
+            return
+        probes.add(res.probe)
+        worker_cpu += res.cpu
+        if res.finals:
+            final_states.update(res.finals)
+        total.add(res.stats)
+        for key, entry in res.claims:
+            if visited.add(key, entry):
+                log.append((key, entry, w))
+            else:
+                redundant += 1
+        for it in res.leftovers:
+            frontier.push(it, w)
+        if res.violation is not None and violation is None:
+            violation, schedule = res.violation, res.schedule
+
+    # Every change to the search's state happens inside ``guard`` (the CLI's
+    # shield: a further Ctrl-C there is noted, not raised), so a second
+    # Ctrl-C (``KeyboardInterrupt``) lands where the state is whole: while
+    # waiting for the workers, or in a batch this process runs, whose items
+    # are still pending.  It then ends the search like the first, with a
+    # checkpoint.
+    guard = shield if shield is not None else nullcontext
     try:
         while True:
-            # ---- hand batches to workers: one each, and a second queued behind
-            # it while the frontier is wide (a worker then never waits for the
-            # coordinator to answer)
-            if violation is None:
-                for depth in (1, 2):
-                    hungry = [w for w in range(n) if len(running[w]) < depth]
-                    while hungry and frontier and (depth == 1 or len(frontier) >= 2 * n):
-                        w = hungry.pop(0)
-                        left = None
-                        if bounds.max_executions is not None:
-                            left = bounds.max_executions - (total.executions - start_execs) - sum(b.executions or 0 for q in running.values() for b in q)
-                            if left <= 0:
-                                break
-                        items = frontier.take(w, BATCH_ITEMS)
-                        steps = split_steps if len(frontier) < n else batch_steps
-                        delta = [(k, e) for k, e, origin in log[sent[w] - log_base :] if origin != w]
-                        sent[w] = log_base + len(log)
-                        batch = Batch(items, delta, steps, left, generation, depth_aware, finals)
-                        if not running[w]:
-                            began[w] = budget.elapsed()
-                        running[w].append(batch)
-                        items_run += len(items)
-                        be.submit(w, batch)
-                # Forget claims every worker has been sent.
-                low = min(sent)
-                if low - log_base > 4096:
-                    del log[: low - log_base]
-                    log_base = low
-            if not any(running.values()):
-                if frontier:
-                    complete = False  # the execution budget is spent
-                elif violation is None and total.truncated and not depth_aware:
-                    restart_depth_aware()
-                    continue
-                break
-            # ---- collect finished batches
-            for w, res in be.results(0.5):
-                batch = running[w].pop(0)
-                now = budget.elapsed()
-                busy += now - began[w]
-                began[w] = now
-                if batch.generation != generation:
-                    continue
-                probes.add(res.probe)
-                worker_cpu += res.cpu
-                if res.finals:
-                    final_states.update(res.finals)
-                total.add(res.stats)
-                for key, entry in res.claims:
-                    if visited.add(key, entry):
-                        log.append((key, entry, w))
-                    else:
-                        redundant += 1
-                for it in res.leftovers:
-                    frontier.push(it, w)
-                if res.violation is not None and violation is None:
-                    violation, schedule = res.violation, res.schedule
-            total.states = len(visited)
-            total.seconds = budget.elapsed()
-            if progress is not None:
-                progress(total)
-            if violation is not None:
-                break
-            if (stop is not None and stop()) or budget.exhausted(total, start_execs):
-                complete = False
-                break
-            if bounds.max_executions is not None and total.executions - start_execs >= bounds.max_executions and (frontier or any(running.values())):
-                complete = False
-                break
+            with guard():
+                if violation is None:
+                    hand_out()
+                if not any(running.values()):
+                    if frontier:
+                        complete = False  # the execution budget is spent
+                    elif violation is None and total.truncated and not depth_aware:
+                        restart_depth_aware()
+                        continue
+                    break
+            done = be.results(0.5)  # (an inline backend runs a batch here)
+            with guard():
+                for w, res in done:
+                    merge(w, res)
+                total.states = len(visited)
+                total.seconds = budget.elapsed()
+                if progress is not None:
+                    progress(total)
+                if violation is not None:
+                    break
+                if (stop is not None and stop()) or budget.exhausted(total, start_execs):
+                    complete = False
+                    break
+                if bounds.max_executions is not None and total.executions - start_execs >= bounds.max_executions and (frontier or any(running.values())):
+                    complete = False
+                    break
+    except KeyboardInterrupt:
+        complete = False
     finally:
-        be.close()
+        with guard():
+            be.close()
     total.states = len(visited)
     total.seconds = budget.elapsed()
     params: dict[str, Any] = {
