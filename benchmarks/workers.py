@@ -82,9 +82,10 @@ print(json.dumps({"verdict": r.verdict, "coverage": r.coverage, "search_s": sear
 def run(spec: dict[str, Any]) -> dict[str, Any]:
     start = time.perf_counter()
     p = subprocess.run([sys.executable, "-c", CHILD, json.dumps(spec)], capture_output=True, text=True, check=False)
-    if p.returncode not in (0, 1, 3):
-        return {"error": (p.stderr.strip().splitlines() or ["?"])[-1]}
-    out = json.loads(p.stdout.strip().splitlines()[-1])
+    lines = p.stdout.strip().splitlines()
+    if p.returncode not in (0, 1, 3) or not lines:
+        return {"error": f"exit {p.returncode}: " + (p.stderr.strip().splitlines() or ["?"])[-1]}
+    out = json.loads(lines[-1])
     out["wall"] = time.perf_counter() - start
     return out
 
@@ -117,8 +118,12 @@ def main() -> None:
                 spec = {"scenario": scenario, "config": config, "bounds": bounds, "budget": args.budget, **opts}
                 if opts.get("frontier"):
                     spec["workers"] = 1  # the frontier search in one process: through the Python API below
-                rows[name].append(run_frontier_one(spec) if opts.get("frontier") else run(spec))
+                r = run_frontier_one(spec) if opts.get("frontier") else run(spec)
+                rows[name].append(r)
                 loads.append(os.getloadavg()[0])
+                # One line a run as it ends (a long benchmark cut short still says something).
+                p = r.get("params", {})
+                con.print(f"  {name}: " + (r["error"] if "error" in r else f"{r['verdict']}, search {r['search_s']:.1f} s, CPU {r['cpu_s']:.1f} s, worker CPU {p.get('worker_cpu_s', '-')} s, steps {r['steps']:,}, states {r['states']:,}, busy {p.get('worker_busy', '-')}") + f", load {loads[-1]:.1f}")
         t = Table(title=f"{label}: medians of {args.rounds} rounds, 1-minute load average {statistics.median(loads):.1f} (median over the runs)", title_justify="left")
         for col in ("search", "verdict", "wall s", "CPU s", "worker CPU s", "executions", "steps", "steps vs 1 worker", "states", "workers busy", "speed-up vs 1 worker", "on free cores (estimate)", "peak RSS MiB"):
             t.add_column(col, justify="left" if col in ("search", "verdict") else "right")
@@ -176,9 +181,10 @@ print(json.dumps({"verdict": verdict, "coverage": "complete" if r.complete else 
 
 def run_frontier_one(spec: dict[str, Any]) -> dict[str, Any]:
     p = subprocess.run([sys.executable, "-c", FRONTIER_ONE, json.dumps(spec)], capture_output=True, text=True, check=False)
-    if p.returncode != 0:
-        return {"error": (p.stderr.strip().splitlines() or ["?"])[-1]}
-    return json.loads(p.stdout.strip().splitlines()[-1])
+    lines = p.stdout.strip().splitlines()
+    if p.returncode != 0 or not lines:
+        return {"error": f"exit {p.returncode}: " + (p.stderr.strip().splitlines() or ["?"])[-1]}
+    return json.loads(lines[-1])
 
 
 if __name__ == "__main__":
