@@ -167,3 +167,62 @@ def test_ray_swarm_equals_local(ray_local: Any) -> None:
     a = merge(swarm_local(runs, 1))
     b = merge(swarm_ray("auto", runs))
     assert [(c.key, c.seeds) for c in a.counterexamples] == [(c.key, c.seeds) for c in b.counterexamples]
+
+
+@pytest.mark.slow
+def test_ray_cli_checkpoint_resumes_on_ray(tmp_path: Any) -> None:
+    """``check --ray auto`` (Ray started by the command, in the main thread)
+    cut by a budget writes the frontier checkpoint, and ``--resume --ray``
+    finishes it with every state of a one-process search."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("ray")
+    from vcoresim.check.parallel import parallel_search
+
+    cp = tmp_path / "cp.json"
+
+    def run(*args: str) -> tuple[int, dict[str, Any]]:
+        p = subprocess.run([sys.executable, "-m", "vcoresim.cli", "check", *args, "--json", "--no-unreached"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        return p.returncode, json.loads(p.stdout or "null") or {"stderr": p.stderr}
+
+    code, part = run("signal-entry-race@radix-fixed", "--strategy", "exhaustive", "--ray", "auto", "--workers", "3", "--max-executions", "20", "--checkpoint", str(cp))
+    assert code == 3 and part["coverage"] == "partial", part
+    state = json.loads(cp.read_text())["state"]["search"]
+    assert state["kind"] == "parallel" and state["items"] and state["probe"] is not None
+    code, done = run("--resume", str(cp), "--ray", "auto", "--workers", "2")
+    assert code == 0 and done["verdict"] == "holds" and done["coverage"] == "complete", done
+    assert done["strategy"]["ray"] == "auto" and done["strategy"]["workers"] == 2
+    p = get_scenario("signal-entry-race@radix-fixed").make({})
+    assert done["stats"]["states"] == parallel_search(p, Bounds(2000), 1).stats.states
+
+
+def test_ray_cli_auto_starts_ray_and_searches(tmp_path: Any) -> None:
+    """``check --ray auto`` starts Ray itself (in the main thread: a driver
+    initialised in a helper thread lost its cluster after 60 s with Ray 2.60)."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("ray")
+    p = subprocess.run([sys.executable, "-m", "vcoresim.cli", "check", "example/peterson", "--ray", "auto", "--workers", "2", "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    doc = json.loads(p.stdout)
+    assert p.returncode == 0 and doc["verdict"] == "holds" and doc["coverage"] == "complete", p.stderr
+    assert doc["strategy"]["ray"] == "auto" and doc["strategy"]["workers"] == 2
+
+
+def test_ray_budget_checkpoint_resumes_on_ray(ray_local: Any) -> None:
+    """A Ray search cut by a budget leaves the frontier checkpoint (pending
+    items, visited set, the initial state's fingerprint); resumed on Ray it
+    reaches every state of a one-process search, counting its statistics once."""
+    from vcoresim.check.parallel import parallel_search
+
+    p = get_scenario("signal-entry-race@radix-fixed").make({})
+    part = parallel_search(p, Bounds(2000, None, 20), 3, ray="auto")
+    assert not part.complete and part.checkpoint is not None
+    state = json.loads(json.dumps(part.checkpoint))
+    assert state["kind"] == "parallel" and state["items"] and state["visited"] and state["probe"] is not None
+    done = parallel_search(p, Bounds(2000), 2, ray="auto", resume=state)
+    local = parallel_search(p, Bounds(2000), 1)
+    assert done.complete and done.violation is None
+    assert done.stats.states == local.stats.states
+    assert done.stats.executions >= part.stats.executions
