@@ -489,17 +489,17 @@ def test_a_second_ctrl_c_in_a_frontier_search_still_writes_the_checkpoint(tmp_pa
     search (a resumed frontier search runs its batches in this process), and
     the checkpoint is written all the same; it resumes."""
     cp, cp2 = tmp_path / "cp.json", tmp_path / "cp2.json"
-    first = subprocess.run([sys.executable, "-m", "vcoresim.cli", "check", "stray-ipi@fixed", "--strategy", "exhaustive", "--workers", "2", "--max-executions", "30", "--checkpoint", str(cp), "--quiet"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    first = subprocess.run([sys.executable, "-m", "vcoresim.cli", "check", "stray-ipi@fixed", "--strategy", "exhaustive", "--workers", "2", "--max-executions", "30", "--checkpoint", str(cp), "--quiet"], cwd=tmp_path, check=False, capture_output=True, text=True, timeout=120)
     assert first.returncode == 3 and cp.exists(), first.stderr
     p = _spawn(["check", "--resume", str(cp), "--workers", "1", "--checkpoint", str(cp2), "--quiet"], tmp_path)
     assert wait_cpu(p.pid, 3.0) >= 3.0, p.poll()  # imports done, well into the search
     p.send_signal(signal.SIGINT)
     assert p.stderr is not None and "interrupted (SIGINT)" in p.stderr.readline()
     p.send_signal(signal.SIGINT)
-    out, err = p.communicate(timeout=60)
+    _out, err = p.communicate(timeout=60)
     assert p.returncode == 3, err
     assert cp2.exists() and json.loads(cp2.read_text())["state"]["search"]["kind"] == "parallel", err
-    r = subprocess.run([sys.executable, "-m", "vcoresim.cli", "check", "--resume", str(cp2), "--max-executions", "20", "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-m", "vcoresim.cli", "check", "--resume", str(cp2), "--max-executions", "20", "--json"], cwd=tmp_path, check=False, capture_output=True, text=True, timeout=120)
     assert r.returncode == 3 and json.loads(r.stdout)["verdict"] == "incomplete", r.stderr
 
 

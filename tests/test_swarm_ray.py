@@ -183,7 +183,7 @@ def test_ray_cli_checkpoint_resumes_on_ray(tmp_path: Any) -> None:
     cp = tmp_path / "cp.json"
 
     def run(*args: str) -> tuple[int, dict[str, Any]]:
-        p = subprocess.run([sys.executable, "-m", "vcoresim.cli", "check", *args, "--json", "--no-unreached"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        p = subprocess.run([sys.executable, "-m", "vcoresim.cli", "check", *args, "--json", "--no-unreached"], cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
         return p.returncode, json.loads(p.stdout or "null") or {"stderr": p.stderr}
 
     code, part = run("signal-entry-race@radix-fixed", "--strategy", "exhaustive", "--ray", "auto", "--workers", "3", "--max-executions", "20", "--checkpoint", str(cp))
@@ -204,7 +204,7 @@ def test_ray_cli_auto_starts_ray_and_searches(tmp_path: Any) -> None:
     import sys
 
     pytest.importorskip("ray")
-    p = subprocess.run([sys.executable, "-m", "vcoresim.cli", "check", "example/peterson", "--ray", "auto", "--workers", "2", "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    p = subprocess.run([sys.executable, "-m", "vcoresim.cli", "check", "example/peterson", "--ray", "auto", "--workers", "2", "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
     doc = json.loads(p.stdout)
     assert p.returncode == 0 and doc["verdict"] == "holds" and doc["coverage"] == "complete", p.stderr
     assert doc["strategy"]["ray"] == "auto" and doc["strategy"]["workers"] == 2
