@@ -306,7 +306,7 @@ def auto(
         if ray is not None:
             out["ray"] = ray
         if res2 is not None and res2.params.get("search") == "frontier":  # the exhaustive phases ran the frontier search
-            out.update({k: v for k, v in res2.params.items() if k not in ("work_items", "redundant_states", "successors_skipped", "worker_busy", "worker_cpu_s", "preemption_bound_cut")})
+            out.update({k: v for k, v in res2.params.items() if k not in ("work_items", "redundant_states", "worker_busy", "worker_cpu_s", "preemption_bound_cut")})
         return out
 
     def cut(phase: int, totals: Stats, search: dict[str, Any] | None = None, sample: dict[str, Any] | None = None) -> Exploration:

@@ -104,8 +104,6 @@ class Item:
     todo: tuple[Transition, ...] | None = None
     preempt: int = 0
     prev: int = -1
-    #: The state's visited-set key, when known (not kept in checkpoints).
-    key: int | None = None
 
     @property
     def depth(self) -> int:
@@ -182,8 +180,6 @@ class BatchResult:
     finals: list[int] | None = None
     #: CPU seconds the worker spent on the batch (Ray's workers are not this process's children).
     cpu: float = 0.0
-    #: Transitions skipped without a replay: their successor was known and explored.
-    skipped: int = 0
 
 
 # ----------------------------------------------------------- visited set
@@ -247,28 +243,20 @@ def make_entry(depth: int, extra: int) -> int:
 
 # ---------------------------------------------------------------- worker
 class _Node:
-    __slots__ = ("done", "enabled", "key", "preempt", "prev", "sleep", "todo")
+    __slots__ = ("done", "enabled", "preempt", "prev", "sleep", "todo")
 
-    def __init__(self, enabled: list[int], sleep: dict[Transition, Footprint], done: dict[Transition, Footprint], todo: list[Transition], preempt: int, prev: int, key: int | None) -> None:
+    def __init__(self, enabled: list[int], sleep: dict[Transition, Footprint], done: dict[Transition, Footprint], todo: list[Transition], preempt: int, prev: int) -> None:
         self.enabled = enabled
         self.sleep = sleep
         self.done = done
         self.todo = todo
         self.preempt = preempt
         self.prev = prev
-        self.key = key  # the state's visited-set key (None: not known)
-
-
-#: Successor-table entries a worker keeps at most (then it starts a new table).
-SUCCESSORS = 250_000
 
 
 class Explorer:
     """One worker's side: explores the items of a batch by depth-first search
     from each, with its copy of the visited set."""
-
-    #: Skip known, explored successors without a replay (off: the tests' reference).
-    skip_known: bool = True
 
     def __init__(self, program: Program, bounds: Bounds) -> None:
         self.program = program
@@ -279,12 +267,6 @@ class Explorer:
         self.shared: dict[Any, Any] = {}
         self.generation = -1
         self.visited = Visited(False, self.bounded)
-        # (state key, actor, branch) -> (successor's key, the transition's
-        # footprint): what a transition taken before from an equal state led
-        # to, so a backtrack need not replay a prefix to find a successor
-        # already explored (model code is deterministic: equal states, equal
-        # successors; the visited set rests on the same assumption).
-        self.succ: dict[tuple[int, int, int], tuple[int, Footprint]] = {}
         probe = new_execution(program, self.shared)
         self.n = len(probe.actors)
         self.probe = state_key(probe, -1 if self.bounded else None)
@@ -311,26 +293,10 @@ class Explorer:
                     out.append(t)
         return out
 
-    def _child_sleep(self, node: _Node, q: int, fp: Footprint) -> dict[Transition, Footprint]:
-        """The sleep set of the child by actor ``q`` (footprint ``fp``): the
-        transitions asleep or explored at ``node`` that are independent of it."""
-        child: dict[Transition, Footprint] = {}
-        if self.sleep_sets:
-            for s, sfp in node.sleep.items():
-                if s[0] != q and not dependent(sfp, fp):
-                    child[s] = sfp
-            for s, sfp in node.done.items():
-                if s[0] != q and not dependent(sfp, fp):
-                    child[s] = sfp
-        return child
-
     def run(self, batch: Batch) -> BatchResult:
         if batch.generation != self.generation:
             self.generation = batch.generation
             self.visited = Visited(batch.depth_aware, self.bounded)
-            self.succ = {}
-        if len(self.succ) > SUCCESSORS:
-            self.succ = {}
         visited = self.visited
         for key, entry in batch.delta:
             visited.add(key, entry)
@@ -366,7 +332,6 @@ class Explorer:
         enabled = ex.enabled()
         sleep = {(q, a): fp for q, a, fp in item.sleep}
         done = {(q, a): fp for q, a, fp in item.done}
-        key = item.key
         if item.todo is None:
             # A fresh state (the root): claim it, as any state explored.
             key = state_key(ex, item.prev if bounded else None)
@@ -385,8 +350,7 @@ class Explorer:
             todo = self._todo(ex, enabled, sleep, done, item.preempt, item.prev)
         else:
             todo = list(item.todo)
-        stack = [_Node(enabled, sleep, done, todo, item.preempt, item.prev, key)]
-        succ = self.succ
+        stack = [_Node(enabled, sleep, done, todo, item.preempt, item.prev)]
         base = len(path)
         while True:
             # ---- extend the path from the top node until the execution ends
@@ -398,7 +362,14 @@ class Explorer:
                 t = node.todo.pop(0)
                 q, alt = t
                 fp = ex.footprint(q)
-                child_sleep = self._child_sleep(node, q, fp)
+                child_sleep: dict[Transition, Footprint] = {}
+                if self.sleep_sets:
+                    for s, sfp in node.sleep.items():
+                        if s[0] != q and not dependent(sfp, fp):
+                            child_sleep[s] = sfp
+                    for s, sfp in node.done.items():
+                        if s[0] != q and not dependent(sfp, fp):
+                            child_sleep[s] = sfp
                 node.done[t] = fp
                 preempt = node.preempt + (1 if bounded and _preempts(node.prev, node.enabled, q) else 0)
                 ex.step(q, alt)
@@ -410,8 +381,6 @@ class Explorer:
                     return
                 depth = len(path)
                 key = state_key(ex, q if bounded else None)
-                if node.key is not None:
-                    succ[(node.key, q, alt)] = (key, fp)
                 entry = self._entry(depth, child_sleep, preempt)
                 if visited.covers(key, entry):
                     stats.pruned += 1
@@ -435,7 +404,7 @@ class Explorer:
                 visited.add(key, entry)
                 res.claims.append((key, entry))
                 stats.states += 1
-                stack.append(_Node(en, child_sleep, {}, self._todo(ex, en, child_sleep, {}, preempt, q), preempt, q, key))
+                stack.append(_Node(en, child_sleep, {}, self._todo(ex, en, child_sleep, {}, preempt, q), preempt, q))
             stats.executions += 1
             # ---- backtrack to the deepest node with work left
             while stack and not stack[-1].todo:
@@ -454,32 +423,8 @@ class Explorer:
                                 tuple(node.todo),
                                 node.preempt,
                                 node.prev,
-                                node.key,
                             )
                         )
-                return
-            # ---- skip, without replaying, the transitions whose successor is
-            # known and already explored (what the loop above would find after
-            # a replay: the same check, the same bookkeeping)
-            while stack and self.skip_known:
-                node = stack[-1]
-                while node.todo and node.key is not None:
-                    q, alt = node.todo[0]
-                    hit = succ.get((node.key, q, alt))
-                    if hit is None:
-                        break
-                    ckey, fp = hit
-                    preempt = node.preempt + (1 if bounded and _preempts(node.prev, node.enabled, q) else 0)
-                    if not visited.covers(ckey, self._entry(base + len(stack), self._child_sleep(node, q, fp), preempt)):
-                        break
-                    node.todo.pop(0)
-                    node.done[(q, alt)] = fp
-                    stats.pruned += 1
-                    res.skipped += 1
-                if node.todo:
-                    break
-                stack.pop()
-            if not stack:
                 return
             depth = base + len(stack) - 1
             del path[depth:]
@@ -625,7 +570,6 @@ def frontier_search(
     running: dict[int, list[Batch]] = {w: [] for w in range(n)}  # each worker's batches, in order
     busy = 0.0  # worker-seconds spent running batches
     worker_cpu = 0.0  # CPU seconds the workers report for them
-    skipped = 0
     began = [0.0] * n  # when each worker's current batch started (at the latest)
     violation: Violation | None = None
     schedule: list[Transition] | None = None
@@ -694,7 +638,7 @@ def frontier_search(
             log_base = low
 
     def merge(w: int, res: BatchResult) -> None:
-        nonlocal busy, worker_cpu, redundant, violation, schedule, skipped
+        nonlocal busy, worker_cpu, redundant, violation, schedule
         batch = running[w].pop(0)
         now = budget.elapsed()
         busy += now - began[w]
@@ -703,7 +647,6 @@ def frontier_search(
             return
         probes.add(res.probe)
         worker_cpu += res.cpu
-        skipped += res.skipped
         if res.finals:
             final_states.update(res.finals)
         total.add(res.stats)
@@ -768,7 +711,6 @@ def frontier_search(
         "workers": n,
         "work_items": items_run,
         "redundant_states": redundant,
-        "successors_skipped": skipped,
         # Of the workers' time, the share they spent running batches (the rest
         # they waited for work or for the coordinator).
         "worker_busy": round(busy / (n * total.seconds), 3) if total.seconds else 1.0,
