@@ -310,8 +310,6 @@ class Explorer:
             self._explore(item, batch, res)
             if res.violation is not None:
                 break
-        else:
-            items = []
         if res.violation is None:
             res.leftovers.extend(items)
         res.cpu = time.process_time() - cpu
