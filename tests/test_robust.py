@@ -459,7 +459,7 @@ def test_workers_ctrl_c_writes_one_checkpoint_and_sigterm_leaves_no_orphans(tmp_
     p = _spawn(["check", "smt-vcore", "--strategy", "exhaustive", "--workers", "2", "--checkpoint", str(cp), "--quiet"], tmp_path)
     kids = _wait_for_children(p, 2)
     assert len(kids) >= 2, p.poll()
-    time.sleep(1.0)  # let the workers start their share
+    wait_cpu(kids[0], 0.5)  # the workers are at their share
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=60)
     assert p.returncode == 3, err
@@ -474,7 +474,7 @@ def test_workers_ctrl_c_writes_one_checkpoint_and_sigterm_leaves_no_orphans(tmp_
         p = _spawn(["check", "smt-vcore", "--strategy", "exhaustive", "--workers", "2", "--quiet"], tmp_path)
         kids = _wait_for_children(p, 1)
         assert kids, p.poll()
-        time.sleep(1.0)
+        wait_cpu(kids[0], 0.5)
         p.send_signal(sig)
         p.communicate(timeout=60)
         assert p.returncode == (3 if sig == signal.SIGTERM else -signal.SIGKILL)
