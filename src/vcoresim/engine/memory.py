@@ -715,13 +715,14 @@ class WeakExecution(Execution):
 
     def fingerprint(self) -> int:
         from vcoresim.engine.fingerprint import canon
+        from vcoresim.engine.stable import stable
 
         base = super().fingerprint()
         if not self.weak:
             return base
         bufs = tuple(tuple((e[1], canon(e[2]), e[3], canon(e[4])) for e in b) for b in self.buf)
         if not self.power:
-            return hash((base, bufs))
+            return hash((base, stable(bufs)))  # stable: the same in every process (location names are strings)
         co = tuple(sorted((x, canon(v)) for x, v in self.co.items()))
         lag = tuple(tuple(sorted(d.items())) for d in self.lag)
         floors = tuple(tuple(sorted((x, self._low(u, x)) for x in self.co if self._low(u, x))) for u in range(self.n_real))
@@ -733,7 +734,7 @@ class WeakExecution(Execution):
         # thread (its writer's lwsync view when it committed: not the current one)
         oldest = {x: min(d[x] for d in self.lag if x in d) for x in {x for d in self.lag for x in d}}
         req = tuple((x, j, tuple((y, self._need(r, y)) for y in sorted(self.co))) for x, k in sorted(oldest.items()) for j in range(k + 1, len(self.co[x])) if (r := self.req[x][j]) is not None)
-        return hash((base, bufs, co, lag, floors, bview, late, sat, req))
+        return hash((base, stable((bufs, co, lag, floors, bview, late, sat, req))))
 
 
 __all__ = ["ACTIONS", "MODELS", "WeakExecution", "barrier_site", "split_memory_config", "with_memory_model"]
