@@ -71,6 +71,10 @@ class StepRecord:
 class Execution:
     """Runs one execution of ``program``; a strategy calls :meth:`step` until ``finished``."""
 
+    #: Re-running steps this process already ran (a search's replayed prefix):
+    #: recorders of what the steps reach (engine/coverage.py) skip them.
+    replaying = False
+
     def __new__(cls, program: Program, *args: Any, **kwargs: Any) -> Execution:
         # A program may name the subclass that runs it (engine/memory.py's, under a
         # weak memory model); the sequentially consistent path stays this class.
@@ -101,6 +105,7 @@ class Execution:
         self._facets = tuple(self.world.mode_facets.values())
         self._facet_locs = [tuple(f"{a.cpu_loc}:{n}" for n in self.world.mode_facets) for a in self.actors]
         self._watch = self._watchers()
+        self._live_watch = self._live_watchers()
         self._live_armed: list[int | None] = [None] * len(self.world.liveness)
         self.on_op: Callable[[Actor, O.Op, Any], None] | None = None  # timed driver hook
         # Per-frame hash of every value sent into it (``Frame.hist``): model
@@ -574,6 +579,28 @@ class Execution:
         by_actor = [tuple(sorted({*always, *by_loc.get(a.cpu_loc, ())})) for a in self.actors]
         return {loc: tuple(v) for loc, v in by_loc.items()}, by_actor, always
 
+    def _live_watchers(self) -> tuple[frozenset[str] | None, list[bool]]:
+        """``_watchers`` for the liveness monitors, coarser: the locations any
+        of them reads (None: one declares no reads, so it may read anything)
+        and, per actor, whether one reads its whole mode (``cpu:NAME``)."""
+        lives = self.world.liveness
+        if any(not live.reads for live in lives):
+            return None, [True] * len(self.actors)
+        locs = frozenset(loc for live in lives for loc in live.reads)
+        return locs, [a.cpu_loc in locs for a in self.actors]
+
+    def liveness_after(self, a: Actor, writes: tuple[str, ...]) -> None:
+        """Update the liveness monitors after a step of ``a`` that wrote ``writes``:
+        re-evaluated only if the step may have changed what one of them reads
+        (the rule ``_check_monitors`` applies to invariants); else only their clocks move."""
+        if not self._live_armed:
+            return
+        locs, by_actor = self._live_watch
+        if locs is None or GLOBAL in writes or (by_actor[a.idx] if a.idx < len(by_actor) else True) or not locs.isdisjoint(writes):
+            self._check_liveness()
+        else:
+            self._check_liveness(False)
+
     def _check_monitors(self, a: Actor | None = None, writes: tuple[str, ...] | None = None) -> None:
         """Check the invariants after a step of ``a`` that wrote ``writes`` (all of
         them when no step is given): only those reading a written location, or
@@ -597,15 +624,28 @@ class Execution:
             if msg:
                 self._violate("invariant", inv.name, msg)
                 return
-        self._check_liveness()
+        if a is None or writes is None:
+            self._check_liveness()
+        else:
+            self.liveness_after(a, writes)
 
     def _stores_in_flight(self, locs: tuple[str, ...]) -> bool:
         """A store to one of ``locs`` not yet in memory (none: stores are atomic here)."""
         return False
 
-    def _check_liveness(self) -> None:
+    def _check_liveness(self, evaluate: bool = True) -> None:
+        """Advance the liveness monitors' clocks.  ``evaluate=False``: nothing
+        any trigger or goal reads changed since they were last evaluated, so
+        only the clocks move: an unarmed monitor stays unarmed (its trigger
+        was false, or held together with its goal, and still does), an armed
+        one stays armed (its goal was false) until its bound runs out."""
         for i, live in enumerate(self.world.liveness):
             armed = self._live_armed[i]
+            if not evaluate:
+                if armed is not None and self.steps - armed > live.bound:
+                    self._violate("liveness", live.name, f"not reached within {live.bound} steps of step {armed}")
+                    return
+                continue
             if armed is None:
                 if live.trigger(self):
                     self._live_armed[i] = self.steps
