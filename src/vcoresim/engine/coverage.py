@@ -23,7 +23,7 @@ from types import CodeType
 from typing import Any
 
 from vcoresim.engine.runtime import Execution
-from vcoresim.engine.world import Actor, Program, World
+from vcoresim.engine.world import Actor, Liveness, Program, World
 
 
 @dataclasses.dataclass
@@ -50,22 +50,32 @@ def covering(program: Program, cov: Coverage) -> Program:
     base = program.execution or Execution
     cls = type(f"Covered{base.__name__}", (_Recording, base), {"coverage": cov})
     build = program.build
+    copies: dict[int, tuple[Liveness, Liveness]] = {}  # a model may share its monitors between worlds
 
     def build_and_watch(w: World) -> None:
         build(w)
-        _watch_monitors(w, cov)
+        _watch_monitors(w, cov, copies)
 
     return dataclasses.replace(program, build=build_and_watch, execution=cls)
 
 
-def _watch_monitors(w: World, cov: Coverage) -> None:
+def _watch_monitors(w: World, cov: Coverage, copies: dict[int, tuple[Liveness, Liveness]]) -> None:
     # An invariant is re-checked after every step that writes what it reads, so
     # "a location it reads changed" is "it was evaluated on a changed value".
     for inv in w.invariants:
         cov.monitors.setdefault(inv.name, ("invariant", inv.reads))
+    watched = []
     for live in w.liveness:
         cov.monitors.setdefault(live.name, ("liveness", live.reads))
-        live.trigger = _arming(live.trigger, live.name, cov.armed)
+        # A copy whose trigger records when it holds; the same copy for the same
+        # monitor (the model's own object stays as it was, for other programs).
+        known = copies.get(id(live))
+        if known is None or known[0] is not live:
+            if len(copies) > 256:  # (a model that builds new monitors for every world)
+                copies.clear()
+            known = copies[id(live)] = (live, dataclasses.replace(live, trigger=_arming(live.trigger, live.name, cov.armed)))
+        watched.append(known[1])
+    w.liveness = watched
 
 
 def _arming(trigger: Callable[[Any], bool], name: str, armed: set[str]) -> Callable[[Any], bool]:

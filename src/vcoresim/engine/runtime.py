@@ -101,11 +101,8 @@ class Execution:
         self._live_frames: dict[int, list[int]] = {}  # actor idx -> ids of its frames that may still be live
         self._next_frame = 1
         self._cur: StepRecord | None = None
-        self._alias = self._invariant_aliases()
         self._facets = tuple(self.world.mode_facets.values())
-        self._facet_locs = [tuple(f"{a.cpu_loc}:{n}" for n in self.world.mode_facets) for a in self.actors]
-        self._watch = self._watchers()
-        self._live_watch = self._live_watchers()
+        self._alias, self._facet_locs, self._watch, self._live_watch = self._tables()
         self._live_armed: list[int | None] = [None] * len(self.world.liveness)
         self.on_op: Callable[[Actor, O.Op, Any], None] | None = None  # timed driver hook
         # Per-frame hash of every value sent into it (``Frame.hist``): model
@@ -138,6 +135,26 @@ class Execution:
             if a.name == name:
                 return a
         raise KeyError(name)
+
+    def _tables(self) -> tuple[Any, ...]:
+        """What the monitors and actors of this world make of each location:
+        the same for every world of the program that installs the same monitor
+        objects for the same actors (a model may share them, kvm/model.py), so
+        kept with the program and recomputed only when they differ."""
+        w = self.world
+        key = (tuple(map(id, w.invariants)), tuple(map(id, w.liveness)), tuple(w.mode_facets), tuple(a.name for a in self.actors))
+        known = self.program.__dict__.get("_execution_tables")
+        if known is not None and known[0] == key:
+            return known[1]  # type: ignore[no-any-return]
+        tables = (
+            self._invariant_aliases(),
+            [tuple(f"{a.cpu_loc}:{n}" for n in w.mode_facets) for a in self.actors],
+            self._watchers(),
+            self._live_watchers(),
+        )
+        # The monitors are kept with the key so their ids stay theirs.
+        self.program.__dict__["_execution_tables"] = (key, tables, (w.invariants, w.liveness))
+        return tables
 
     def _invariant_aliases(self) -> dict[str, tuple[str, ...]]:
         """Writes to locations a monitor reads also write ``mon:NAME``, so two

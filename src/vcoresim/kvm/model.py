@@ -199,7 +199,11 @@ def dec_timer_source(k: Kvm, vcpus: list[int]) -> Body:
 
 
 # ------------------------------------------------------------------- build
-def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
+def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str], monitors: dict[str, Any] | None = None) -> None:
+    """``monitors``: a dict the caller keeps across the worlds of one program.
+    The monitors read only the world's memory and threads (``MonitorView``)
+    and the configuration's topology, so the first world's are installed in
+    every later one instead of being built again for each execution."""
     if cfg.model != "vcore":  # the seed-002 / seed-004 models build their own worlds
         from vcoresim.kvm import entry_p9, hmi
 
@@ -325,4 +329,11 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
         else:
             for v in all_vcpus:
                 w.spawn(f"dec_timer{k.vcpu_label(v)}", dec_timer_source(k, [v]), daemon=True, role="env")
-    install_monitors(w, k, cfg.invariants)
+    built = monitors.get("vcore") if monitors is not None else None
+    if built is None:
+        install_monitors(w, k, cfg.invariants)
+        if monitors is not None:
+            monitors["vcore"] = (tuple(w.invariants), tuple(w.liveness), dict(w.mode_facets), w.check_deadlock)
+    else:
+        invariants, liveness, facets, deadlock = built
+        w.invariants, w.liveness, w.mode_facets, w.check_deadlock = list(invariants), list(liveness), dict(facets), deadlock
