@@ -347,10 +347,13 @@ class Execution:
 
     def _fuse(self, a: Actor) -> None:
         n = 0
+        never = _NEVER_LOCAL
         while self.violation is None and a.status == RUN:
             op = a.stack[-1].op
             assert op is not None
-            if self._delivers(a) or not self.is_local(a, op):
+            # (an operation that is never local ends the step whatever is pending:
+            # asked first, it spares the interrupt lines a look)
+            if op.__class__ in never or self._delivers(a) or not self.is_local(a, op):
                 return
             self._exec(a, op, 0)
             n += 1
