@@ -102,7 +102,7 @@ class Execution:
         self._next_frame = 1
         self._cur: StepRecord | None = None
         self._facets = tuple(self.world.mode_facets.values())
-        self._alias, self._facet_locs, self._watch, self._live_watch = self._tables()
+        self._alias, self._facet_locs, self._watch, self._live_watch, self._mode_changes = self._tables()
         self._live_armed: list[int | None] = [None] * len(self.world.liveness)
         self.on_op: Callable[[Actor, O.Op, Any], None] | None = None  # timed driver hook
         # Per-frame hash of every value sent into it (``Frame.hist``): model
@@ -142,7 +142,7 @@ class Execution:
         objects for the same actors (a model may share them, kvm/model.py), so
         kept with the program and recomputed only when they differ."""
         w = self.world
-        key = (tuple(map(id, w.invariants)), tuple(map(id, w.liveness)), tuple(w.mode_facets), tuple(a.name for a in self.actors))
+        key = (tuple(map(id, w.invariants)), tuple(map(id, w.liveness)), tuple(w.mode_facets), tuple(map(id, w.mode_facets.values())), tuple(a.name for a in self.actors))
         known = self.program.__dict__.get("_execution_tables")
         if known is not None and known[0] == key:
             return known[1]  # type: ignore[no-any-return]
@@ -151,9 +151,10 @@ class Execution:
             [tuple(f"{a.cpu_loc}:{n}" for n in w.mode_facets) for a in self.actors],
             self._watchers(),
             self._live_watchers(),
+            {},  # (actor, status, MSR, new status, new MSR) -> the facets that change
         )
         # The monitors are kept with the key so their ids stay theirs.
-        self.program.__dict__["_execution_tables"] = (key, tables, (w.invariants, w.liveness))
+        self.program.__dict__["_execution_tables"] = (key, tables, (w.invariants, w.liveness, tuple(w.mode_facets.values())))
         return tables
 
     def _invariant_aliases(self) -> dict[str, tuple[str, ...]]:
@@ -249,8 +250,13 @@ class Execution:
         locs = self._facet_locs[a.idx] if a.idx < len(self._facet_locs) else tuple(f"{a.cpu_loc}:{n}" for n in self.world.mode_facets)
         if status is None:
             return locs
-        st, m = a.status, a.msr
-        return tuple(loc for f, loc in zip(facets, locs) if f(st, m) != f(status, msr))
+        key = (a.idx, a.status, a.msr, status, msr)
+        out = self._mode_changes.get(key)
+        if out is None:
+            # (facets are functions of (status, MSR): remembered per program)
+            st, m = a.status, a.msr
+            out = self._mode_changes[key] = tuple(loc for f, loc in zip(facets, locs) if f(st, m) != f(status, msr))
+        return out
 
     def _op_mode_writes(self, a: Actor, op: O.Op) -> tuple[str, ...]:
         """Mode writes of a pending MSR- or context-changing operation (EE alone is no mode change)."""
@@ -609,16 +615,18 @@ class Execution:
         locs = frozenset(loc for live in lives for loc in live.reads)
         return locs, [a.cpu_loc in locs for a in self.actors]
 
-    def liveness_after(self, a: Actor, writes: tuple[str, ...]) -> None:
+    def liveness_after(self, a: Actor, writes: tuple[str, ...], replayed: bool = False) -> None:
         """Update the liveness monitors after a step of ``a`` that wrote ``writes``:
         re-evaluated only if the step may have changed what one of them reads
-        (the rule ``_check_monitors`` applies to invariants); else only their clocks move."""
+        (the rule ``_check_monitors`` applies to invariants); else only their
+        clocks move, and ``replayed`` (a step that ran before without a
+        violation) they cannot run out."""
         if not self._live_armed:
             return
         locs, by_actor = self._live_watch
         if locs is None or GLOBAL in writes or (by_actor[a.idx] if a.idx < len(by_actor) else True) or not locs.isdisjoint(writes):
             self._check_liveness()
-        else:
+        elif not replayed:
             self._check_liveness(False)
 
     def _check_monitors(self, a: Actor | None = None, writes: tuple[str, ...] | None = None) -> None:

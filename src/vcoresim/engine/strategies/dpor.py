@@ -774,7 +774,7 @@ def _replay(ex: Execution, schedule: list[Transition], fps: list[Footprint], liv
         a = ex.actors[q]
         ex._transition(a, alt)
         if live:
-            ex.liveness_after(a, fps[k][1])
+            ex.liveness_after(a, fps[k][1], replayed=True)
 
 
 def _preempts(node: Node, q: int) -> bool:
