@@ -7,6 +7,7 @@ changed; nothing here or in the monitors does.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from vcoresim.engine.msr import MSR_EE, MSR_KERNEL, MSR_RI
@@ -329,11 +330,24 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str], monitors
         else:
             for v in all_vcpus:
                 w.spawn(f"dec_timer{k.vcpu_label(v)}", dec_timer_source(k, [v]), daemon=True, role="env")
-    built = monitors.get("vcore") if monitors is not None else None
-    if built is None:
-        install_monitors(w, k, cfg.invariants)
-        if monitors is not None:
-            monitors["vcore"] = (tuple(w.invariants), tuple(w.liveness), dict(w.mode_facets), w.check_deadlock)
-    else:
-        invariants, liveness, facets, deadlock = built
-        w.invariants, w.liveness, w.mode_facets, w.check_deadlock = list(invariants), list(liveness), dict(facets), deadlock
+    _install_monitors(w, k, cfg, monitors)
+
+
+def _install_monitors(w: World, k: Kvm, cfg: ScenarioConfig, monitors: dict[str, Any] | None) -> None:
+    """``install_monitors``, or what it set in the first world (``build_world``).
+    Only the world's fields it changed are carried over; if it declared
+    locations or spawned actors (state of each world's own) it runs every time."""
+    built = monitors.get("vcore", False) if monitors is not None else None
+    if built:
+        for name, value in built.items():
+            setattr(w, name, _shallow(value))
+        return
+    before = {f.name: _shallow(getattr(w, f.name)) for f in dataclasses.fields(w)}
+    install_monitors(w, k, cfg.invariants)
+    if monitors is not None and built is False:
+        changed = {name: _shallow(getattr(w, name)) for name, old in before.items() if getattr(w, name) != old}
+        monitors["vcore"] = None if "mem" in changed or "actors" in changed else changed
+
+
+def _shallow(v: Any) -> Any:
+    return list(v) if type(v) is list else dict(v) if type(v) is dict else v
