@@ -7,7 +7,6 @@ changed; nothing here or in the monitors does.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from vcoresim.engine.msr import MSR_EE, MSR_KERNEL, MSR_RI
@@ -342,6 +341,8 @@ def _install_monitors(w: World, k: Kvm, cfg: ScenarioConfig, monitors: dict[str,
         for name, value in built.items():
             setattr(w, name, _shallow(value))
         return
+    import dataclasses
+
     before = {f.name: _shallow(getattr(w, f.name)) for f in dataclasses.fields(w)}
     install_monitors(w, k, cfg.invariants)
     if monitors is not None and built is False:
