@@ -667,6 +667,8 @@ def _fast_fingerprint(ex: Execution) -> int | None:
         if part[2]:
             held.append(part[2])
 
+    codes: dict[int, tuple[Any, ...]] | None = ex.__dict__.get("_fp_frames")
+
     def stack(st: list[Frame]) -> Any:
         seen = stacks.get(id(st))
         if seen is not None:
@@ -674,7 +676,11 @@ def _fast_fingerprint(ex: Execution) -> int | None:
         stacks[id(st)] = idx = len(stacks)
         out = []
         for fr in st:
-            e = _frame_code(ex, fr)
+            # (``_frame_code``'s own first look, without the call: a parked or
+            # switched-out stack's frames have not run since they were encoded)
+            e = codes.get(id(fr)) if codes is not None else None
+            if e is None or e[0] is not fr or e[1] != fr.hist:
+                e = _frame_code(ex, fr)
             if e[4]:
                 held.append(e[4])
             out.append((e[2], tuple([gref(r) for r in e[3]])) if e[3] else e[2])
