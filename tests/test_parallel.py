@@ -118,7 +118,8 @@ for name, model in json.loads(sys.argv[1]):
             ex.step(q, rng.randrange(ex.alternatives(q)))
             out.append(state_key(ex, None))
             out.append(state_key(ex, q))
-print(json.dumps(out))
+import vcoresim
+print(json.dumps({"package": vcoresim.__file__, "keys": out}))
 """
 
 #: Built-ins of every model family, and the weak memory models (their store buffers hold location names).
@@ -136,22 +137,32 @@ _WALKED = [
 ]
 
 
-def test_fingerprints_are_the_same_in_every_process() -> None:
+def test_fingerprints_are_the_same_in_every_process(tmp_path: Path) -> None:
     """Ray's workers are separate interpreters, each with its own string hash
-    seed: they share a visited set only if the same state gets the same
-    fingerprint in each.  Two fresh processes with different PYTHONHASHSEED
-    walk the same schedules and must agree on every state's key (and the keys
-    must tell states apart: a constant would agree too)."""
+    seed and, on another node, its own copy of the package: they share a
+    visited set only if the same state gets the same fingerprint in each.  Two
+    fresh processes with different PYTHONHASHSEED, the second running a copy
+    of the package in another directory, walk the same schedules and must
+    agree on every state's key (and the keys must tell states apart: a
+    constant would agree too)."""
     import os
+    import shutil
     import subprocess
     import sys
 
+    import vcoresim
+
+    copy = tmp_path / "elsewhere"
+    shutil.copytree(Path(vcoresim.__file__).parent, copy / "vcoresim", ignore=shutil.ignore_patterns("__pycache__"))
     outs = []
-    for seed in ("1", "2"):
+    for seed, path in (("1", None), ("2", str(copy))):
         env = dict(os.environ, PYTHONHASHSEED=seed)
+        if path is not None:
+            env["PYTHONPATH"] = path
         p = subprocess.run([sys.executable, "-c", _WALK, json.dumps(_WALKED)], capture_output=True, text=True, env=env, check=True, timeout=300)
         outs.append(json.loads(p.stdout))
-    a, b = outs
+    assert outs[1]["package"].startswith(str(copy)) and not outs[0]["package"].startswith(str(copy))
+    a, b = (o["keys"] for o in outs)
     assert len(a) == len(b) > 1500
     assert len(set(a)) > len(a) // 20
     assert a == b

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import dis
 import gc
+import os
 import sys
 from types import CodeType, FunctionType
 from typing import Any
@@ -283,10 +284,18 @@ _ITERATORS = frozenset(
 )
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__))) + os.sep
+
+
 def _code_id(code: CodeType) -> int:
     h = _CODE_ID.get(code)
     if h is None:
-        h = _CODE_ID[code] = stable_str(f"{code.co_filename}:{code.co_firstlineno}:{code.co_qualname if hasattr(code, 'co_qualname') else code.co_name}")
+        # The package's own code by its path inside the package, so that two
+        # checkouts (or Ray nodes) give a state the same fingerprint.
+        where = os.path.realpath(code.co_filename)
+        if where.startswith(_PACKAGE_DIR):
+            where = "vcoresim/" + where[len(_PACKAGE_DIR):].replace(os.sep, "/")
+        h = _CODE_ID[code] = stable_str(f"{where}:{code.co_firstlineno}:{code.co_qualname if hasattr(code, 'co_qualname') else code.co_name}")
     return h
 
 
