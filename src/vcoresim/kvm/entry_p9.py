@@ -590,6 +590,9 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
     if len(cfg.vm) != 1 or len(cfg.vm[0].vcpus) != 1:
         raise ConfigError("vm", "the entry model runs one VM with one vCPU (one vcore on the runner's CPU)")
     k = Entry(cfg, patches)
+    # Not memory (as in kvm/model.py): SPRs (LPIDR, HDEC), the XICS
+    # (cache-inhibited MMIO) and ghost state bypass store buffers and propagation.
+    w.uncached = ("core[", "xics[", "ghost[")
     cpu, v, vc = k.cpu, k.vcpu, k.vc
     cpus = [cpu] + ([k.prev_cpu] if k.prev_cpu is not None else [])
     for c in sorted({x // k.threads_per_core for x in cpus}):
