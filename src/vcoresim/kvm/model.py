@@ -33,6 +33,7 @@ from vcoresim.kvm.state import (
     Vcore,
     core,
     grabbed,
+    stale_frame,
     host_stall,
     hstate,
     mfrr,
@@ -99,6 +100,7 @@ def _hw_thread(k: Kvm, cpu: int, actor_ref: list[Any]) -> HwThread:
 def executing_stale_frame(k: Kvm, cpu: int) -> Body:
     """A return through a frame whose function already returned: garbage, then a hang."""
     yield Note(f"cpu{cpu} returns through a dead stack frame (PACAR1)", event="stale_frame", data={"cpu": cpu})
+    yield Store(stale_frame(cpu), 1)  # ghost, for no-stale-frame-return
     yield IrqDisable()
     yield WaitUntil((paca(cpu, "saved_r1"),), lambda _v: False, what="executing garbage: stuck")
 
@@ -236,6 +238,7 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
         w.loc(hstate(cpu, "hwthread_state"), KVM_HWTHREAD_IN_KERNEL)
         w.loc(woke_with_req(cpu), 0)
         w.loc(grabbed(cpu), 0)
+        w.loc(stale_frame(cpu), 0)
         w.loc(host_stall(cpu), 0)
         declare_thread_registers(w, cpu)
     # Vcores and vCPUs.
