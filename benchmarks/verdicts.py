@@ -83,12 +83,48 @@ def run_mutation(names: list[str], mutant_executions: int, workers: int, out: Pa
         rate = "-" if run.kill_rate is None else f"{100 * run.kill_rate:.0f}%"
         t.add_row(name, str(run.sites), str(row["mutants"]), str(killed), str(complete), str(row["survived_budget"]), str(row["equivalent"]), rate, f"{wall:.0f}")
         console.print(f"{name}: {run.summary()} ({wall:.0f} s)", markup=False)
+    union = whole_check(docs)
+    if out is not None:
+        out.write_text(json.dumps({"mutant_executions": mutant_executions, "scenarios": docs, "total": total, "whole_check": union}, indent=1))
+    console.print(
+        f"whole check (a mutant of a model line is killed if any scenario kills it): {union['killed']} of {union['relevant']} non-equivalent mutants killed"
+        + (f" ({100 * union['killed'] / union['relevant']:.0f}%)" if union["relevant"] else "")
+        + f"; {union['survived']} survived, {union['equivalent']} equivalent in every scenario that ran them",
+        markup=False,
+    )
     relevant = total["mutants"] - total["equivalent"]
     rate = f"{100 * total['killed'] / relevant:.0f}%" if relevant else "-"
     t.add_row("total", "", str(total["mutants"]), str(total["killed"]), str(total["survived_complete"]), str(total["survived_budget"]), str(total["equivalent"]), rate, f"{total['seconds']:.0f}")
     console.print(t)
     if out is not None:
         out.write_text(json.dumps({"mutant_executions": mutant_executions, "scenarios": docs, "total": total}, indent=1))
+
+
+def whole_check(docs: list[dict]) -> dict:
+    """The kill rate of ``vcoresim check`` as a whole: the same mutant (kind and
+    model source line) reached by several scenarios is one mutant, killed if
+    any of them kills it, equivalent if every one that has it calls it so."""
+    by_key: dict[tuple, list[dict]] = {}
+    for d in docs:
+        for o in d["outcomes"]:
+            key = (o["kind"], o["file"], o["line"])
+            by_key.setdefault(key, []).append({**o, "scenario": d["scenario"]})
+    rows = []
+    for (kind, file, line), outs in sorted(by_key.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0])):
+        killed = [o for o in outs if o["status"] in ("killed", "crashed")]
+        if killed:
+            status = "killed"
+        elif all(o["status"] == "equivalent" for o in outs):
+            status = "equivalent"
+        else:
+            status = "survived"
+        rows.append({
+            "kind": kind, "file": file, "line": line, "function": outs[0]["function"], "what": outs[0].get("what"),
+            "status": status, "caught_by": killed[0]["caught_by"] if killed else None, "killed_in": [o["scenario"] for o in killed],
+            "scenarios": [o["scenario"] for o in outs],
+        })
+    n = {s: sum(1 for r in rows if r["status"] == s) for s in ("killed", "survived", "equivalent")}
+    return {**n, "mutants": len(rows), "relevant": len(rows) - n["equivalent"], "mutants_detail": rows}
 
 
 def run_coverage(names: list[str], repeat: int) -> None:

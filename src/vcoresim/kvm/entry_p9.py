@@ -68,7 +68,7 @@ from vcoresim.engine.ops import (
     smp_mb,
 )
 from vcoresim.engine.timing import NextTick, Param, exp_us
-from vcoresim.engine.world import IRQ, Body, HwThread, Invariant, Liveness, World
+from vcoresim.engine.world import IRQ, RUN, Body, HwThread, Invariant, Liveness, World
 from vcoresim.errors import ConfigError
 from vcoresim.kvm.config import ScenarioConfig
 from vcoresim.kvm.state import (
@@ -590,7 +590,9 @@ ENTRY_INVARIANTS: dict[str, str] = {
     "EE is off (hard_irq_disable turns EE off first; the replay clears the bit before EE goes back on), and a recorded "
     "interrupt with soft_enabled = 1 only while EE is off (arch_local_irq_restore replaying it): soft- and hard-enabled "
     "with a recorded interrupt would leave it unreplayed until the next local_irq_enable "
-    "(the WARN_ONs of arch_local_irq_restore and CONFIG_PPC_IRQ_SOFT_MASK_DEBUG)",
+    "(the WARN_ONs of arch_local_irq_restore and CONFIG_PPC_IRQ_SOFT_MASK_DEBUG); and outside the vcore's run "
+    "(vc->lock free, the vcore INACTIVE, the vCPU not RUNNABLE) the task runs soft- and hard-enabled, as "
+    "kvmppc_run_core's local_irq_enable leaves it, except inside an interrupt handler",
     "entry-guest-context": "safety: the runner's CPU runs guest code only in the guest's context: LPIDR the guest's, kvm_hstate.in_guest = 1, "
     "kvm_vcpu its vCPU, the vcore RUNNING and preemption disabled (preempt_count from kvmppc_run_core); and host code "
     "with interrupts fully on (soft- and hard-enabled) runs only with LPIDR = host and in_guest = 0 "
@@ -695,11 +697,19 @@ def install_entry_monitors(w: World, k: Entry, selected: list[str] | None) -> No
             return f"cpu{cpu} runs the guest with irq_happened = {happened:#x}: a host interrupt taken soft-disabled was neither replayed nor made the entry back out"
         return None
 
+    outside = (vcore(k.vc, "lock"), vcore(k.vc, "vcore_state"), vcpu(k.vcpu, "state"))
+
     def lazy_irq_consistent(ex: Any) -> str | None:
-        msr = ex.actors[0].msr
+        a = ex.actors[0]
+        msr = a.msr
+        soft, happened = (ex.mem[x] for x in irq_state)
+        lock, vstate, state = (ex.mem[x] for x in outside)
+        if not lock and vstate == VCORE_INACTIVE and state != RUNNABLE and a.status == RUN and not (a.stack and a.stack[-1].kind == IRQ):
+            # Outside kvmppc_run_vcpu's run loop (QEMU, the ioctl path): interrupts fully on.
+            if not soft or not msr & MSR_EE:
+                return f"cpu{cpu} is back outside the vcore's run with interrupts {'soft' if not soft else 'hard'}-disabled (soft_enabled = {soft}, MSR[EE] = {int(bool(msr & MSR_EE))})"
         if not msr & MSR_HV or not msr & MSR_EE:
             return None  # in the guest the host's lazy state is frozen; EE off is always consistent
-        soft, happened = (ex.mem[x] for x in irq_state)
         if happened & PACA_IRQ_HARD_DIS:
             return f"cpu{cpu} has MSR[EE] on while irq_happened says PACA_IRQ_HARD_DIS ({happened:#x})"
         if soft and happened:
@@ -734,7 +744,7 @@ def install_entry_monitors(w: World, k: Entry, selected: list[str] | None) -> No
     table = [
         Invariant("signal-exits-guest", ENTRY_INVARIANTS["signal-exits-guest"], (p_loc, hdec, *flags), signal_exits_guest),
         Invariant("irq-replayed-before-guest", ENTRY_INVARIANTS["irq-replayed-before-guest"], (p_loc, paca(cpu, "irq_happened")), irq_replayed_before_guest),
-        Invariant("lazy-irq-consistent", ENTRY_INVARIANTS["lazy-irq-consistent"], (p_loc, *irq_state), lazy_irq_consistent),
+        Invariant("lazy-irq-consistent", ENTRY_INVARIANTS["lazy-irq-consistent"], (p_loc, *irq_state, *outside), lazy_irq_consistent),
         Invariant("entry-guest-context", ENTRY_INVARIANTS["entry-guest-context"], (p_loc, *ctx, paca(cpu, "soft_enabled")), entry_guest_context),
         Invariant("entry-vcore-state", ENTRY_INVARIANTS["entry-vcore-state"], vstate, entry_vcore_state),
         Invariant("no-xcall-irqs-off", ENTRY_INVARIANTS["no-xcall-irqs-off"], (p_loc, csd(cpu), paca(cpu, "soft_enabled")), no_xcall_irqs_off),
