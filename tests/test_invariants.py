@@ -375,3 +375,14 @@ def test_ipi_hygiene_is_enabled_and_not_vacuous_on_the_stray_ipi_fix() -> None:
     assert res.verdict == "holds", (res.invariant, res.message)
     vacuous = {v["name"] for v in res.extra["unreached"]["vacuous"]}
     assert "ipi-hygiene" not in vacuous
+
+
+def test_primary_req_released_catches_a_release_loop_from_thread_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    orig = book3s_hv.kvmppc_release_hwthread
+
+    def skips_the_primary(k: Any, cpu: int) -> Body:
+        if not k.online(cpu):
+            yield from orig(k, cpu)
+
+    monkeypatch.setattr(book3s_hv, "kvmppc_release_hwthread", skips_the_primary)
+    _violates(tmp_path, "p8-idle-lockup@fixed", "primary-req-released", n=100)

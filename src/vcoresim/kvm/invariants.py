@@ -20,6 +20,7 @@ from vcoresim.kvm.state import (
     RUNNABLE,
     STOPPED,
     VCORE_EXIT_SHIFT,
+    VCORE_EXITING,
     VCORE_RUNNING,
     core,
     grabbed,
@@ -70,6 +71,10 @@ INVARIANTS: dict[str, str] = {
     "(power7_wakeup_noloss / pnv_wakeup_noloss) resumes the PACAR1 frame its own idle entry saved and that has not "
     "been resumed since, and kvm_end_cede the host_r1 frame its H_CEDE saved (seed 003: a ceded primary that "
     "skipped the hwthread_req test returned through a dead PACAR1 frame)",
+    "primary-req-released": "safety: an online (host) thread has its own hwthread_req set only while a vcore it runs (pcpu) is RUNNING or "
+    "EXITING: kvm_do_nap sets it for a ceded primary's nap, and kvmppc_run_core's release loop, which starts at thread 0, "
+    "clears it before the vcore goes INACTIVE and the thread returns to the host; a host nap with the request still set "
+    "would wake into kvm_start_guest instead of the host (seed 003's setting)",
     "vcpus-complete": "liveness: every vCPU thread runs its guest to the end and exits (checked when the run ends)",
     "no-deadlock": "liveness: no hard lock-up: when nothing can move, no CPU is stuck in a wait and every task has finished",
 }
@@ -269,7 +274,26 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
                 return f"cpu{cpu} returned through a saved frame whose call had already returned (PACAR1 of an earlier nap)"
         return None
 
+    online = [cpu for cpu in k.cpus if k.online(cpu)]
+    run_state = tuple(vcore(vc, f) for vc in k.vcores for f in ("pcpu", "vcore_running"))
+
+    def primary_req_released(ex: Execution) -> str | None:
+        m = ex.mem
+        for cpu in online:
+            if m[hstate(cpu, "hwthread_req")] and not any(
+                m[vcore(vc, "pcpu")] == cpu and m[vcore(vc, "vcore_running")] in (VCORE_RUNNING, VCORE_EXITING) for vc in k.vcores
+            ):
+                return f"online cpu{cpu} has hwthread_req = 1 but runs no vcore: the release after its cede nap is missing"
+        return None
+
     table += [
+        Invariant(
+            "primary-req-released",
+            INVARIANTS["primary-req-released"],
+            tuple(hstate(c, "hwthread_req") for c in online) + run_state,
+            primary_req_released,
+            program_order=True,
+        ),
         Invariant(
             "ipi-hygiene",
             INVARIANTS["ipi-hygiene"],
