@@ -3,6 +3,7 @@ cost of recording unreached code.
 
     python benchmarks/verdicts.py mutation [SCENARIO ...] [--mutant-executions N] [--workers N] [--json FILE]
     python benchmarks/verdicts.py coverage [SCENARIO ...] [--repeat N]
+    python benchmarks/verdicts.py union OUT.json [OUT.json ...]
 
 ``mutation``: for each scenario (default: every built-in scenario whose
 expected verdict is ``holds``), ``check --mutate`` with every mutation kind
@@ -10,6 +11,11 @@ and the given per-mutant execution budget; prints sites, mutants, killed,
 survived (in a complete check / within the budget), equivalent, kill rate
 and wall time per scenario, and the totals.  ``--json FILE`` keeps every
 outcome (what the issue-17 work reads to raise the kill rate).
+
+``union``: the whole check's kill rate over the scenarios of several
+``mutation --json`` files (runs with different budgets may be combined; a
+mutant of a model line is killed if any scenario kills it), and its
+survivors, one line each.
 
 ``coverage``: each scenario's check with and without ``unreached`` recording,
 alternating, ``--repeat`` times; prints the median wall times and their
@@ -148,16 +154,30 @@ def run_coverage(names: list[str], repeat: int) -> None:
     console.print(t)
 
 
+def run_union(files: list[Path]) -> None:
+    docs = [d for f in files for d in json.loads(f.read_text())["scenarios"]]
+    union = whole_check(docs)
+    rel = union["relevant"]
+    console.print(f"{len(docs)} scenarios: {', '.join(d['scenario'] for d in docs)}", markup=False)
+    rate = f" ({100 * union['killed'] / rel:.0f}%)" if rel else ""
+    console.print(f"whole check: {union['killed']} of {rel} non-equivalent mutants killed{rate}; {union['survived']} survived; {union['equivalent']} equivalent", markup=False)
+    for r in union["mutants_detail"]:
+        if r["status"] != "killed":
+            console.print(f"  {r['status']:<10} {r['kind']:<12} {r['function']}:{r['line']}  {r['what']}  [{', '.join(r['scenarios'])}]", markup=False)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=("mutation", "coverage"))
+    ap.add_argument("what", choices=("mutation", "coverage", "union"))
     ap.add_argument("scenarios", nargs="*")
     ap.add_argument("--mutant-executions", type=int, default=MUTANT_EXECUTIONS)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
-    if a.what == "mutation":
+    if a.what == "union":
+        run_union([Path(x) for x in a.scenarios])
+    elif a.what == "mutation":
         run_mutation(a.scenarios or holds_scenarios(), a.mutant_executions, a.workers, a.json)
     else:
         run_coverage(a.scenarios or ["stray-ipi@fixed", "hmi-tb-resync@split2-fixed", "signal-entry-race@fixed", "p8-idle-lockup@fixed"], a.repeat)
