@@ -386,3 +386,15 @@ def test_primary_req_released_catches_a_release_loop_from_thread_1(tmp_path: Pat
 
     monkeypatch.setattr(book3s_hv, "kvmppc_release_hwthread", skips_the_primary)
     _violates(tmp_path, "p8-idle-lockup@fixed", "primary-req-released", n=100)
+
+
+def test_guest_mode_flag_catches_an_exit_that_leaves_the_flag_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vcoresim.kvm.state import KVM_GUEST_MODE_NONE
+
+    def keeps_flag(op: Any, args: tuple[Any, ...]) -> list[Any] | None:
+        if isinstance(op, O.Store) and op.loc.endswith(".in_guest") and op.value == KVM_GUEST_MODE_NONE:
+            return []  # X1 forgotten: the host runs with kvm_hstate.in_guest = KVM_GUEST_MODE_GUEST
+        return None
+
+    monkeypatch.setattr(book3s_hv_rmhandlers, "kvmppc_guest_exit", _intercept(book3s_hv_rmhandlers.kvmppc_guest_exit, keeps_flag))
+    _violates(tmp_path, "stray-ipi@fixed", "guest-mode-flag", n=50)

@@ -14,6 +14,8 @@ from vcoresim.engine.world import NAP, RUN, Invariant, Liveness, World
 from vcoresim.errors import ConfigError
 from vcoresim.kvm.state import (
     BLOCKED,
+    KVM_GUEST_MODE_GUEST,
+    KVM_GUEST_MODE_NONE,
     KVM_HWTHREAD_IN_KERNEL,
     LPID_HOST,
     LPID_RESERVED,
@@ -71,6 +73,11 @@ INVARIANTS: dict[str, str] = {
     "(power7_wakeup_noloss / pnv_wakeup_noloss) resumes the PACAR1 frame its own idle entry saved and that has not "
     "been resumed since, and kvm_end_cede the host_r1 frame its H_CEDE saved (seed 003: a ceded primary that "
     "skipped the hwthread_req test returned through a dead PACAR1 frame)",
+    "guest-mode-flag": "safety: a thread's kvm_hstate.in_guest says KVM_GUEST_MODE_GUEST whenever it runs guest code and "
+    "KVM_GUEST_MODE_NONE whenever it runs host code with the MMU on: the interrupt vectors (KVMTEST) route an interrupt "
+    "to KVM's exit path by this flag, so a guest running without it would have its interrupt handled by the host on "
+    "guest state, and a host thread with it set would be sent into the guest exit path (kvmppc_hv_entry stores it "
+    "before the hrfid, kvmppc_interrupt_hv clears it first thing on the exit)",
     "primary-req-released": "safety: an online (host) thread has its own hwthread_req set only while a vcore it runs (pcpu) is RUNNING or "
     "EXITING: kvm_do_nap sets it for a ceded primary's nap, and kvmppc_run_core's release loop, which starts at thread 0, "
     "clears it before the vcore goes INACTIVE and the thread returns to the host; a host nap with the request still set "
@@ -286,7 +293,26 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
                 return f"online cpu{cpu} has hwthread_req = 1 but runs no vcore: the release after its cede nap is missing"
         return None
 
+    def guest_mode_flag(ex: Execution) -> str | None:
+        for cpu in k.cpus:
+            a = ex.actors[cpu]
+            if a.status != RUN:
+                continue
+            flag = ex.mem[hstate(cpu, "in_guest")]
+            if not (a.msr & MSR_HV) and flag != KVM_GUEST_MODE_GUEST:
+                return f"cpu{cpu} runs guest code with kvm_hstate.in_guest = {flag}"
+            if in_host_virtual_mode(a.msr) and flag != KVM_GUEST_MODE_NONE:
+                return f"cpu{cpu} runs host code with the MMU on [{msr_str(a.msr)}] while kvm_hstate.in_guest = {flag}"
+        return None
+
     table += [
+        Invariant(
+            "guest-mode-flag",
+            INVARIANTS["guest-mode-flag"],
+            guest_locs + host_locs + tuple(hstate(c, "in_guest") for c in k.cpus),
+            guest_mode_flag,
+            tuple((guest(c), host_virt(c), hstate(c, "in_guest")) for c in k.cpus),
+        ),
         Invariant(
             "primary-req-released",
             INVARIANTS["primary-req-released"],
