@@ -596,10 +596,12 @@ ENTRY_INVARIANTS: dict[str, str] = {
     "entry-guest-context": "safety: the runner's CPU runs guest code only in the guest's context: LPIDR the guest's, kvm_hstate.in_guest = 1, "
     "kvm_vcpu its vCPU, the vcore RUNNING and preemption disabled (preempt_count from kvmppc_run_core); and host code "
     "with interrupts fully on (soft- and hard-enabled) runs only with LPIDR = host and in_guest = 0 "
-    "(kvmppc_interrupt_hv restores both before the host takes any interrupt)",
+    "(kvmppc_interrupt_hv restores both before the host takes any interrupt); outside the vcore's run the MMU is on "
+    "(kvmppc_call_hv_entry_return's rfid to host_msr)",
     "entry-vcore-state": "safety: with vc->lock free the vcore is INACTIVE, PREEMPT or RUNNING, never EXITING (kvmppc_run_core sets EXITING "
-    "and INACTIVE under vc->lock), and preemption is disabled exactly while it is RUNNING (preempt_disable before "
-    "the unlock of C4, preempt_enable after the exit)",
+    "and INACTIVE under vc->lock), preemption is disabled exactly while it is RUNNING (preempt_disable before "
+    "the unlock of C4, preempt_enable after the exit), and an INACTIVE vcore has no RUNNABLE vCPU (kvmppc_run_vcpu "
+    "makes it BUSY_IN_HOST before it unlocks and returns from KVM_RUN)",
 }
 
 #: The entry model's liveness: the vCPU thread finishes its workload.
@@ -727,6 +729,11 @@ def install_entry_monitors(w: World, k: Entry, selected: list[str] | None) -> No
             return None
         if msr & MSR_EE and msr & MSR_IR and ex.mem[paca(cpu, "soft_enabled")] and (lpid != 0 or ing):
             return f"cpu{cpu} runs host code with interrupts on while LPIDR = {lpid} and in_guest = {ing}"
+        a = ex.actors[0]
+        lock, vst, st = (ex.mem[x] for x in outside)
+        in_irq = bool(a.stack) and a.stack[-1].kind == IRQ  # an interrupt is taken in real mode
+        if not lock and vst == VCORE_INACTIVE and st != RUNNABLE and a.status == RUN and not in_irq and (msr & (MSR_IR | MSR_DR)) != MSR_IR | MSR_DR:
+            return f"cpu{cpu} is back outside the vcore's run in real mode (MSR[IR,DR] off): host_msr was not restored"
         return None
 
     vstate = (vcore(k.vc, "lock"), vcore(k.vc, "vcore_state"), f"rq[{cpu}].preempt_count")
@@ -737,6 +744,8 @@ def install_entry_monitors(w: World, k: Entry, selected: list[str] | None) -> No
             return None
         if state == VCORE_EXITING:
             return "vcore 0 is EXITING with vc->lock free"
+        if state == VCORE_INACTIVE and ex.mem[vcpu(k.vcpu, "state")] == RUNNABLE:
+            return "vcpu 0 is RUNNABLE while its vcore is INACTIVE with vc->lock free: KVM_RUN left it runnable"
         if bool(preempt) != (state == VCORE_RUNNING):
             return f"vcore 0 is {_VCORE_STATE.get(state, state)} with vc->lock free but preempt_count = {preempt}"
         return None
@@ -745,8 +754,8 @@ def install_entry_monitors(w: World, k: Entry, selected: list[str] | None) -> No
         Invariant("signal-exits-guest", ENTRY_INVARIANTS["signal-exits-guest"], (p_loc, hdec, *flags), signal_exits_guest),
         Invariant("irq-replayed-before-guest", ENTRY_INVARIANTS["irq-replayed-before-guest"], (p_loc, paca(cpu, "irq_happened")), irq_replayed_before_guest),
         Invariant("lazy-irq-consistent", ENTRY_INVARIANTS["lazy-irq-consistent"], (p_loc, *irq_state, *outside), lazy_irq_consistent),
-        Invariant("entry-guest-context", ENTRY_INVARIANTS["entry-guest-context"], (p_loc, *ctx, paca(cpu, "soft_enabled")), entry_guest_context),
-        Invariant("entry-vcore-state", ENTRY_INVARIANTS["entry-vcore-state"], vstate, entry_vcore_state),
+        Invariant("entry-guest-context", ENTRY_INVARIANTS["entry-guest-context"], (p_loc, *ctx, paca(cpu, "soft_enabled"), *outside), entry_guest_context),
+        Invariant("entry-vcore-state", ENTRY_INVARIANTS["entry-vcore-state"], (*vstate, vcpu(k.vcpu, "state")), entry_vcore_state),
         Invariant("no-xcall-irqs-off", ENTRY_INVARIANTS["no-xcall-irqs-off"], (p_loc, csd(cpu), paca(cpu, "soft_enabled")), no_xcall_irqs_off),
         Invariant("no-nmi-ri-clear", ENTRY_INVARIANTS["no-nmi-ri-clear"], (ghost(cpu, "unrecoverable_nmi"),), no_nmi_ri_clear),
     ]

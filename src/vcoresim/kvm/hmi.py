@@ -329,6 +329,9 @@ TIMEBASE_INVARIANTS: dict[str, str] = {
     "runs host code with the MMU on: kvmppc_subcore_enter_guest (E5) precedes the guest, and kvmppc_subcore_exit_guest "
     "(K3 after an HMI, X7 after any other exit) precedes the return to the host, so a thread that waits for every "
     "in_guest[] to clear (wait_for_subcore_guest_exit, R2/K4) knows no subcore still runs with its guest's tb_offset",
+    "subcore-partition": "safety: a subcore runs guest code only while its LPIDR holds its guest's LPID, and its thread runs host code "
+    "with the MMU on only with LPIDR = host (kvmppc_hv_entry switches the partition before the guest, E2, and back "
+    "before the exit path returns to the host, X3)",
     "tb-resync-one-leader": "safety: at most one thread resyncs the timebase at a time, and only while bit 63 of sibling_subcore_state->flags "
     "(CORE_TB_RESYNC_REQ_BIT) is still set: the leader is the one primary whose test_and_set_bit found it clear (K2), "
     "and it clears the bit only after opal_resync_timebase (K6), so every waiter (R4/K6) reads the resynced TB",
@@ -336,6 +339,8 @@ TIMEBASE_INVARIANTS: dict[str, str] = {
 
 #: The timebase model's liveness (seed 002).
 TIMEBASE_LIVENESS: dict[str, str] = {
+    "tb-valid-again": "liveness: once a TB error has made a subcore's timebase invalid, it is valid again before the run ends: "
+    "OPAL's recovery in the HMI handler (opal_handle_hmi, and the leader's opal_resync_timebase) reloads it from the TOD",
     "tb-resync-completes": "liveness: once a primary has set CORE_TB_RESYNC_REQ_BIT the bit is cleared again before the run ends: "
     "no thread waits (R4/K6) on a resync leader that will not come",
 }
@@ -408,6 +413,21 @@ def install_timebase_monitors(w: World, k: Timebase, selected: list[str] | None)
                 return f"cpu{k.cpu_of(s)} runs host code with the MMU on while in_guest[{s}] = 1"
         return None
 
+    def subcore_partition(ex: Any) -> str | None:
+        for s in guest_subcores:
+            a = ex.actors[s]
+            lpid = ex.mem[subcore(s, "lpid")]
+            if not a.msr & MSR_HV and lpid != s + 1:
+                return f"subcore {s} runs guest code with LPIDR = {lpid}"
+            if a.msr & MSR_HV and a.msr & MSR_IR and lpid != 0:
+                return f"cpu{k.cpu_of(s)} runs host code with the MMU on while subcore {s}'s LPIDR = {lpid}"
+        return None
+
+    valid_locs = tuple(tb_valid(s) for s in k.subcores)
+
+    def tb_invalid(ex: Any) -> bool:
+        return not all(ex.mem[x] for x in valid_locs)
+
     leader_locs = tuple(resync_leader(cpu) for cpu in k.cpus)
 
     def one_leader(ex: Any) -> str | None:
@@ -432,10 +452,19 @@ def install_timebase_monitors(w: World, k: Timebase, selected: list[str] | None)
             tuple((f"cpu:cpu{k.cpu_of(s)}", in_guest(s)) for s in guest_subcores),
         ),
         Invariant("tb-resync-one-leader", TIMEBASE_INVARIANTS["tb-resync-one-leader"], (*leader_locs, FLAGS), one_leader),
+        Invariant(
+            "subcore-partition",
+            TIMEBASE_INVARIANTS["subcore-partition"],
+            tuple(f"cpu:cpu{k.cpu_of(s)}" for s in guest_subcores) + tuple(subcore(s, "lpid") for s in guest_subcores),
+            subcore_partition,
+            tuple((f"cpu:cpu{k.cpu_of(s)}", subcore(s, "lpid")) for s in guest_subcores),
+        ),
     ]
     for inv in table:
         if inv.name in want:
             w.add_invariant(inv)
+    if "tb-valid-again" in want:
+        w.add_liveness(Liveness("tb-valid-again", TIMEBASE_LIVENESS["tb-valid-again"], valid_locs, trigger=tb_invalid, goal=lambda ex: not tb_invalid(ex), bound=10**9))
     if "tb-resync-completes" in want:
         w.add_liveness(Liveness("tb-resync-completes", TIMEBASE_LIVENESS["tb-resync-completes"], (FLAGS,), trigger=bit63, goal=lambda ex: not bit63(ex), bound=10**9))
     w.check_deadlock = "no-deadlock" in want
