@@ -46,7 +46,7 @@ def holds_scenarios() -> list[str]:
     return [n for n, sc in builtin_scenarios().items() if sc.expected == "holds"]
 
 
-def run_mutation(names: list[str], mutant_executions: int, workers: int, out: Path | None) -> None:
+def run_mutation(names: list[str], mutant_executions: int, workers: int, out: Path | None, sites: str | None = None) -> None:
     t = Table(title=f"check --mutate, {mutant_executions:,} executions per mutant, {workers} process(es)", title_justify="left")
     for col in ("scenario", "sites", "mutants", "killed", "survived (complete)", "survived (budget)", "equivalent", "kill rate", "wall s"):
         t.add_column(col, justify="left" if col == "scenario" else "right")
@@ -64,6 +64,7 @@ def run_mutation(names: list[str], mutant_executions: int, workers: int, out: Pa
             seed=sc.seed,
             trace_dir=None,
             workers=workers,
+            sites=sites,
         )
         wall = time.perf_counter() - start
         complete = sum(1 for o in run.outcomes if o.status == "survived" and o.result is not None and o.result.verdict == "holds")
@@ -208,11 +209,12 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--sites", default=None, help="only mutants of these sites (as check --mutate --sites): re-check survivors after a change")
     a = ap.parse_args()
     if a.what == "union":
         run_union([Path(x) for x in a.scenarios])
     elif a.what == "mutation":
-        run_mutation(a.scenarios or holds_scenarios(), a.mutant_executions, a.workers, a.json)
+        run_mutation(a.scenarios or holds_scenarios(), a.mutant_executions, a.workers, a.json, a.sites)
     else:
         run_coverage(a.scenarios or ["stray-ipi@fixed", "hmi-tb-resync@split2-fixed", "signal-entry-race@fixed", "p8-idle-lockup@fixed"], a.repeat)
 

@@ -298,7 +298,7 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
             a = ex.actors[cpu]
             if a.status != RUN:
                 continue
-            flag = ex.mem[hstate(cpu, "in_guest")]
+            flag = _own_view(ex, a, hstate(cpu, "in_guest"))
             if not (a.msr & MSR_HV) and flag != KVM_GUEST_MODE_GUEST:
                 return f"cpu{cpu} runs guest code with kvm_hstate.in_guest = {flag}"
             if in_host_virtual_mode(a.msr) and flag != KVM_GUEST_MODE_NONE:
@@ -347,6 +347,17 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
             )
         )
     w.check_deadlock = "no-deadlock" in want
+
+
+def _own_view(ex: Execution, a: Any, loc: str) -> Any:
+    """``loc`` as thread ``a`` reads it: under a weak memory model its own buffered
+    store forwards to it (the thread's own vectors read its flag that way)."""
+    forward = getattr(ex, "_forward", None)
+    if forward is not None:
+        hit, value = forward(a.idx, loc)
+        if hit:
+            return value
+    return ex.mem[loc]
 
 
 def _entries(eec: int) -> int:
