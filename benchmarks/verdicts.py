@@ -168,6 +168,16 @@ SURVIVOR_NOTES: dict[tuple[str, str], str] = {
     ("local_irq_disable", "soft_enabled = 0"): "equivalent: hard_irq_disable stores the same value next; an interrupt in between is handled at once, and what it flagged is tested after",
     ("masked_interrupt", "mfrr"): "equivalent under the model's approximation: a masked IPI is replayed either way (the kernel leaves the source asserted)",
     ("kvmppc_vcpu_run_hv", "exit_reason"): "equivalent: QEMU's loop treats a None and an INTR exit reason alike",
+    ("chiptod_recover_tb_errors", "tb_valid = 1"): "equivalent in the model: the TB is reloaded twice (each thread's opal_handle_hmi and the leader's resync); either one suffices",
+    ("opal_resync_timebase", "tb_valid = 1"): "equivalent in the model: the TB is reloaded twice (each thread's opal_handle_hmi and the leader's resync); either one suffices",
+    ("tb_error_source", ""): "equivalent by construction: the fault source (not kernel code)",
+    ("prepare_threads", "BUSY_IN_HOST"): "equivalent: kvmppc_run_vcpu's loop sees the signal next and stores the same values (V2)",
+    ("hard_irq_disable", "soft_enabled = 0"): "equivalent while EE is off: nothing is masked lazily with interrupts hard-disabled, and the replay stores soft_enabled = 1 anyway",
+    ("kvmppc_run_core", "vcore_state = 5"): "equivalent with one vCPU: EXITING only turns away a late joiner (the entry model runs one vCPU)",
+    ("kvmppc_run_core", "vcore_state = 0"): "equivalent: on the back-out path the vcore is still INACTIVE; on the exit path the store is under vc->lock, so moving it past the next operation is invisible (dropping it there is killed)",
+    ("post_guest_process", "trap = 0"): "equivalent: kvmppc_run_vcpu resets trap at the next KVM_RUN (V1)",
+    ("kvm_vcpu_thread", "sigpending = 0"): "gap of the budget: KVM_RUN then returns -EINTR forever (a livelock the step bound reports in a complete check, which 400 executions did not reach)",
+    ("kick_process", "sigpending = 1"): "gap: the signal is lost (the IPI still exits the guest); a liveness property 'every signal sent reaches QEMU' would catch it",
     ("kvmppc_handle_exit_hv", "exit_reason"): "gap: the shutdown exit reason is what ends the workload; dropping it is a livelock the step bound should report within a complete check",
 }
 
