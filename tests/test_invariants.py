@@ -52,7 +52,7 @@ def _intercept(orig: Callable[..., Body], rewrite: Callable[[Any, tuple[Any, ...
             except GeneratorExit:
                 gen.close()
                 raise
-            except BaseException as e:  # an interrupt thrown into the code (GuestInterrupt): the original handles it
+            except BaseException as e:  # noqa: BLE001  (an interrupt thrown into the code, GuestInterrupt: the original handles it)
                 exc = e
 
     return wrapped

@@ -706,10 +706,9 @@ def install_entry_monitors(w: World, k: Entry, selected: list[str] | None) -> No
         msr = a.msr
         soft, happened = (ex.mem[x] for x in irq_state)
         lock, vstate, state = (ex.mem[x] for x in outside)
-        if not lock and vstate == VCORE_INACTIVE and state != RUNNABLE and a.status == RUN and not (a.stack and a.stack[-1].kind == IRQ):
-            # Outside kvmppc_run_vcpu's run loop (QEMU, the ioctl path): interrupts fully on.
-            if not soft or not msr & MSR_EE:
-                return f"cpu{cpu} is back outside the vcore's run with interrupts {'soft' if not soft else 'hard'}-disabled (soft_enabled = {soft}, MSR[EE] = {int(bool(msr & MSR_EE))})"
+        outside_run = not lock and vstate == VCORE_INACTIVE and state != RUNNABLE and a.status == RUN and not (a.stack and a.stack[-1].kind == IRQ)
+        if outside_run and (not soft or not msr & MSR_EE):  # QEMU, the ioctl path: interrupts fully on
+            return f"cpu{cpu} is back outside the vcore's run with interrupts {'soft' if not soft else 'hard'}-disabled (soft_enabled = {soft}, MSR[EE] = {int(bool(msr & MSR_EE))})"
         if not msr & MSR_HV or not msr & MSR_EE:
             return None  # in the guest the host's lazy state is frozen; EE off is always consistent
         if happened & PACA_IRQ_HARD_DIS:
