@@ -402,10 +402,11 @@ def install_timebase_monitors(w: World, k: Timebase, selected: list[str] | None)
 
     locs = tuple(mftb_seen(cpu) for cpu in subcore_of)
     guest_subcores = [s for s in k.subcores if s in k.offset]
+    actor_of = {s: next(i for i, a in enumerate(w.actors) if a.name == f"cpu{k.cpu_of(s)}") for s in guest_subcores}
 
     def in_guest_truthful(ex: Any) -> str | None:
         for s in guest_subcores:
-            a = ex.actors[s]
+            a = ex.actors[actor_of[s]]
             flag = ex.mem[in_guest(s)]
             if not a.msr & MSR_HV and not flag:
                 return f"subcore {s} runs guest code while in_guest[{s}] = 0"
@@ -415,7 +416,7 @@ def install_timebase_monitors(w: World, k: Timebase, selected: list[str] | None)
 
     def subcore_partition(ex: Any) -> str | None:
         for s in guest_subcores:
-            a = ex.actors[s]
+            a = ex.actors[actor_of[s]]
             lpid = ex.mem[subcore(s, "lpid")]
             if not a.msr & MSR_HV and lpid != s + 1:
                 return f"subcore {s} runs guest code with LPIDR = {lpid}"
