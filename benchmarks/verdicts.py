@@ -3,6 +3,7 @@ cost of recording unreached code.
 
     python benchmarks/verdicts.py mutation [SCENARIO ...] [--mutant-executions N] [--workers N] [--json FILE]
     python benchmarks/verdicts.py coverage [SCENARIO ...] [--repeat N]
+    python benchmarks/verdicts.py union OUT.json [OUT.json ...]
 
 ``mutation``: for each scenario (default: every built-in scenario whose
 expected verdict is ``holds``), ``check --mutate`` with every mutation kind
@@ -10,6 +11,11 @@ and the given per-mutant execution budget; prints sites, mutants, killed,
 survived (in a complete check / within the budget), equivalent, kill rate
 and wall time per scenario, and the totals.  ``--json FILE`` keeps every
 outcome (what the issue-17 work reads to raise the kill rate).
+
+``union``: the whole check's kill rate over the scenarios of several
+``mutation --json`` files (runs with different budgets may be combined; a
+mutant of a model line is killed if any scenario kills it), and its
+survivors, one line each.
 
 ``coverage``: each scenario's check with and without ``unreached`` recording,
 alternating, ``--repeat`` times; prints the median wall times and their
@@ -40,7 +46,7 @@ def holds_scenarios() -> list[str]:
     return [n for n, sc in builtin_scenarios().items() if sc.expected == "holds"]
 
 
-def run_mutation(names: list[str], mutant_executions: int, workers: int, out: Path | None) -> None:
+def run_mutation(names: list[str], mutant_executions: int, workers: int, out: Path | None, sites: str | None = None) -> None:
     t = Table(title=f"check --mutate, {mutant_executions:,} executions per mutant, {workers} process(es)", title_justify="left")
     for col in ("scenario", "sites", "mutants", "killed", "survived (complete)", "survived (budget)", "equivalent", "kill rate", "wall s"):
         t.add_column(col, justify="left" if col == "scenario" else "right")
@@ -58,6 +64,7 @@ def run_mutation(names: list[str], mutant_executions: int, workers: int, out: Pa
             seed=sc.seed,
             trace_dir=None,
             workers=workers,
+            sites=sites,
         )
         wall = time.perf_counter() - start
         complete = sum(1 for o in run.outcomes if o.status == "survived" and o.result is not None and o.result.verdict == "holds")
@@ -83,12 +90,48 @@ def run_mutation(names: list[str], mutant_executions: int, workers: int, out: Pa
         rate = "-" if run.kill_rate is None else f"{100 * run.kill_rate:.0f}%"
         t.add_row(name, str(run.sites), str(row["mutants"]), str(killed), str(complete), str(row["survived_budget"]), str(row["equivalent"]), rate, f"{wall:.0f}")
         console.print(f"{name}: {run.summary()} ({wall:.0f} s)", markup=False)
+    union = whole_check(docs)
+    if out is not None:
+        out.write_text(json.dumps({"mutant_executions": mutant_executions, "scenarios": docs, "total": total, "whole_check": union}, indent=1))
+    console.print(
+        f"whole check (a mutant of a model line is killed if any scenario kills it): {union['killed']} of {union['relevant']} non-equivalent mutants killed"
+        + (f" ({100 * union['killed'] / union['relevant']:.0f}%)" if union["relevant"] else "")
+        + f"; {union['survived']} survived, {union['equivalent']} equivalent in every scenario that ran them",
+        markup=False,
+    )
     relevant = total["mutants"] - total["equivalent"]
     rate = f"{100 * total['killed'] / relevant:.0f}%" if relevant else "-"
     t.add_row("total", "", str(total["mutants"]), str(total["killed"]), str(total["survived_complete"]), str(total["survived_budget"]), str(total["equivalent"]), rate, f"{total['seconds']:.0f}")
     console.print(t)
     if out is not None:
         out.write_text(json.dumps({"mutant_executions": mutant_executions, "scenarios": docs, "total": total}, indent=1))
+
+
+def whole_check(docs: list[dict]) -> dict:
+    """The kill rate of ``vcoresim check`` as a whole: the same mutant (kind and
+    model source line) reached by several scenarios is one mutant, killed if
+    any of them kills it, equivalent if every one that has it calls it so."""
+    by_key: dict[tuple, list[dict]] = {}
+    for d in docs:
+        for o in d["outcomes"]:
+            key = (o["kind"], o["file"], o["line"])
+            by_key.setdefault(key, []).append({**o, "scenario": d["scenario"]})
+    rows = []
+    for (kind, file, line), outs in sorted(by_key.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0])):
+        killed = [o for o in outs if o["status"] in ("killed", "crashed")]
+        if killed:
+            status = "killed"
+        elif all(o["status"] == "equivalent" for o in outs):
+            status = "equivalent"
+        else:
+            status = "survived"
+        rows.append({
+            "kind": kind, "file": file, "line": line, "function": outs[0]["function"], "what": outs[0].get("what"),
+            "status": status, "caught_by": killed[0]["caught_by"] if killed else None, "killed_in": [o["scenario"] for o in killed],
+            "scenarios": [o["scenario"] for o in outs],
+        })
+    n = {s: sum(1 for r in rows if r["status"] == s) for s in ("killed", "survived", "equivalent")}
+    return {**n, "mutants": len(rows), "relevant": len(rows) - n["equivalent"], "mutants_detail": rows}
 
 
 def run_coverage(names: list[str], repeat: int) -> None:
@@ -112,17 +155,76 @@ def run_coverage(names: list[str], repeat: int) -> None:
     console.print(t)
 
 
+#: Survivors whose reason was worked out by reading the model and the kernel
+#: (function, what the operation does) -> class: reason.  Anything else is
+#: listed as not classified.
+SURVIVOR_NOTES: dict[tuple[str, str], str] = {
+    ("*", "nap_state_lost"): "equivalent in the model: nothing reads nap_state_lost (the non-volatile register restore it guards is not modelled)",
+    ("qemu_vcpu_thread", "vm[*].shutdown"): "equivalent with 1 vCPU (no other vCPU thread reads it); a gap of the scenario, read with 2 vCPUs",
+    ("stray_ipi_source", "ipi"): "equivalent by construction: the fault source (not kernel code); without the stray IPI the fixed kernel holds too",
+    ("signal_source", "thread_done"): "equivalent by construction: the fault source's early stop (not kernel code)",
+    ("kvm_no_guest", "hwthread_state = 1"): "equivalent: a grab waits only while hwthread_state is IN_KERNEL, so a thread napping with IN_KVM is grabbed the same",
+    ("kvm_start_guest", "hwthread_state = 2"): "equivalent in effect: IN_KERNEL while in real-mode KVM code only makes a grab wait; kvm_no_guest publishes IN_NAP before the nap",
+    ("local_irq_disable", "soft_enabled = 0"): "equivalent: hard_irq_disable stores the same value next; an interrupt in between is handled at once, and what it flagged is tested after",
+    ("masked_interrupt", "mfrr"): "equivalent under the model's approximation: a masked IPI is replayed either way (the kernel leaves the source asserted)",
+    ("kvmppc_vcpu_run_hv", "exit_reason"): "equivalent: QEMU's loop treats a None and an INTR exit reason alike",
+    ("chiptod_recover_tb_errors", "tb_valid = 1"): "equivalent in the model: the TB is reloaded twice (each thread's opal_handle_hmi and the leader's resync); either one suffices",
+    ("opal_resync_timebase", "tb_valid = 1"): "equivalent in the model: the TB is reloaded twice (each thread's opal_handle_hmi and the leader's resync); either one suffices",
+    ("tb_error_source", ""): "equivalent by construction: the fault source (not kernel code)",
+    ("prepare_threads", "BUSY_IN_HOST"): "equivalent: kvmppc_run_vcpu's loop sees the signal next and stores the same values (V2)",
+    ("hard_irq_disable", "soft_enabled = 0"): "equivalent while EE is off: nothing is masked lazily with interrupts hard-disabled, and the replay stores soft_enabled = 1 anyway",
+    ("kvmppc_run_core", "vcore_state = 5"): "equivalent with one vCPU: EXITING only turns away a late joiner (the entry model runs one vCPU)",
+    ("kvmppc_run_core", "vcore_state = 0"): "equivalent: on the back-out path the vcore is still INACTIVE; on the exit path the store is under vc->lock, so moving it past the next operation is invisible (dropping it there is killed)",
+    ("post_guest_process", "trap = 0"): "equivalent: kvmppc_run_vcpu resets trap at the next KVM_RUN (V1)",
+    ("kvm_vcpu_thread", "sigpending = 0"): "gap of the budget: KVM_RUN then returns -EINTR forever (a livelock the step bound reports in a complete check, which 400 executions did not reach)",
+    ("kick_process", "sigpending = 1"): "gap: the signal is lost (the IPI still exits the guest); a liveness property 'every signal sent reaches QEMU' would catch it",
+    ("kvmppc_handle_exit_hv", "exit_reason"): "gap: the shutdown exit reason is what ends the workload; dropping it is a livelock the step bound should report within a complete check",
+}
+
+
+def classify(row: dict) -> str:
+    if row["status"] == "equivalent":
+        return "equivalent: a barrier under sc (not run)"
+    what = row.get("what") or ""
+    if what.startswith("store ") and all(item.startswith("ghost[") for item in what[len("store "):].split(", ")):
+        return "equivalent: ghost state a monitor latches, not kernel state"
+    for (fn, frag), note in SURVIVOR_NOTES.items():
+        if (fn == "*" or fn == row["function"]) and frag in what:
+            return note
+    if row["kind"] == "swap":
+        return "not classified: a store moved after the thread's next operation, unobserved within the budget (under sc most such swaps are invisible)"
+    return "not classified: not caught within the budget (equivalent here, or a gap)"
+
+
+def run_union(files: list[Path]) -> None:
+    docs = [d for f in files for d in json.loads(f.read_text())["scenarios"]]
+    union = whole_check(docs)
+    rel = union["relevant"]
+    console.print(f"{len(docs)} scenarios: {', '.join(d['scenario'] for d in docs)}", markup=False)
+    rate = f" ({100 * union['killed'] / rel:.0f}%)" if rel else ""
+    console.print(f"whole check: {union['killed']} of {rel} non-equivalent mutants killed{rate}; {union['survived']} survived; {union['equivalent']} equivalent", markup=False)
+    print("| kind | site | operation | scenarios | class |")
+    print("| --- | --- | --- | --- | --- |")
+    for r in union["mutants_detail"]:
+        if r["status"] != "killed":
+            what = (r["what"] or "").replace("|", "\\|")
+            print(f"| {r['kind']} | `{r['function']}` {r['file']}:{r['line']} | {what} | {', '.join(r['scenarios'])} | {classify(r)} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=("mutation", "coverage"))
+    ap.add_argument("what", choices=("mutation", "coverage", "union"))
     ap.add_argument("scenarios", nargs="*")
     ap.add_argument("--mutant-executions", type=int, default=MUTANT_EXECUTIONS)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--sites", default=None, help="only mutants of these sites (as check --mutate --sites): re-check survivors after a change")
     a = ap.parse_args()
-    if a.what == "mutation":
-        run_mutation(a.scenarios or holds_scenarios(), a.mutant_executions, a.workers, a.json)
+    if a.what == "union":
+        run_union([Path(x) for x in a.scenarios])
+    elif a.what == "mutation":
+        run_mutation(a.scenarios or holds_scenarios(), a.mutant_executions, a.workers, a.json, a.sites)
     else:
         run_coverage(a.scenarios or ["stray-ipi@fixed", "hmi-tb-resync@split2-fixed", "signal-entry-race@fixed", "p8-idle-lockup@fixed"], a.repeat)
 

@@ -31,21 +31,29 @@ def _intercept(orig: Callable[..., Body], rewrite: Callable[[Any, tuple[Any, ...
     def wrapped(*args: Any) -> Body:
         gen = orig(*args)
         value: Any = None
+        exc: BaseException | None = None
         while True:
             try:
-                op = gen.send(value)
+                op = gen.throw(exc) if exc is not None else gen.send(value)
             except StopIteration as stop:
                 return stop.value
+            exc = None
             repl = rewrite(op, args)
-            if repl is None:
-                value = yield op
-                continue
-            value = None
-            for r in repl:
-                if isinstance(r, O.Op):
-                    value = yield r
-                else:
-                    value = yield from r
+            try:
+                if repl is None:
+                    value = yield op
+                    continue
+                value = None
+                for r in repl:
+                    if isinstance(r, O.Op):
+                        value = yield r
+                    else:
+                        value = yield from r
+            except GeneratorExit:
+                gen.close()
+                raise
+            except BaseException as e:  # noqa: BLE001  (an interrupt thrown into the code, GuestInterrupt: the original handles it)
+                exc = e
 
     return wrapped
 
@@ -200,3 +208,193 @@ def test_bookkeeping_invariants_wait_for_buffered_stores_under_power() -> None:
     program = program_for("stray-ipi@fixed", {**get_scenario("stray-ipi@fixed").make({}).config, "memory_model": "power"})
     res = check(program, strategy="auto", bounds=Bounds(max_steps=4000, max_preemptions=0, max_executions=60), seed=0, trace_dir=None, do_shrink=False)
     assert res.verdict == "incomplete", (res.invariant, res.message)
+
+
+# --------------------------------------------------------------- seed 000, invariant 8
+def test_ipi_hygiene_catches_an_accepted_ipi_never_eoied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vcoresim.machine.xics import xirr
+
+    def no_eoi(op: Any, args: tuple[Any, ...]) -> list[Any] | None:
+        _k, cpu = args
+        if isinstance(op, O.Store) and op.loc == xirr(cpu) and op.value == 0:
+            return []  # the MFRR is cleared, the stwcix XIRR (EOI) forgotten
+        return None
+
+    monkeypatch.setattr(book3s_hv_rmhandlers, "icp_ack_clear", _intercept(book3s_hv_rmhandlers.icp_ack_clear, no_eoi))
+    _violates(tmp_path, "stray-ipi@fixed-2vcpu", "ipi-hygiene", n=50)
+
+
+# --------------------------------------------------------------- seed 003
+def test_no_stale_frame_return_catches_the_ceded_primary_of_v4_16(tmp_path: Path) -> None:
+    # The kernel seed 003 shipped in (8c1c7fb0b5ec without 6db6d3658a3b) is the broken copy.
+    _violates(tmp_path, "p8-idle-lockup@buggy", "no-stale-frame-return", n=100)
+
+
+# --------------------------------------------------------------- seed 002
+def test_in_guest_truthful_catches_an_exit_that_keeps_the_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vcoresim.kvm import hmi
+
+    def keeps_flag(op: Any, args: tuple[Any, ...]) -> list[Any] | None:
+        _k, _cpu, s = args
+        if isinstance(op, O.Store) and op.loc == hmi.in_guest(s) and op.value == 0:
+            return []  # X7 (kvmppc_subcore_exit_guest) dropped
+        return None
+
+    monkeypatch.setattr(hmi, "kvmppc_hv_entry", _intercept(hmi.kvmppc_hv_entry, keeps_flag))
+    _violates(tmp_path, "hmi-tb-resync@fixed", "in-guest-truthful", n=100)
+
+
+def test_tb_resync_one_leader_catches_every_primary_resyncing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vcoresim.engine.ops import clear_bit
+    from vcoresim.kvm import hmi
+    from vcoresim.machine.opal import opal_handle_hmi, opal_resync_timebase
+
+    def every_one_leads(k: Any, cpu: int, s: int) -> Body:
+        # kvmppc_tb_resync_required()'s result ignored: every primary resyncs
+        yield hmi.test_and_set_bit(hmi.FLAGS, hmi.CORE_TB_RESYNC_REQ_BIT)
+        yield O.Store(hmi.in_guest(s), 0)
+        yield from hmi.wait_for_subcore_guest_exit(k, cpu)
+        yield from opal_handle_hmi(cpu, s, k.scope(s), **k.opal_hmi)
+        yield O.Store(hmi.resync_leader(cpu), 1)
+        yield from opal_resync_timebase(cpu, s, k.scope(s))
+        yield O.Store(hmi.resync_leader(cpu), 0)
+        yield clear_bit(hmi.FLAGS, hmi.CORE_TB_RESYNC_REQ_BIT)
+
+    monkeypatch.setattr(hmi, "kvmppc_realmode_hmi_handler", every_one_leads)
+    _violates(tmp_path, "hmi-tb-resync@two-guests-fixed", "tb-resync-one-leader", n=400)
+
+
+def test_tb_resync_completes_catches_a_leader_that_never_clears_the_bit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vcoresim.kvm import hmi
+
+    def never_clears(op: Any, args: tuple[Any, ...]) -> list[Any] | None:
+        if isinstance(op, O.RMW) and op.loc == hmi.FLAGS and "clear" in op.what:
+            return []  # kvmppc_tb_resync_done forgotten
+        return None
+
+    monkeypatch.setattr(hmi, "kvmppc_realmode_hmi_handler", _intercept(hmi.kvmppc_realmode_hmi_handler, never_clears))
+    _violates(tmp_path, "hmi-tb-resync@fixed", "tb-resync-completes", n=100)
+
+
+# --------------------------------------------------------------- seed 004
+def test_lazy_irq_consistent_catches_a_hard_disable_that_leaves_ee_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vcoresim.kvm import entry_p9
+
+    def soft_only(k: Any, cpu: int) -> Body:
+        yield O.Store(entry_p9.paca(cpu, "soft_enabled"), 0)  # no __hard_irq_disable: MSR[EE] stays on
+        yield entry_p9.atomic_or(entry_p9.paca(cpu, "irq_happened"), entry_p9.PACA_IRQ_HARD_DIS)
+
+    monkeypatch.setattr(entry_p9, "hard_irq_disable", soft_only)
+    _violates(tmp_path, "signal-entry-race@fixed", "lazy-irq-consistent", n=100)
+
+
+def _flagless_host_ipi(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reschedule source sends its IPI with no flag set first (a host interrupt,
+    such as a timer, whose work the entry path's flag tests cannot see)."""
+    from vcoresim.kvm import entry_p9
+
+    def ipi_only(op: Any, args: tuple[Any, ...]) -> list[Any] | None:
+        if isinstance(op, O.Store) and op.loc.endswith(".need_resched"):
+            return []
+        return None
+
+    monkeypatch.setattr(entry_p9, "resched_source", _intercept(entry_p9.resched_source, ipi_only))
+
+
+def test_irq_replayed_before_guest_catches_an_entry_that_ignores_lazy_irq_pending(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vcoresim.kvm import entry_p9
+
+    def never_pending(k: Any, cpu: int) -> Body:
+        yield O.Load(entry_p9.paca(cpu, "irq_happened"))
+        return False
+
+    _flagless_host_ipi(monkeypatch)
+    monkeypatch.setattr(entry_p9, "lazy_irq_pending", never_pending)
+    _violates(tmp_path, "signal-entry-race@resched-fixed", "irq-replayed-before-guest", n=200)
+
+
+def test_irq_replayed_before_guest_holds_for_a_flagless_ipi_on_the_fixed_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    _flagless_host_ipi(monkeypatch)
+    sc = get_scenario("signal-entry-race@resched-fixed")
+    res = check(sc.make({}), strategy=sc.strategy, bounds=sc.bounds, seed=sc.seed, trace_dir=None, do_shrink=False)
+    assert res.verdict == "holds", (res.invariant, res.message)
+
+
+def test_entry_guest_context_catches_a_guest_entered_without_in_guest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vcoresim.kvm import entry_p9
+
+    def no_in_guest(op: Any, args: tuple[Any, ...]) -> list[Any] | None:
+        if isinstance(op, O.Store) and op.loc.endswith(".in_guest") and op.value == 1:
+            return []
+        return None
+
+    monkeypatch.setattr(entry_p9, "kvmppc_hv_entry", _intercept(entry_p9.kvmppc_hv_entry, no_in_guest))
+    _violates(tmp_path, "signal-entry-race@fixed", "entry-guest-context", n=50)
+
+
+def test_entry_vcore_state_catches_a_run_left_exiting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vcoresim.kvm import entry_p9
+
+    def stays_exiting(op: Any, args: tuple[Any, ...]) -> list[Any] | None:
+        if isinstance(op, O.Store) and op.loc.endswith(".vcore_state") and op.value == entry_p9.VCORE_INACTIVE:
+            return []
+        return None
+
+    monkeypatch.setattr(entry_p9, "kvmppc_run_core", _intercept(entry_p9.kvmppc_run_core, stays_exiting))
+    _violates(tmp_path, "signal-entry-race@fixed", "entry-vcore-state", n=50)
+
+
+NEW_TIMEBASE = ["in-guest-truthful", "tb-resync-one-leader", "tb-resync-completes"]
+NEW_ENTRY = ["irq-replayed-before-guest", "lazy-irq-consistent", "entry-guest-context", "entry-vcore-state", "vcpus-complete"]
+
+
+@pytest.mark.parametrize(
+    ("scenario", "names"),
+    [
+        ("hmi-tb-resync@split2-fixed", NEW_TIMEBASE),
+        ("hmi-tb-resync@two-guests-fixed", NEW_TIMEBASE),
+        ("signal-entry-race@fixed", NEW_ENTRY),
+        ("signal-entry-race@radix-fixed", NEW_ENTRY),
+    ],
+)
+def test_fixed_kernels_hold_the_seed_002_and_004_invariants_non_vacuously(scenario: str, names: list[str]) -> None:
+    sc = get_scenario(scenario)
+    program = sc.make({})
+    assert set(names) <= set(program.select or ()), scenario
+    res = check(program, strategy=sc.strategy, bounds=sc.bounds, seed=sc.seed, coverage=True)
+    assert res.verdict == "holds", (res.invariant, res.message)
+    vacuous = {v["name"] for v in res.extra["unreached"]["vacuous"]}
+    assert not vacuous & set(names), vacuous
+
+
+def test_ipi_hygiene_is_enabled_and_not_vacuous_on_the_stray_ipi_fix() -> None:
+    sc = get_scenario("stray-ipi@fixed")
+    program = sc.make({})
+    assert {"ipi-hygiene", "no-stale-frame-return"} <= set(program.select or ())
+    res = check(program, strategy="exhaustive", bounds=Bounds(max_steps=4000, max_preemptions=0), seed=sc.seed, coverage=True)
+    assert res.verdict == "holds", (res.invariant, res.message)
+    vacuous = {v["name"] for v in res.extra["unreached"]["vacuous"]}
+    assert "ipi-hygiene" not in vacuous
+
+
+def test_primary_req_released_catches_a_release_loop_from_thread_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    orig = book3s_hv.kvmppc_release_hwthread
+
+    def skips_the_primary(k: Any, cpu: int) -> Body:
+        if not k.online(cpu):
+            yield from orig(k, cpu)
+
+    monkeypatch.setattr(book3s_hv, "kvmppc_release_hwthread", skips_the_primary)
+    _violates(tmp_path, "p8-idle-lockup@fixed", "primary-req-released", n=100)
+
+
+def test_guest_mode_flag_catches_an_exit_that_leaves_the_flag_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vcoresim.kvm.state import KVM_GUEST_MODE_NONE
+
+    def keeps_flag(op: Any, args: tuple[Any, ...]) -> list[Any] | None:
+        if isinstance(op, O.Store) and op.loc.endswith(".in_guest") and op.value == KVM_GUEST_MODE_NONE:
+            return []  # X1 forgotten: the host runs with kvm_hstate.in_guest = KVM_GUEST_MODE_GUEST
+        return None
+
+    monkeypatch.setattr(book3s_hv_rmhandlers, "kvmppc_guest_exit", _intercept(book3s_hv_rmhandlers.kvmppc_guest_exit, keeps_flag))
+    _violates(tmp_path, "stray-ipi@fixed", "guest-mode-flag", n=50)

@@ -58,6 +58,7 @@ from vcoresim.kvm.state import (
 )
 from vcoresim.machine.interrupts import MSR_GUEST, GuestInterrupt
 from vcoresim.machine.thread import dec_expired, lpcr_pece1
+from vcoresim.machine.xics import XICS_IPI, xirr
 
 if TYPE_CHECKING:
     from vcoresim.kvm.context import Kvm
@@ -67,11 +68,15 @@ H_CEDE = "H_CEDE"
 
 
 def icp_ack_clear(k: Kvm, cpu: int) -> Body:
-    """Accept the pending interrupt (load XIRR), clear the IPI (MFRR = 0xff), EOI."""
+    """Accept the pending interrupt (``lwzcix`` XIRR), clear the IPI (MFRR = 0xff), EOI
+    (``stwcix`` XIRR): until the EOI the presenter's CPPR masks the next IPI."""
     pending = yield Load(mfrr(cpu))
+    if pending != MFRR_NONE:
+        yield Store(xirr(cpu), XICS_IPI)  # the accept: XIRR holds the IPI's source, CPPR raised
     yield sync()
     if pending != MFRR_NONE:
-        yield Store(mfrr(cpu), MFRR_NONE)
+        yield Store(mfrr(cpu), MFRR_NONE)  # clear IPI
+        yield Store(xirr(cpu), 0)  # EOI the interrupt: CPPR back to 0xff
     yield Note("EOI (write XIRR)")
 
 

@@ -5,19 +5,19 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from vcoresim.kvm.entry_p9 import ENTRY_INVARIANTS
-from vcoresim.kvm.hmi import TIMEBASE_INVARIANTS
+from vcoresim.kvm.entry_p9 import ENTRY_INVARIANTS, ENTRY_LIVENESS
+from vcoresim.kvm.hmi import TIMEBASE_INVARIANTS, TIMEBASE_LIVENESS
 from vcoresim.kvm.invariants import INVARIANTS as VCORE_INVARIANTS
 from vcoresim.kvm.patches import DEFAULT_PRESET, ORDER, PATCHES, PRESETS, Patch
 
 #: Every invariant of the three models (vcore, entry, timebase), for listings and reports.
-INVARIANTS: dict[str, str] = {**VCORE_INVARIANTS, **ENTRY_INVARIANTS, **TIMEBASE_INVARIANTS}
+INVARIANTS: dict[str, str] = {**VCORE_INVARIANTS, **ENTRY_INVARIANTS, **TIMEBASE_INVARIANTS, **TIMEBASE_LIVENESS}  # vcpus-complete: the vcore model's entry
 
 #: The invariants each model (``ScenarioConfig.model``) can check.
 MODEL_INVARIANTS: dict[str, tuple[str, ...]] = {
     "vcore": tuple(VCORE_INVARIANTS),
-    "entry": (*ENTRY_INVARIANTS, "no-deadlock"),
-    "timebase": (*TIMEBASE_INVARIANTS, "no-deadlock"),
+    "entry": (*ENTRY_INVARIANTS, *ENTRY_LIVENESS, "no-deadlock"),
+    "timebase": (*TIMEBASE_INVARIANTS, *TIMEBASE_LIVENESS, "no-deadlock"),
 }
 
 

@@ -68,7 +68,7 @@ from vcoresim.engine.ops import (
     smp_mb,
 )
 from vcoresim.engine.timing import NextTick, Param, exp_us
-from vcoresim.engine.world import IRQ, Body, HwThread, Invariant, World
+from vcoresim.engine.world import IRQ, RUN, Body, HwThread, Invariant, Liveness, World
 from vcoresim.errors import ConfigError
 from vcoresim.kvm.config import ScenarioConfig
 from vcoresim.kvm.state import (
@@ -581,6 +581,32 @@ ENTRY_INVARIANTS: dict[str, str] = {
     "before its timeslice ends: no guest runs out its HDEC while that task has TIF_SIGPENDING or TIF_NEED_RESCHED set",
     "no-xcall-irqs-off": "safety: no CPU waits for a synchronous cross-call (smp_call_function_single) with interrupts soft- or hard-disabled",
     "no-nmi-ri-clear": "safety: no interrupt is taken while MSR[RI] is clear (the kernel reports it as unrecoverable)",
+    # Seed 004's bookkeeping (issue 17): what the fixed entry path relies on.
+    "irq-replayed-before-guest": "safety: the guest never runs while an interrupt the host took soft-disabled waits in paca->irq_happened "
+    "(PACA_IRQ_EE/DBELL/DEC/HMI): kvmppc_run_core hard-disables, then lazy_irq_pending() sends it back out to replay it "
+    "(local_irq_enable), so a host interrupt is never held over a whole guest timeslice; one that arrives after the "
+    "hard-disable stays pending in the ICP and exits the guest at once",
+    "lazy-irq-consistent": "safety: the lazy interrupt state agrees with MSR[EE] at every step: PACA_IRQ_HARD_DIS in irq_happened only while "
+    "EE is off (hard_irq_disable turns EE off first; the replay clears the bit before EE goes back on), and a recorded "
+    "interrupt with soft_enabled = 1 only while EE is off (arch_local_irq_restore replaying it): soft- and hard-enabled "
+    "with a recorded interrupt would leave it unreplayed until the next local_irq_enable "
+    "(the WARN_ONs of arch_local_irq_restore and CONFIG_PPC_IRQ_SOFT_MASK_DEBUG); and outside the vcore's run "
+    "(vc->lock free, the vcore INACTIVE, the vCPU not RUNNABLE) the task runs soft- and hard-enabled, as "
+    "kvmppc_run_core's local_irq_enable leaves it, except inside an interrupt handler",
+    "entry-guest-context": "safety: the runner's CPU runs guest code only in the guest's context: LPIDR the guest's, kvm_hstate.in_guest = 1, "
+    "kvm_vcpu its vCPU, the vcore RUNNING and preemption disabled (preempt_count from kvmppc_run_core); and host code "
+    "with interrupts fully on (soft- and hard-enabled) runs only with LPIDR = host and in_guest = 0 "
+    "(kvmppc_interrupt_hv restores both before the host takes any interrupt); outside the vcore's run the MMU is on "
+    "(kvmppc_call_hv_entry_return's rfid to host_msr)",
+    "entry-vcore-state": "safety: with vc->lock free the vcore is INACTIVE, PREEMPT or RUNNING, never EXITING (kvmppc_run_core sets EXITING "
+    "and INACTIVE under vc->lock), preemption is disabled exactly while it is RUNNING (preempt_disable before "
+    "the unlock of C4, preempt_enable after the exit), and an INACTIVE vcore has no RUNNABLE vCPU (kvmppc_run_vcpu "
+    "makes it BUSY_IN_HOST before it unlocks and returns from KVM_RUN)",
+}
+
+#: The entry model's liveness: the vCPU thread finishes its workload.
+ENTRY_LIVENESS: dict[str, str] = {
+    "vcpus-complete": "liveness: the vCPU thread runs its guest rounds to the end and returns to QEMU (checked when the run ends)",
 }
 
 
@@ -631,7 +657,7 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
 
 
 def install_entry_monitors(w: World, k: Entry, selected: list[str] | None) -> None:
-    applicable = [*ENTRY_INVARIANTS, "no-deadlock"]
+    applicable = [*ENTRY_INVARIANTS, *ENTRY_LIVENESS, "no-deadlock"]
     want = set(applicable) if selected is None else set(selected)
     bad = sorted(want - set(applicable))
     if bad:
@@ -666,12 +692,82 @@ def install_entry_monitors(w: World, k: Entry, selected: list[str] | None) -> No
             return f"cpu{cpu} took a non-maskable interrupt with MSR[RI] clear: unrecoverable"
         return None
 
+    irq_state = (paca(cpu, "soft_enabled"), paca(cpu, "irq_happened"))
+
+    def irq_replayed_before_guest(ex: Any) -> str | None:
+        if ex.actors[0].msr & MSR_HV:
+            return None
+        happened = ex.mem[paca(cpu, "irq_happened")]
+        if happened & ~PACA_IRQ_HARD_DIS:
+            return f"cpu{cpu} runs the guest with irq_happened = {happened:#x}: a host interrupt taken soft-disabled was neither replayed nor made the entry back out"
+        return None
+
+    outside = (vcore(k.vc, "lock"), vcore(k.vc, "vcore_state"), vcpu(k.vcpu, "state"))
+
+    def lazy_irq_consistent(ex: Any) -> str | None:
+        a = ex.actors[0]
+        msr = a.msr
+        soft, happened = (ex.mem[x] for x in irq_state)
+        lock, vstate, state = (ex.mem[x] for x in outside)
+        outside_run = not lock and vstate == VCORE_INACTIVE and state != RUNNABLE and a.status == RUN and not (a.stack and a.stack[-1].kind == IRQ)
+        if outside_run and (not soft or not msr & MSR_EE):  # QEMU, the ioctl path: interrupts fully on
+            return f"cpu{cpu} is back outside the vcore's run with interrupts {'soft' if not soft else 'hard'}-disabled (soft_enabled = {soft}, MSR[EE] = {int(bool(msr & MSR_EE))})"
+        if not msr & MSR_HV or not msr & MSR_EE:
+            return None  # in the guest the host's lazy state is frozen; EE off is always consistent
+        if happened & PACA_IRQ_HARD_DIS:
+            return f"cpu{cpu} has MSR[EE] on while irq_happened says PACA_IRQ_HARD_DIS ({happened:#x})"
+        if soft and happened:
+            return f"cpu{cpu} is soft- and hard-enabled with irq_happened = {happened:#x}: a recorded interrupt is not replayed"
+        return None
+
+    ctx = (core(c, "lpid"), hstate(cpu, "in_guest"), hstate(cpu, "kvm_vcpu"), vcore(k.vc, "vcore_state"), f"rq[{cpu}].preempt_count")
+
+    def entry_guest_context(ex: Any) -> str | None:
+        msr = ex.actors[0].msr
+        lpid, ing, kv, state, preempt = (ex.mem[x] for x in ctx)
+        if not msr & MSR_HV:
+            if lpid != 1 or not ing or kv != k.vcpu or state != VCORE_RUNNING or not preempt:
+                return f"cpu{cpu} runs guest code with LPIDR = {lpid}, in_guest = {ing}, kvm_vcpu = {kv}, vcore_state = {_VCORE_STATE.get(state, state)}, preempt_count = {preempt}"
+            return None
+        if msr & MSR_EE and msr & MSR_IR and ex.mem[paca(cpu, "soft_enabled")] and (lpid != 0 or ing):
+            return f"cpu{cpu} runs host code with interrupts on while LPIDR = {lpid} and in_guest = {ing}"
+        a = ex.actors[0]
+        lock, vst, st = (ex.mem[x] for x in outside)
+        in_irq = bool(a.stack) and a.stack[-1].kind == IRQ  # an interrupt is taken in real mode
+        if not lock and vst == VCORE_INACTIVE and st != RUNNABLE and a.status == RUN and not in_irq and (msr & (MSR_IR | MSR_DR)) != MSR_IR | MSR_DR:
+            return f"cpu{cpu} is back outside the vcore's run in real mode (MSR[IR,DR] off): host_msr was not restored"
+        return None
+
+    vstate = (vcore(k.vc, "lock"), vcore(k.vc, "vcore_state"), f"rq[{cpu}].preempt_count")
+
+    def entry_vcore_state(ex: Any) -> str | None:
+        lock, state, preempt = (ex.mem[x] for x in vstate)
+        if lock:
+            return None
+        if state == VCORE_EXITING:
+            return "vcore 0 is EXITING with vc->lock free"
+        if state == VCORE_INACTIVE and ex.mem[vcpu(k.vcpu, "state")] == RUNNABLE:
+            return "vcpu 0 is RUNNABLE while its vcore is INACTIVE with vc->lock free: KVM_RUN left it runnable"
+        if bool(preempt) != (state == VCORE_RUNNING):
+            return f"vcore 0 is {_VCORE_STATE.get(state, state)} with vc->lock free but preempt_count = {preempt}"
+        return None
+
     table = [
         Invariant("signal-exits-guest", ENTRY_INVARIANTS["signal-exits-guest"], (p_loc, hdec, *flags), signal_exits_guest),
+        Invariant("irq-replayed-before-guest", ENTRY_INVARIANTS["irq-replayed-before-guest"], (p_loc, paca(cpu, "irq_happened")), irq_replayed_before_guest),
+        Invariant("lazy-irq-consistent", ENTRY_INVARIANTS["lazy-irq-consistent"], (p_loc, *irq_state, *outside), lazy_irq_consistent),
+        Invariant("entry-guest-context", ENTRY_INVARIANTS["entry-guest-context"], (p_loc, *ctx, paca(cpu, "soft_enabled"), *outside), entry_guest_context),
+        Invariant("entry-vcore-state", ENTRY_INVARIANTS["entry-vcore-state"], (*vstate, vcpu(k.vcpu, "state")), entry_vcore_state),
         Invariant("no-xcall-irqs-off", ENTRY_INVARIANTS["no-xcall-irqs-off"], (p_loc, csd(cpu), paca(cpu, "soft_enabled")), no_xcall_irqs_off),
         Invariant("no-nmi-ri-clear", ENTRY_INVARIANTS["no-nmi-ri-clear"], (ghost(cpu, "unrecoverable_nmi"),), no_nmi_ri_clear),
     ]
     for inv in table:
         if inv.name in want:
             w.add_invariant(inv)
+    if "vcpus-complete" in want:
+        done = vcpu(k.vcpu, "thread_done")
+        w.add_liveness(Liveness("vcpus-complete", ENTRY_LIVENESS["vcpus-complete"], (done,), trigger=lambda ex: True, goal=lambda ex: bool(ex.mem[done]), bound=10**9))
     w.check_deadlock = "no-deadlock" in want
+
+
+_VCORE_STATE = {VCORE_INACTIVE: "INACTIVE", VCORE_PREEMPT: "PREEMPT", VCORE_RUNNING: "RUNNING", VCORE_EXITING: "EXITING"}

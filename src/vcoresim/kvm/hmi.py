@@ -57,7 +57,7 @@ from vcoresim.engine.ops import (
     test_and_set_bit,
 )
 from vcoresim.engine.timing import NextTick, Until, exp_us
-from vcoresim.engine.world import Body, HwThread, Invariant, World
+from vcoresim.engine.world import Body, HwThread, Invariant, Liveness, World
 from vcoresim.errors import ConfigError
 from vcoresim.kvm.config import ScenarioConfig
 from vcoresim.machine import opal
@@ -85,6 +85,11 @@ def in_guest(i: int) -> str:
 
 FLAGS = sibling("flags")
 FAULTS_DONE = "ghost.tb_errors_done"
+
+
+def resync_leader(cpu: int) -> str:
+    """Ghost (not kernel state): this thread won bit 63 and is resyncing the TB."""
+    return f"ghost[{cpu}].tb_resync_leader"
 
 
 def mftb_seen(cpu: int) -> str:
@@ -190,7 +195,9 @@ def kvmppc_realmode_hmi_handler(k: Timebase, cpu: int, s: int) -> Body:
     yield from wait_for_subcore_guest_exit(k, cpu)  # K4
     yield from opal_handle_hmi(cpu, s, k.scope(s), **k.opal_hmi)  # K5
     if leader:  # K6: kvmppc_tb_resync_required() won
+        yield Store(resync_leader(cpu), 1)
         yield from opal_resync_timebase(cpu, s, k.scope(s))
+        yield Store(resync_leader(cpu), 0)
         yield clear_bit(FLAGS, CORE_TB_RESYNC_REQ_BIT)  # kvmppc_tb_resync_done
     else:
         yield from wait_for_tb_resync(k, cpu)
@@ -317,6 +324,25 @@ TIMEBASE_INVARIANTS: dict[str, str] = {
     "tb-host-reads-tod": "safety: host code reads its subcore's timebase equal to the chip TOD (when TB is valid): "
     "after an HMI is handled every subcore's timebase is back to the reference time",
     "tb-guest-reads-offset": "safety: a guest reads its subcore's timebase equal to the chip TOD plus its vcore's tb_offset (when TB is valid)",
+    # Seed 002's protocol (hmi-timebase.md section 2.5-2.6; issue 17).
+    "in-guest-truthful": "safety: sibling_subcore_state->in_guest[s] is set whenever subcore s runs guest code and clear whenever its thread "
+    "runs host code with the MMU on: kvmppc_subcore_enter_guest (E5) precedes the guest, and kvmppc_subcore_exit_guest "
+    "(K3 after an HMI, X7 after any other exit) precedes the return to the host, so a thread that waits for every "
+    "in_guest[] to clear (wait_for_subcore_guest_exit, R2/K4) knows no subcore still runs with its guest's tb_offset",
+    "subcore-partition": "safety: a subcore runs guest code only while its LPIDR holds its guest's LPID, and its thread runs host code "
+    "with the MMU on only with LPIDR = host (kvmppc_hv_entry switches the partition before the guest, E2, and back "
+    "before the exit path returns to the host, X3)",
+    "tb-resync-one-leader": "safety: at most one thread resyncs the timebase at a time, and only while bit 63 of sibling_subcore_state->flags "
+    "(CORE_TB_RESYNC_REQ_BIT) is still set: the leader is the one primary whose test_and_set_bit found it clear (K2), "
+    "and it clears the bit only after opal_resync_timebase (K6), so every waiter (R4/K6) reads the resynced TB",
+}
+
+#: The timebase model's liveness (seed 002).
+TIMEBASE_LIVENESS: dict[str, str] = {
+    "tb-valid-again": "liveness: once a TB error has made a subcore's timebase invalid, it is valid again before the run ends: "
+    "OPAL's recovery in the HMI handler (opal_handle_hmi, and the leader's opal_resync_timebase) reloads it from the TOD",
+    "tb-resync-completes": "liveness: once a primary has set CORE_TB_RESYNC_REQ_BIT the bit is cleared again before the run ends: "
+    "no thread waits (R4/K6) on a resync leader that will not come",
 }
 
 
@@ -347,6 +373,7 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
     for cpu in k.cpus:
         w.loc(hmer(cpu), 0)
         w.loc(mftb_seen(cpu), None)
+        w.loc(resync_leader(cpu), 0)
     for s in k.subcores:
         ref: list[Any] = [None]
         body = kvm_subcore_primary(k, s) if s in k.offset else host_thread(k, s)
@@ -356,7 +383,7 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
 
 
 def install_timebase_monitors(w: World, k: Timebase, selected: list[str] | None) -> None:
-    applicable = [*TIMEBASE_INVARIANTS, "no-deadlock"]
+    applicable = [*TIMEBASE_INVARIANTS, *TIMEBASE_LIVENESS, "no-deadlock"]
     want = set(applicable) if selected is None else set(selected)
     bad = sorted(want - set(applicable))
     if bad:
@@ -378,11 +405,71 @@ def install_timebase_monitors(w: World, k: Timebase, selected: list[str] | None)
         return check
 
     locs = tuple(mftb_seen(cpu) for cpu in subcore_of)
+    guest_subcores = [s for s in k.subcores if s in k.offset]
+    actor_of = {s: next(i for i, a in enumerate(w.actors) if a.name == f"cpu{k.cpu_of(s)}") for s in guest_subcores}
+
+    def in_guest_truthful(ex: Any) -> str | None:
+        for s in guest_subcores:
+            a = ex.actors[actor_of[s]]
+            flag = ex.mem[in_guest(s)]
+            if not a.msr & MSR_HV and not flag:
+                return f"subcore {s} runs guest code while in_guest[{s}] = 0"
+            if flag and a.msr & MSR_HV and a.msr & MSR_IR:
+                return f"cpu{k.cpu_of(s)} runs host code with the MMU on while in_guest[{s}] = 1"
+        return None
+
+    def subcore_partition(ex: Any) -> str | None:
+        for s in guest_subcores:
+            a = ex.actors[actor_of[s]]
+            lpid = ex.mem[subcore(s, "lpid")]
+            if not a.msr & MSR_HV and lpid != s + 1:
+                return f"subcore {s} runs guest code with LPIDR = {lpid}"
+            if a.msr & MSR_HV and a.msr & MSR_IR and lpid != 0:
+                return f"cpu{k.cpu_of(s)} runs host code with the MMU on while subcore {s}'s LPIDR = {lpid}"
+        return None
+
+    valid_locs = tuple(tb_valid(s) for s in k.subcores)
+
+    def tb_invalid(ex: Any) -> bool:
+        return not all(ex.mem[x] for x in valid_locs)
+
+    leader_locs = tuple(resync_leader(cpu) for cpu in k.cpus)
+
+    def one_leader(ex: Any) -> str | None:
+        leaders = [cpu for cpu in k.cpus if ex.mem[resync_leader(cpu)]]
+        if len(leaders) > 1:
+            return f"cpus {leaders} resync the timebase at once"
+        if leaders and not ex.mem[FLAGS] >> CORE_TB_RESYNC_REQ_BIT & 1:
+            return f"cpu{leaders[0]} resyncs the timebase after bit 63 was cleared: the waiters went on before the resync"
+        return None
+
+    def bit63(ex: Any) -> bool:
+        return bool(ex.mem[FLAGS] >> CORE_TB_RESYNC_REQ_BIT & 1)
+
     table = [
         Invariant("tb-host-reads-tod", TIMEBASE_INVARIANTS["tb-host-reads-tod"], locs, reads("host", lambda s: 0)),
         Invariant("tb-guest-reads-offset", TIMEBASE_INVARIANTS["tb-guest-reads-offset"], locs, reads("guest", lambda s: k.offset.get(s, 0))),
+        Invariant(
+            "in-guest-truthful",
+            TIMEBASE_INVARIANTS["in-guest-truthful"],
+            tuple(f"cpu:cpu{k.cpu_of(s)}" for s in guest_subcores) + tuple(in_guest(s) for s in guest_subcores),
+            in_guest_truthful,
+            tuple((f"cpu:cpu{k.cpu_of(s)}", in_guest(s)) for s in guest_subcores),
+        ),
+        Invariant("tb-resync-one-leader", TIMEBASE_INVARIANTS["tb-resync-one-leader"], (*leader_locs, FLAGS), one_leader),
+        Invariant(
+            "subcore-partition",
+            TIMEBASE_INVARIANTS["subcore-partition"],
+            tuple(f"cpu:cpu{k.cpu_of(s)}" for s in guest_subcores) + tuple(subcore(s, "lpid") for s in guest_subcores),
+            subcore_partition,
+            tuple((f"cpu:cpu{k.cpu_of(s)}", subcore(s, "lpid")) for s in guest_subcores),
+        ),
     ]
     for inv in table:
         if inv.name in want:
             w.add_invariant(inv)
+    if "tb-valid-again" in want:
+        w.add_liveness(Liveness("tb-valid-again", TIMEBASE_LIVENESS["tb-valid-again"], valid_locs, trigger=tb_invalid, goal=lambda ex: not tb_invalid(ex), bound=10**9))
+    if "tb-resync-completes" in want:
+        w.add_liveness(Liveness("tb-resync-completes", TIMEBASE_LIVENESS["tb-resync-completes"], (FLAGS,), trigger=bit63, goal=lambda ex: not bit63(ex), bound=10**9))
     w.check_deadlock = "no-deadlock" in want

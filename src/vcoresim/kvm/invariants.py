@@ -10,24 +10,29 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from vcoresim.engine.msr import MSR_HV, in_host_virtual_mode, msr_str
-from vcoresim.engine.world import RUN, Invariant, Liveness, World
+from vcoresim.engine.world import NAP, RUN, Invariant, Liveness, World
 from vcoresim.errors import ConfigError
 from vcoresim.kvm.state import (
     BLOCKED,
+    KVM_GUEST_MODE_GUEST,
+    KVM_GUEST_MODE_NONE,
     KVM_HWTHREAD_IN_KERNEL,
     LPID_HOST,
     LPID_RESERVED,
     RUNNABLE,
     STOPPED,
     VCORE_EXIT_SHIFT,
+    VCORE_EXITING,
     VCORE_RUNNING,
     core,
     grabbed,
     hstate,
+    stale_frame,
     vcore,
     vcpu,
     vcpu_started,
     woke_with_req,
+    xirr,
 )
 
 if TYPE_CHECKING:
@@ -58,6 +63,25 @@ INVARIANTS: dict[str, str] = {
     "vcore-state-consistent": "safety: the vcore state machine (INACTIVE -> RUNNING -> EXITING -> INACTIVE) agrees with the threads: guest code of a vcore runs only while it is RUNNING, and with vc->lock free a vcore that is not RUNNING has in_guest = 0 and every thread that entered has counted its exit (entry_exit_count entries = exits)",
     "rendezvous-counters": "safety: the run's counters agree: exits <= entries (entry_exit_count) at every step, and with vc->lock free nap_count <= n_woken (only a woken secondary counts itself napped, once), entries <= n_woken + 1 (the primary and the threads kvmppc_start_thread IPI'd), and a vcore that is not RUNNING has nap_count = n_woken unless kvmppc_wait_for_nap timed out",
     "ptid-unique": "safety: with vc->lock free, the runnable vCPUs of a vcore have distinct ptids in 0 .. n_runnable-1 (kvmppc_run_vcpu gives a new vCPU ptid = n_runnable; kvmppc_remove_runnable moves the later ones down): two vCPUs never share a hardware thread",
+    # Seed 000 invariant 8 (stray-ipi.md section 5) and seed 003 (idle-wakeup-lockup.md section 5, 1b).
+    "ipi-hygiene": "safety: a thread that goes back to nap has EOI'd every interrupt it accepted: kvm_start_guest's wake-up path "
+    "accepts the IPI (lwzcix XIRR), clears its MFRR and EOIs it (stwcix XIRR) before it runs a vCPU or naps again in "
+    "kvm_no_guest; an accepted, un-EOI'd IPI keeps the presenter's CPPR at the IPI priority, so the next start IPI "
+    "(kvmppc_start_thread) would never wake the thread (the MFRR half of hygiene, a nap with the MFRR still set, "
+    "is a wake-up at once, forever: a livelock the step bound reports)",
+    "no-stale-frame-return": "safety: no thread returns through a saved frame whose call has already returned: a host wake-up "
+    "(power7_wakeup_noloss / pnv_wakeup_noloss) resumes the PACAR1 frame its own idle entry saved and that has not "
+    "been resumed since, and kvm_end_cede the host_r1 frame its H_CEDE saved (seed 003: a ceded primary that "
+    "skipped the hwthread_req test returned through a dead PACAR1 frame)",
+    "guest-mode-flag": "safety: a thread's kvm_hstate.in_guest says KVM_GUEST_MODE_GUEST whenever it runs guest code and "
+    "KVM_GUEST_MODE_NONE whenever it runs host code with the MMU on: the interrupt vectors (KVMTEST) route an interrupt "
+    "to KVM's exit path by this flag, so a guest running without it would have its interrupt handled by the host on "
+    "guest state, and a host thread with it set would be sent into the guest exit path (kvmppc_hv_entry stores it "
+    "before the hrfid, kvmppc_interrupt_hv clears it first thing on the exit)",
+    "primary-req-released": "safety: an online (host) thread has its own hwthread_req set only while a vcore it runs (pcpu) is RUNNING or "
+    "EXITING: kvm_do_nap sets it for a ceded primary's nap, and kvmppc_run_core's release loop, which starts at thread 0, "
+    "clears it before the vcore goes INACTIVE and the thread returns to the host; a host nap with the request still set "
+    "would wake into kvm_start_guest instead of the host (seed 003's setting)",
     "vcpus-complete": "liveness: every vCPU thread runs its guest to the end and exits (checked when the run ends)",
     "no-deadlock": "liveness: no hard lock-up: when nothing can move, no CPU is stuck in a wait and every task has finished",
 }
@@ -87,6 +111,7 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
     # A thread's mode, as the monitors see it (World.mode_facets, set below).
     w.mode_facets["host-virt"] = lambda status, msr: status == RUN and in_host_virtual_mode(msr)
     w.mode_facets["guest"] = lambda status, msr: status == RUN and not (msr & MSR_HV)
+    w.mode_facets["nap"] = lambda status, msr: status == NAP
 
     def host_virt(cpu: int) -> str:
         return f"cpu:cpu{cpu}:host-virt"
@@ -244,6 +269,66 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
         Invariant("no-wait-for-nap-timeout", INVARIANTS["no-wait-for-nap-timeout"], nap_locs, no_wait_for_nap_timeout),
         Invariant("no-grab-timeout", INVARIANTS["no-grab-timeout"], grab_locs, no_grab_timeout),
     ]
+    def ipi_hygiene(ex: Execution) -> str | None:
+        for cpu in k.cpus:
+            if ex.actors[cpu].status == NAP and ex.mem[xirr(cpu)]:
+                return f"cpu{cpu} naps with an accepted interrupt (XIRR source {ex.mem[xirr(cpu)]}) it has not EOI'd: its CPPR masks the next IPI"
+        return None
+
+    def no_stale_frame(ex: Execution) -> str | None:
+        for cpu in k.cpus:
+            if ex.mem[stale_frame(cpu)]:
+                return f"cpu{cpu} returned through a saved frame whose call had already returned (PACAR1 of an earlier nap)"
+        return None
+
+    online = [cpu for cpu in k.cpus if k.online(cpu)]
+    run_state = tuple(vcore(vc, f) for vc in k.vcores for f in ("pcpu", "vcore_running"))
+
+    def primary_req_released(ex: Execution) -> str | None:
+        m = ex.mem
+        for cpu in online:
+            if m[hstate(cpu, "hwthread_req")] and not any(
+                m[vcore(vc, "pcpu")] == cpu and m[vcore(vc, "vcore_running")] in (VCORE_RUNNING, VCORE_EXITING) for vc in k.vcores
+            ):
+                return f"online cpu{cpu} has hwthread_req = 1 but runs no vcore: the release after its cede nap is missing"
+        return None
+
+    def guest_mode_flag(ex: Execution) -> str | None:
+        for cpu in k.cpus:
+            a = ex.actors[cpu]
+            if a.status != RUN:
+                continue
+            flag = _own_view(ex, a, hstate(cpu, "in_guest"))
+            if not (a.msr & MSR_HV) and flag != KVM_GUEST_MODE_GUEST:
+                return f"cpu{cpu} runs guest code with kvm_hstate.in_guest = {flag}"
+            if in_host_virtual_mode(a.msr) and flag != KVM_GUEST_MODE_NONE:
+                return f"cpu{cpu} runs host code with the MMU on [{msr_str(a.msr)}] while kvm_hstate.in_guest = {flag}"
+        return None
+
+    table += [
+        Invariant(
+            "guest-mode-flag",
+            INVARIANTS["guest-mode-flag"],
+            guest_locs + host_locs + tuple(hstate(c, "in_guest") for c in k.cpus),
+            guest_mode_flag,
+            tuple((guest(c), host_virt(c), hstate(c, "in_guest")) for c in k.cpus),
+        ),
+        Invariant(
+            "primary-req-released",
+            INVARIANTS["primary-req-released"],
+            tuple(hstate(c, "hwthread_req") for c in online) + run_state,
+            primary_req_released,
+            program_order=True,
+        ),
+        Invariant(
+            "ipi-hygiene",
+            INVARIANTS["ipi-hygiene"],
+            tuple(f"cpu:cpu{c}:nap" for c in k.cpus) + tuple(xirr(c) for c in k.cpus),
+            ipi_hygiene,
+            tuple((f"cpu:cpu{c}:nap", xirr(c)) for c in k.cpus),
+        ),
+        Invariant("no-stale-frame-return", INVARIANTS["no-stale-frame-return"], tuple(stale_frame(c) for c in k.cpus), no_stale_frame),
+    ]
     table += _interlock_invariants(k, host_virt, guest)
     table += _rendezvous_invariants(k, guest)
     for inv in table:
@@ -262,6 +347,17 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
             )
         )
     w.check_deadlock = "no-deadlock" in want
+
+
+def _own_view(ex: Execution, a: Any, loc: str) -> Any:
+    """``loc`` as thread ``a`` reads it: under a weak memory model its own buffered
+    store forwards to it (the thread's own vectors read its flag that way)."""
+    forward = getattr(ex, "_forward", None)
+    if forward is not None:
+        hit, value = forward(a.idx, loc)
+        if hit:
+            return value
+    return ex.mem[loc]
 
 
 def _entries(eec: int) -> int:

@@ -38,6 +38,7 @@ from vcoresim.kvm.state import (
     mfrr,
     paca,
     rq,
+    stale_frame,
     task,
     vcore,
     vcpu,
@@ -99,6 +100,7 @@ def _hw_thread(k: Kvm, cpu: int, actor_ref: list[Any]) -> HwThread:
 def executing_stale_frame(k: Kvm, cpu: int) -> Body:
     """A return through a frame whose function already returned: garbage, then a hang."""
     yield Note(f"cpu{cpu} returns through a dead stack frame (PACAR1)", event="stale_frame", data={"cpu": cpu})
+    yield Store(stale_frame(cpu), 1)  # ghost, for no-stale-frame-return
     yield IrqDisable()
     yield WaitUntil((paca(cpu, "saved_r1"),), lambda _v: False, what="executing garbage: stuck")
 
@@ -240,6 +242,7 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str], monitors
         w.loc(hstate(cpu, "hwthread_state"), KVM_HWTHREAD_IN_KERNEL)
         w.loc(woke_with_req(cpu), 0)
         w.loc(grabbed(cpu), 0)
+        w.loc(stale_frame(cpu), 0)
         w.loc(host_stall(cpu), 0)
         declare_thread_registers(w, cpu)
     # Vcores and vCPUs.

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from vcoresim.machine.core import core  # noqa: F401
 from vcoresim.machine.interrupts import BOOK3S_INTERRUPT_EXTERNAL, BOOK3S_INTERRUPT_HV_DECREMENTER, BOOK3S_INTERRUPT_SYSCALL  # noqa: F401
 from vcoresim.machine.paca import hstate, paca  # noqa: F401
-from vcoresim.machine.xics import IPI_PRIORITY, MFRR_NONE, XICS_IPI, mfrr  # noqa: F401
+from vcoresim.machine.xics import IPI_PRIORITY, MFRR_NONE, XICS_IPI, mfrr, xirr  # noqa: F401
 
 # arch/powerpc/include/asm/kvm_book3s_asm.h
 KVM_HWTHREAD_IN_KERNEL = 0
@@ -52,6 +52,11 @@ VCORE_EXIT_SHIFT = 8  # entry_exit_count: bits 0-7 entries, 8-15 exits
 def woke_with_req(cpu: int) -> str:
     """Ghost (not kernel state): the thread woke while its hwthread_req was set."""
     return f"ghost[{cpu}].woke_with_req"
+
+
+def stale_frame(cpu: int) -> str:
+    """Ghost (not kernel state): the thread returned through a frame that was no longer live."""
+    return f"ghost[{cpu}].stale_frame"
 
 
 def grabbed(cpu: int) -> str:

@@ -21,7 +21,7 @@ from vcoresim.engine.msr import MSR_HV
 from vcoresim.engine.world import Body, HwThread
 from vcoresim.machine.core import core
 from vcoresim.machine.interrupts import BOOK3S_INTERRUPT_EXTERNAL, BOOK3S_INTERRUPT_HV_DECREMENTER, GuestInterrupt
-from vcoresim.machine.xics import MFRR_NONE, mfrr
+from vcoresim.machine.xics import MFRR_NONE, mfrr, xirr
 
 TRAP_OF = {"external": BOOK3S_INTERRUPT_EXTERNAL, "hdec": BOOK3S_INTERRUPT_HV_DECREMENTER}
 
@@ -59,17 +59,17 @@ def power_thread(
     in the host, ``reset_vector(reason)`` on wake-up from nap, ``stale_frame()``
     when the thread returns through a saved frame that is no longer live, and
     ``on_wake`` for state latched with the wake (as SRR1 latches the reason)."""
-    ipi, hdec, pece1, dec = mfrr(cpu), core(c, "hdec_expired"), lpcr_pece1(cpu), dec_expired(cpu)
+    ipi, hdec, pece1, dec, acc = mfrr(cpu), core(c, "hdec_expired"), lpcr_pece1(cpu), dec_expired(cpu), xirr(cpu)
 
     def pending(mem: dict[str, Any]) -> str | None:
-        if mem[ipi] != MFRR_NONE:
+        if mem[ipi] != MFRR_NONE and not mem[acc]:  # an accepted, un-EOI'd IPI holds CPPR up
             return "external"
         if mem[hdec] and not (msr_of() & MSR_HV):
             return "hdec"  # HDEC interrupts reach threads running the guest
         return None
 
     def wakeup(mem: dict[str, Any]) -> str | None:
-        if mem[ipi] != MFRR_NONE:
+        if mem[ipi] != MFRR_NONE and not mem[acc]:
             return "external"  # PECE0
         if mem[dec] and mem[pece1]:
             return "decrementer"  # PECE1
@@ -80,10 +80,11 @@ def power_thread(
             return guest_interrupt(kind)
         return host_vector(kind)
 
-    return HwThread((ipi, hdec, pece1, dec), pending, wakeup, vector, reset_vector, stale_frame, on_wake, wake_reads, wake_writes, wakeup_locs=(ipi, pece1, dec))
+    return HwThread((ipi, hdec, pece1, dec, acc), pending, wakeup, vector, reset_vector, stale_frame, on_wake, wake_reads, wake_writes, wakeup_locs=(ipi, pece1, dec, acc))
 
 
 def declare_thread_registers(w: Any, cpu: int) -> None:
     """The thread's LPCR wake-up enable and decrementer state the wiring reads."""
     w.loc(lpcr_pece1(cpu), 0)
     w.loc(dec_expired(cpu), 0)
+    w.loc(xirr(cpu), 0)
