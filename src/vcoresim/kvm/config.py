@@ -96,11 +96,18 @@ class VmConfig(_Strict):
     radix: bool = False
     #: Guest timebase offset in ticks (a migrated guest's TB differs from the host's).
     tb_offset: int = Field(0, ge=INT64_MIN, le=INT64_MAX)
+    #: vcore model: the host CPU each vCPU's QEMU thread is pinned to (``taskset``,
+    #: libvirt's ``vcpupin``), one per vCPU, each an online CPU (a core's thread 0);
+    #: default: spread over the online CPUs in order.  Where a vcore runs is where
+    #: its runner task runs, so this places a vcore on a core other than 0.
+    pin: list[int] | None = Field(None, max_length=64)
 
     @model_validator(mode="after")
     def _check(self) -> VmConfig:
         if not self.vcpus:
             raise ValueError("vcpus: a VM needs at least one vCPU")
+        if self.pin is not None and len(self.pin) != len(self.vcpus):
+            raise ValueError("pin: one host CPU per vCPU")
         if len(set(self.vcpus)) != len(self.vcpus):
             raise ValueError("vcpus: duplicate vCPU id")
         if any(v < 0 for v in self.vcpus):

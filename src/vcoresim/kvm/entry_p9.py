@@ -589,6 +589,8 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
         raise ConfigError("vm.radix", "radix guests need POWER9")
     if len(cfg.vm) != 1 or len(cfg.vm[0].vcpus) != 1:
         raise ConfigError("vm", "the entry model runs one VM with one vCPU (one vcore on the runner's CPU)")
+    if any(vm.pin is not None for vm in cfg.vm):
+        raise ConfigError("vm.pin", "the entry model runs its vCPU on the runner's CPU (pin is a vcore-model field)")
     k = Entry(cfg, patches)
     cpu, v, vc = k.cpu, k.vcpu, k.vc
     cpus = [cpu] + ([k.prev_cpu] if k.prev_cpu is not None else [])

@@ -329,6 +329,8 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
         raise ConfigError("vm", f"one VM per subcore: {len(cfg.vm)} VMs on {cfg.machine.split_core} subcore(s)")
     if any(len(vm.vcpus) != 1 for vm in cfg.vm):
         raise ConfigError("vm.vcpus", "the timebase model runs one vCPU per VM (on its subcore's primary thread)")
+    if any(vm.pin is not None for vm in cfg.vm):
+        raise ConfigError("vm.pin", "the timebase model runs each vCPU on its subcore's primary thread (pin is a vcore-model field)")
     k = Timebase(cfg, patches)
     for s in k.subcores:
         w.loc(tb(s), 0)
