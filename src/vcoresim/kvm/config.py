@@ -168,6 +168,9 @@ class FaultsConfig(_Strict):
     signal: int = Field(0, ge=0, le=8)
     resched: int = Field(0, ge=0, le=8)
     hmi: int = Field(0, ge=0, le=8)
+    #: Timebase model: after the timebase stops, raise each thread's HMI in a
+    #: step of its own, in any order (default: on every thread at once).
+    hmi_per_thread: bool = False
     nmi: int = Field(0, ge=0, le=8)
     #: Hold an offline secondary in host kernel code after an unexpected wake-up
     #: (a long interrupt handler, a firmware excursion, a CPU being brought
