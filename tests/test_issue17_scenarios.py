@@ -85,3 +85,31 @@ def test_hmis_raised_apart_reach_the_e3_gap_without_the_rendezvous(tmp_path: Pat
 def test_fixed_variants_hold_complete(tmp_path: Path, name: str) -> None:
     res = run(name, tmp_path)
     assert res.verdict == "holds", res
+
+
+def test_host_tick_sets_need_resched_in_its_handler(tmp_path: Path) -> None:
+    """Before the fix a tick taken after the last need_resched test lets the
+    guest run out its timeslice; with it the tick is latched and replayed."""
+    res = run("signal-entry-race@tick", tmp_path)
+    assert res.verdict == "violation" and res.invariant == "signal-exits-guest"
+    doc = json.loads(Path(res.trace).read_text())
+    ops = [o["op"] for s in doc["steps"] for o in s["ops"]]
+    assert not any("sendipi" in op.lower() or op.startswith("ipi") for op in ops)  # no IPI, no flag before it
+    assert any(op.startswith("store task[qemu-vcpu0].need_resched = 1") for op in ops)
+    assert replay(Path(res.trace), program_for).reproduced  # type: ignore[arg-type]
+    fixed = run("signal-entry-race@tick-fixed", tmp_path)
+    assert fixed.verdict == "holds"
+
+
+def test_a_tick_while_soft_disabled_is_latched_and_replayed(tmp_path: Path) -> None:
+    """The fixed kernel's back-out path: the tick is masked (PACA_IRQ_DEC) and
+    replayed by local_irq_enable; coverage shows both ran."""
+    from vcoresim.check.driver import check as run_check
+
+    sc = get_scenario("signal-entry-race@tick-fixed")
+    res = run_check(sc.make({}), strategy="exhaustive", bounds=sc.bounds, seed=0, coverage=True, trace_dir=tmp_path)
+    assert res.verdict == "holds"
+    unreached = res.extra["unreached"]["unreached"]
+    never = {u["function"] for u in unreached if u["kind"] == "function"}
+    assert not never & {"masked_interrupt", "decrementer_common", "timer_interrupt", "local_irq_enable"}, never
+    assert not [u for u in unreached if "PACA_IRQ_DEC" in u["text"]]  # the masked tick's branch ran

@@ -168,6 +168,9 @@ class FaultsConfig(_Strict):
     signal: int = Field(0, ge=0, le=8)
     resched: int = Field(0, ge=0, le=8)
     hmi: int = Field(0, ge=0, le=8)
+    #: Entry model: host ticks on the runner's CPU (the DEC expires; the handler,
+    #: ``timer_interrupt``, sets need_resched itself: no flag is set before it).
+    host_tick: int = Field(0, ge=0, le=8)
     #: Timebase model: after the timebase stops, raise each thread's HMI in a
     #: step of its own, in any order (default: on every thread at once).
     hmi_per_thread: bool = False

@@ -91,6 +91,7 @@ from vcoresim.kvm.state import (
     vcpu,
 )
 from vcoresim.machine.interrupts import (
+    BOOK3S_INTERRUPT_DECREMENTER,
     BOOK3S_INTERRUPT_H_DOORBELL,
     BOOK3S_INTERRUPT_HMI,
     MSR_GUEST,
@@ -117,6 +118,11 @@ OPEN_ENDED_ROUNDS = 1 << 62
 def ghost(cpu: int, field_: str) -> str:
     """Ghost state (not kernel state) that monitors read."""
     return f"ghost[{cpu}].{field_}"
+
+
+def dec_expired(cpu: int) -> str:
+    """The host decrementer has gone negative: a DEC interrupt is pending on ``cpu``."""
+    return f"thread[{cpu}].dec_expired"
 
 
 def csd(cpu: int) -> str:
@@ -186,10 +192,13 @@ def local_irq_enable(k: Entry, cpu: int) -> Body:
 
 
 def masked_interrupt(k: Entry, cpu: int, bit: int) -> Body:
-    """``MASKED_INTERRUPT``: soft-disabled, so record it for replay; the IPI is latched here."""
+    """``MASKED_INTERRUPT``: soft-disabled, so record it for replay; the IPI is latched
+    here, and ``MASKED_DEC_HANDLER`` sets DEC to its maximum (the tick is replayed)."""
     yield atomic_or(paca(cpu, "irq_happened"), bit)
     if bit == PACA_IRQ_EE:
         yield Store(mfrr(cpu), MFRR_NONE)
+    if bit == PACA_IRQ_DEC:
+        yield Store(dec_expired(cpu), 0)
     yield Note(f"masked interrupt: irq_happened |= {bit:#x}", event="irq_masked", data={"cpu": cpu, "bit": bit})
 
 
@@ -201,7 +210,29 @@ def host_interrupt_handler(k: Entry, cpu: int, vector: int) -> Body:
         if pending != MFRR_NONE:
             yield Store(mfrr(cpu), MFRR_NONE)
         yield Note("smp_ipi_demux: reschedule IPI handled", event="host_ipi", data={"cpu": cpu})
-    # Other vectors (HMI, DEC, doorbell) carry nothing this model looks at.
+    elif vector == BOOK3S_INTERRUPT_DECREMENTER:
+        yield from timer_interrupt(k, cpu)
+    # Other vectors (HMI, doorbell) carry nothing this model looks at.
+
+
+def timer_interrupt(k: Entry, cpu: int) -> Body:
+    """The host tick (``timer_interrupt`` → ``scheduler_tick`` → ``resched_curr``):
+    the runner's timeslice is used up, so the handler itself sets
+    TIF_NEED_RESCHED (no IPI and no flag set before the interrupt, unlike a
+    remote ``resched_curr``)."""
+    yield Store(dec_expired(cpu), 0)  # DEC reprogrammed for the next event
+    yield Store(task(k.runner, "need_resched"), 1)
+    yield Note("timer_interrupt: scheduler_tick sets need_resched", event="host_tick", data={"cpu": cpu})
+
+
+def decrementer_common(k: Entry, cpu: int) -> Body:
+    """The host decrementer vector (``EXCEPTION_PROLOG`` with ``SOFTEN_TEST``)."""
+    soft = yield Load(paca(cpu, "soft_enabled"))
+    if not soft:
+        yield from masked_interrupt(k, cpu, PACA_IRQ_DEC)
+        return
+    yield MtMsr(set_bits=MSR_IR | MSR_DR | MSR_RI, what="exception prologue: MMU on, RI set")
+    yield from timer_interrupt(k, cpu)
 
 
 def hardware_interrupt_common(k: Entry, cpu: int) -> Body:
@@ -529,6 +560,22 @@ def resched_source(k: Entry, budget: int) -> Body:
         yield SendIPI(mfrr(k.cpu), IPI_PRIORITY, f"cpu{k.cpu}")
 
 
+def host_tick_source(k: Entry, budget: int) -> Body:
+    """Fault: the host's DEC expires on P (a scheduler tick), at any time.  In the
+    guest the host DEC is not delivered (the guest's DEC is loaded and HDEC ends
+    the timeslice); it is taken, or latched if soft-disabled, once P is back in
+    the host with EE on."""
+    for _ in range(budget):
+        go = yield Choose((k.cpu, None), what="host tick (None: no more)")
+        if go is None:
+            return
+        done = yield Load(vcpu(k.vcpu, "thread_done"))
+        if done:
+            return
+        yield Note(f"host DEC expires on cpu{k.cpu}", event="host_tick_due", data={"cpu": k.cpu})
+        yield Store(dec_expired(k.cpu), 1)
+
+
 def nmi_source(k: Entry, budget: int) -> Body:
     """Fault: a non-maskable interrupt (system reset by NMI IPI, machine check) to P."""
     for _ in range(budget):
@@ -546,7 +593,7 @@ def nmi_source(k: Entry, budget: int) -> Body:
 def _hw_thread(k: Entry, cpu: int, ref: list[Any]) -> HwThread:
     c = cpu // k.threads_per_core
     nmi = ghost(cpu, "nmi_pending")
-    irq_locs = (mfrr(cpu), core(c, "hdec_expired"), nmi)
+    irq_locs = (mfrr(cpu), core(c, "hdec_expired"), nmi, dec_expired(cpu))
 
     def pending(mem: dict[str, Any]) -> str | None:
         msr = ref[0].msr
@@ -558,6 +605,8 @@ def _hw_thread(k: Entry, cpu: int, ref: list[Any]) -> HwThread:
             return "external"
         if mem[core(c, "hdec_expired")] and not msr & MSR_HV:
             return "hdec"
+        if mem[dec_expired(cpu)] and msr & MSR_HV:
+            return "dec"
         return None
 
     def vector(kind: str) -> Any:
@@ -568,6 +617,8 @@ def _hw_thread(k: Entry, cpu: int, ref: list[Any]) -> HwThread:
             return GuestInterrupt(BOOK3S_INTERRUPT_EXTERNAL if kind == "external" else BOOK3S_INTERRUPT_HV_DECREMENTER)
         if cpu != k.cpu:
             return generic_smp_call_function_single_interrupt(k, cpu)
+        if kind == "dec":
+            return decrementer_common(k, cpu)
         return hardware_interrupt_common(k, cpu)
 
     def never(*_a: Any) -> Any:
@@ -602,6 +653,7 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
         w.loc(ghost(x, "nmi_pending"), 0)
         w.loc(ghost(x, "halt"), 0)
         w.loc(csd(x), 0)
+        w.loc(dec_expired(x), 0)
     w.loc(ghost(cpu, "unrecoverable_nmi"), 0)
     w.loc(paca(cpu, "soft_enabled"), 1)
     w.loc(paca(cpu, "irq_happened"), 0)
@@ -626,6 +678,8 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
         w.spawn("resched", resched_source(k, cfg.faults.resched), role="env")
     if cfg.faults.nmi:
         w.spawn("nmi", nmi_source(k, cfg.faults.nmi), role="env")
+    if cfg.faults.host_tick:
+        w.spawn("host_tick", host_tick_source(k, cfg.faults.host_tick), role="env")
     install_entry_monitors(w, k, cfg.invariants)
 
 
