@@ -113,3 +113,23 @@ def test_a_tick_while_soft_disabled_is_latched_and_replayed(tmp_path: Path) -> N
     never = {u["function"] for u in unreached if u["kind"] == "function"}
     assert not never & {"masked_interrupt", "decrementer_common", "timer_interrupt", "local_irq_enable"}, never
     assert not [u for u in unreached if "PACA_IRQ_DEC" in u["text"]]  # the masked tick's branch ran
+
+
+def test_doorbell_signal_found_before_the_fix_and_replayed_after(tmp_path: Path) -> None:
+    """Edge-triggered doorbells: the unpatched kernel still loses the race;
+    with the fix a doorbell taken while soft-disabled is latched in
+    irq_happened (the doorbell itself consumed) and replayed."""
+    res = run("signal-entry-race@doorbell", tmp_path)
+    assert res.verdict == "violation" and res.invariant == "signal-exits-guest"
+    doc = json.loads(Path(res.trace).read_text())
+    ops = [o["op"] for s in doc["steps"] for o in s["ops"]]
+    assert any("thread[0].dbell" in op for op in ops) and not any("mfrr" in op and "= 5" in op for op in ops)
+    assert replay(Path(res.trace), program_for).reproduced  # type: ignore[arg-type]
+    from vcoresim.check.driver import check as run_check
+
+    sc = get_scenario("signal-entry-race@doorbell-fixed")
+    fixed = run_check(sc.make({}), strategy="exhaustive", bounds=sc.bounds, seed=0, coverage=True, trace_dir=tmp_path)
+    assert fixed.verdict == "holds"
+    unreached = fixed.extra["unreached"]["unreached"]
+    never = {u["function"] for u in unreached if u["kind"] == "function"}
+    assert not never & {"h_doorbell_common", "masked_interrupt", "local_irq_enable"}, never

@@ -171,6 +171,11 @@ class FaultsConfig(_Strict):
     #: Entry model: host ticks on the runner's CPU (the DEC expires; the handler,
     #: ``timer_interrupt``, sets need_resched itself: no flag is set before it).
     host_tick: int = Field(0, ge=0, le=8)
+    #: Entry model: how a signal's or a reschedule request's IPI reaches the
+    #: runner's CPU: the interrupt controller (XICS MFRR: level-triggered, it
+    #: stays asserted until the handler clears it) or a POWER9 ``msgsnd``
+    #: doorbell (edge-triggered: consumed when the interrupt is taken).
+    ipi: Literal["xics", "doorbell"] = "xics"
     #: Timebase model: after the timebase stops, raise each thread's HMI in a
     #: step of its own, in any order (default: on every thread at once).
     hmi_per_thread: bool = False

@@ -92,6 +92,7 @@ from vcoresim.kvm.state import (
 )
 from vcoresim.machine.interrupts import (
     BOOK3S_INTERRUPT_DECREMENTER,
+    BOOK3S_INTERRUPT_DOORBELL,
     BOOK3S_INTERRUPT_H_DOORBELL,
     BOOK3S_INTERRUPT_HMI,
     MSR_GUEST,
@@ -123,6 +124,13 @@ def ghost(cpu: int, field_: str) -> str:
 def dec_expired(cpu: int) -> str:
     """The host decrementer has gone negative: a DEC interrupt is pending on ``cpu``."""
     return f"thread[{cpu}].dec_expired"
+
+
+def dbell(cpu: int) -> str:
+    """A hypervisor doorbell (``msgsnd``) is pending on ``cpu``: edge-triggered, it
+    is consumed when the interrupt is taken (unlike the XICS IPI, whose MFRR stays
+    set until the handler clears it)."""
+    return f"thread[{cpu}].dbell"
 
 
 def csd(cpu: int) -> str:
@@ -199,6 +207,7 @@ def masked_interrupt(k: Entry, cpu: int, bit: int) -> Body:
         yield Store(mfrr(cpu), MFRR_NONE)
     if bit == PACA_IRQ_DEC:
         yield Store(dec_expired(cpu), 0)
+    # PACA_IRQ_DBELL: nothing to quiesce, the doorbell was consumed when taken.
     yield Note(f"masked interrupt: irq_happened |= {bit:#x}", event="irq_masked", data={"cpu": cpu, "bit": bit})
 
 
@@ -212,7 +221,21 @@ def host_interrupt_handler(k: Entry, cpu: int, vector: int) -> Body:
         yield Note("smp_ipi_demux: reschedule IPI handled", event="host_ipi", data={"cpu": cpu})
     elif vector == BOOK3S_INTERRUPT_DECREMENTER:
         yield from timer_interrupt(k, cpu)
-    # Other vectors (HMI, doorbell) carry nothing this model looks at.
+    elif vector in (BOOK3S_INTERRUPT_H_DOORBELL, BOOK3S_INTERRUPT_DOORBELL):
+        yield Note("doorbell_exception: smp_ipi_demux", event="host_ipi", data={"cpu": cpu, "doorbell": True})
+    # Other vectors (HMI) carry nothing this model looks at.
+
+
+def h_doorbell_common(k: Entry, cpu: int) -> Body:
+    """The hypervisor doorbell vector (0xe80, ``SOFTEN_TEST``); the doorbell is
+    already consumed (taking it cleared it)."""
+    yield Store(dbell(cpu), 0)
+    soft = yield Load(paca(cpu, "soft_enabled"))
+    if not soft:
+        yield from masked_interrupt(k, cpu, PACA_IRQ_DBELL)
+        return
+    yield MtMsr(set_bits=MSR_IR | MSR_DR | MSR_RI, what="exception prologue: MMU on, RI set")
+    yield from host_interrupt_handler(k, cpu, BOOK3S_INTERRUPT_H_DOORBELL)
 
 
 def timer_interrupt(k: Entry, cpu: int) -> Body:
@@ -486,6 +509,8 @@ def kvmppc_interrupt_hv(k: Entry, cpu: int, v: int, trap: int) -> Body:
         yield MtMsr(set_bits=MSR_IR | MSR_DR | ri, what="relocation-on interrupt; save SRR0/1, HSRR0/1" + (", set RI" if ri else ""))
     elif ri:
         yield MtMsr(set_bits=ri, what="save SRR0/1, HSRR0/1, set RI")
+    if trap == BOOK3S_INTERRUPT_H_DOORBELL:
+        yield Store(dbell(cpu), 0)  # taking the doorbell consumed it (edge-triggered)
     yield StoreN({vcpu(v, "trap"): trap, hstate(cpu, "in_guest"): 0})
     yield StoreN({core(c, "lpid"): 0, core(c, "hdec_expired"): 0})  # host partition; HDEC = max
     return trap, virt
@@ -500,7 +525,9 @@ def kvmppc_call_hv_entry_return(k: Entry, cpu: int, trap: int, virt: bool) -> Bo
         if not virt:
             yield MtMsr(set_bits=host_msr & (MSR_IR | MSR_DR | MSR_RI), what="rfid to host_msr (EE off)")
         return trap
-    if trap == BOOK3S_INTERRUPT_EXTERNAL:  # jump to the (relocation-on) external vector
+    if trap in (BOOK3S_INTERRUPT_EXTERNAL, BOOK3S_INTERRUPT_H_DOORBELL):
+        # jump to the host's (relocation-on) external vector, or "ba 0xe80": the
+        # doorbell the guest exit consumed is handled as the host's
         yield from host_interrupt_handler(k, cpu, trap)
     if virt:
         if host_msr & MSR_EE:  # .Lvirt_return: were interrupts hard-enabled? then re-enable them
@@ -512,11 +539,21 @@ def kvmppc_call_hv_entry_return(k: Entry, cpu: int, trap: int, virt: bool) -> Bo
 
 
 # ---------------------------------------------------------------- environment
+def smp_send_ipi(k: Entry, cpu: int) -> Body:
+    """``smp_muxed_ipi_message_pass``: through the interrupt controller (XICS: the
+    MFRR, level) or, with ``faults.ipi = "doorbell"``, a POWER9 ``msgsnd`` doorbell
+    (edge-triggered)."""
+    if k.cfg.faults.ipi == "doorbell":
+        yield SendIPI(dbell(cpu), 1, f"cpu{cpu}")
+    else:
+        yield SendIPI(mfrr(cpu), IPI_PRIORITY, f"cpu{cpu}")
+
+
 def kick_process(k: Entry, name: str) -> Body:
     """``signal_wake_up`` for a running task: flag it, then IPI its CPU (S1, S3)."""
     yield Store(task(name, "sigpending"), 1)
     yield smp_mb()
-    yield SendIPI(mfrr(k.cpu), IPI_PRIORITY, f"cpu{k.cpu}")
+    yield from smp_send_ipi(k, k.cpu)
 
 
 def signal_source(k: Entry, budget: int) -> Body:
@@ -557,7 +594,7 @@ def resched_source(k: Entry, budget: int) -> Body:
         yield Note(f"resched_curr(cpu{k.cpu})", event="resched_request", data={"cpu": k.cpu, "vcpu": k.vcpu})
         yield Store(task(k.runner, "need_resched"), 1)
         yield smp_mb()
-        yield SendIPI(mfrr(k.cpu), IPI_PRIORITY, f"cpu{k.cpu}")
+        yield from smp_send_ipi(k, k.cpu)
 
 
 def host_tick_source(k: Entry, budget: int) -> Body:
@@ -593,7 +630,7 @@ def nmi_source(k: Entry, budget: int) -> Body:
 def _hw_thread(k: Entry, cpu: int, ref: list[Any]) -> HwThread:
     c = cpu // k.threads_per_core
     nmi = ghost(cpu, "nmi_pending")
-    irq_locs = (mfrr(cpu), core(c, "hdec_expired"), nmi, dec_expired(cpu))
+    irq_locs = (mfrr(cpu), core(c, "hdec_expired"), nmi, dec_expired(cpu), dbell(cpu))
 
     def pending(mem: dict[str, Any]) -> str | None:
         msr = ref[0].msr
@@ -603,6 +640,8 @@ def _hw_thread(k: Entry, cpu: int, ref: list[Any]) -> HwThread:
             return None
         if mem[mfrr(cpu)] != MFRR_NONE:
             return "external"
+        if mem[dbell(cpu)]:
+            return "doorbell"
         if mem[core(c, "hdec_expired")] and not msr & MSR_HV:
             return "hdec"
         if mem[dec_expired(cpu)] and msr & MSR_HV:
@@ -614,11 +653,14 @@ def _hw_thread(k: Entry, cpu: int, ref: list[Any]) -> HwThread:
         if kind == "nmi":
             return system_reset_exception(k, cpu, a.msr)
         if not a.msr & MSR_HV:
-            return GuestInterrupt(BOOK3S_INTERRUPT_EXTERNAL if kind == "external" else BOOK3S_INTERRUPT_HV_DECREMENTER)
+            traps = {"external": BOOK3S_INTERRUPT_EXTERNAL, "doorbell": BOOK3S_INTERRUPT_H_DOORBELL}
+            return GuestInterrupt(traps.get(kind, BOOK3S_INTERRUPT_HV_DECREMENTER))
         if cpu != k.cpu:
             return generic_smp_call_function_single_interrupt(k, cpu)
         if kind == "dec":
             return decrementer_common(k, cpu)
+        if kind == "doorbell":
+            return h_doorbell_common(k, cpu)
         return hardware_interrupt_common(k, cpu)
 
     def never(*_a: Any) -> Any:
@@ -654,6 +696,7 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
         w.loc(ghost(x, "halt"), 0)
         w.loc(csd(x), 0)
         w.loc(dec_expired(x), 0)
+        w.loc(dbell(x), 0)
     w.loc(ghost(cpu, "unrecoverable_nmi"), 0)
     w.loc(paca(cpu, "soft_enabled"), 1)
     w.loc(paca(cpu, "irq_happened"), 0)
