@@ -133,3 +133,27 @@ def test_doorbell_signal_found_before_the_fix_and_replayed_after(tmp_path: Path)
     unreached = fixed.extra["unreached"]["unreached"]
     never = {u["function"] for u in unreached if u["kind"] == "function"}
     assert not never & {"h_doorbell_common", "masked_interrupt", "local_irq_enable"}, never
+
+
+def test_a_backout_that_leaves_interrupts_off_is_a_liveness_violation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Broken copy: local_irq_enable only soft-enables (no replay, MSR[EE] stays
+    off).  The runner backs out on the latched tick again and again; without
+    latched-irq-replayed the check only runs into max_steps (bounded; with the
+    state cache the cycle even reads as explored), with it the livelock is a
+    violation with a trace."""
+    from vcoresim.engine.ops import Store
+    from vcoresim.kvm import entry_p9
+
+    def local_irq_enable_broken(k, cpu):  # type: ignore[no-untyped-def]
+        yield Store(entry_p9.paca(cpu, "soft_enabled"), 1)
+
+    monkeypatch.setattr(entry_p9, "local_irq_enable", local_irq_enable_broken)
+    sc = get_scenario("signal-entry-race@tick-fixed")
+    res = check(sc.make({}), strategy="dfs", bounds=sc.bounds, seed=0, trace_out=tmp_path / "t.json")
+    assert res.verdict == "violation" and res.invariant == "latched-irq-replayed", res.message
+    from vcoresim.scenarios import builtin
+
+    cfg = builtin.variant_config(builtin.builtin_config("signal-entry-race"), "tick-fixed")  # type: ignore[arg-type]
+    without = builtin.scenario_for(cfg.model_copy(update={"invariants": ["signal-exits-guest", "no-deadlock"]})).make({})
+    res2 = check(without, strategy="dfs", bounds=sc.bounds, seed=0, cache=False, do_shrink=False, trace_dir=tmp_path)
+    assert res2.verdict == "bounded", res2.verdict

@@ -68,7 +68,7 @@ from vcoresim.engine.ops import (
     smp_mb,
 )
 from vcoresim.engine.timing import NextTick, Param, exp_us
-from vcoresim.engine.world import IRQ, Body, HwThread, Invariant, World
+from vcoresim.engine.world import IRQ, Body, HwThread, Invariant, Liveness, World
 from vcoresim.errors import ConfigError
 from vcoresim.kvm.config import ScenarioConfig
 from vcoresim.kvm.state import (
@@ -116,6 +116,13 @@ VCORE_INACTIVE, VCORE_PREEMPT, VCORE_RUNNING, VCORE_EXITING = 0, 1, 4, 5
 HDEC_AT_ENTRY = NextTick("host_tick_ns")
 #: Guest rounds of an open-ended workload: unbounded in practice.
 OPEN_ENDED_ROUNDS = 1 << 62
+#: latched-irq-replayed: steps from latching an interrupt to its replay.  The
+#: longest legitimate distance in the built-ins is between 15 and 30 steps
+#: (signal-entry-race@tick-fixed and @doorbell-fixed hold at 30, not at 15:
+#: a latch before C5', the back-out, local_irq_enable); a retry of the entry
+#: that does not re-enable costs about as much again, so a livelock is
+#: reported after a few retries, long before max_steps.
+LATCHED_IRQ_BOUND = 100
 def ghost(cpu: int, field_: str) -> str:
     """Ghost state (not kernel state) that monitors read."""
     return f"ghost[{cpu}].{field_}"
@@ -674,6 +681,10 @@ ENTRY_INVARIANTS: dict[str, str] = {
     "before its timeslice ends: no guest runs out its HDEC while that task has TIF_SIGPENDING or TIF_NEED_RESCHED set",
     "no-xcall-irqs-off": "safety: no CPU waits for a synchronous cross-call (smp_call_function_single) with interrupts soft- or hard-disabled",
     "no-nmi-ri-clear": "safety: no interrupt is taken while MSR[RI] is clear (the kernel reports it as unrecoverable)",
+    "latched-irq-replayed": f"bounded liveness: an interrupt latched in irq_happened (taken while soft-disabled, or recorded by a guest exit) "
+    f"is replayed within {LATCHED_IRQ_BOUND} steps: the entry path that backs out because lazy_irq_pending() saw it must re-enable "
+    "(local_irq_enable replays it); a back-out that left interrupts off would retry the entry forever, and a check without this "
+    "property would only run into its step bound",
 }
 
 
@@ -770,4 +781,16 @@ def install_entry_monitors(w: World, k: Entry, selected: list[str] | None) -> No
     for inv in table:
         if inv.name in want:
             w.add_invariant(inv)
+    latched = lambda ex: bool(ex.mem[paca(cpu, "irq_happened")] & ~PACA_IRQ_HARD_DIS)
+    if "latched-irq-replayed" in want:
+        w.add_liveness(
+            Liveness(
+                "latched-irq-replayed",
+                ENTRY_INVARIANTS["latched-irq-replayed"],
+                (paca(cpu, "irq_happened"),),
+                trigger=latched,
+                goal=lambda ex: not latched(ex),
+                bound=LATCHED_IRQ_BOUND,
+            )
+        )
     w.check_deadlock = "no-deadlock" in want
