@@ -459,7 +459,7 @@ def test_workers_ctrl_c_writes_one_checkpoint_and_sigterm_leaves_no_orphans(tmp_
     p = _spawn(["check", "smt-vcore", "--strategy", "exhaustive", "--workers", "2", "--checkpoint", str(cp), "--quiet"], tmp_path)
     kids = _wait_for_children(p, 2)
     assert len(kids) >= 2, p.poll()
-    time.sleep(1.0)  # let the workers start their share
+    wait_cpu(kids[0], 0.5)  # the workers are at their share
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=60)
     assert p.returncode == 3, err
@@ -474,7 +474,7 @@ def test_workers_ctrl_c_writes_one_checkpoint_and_sigterm_leaves_no_orphans(tmp_
         p = _spawn(["check", "smt-vcore", "--strategy", "exhaustive", "--workers", "2", "--quiet"], tmp_path)
         kids = _wait_for_children(p, 1)
         assert kids, p.poll()
-        time.sleep(1.0)
+        wait_cpu(kids[0], 0.5)
         p.send_signal(sig)
         p.communicate(timeout=60)
         assert p.returncode == (3 if sig == signal.SIGTERM else -signal.SIGKILL)
@@ -482,6 +482,25 @@ def test_workers_ctrl_c_writes_one_checkpoint_and_sigterm_leaves_no_orphans(tmp_
         while any(_alive(k) for k in kids) and time.time() < deadline:
             time.sleep(0.2)
         assert not any(_alive(k) for k in kids), sig
+
+
+def test_a_second_ctrl_c_in_a_frontier_search_still_writes_the_checkpoint(tmp_path: Path) -> None:
+    """Issue 16's leftover: the second Ctrl-C lands in the middle of the
+    search (a resumed frontier search runs its batches in this process), and
+    the checkpoint is written all the same; it resumes."""
+    cp, cp2 = tmp_path / "cp.json", tmp_path / "cp2.json"
+    first = subprocess.run([sys.executable, "-m", "vcoresim.cli", "check", "stray-ipi@fixed", "--strategy", "exhaustive", "--workers", "2", "--max-executions", "30", "--checkpoint", str(cp), "--quiet"], cwd=tmp_path, check=False, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 3 and cp.exists(), first.stderr
+    p = _spawn(["check", "--resume", str(cp), "--workers", "1", "--checkpoint", str(cp2), "--quiet"], tmp_path)
+    assert wait_cpu(p.pid, 3.0) >= 3.0, p.poll()  # imports done, well into the search
+    p.send_signal(signal.SIGINT)
+    assert p.stderr is not None and "interrupted (SIGINT)" in p.stderr.readline()
+    p.send_signal(signal.SIGINT)
+    _out, err = p.communicate(timeout=60)
+    assert p.returncode == 3, err
+    assert cp2.exists() and json.loads(cp2.read_text())["state"]["search"]["kind"] == "parallel", err
+    r = subprocess.run([sys.executable, "-m", "vcoresim.cli", "check", "--resume", str(cp2), "--max-executions", "20", "--json"], cwd=tmp_path, check=False, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 3 and json.loads(r.stdout)["verdict"] == "incomplete", r.stderr
 
 
 def test_swarm_interrupted_writes_what_it_found(tmp_path: Path) -> None:

@@ -51,7 +51,7 @@ def stub_model(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     mod.ConfigError = ConfigError  # type: ignore[attr-defined]
     mod.built = []  # type: ignore[attr-defined]
 
-    def build_world(world: object, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
+    def build_world(world: object, cfg: ScenarioConfig, patches: frozenset[str], monitors: object = None) -> None:
         if any(v >= 4 * 256 for vm in cfg.vm for v in vm.vcpus):
             raise ConfigError("vm[0].vcpus", "vCPU id beyond KVM_MAX_VCORES: KVM_CREATE_VCPU returns -EINVAL")
         mod.built.append((cfg, patches))  # type: ignore[attr-defined]

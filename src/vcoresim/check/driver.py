@@ -17,6 +17,8 @@ from vcoresim.engine.world import Program
 from vcoresim.files import excerpt, show_path
 
 Stop = Callable[[], bool] | None
+#: A context in which a further Ctrl-C is noted, not raised (the CLI's ``INTERRUPT.shield``).
+Shield = Callable[[], AbstractContextManager[Any]] | None
 
 STRATEGIES = ("auto", "exhaustive", "dfs", "random", "pct")
 #: Executions of the first (sampling) phase of ``auto``: PCT and uniform random
@@ -166,7 +168,7 @@ class CheckResult:
             "coverage": self.coverage,
             "cut_at_max_steps": self.cut,
             "cut_of": self.cut_of,
-            "strategy": self.strategy,
+            "strategy": self.strategy if timing else {k: v for k, v in self.strategy.items() if k not in _TIMED_PARAMS},
             "bounds": self.bounds,
             "config": self.config,
             "stats": stats,
@@ -177,6 +179,10 @@ class CheckResult:
             **({"interrupted": True} if self.interrupted else {}),
             **self.extra,
         }
+
+
+#: Strategy parameters measured in time (left out of ``--reproducible`` output).
+_TIMED_PARAMS = frozenset({"worker_busy", "worker_cpu_s"})
 
 
 def not_run(scenario: str, config: dict[str, Any], expected: str | None = None) -> CheckResult:
@@ -225,7 +231,7 @@ def _plain_sc(program: Program) -> bool:
     return issubclass(cls, _Recording) and cls.__mro__[1:3] == (_Recording, Execution)
 
 
-def _search(program: Program, bounds: Bounds, *, dpor: bool, cache: bool | None, progress: Progress | None, resume: dict[str, Any] | None, stop: Stop, workers: int, ray: str | None = None) -> Exploration:
+def _search(program: Program, bounds: Bounds, *, dpor: bool, cache: bool | None, progress: Progress | None, resume: dict[str, Any] | None, stop: Stop, workers: int, ray: str | None = None, shield: Shield = None) -> Exploration:
     """One exhaustive search: serial DPOR (resumable), or the frontier search
     on ``workers`` processes or on Ray (check/parallel.py; a checkpoint of it
     resumes it, in one process unless workers are given)."""
@@ -233,7 +239,7 @@ def _search(program: Program, bounds: Bounds, *, dpor: bool, cache: bool | None,
     if ray is not None or workers > 1 or (resume is not None and resume.get("kind") == "parallel"):
         from vcoresim.check.parallel import parallel_search
 
-        return parallel_search(program, bounds, workers, ray=ray, progress=progress, stop=stop, resume=resume)
+        return parallel_search(program, bounds, workers, ray=ray, progress=progress, stop=stop, resume=resume, shield=shield)
     return exhaustive(program, bounds, dpor=dpor, cache=cache, progress=progress, resume=resume, stop=stop)
 
 
@@ -248,6 +254,7 @@ def auto(
     stop: Stop = None,
     workers: int = 1,
     ray: str | None = None,
+    shield: Shield = None,
 ) -> Exploration:
     """The default: a seeded sampling phase (one walk without choice, then PCT
     and uniform random walks taking turns; under a weak memory model, a PCT
@@ -299,7 +306,7 @@ def auto(
         if ray is not None:
             out["ray"] = ray
         if res2 is not None and res2.params.get("search") == "frontier":  # the exhaustive phases ran the frontier search
-            out.update({k: v for k, v in res2.params.items() if k not in ("work_items", "redundant_states", "worker_busy", "preemption_bound_cut")})
+            out.update({k: v for k, v in res2.params.items() if k not in ("work_items", "redundant_states", "worker_busy", "worker_cpu_s", "preemption_bound_cut")})
         return out
 
     def cut(phase: int, totals: Stats, search: dict[str, Any] | None = None, sample: dict[str, Any] | None = None) -> Exploration:
@@ -340,7 +347,7 @@ def auto(
         before = Stats(**total.as_dict())
         search = "frontier search" if frontier else "DPOR"
         announce(progress, f"{search}, preemption bound {'none' if limit is None else limit} (bound {n + 1} of {len(limits)})", left)
-        res2 = _search(program, Bounds(bounds.max_steps, limit, left, secs_left()), dpor=True, cache=cache, progress=progress, resume=search_state, stop=stop, workers=workers, ray=ray)
+        res2 = _search(program, Bounds(bounds.max_steps, limit, left, secs_left()), dpor=True, cache=cache, progress=progress, resume=search_state, stop=stop, workers=workers, ray=ray, shield=shield)
         search_state = None
         _add(total, res2.stats)
         phases.append({"phase": "exhaustive", "max_preemptions": limit, "executions": res2.stats.executions, "truncated": res2.stats.truncated, "complete": res2.complete, "state_cache": bool(res2.params.get("state_cache"))})
@@ -374,12 +381,13 @@ def explore(
     stop: Stop = None,
     workers: int = 1,
     ray: str | None = None,
+    shield: Shield = None,
 ) -> Exploration:
     if strategy == "auto":
-        return auto(program, bounds, seed, cache=cache, progress=progress, resume=resume, stop=stop, workers=workers, ray=ray)
+        return auto(program, bounds, seed, cache=cache, progress=progress, resume=resume, stop=stop, workers=workers, ray=ray, shield=shield)
     if strategy in ("exhaustive", "dfs"):
         announce(progress, "frontier search" if (workers > 1 or ray is not None) else "DPOR" if strategy == "exhaustive" else "DFS + sleep sets", bounds.max_executions)
-        res = _search(program, bounds, dpor=strategy == "exhaustive", cache=cache, progress=progress, resume=resume["search"] if resume else None, stop=stop, workers=workers, ray=ray)
+        res = _search(program, bounds, dpor=strategy == "exhaustive", cache=cache, progress=progress, resume=resume["search"] if resume else None, stop=stop, workers=workers, ray=ray, shield=shield)
         if res.checkpoint is not None:
             res.checkpoint = {"kind": strategy, "search": res.checkpoint}
         return res
@@ -458,7 +466,7 @@ def check(
     report = _Remember(progress, seen)
     all_bounds = {**bounds.as_dict(), **program.model_bounds}
     try:
-        res = explore(program, strategy, bounds, seed, pct_depth=pct_depth, cache=cache, progress=report, resume=resume, stop=stop, workers=workers, ray=ray)
+        res = explore(program, strategy, bounds, seed, pct_depth=pct_depth, cache=cache, progress=report, resume=resume, stop=stop, workers=workers, ray=ray, shield=shield)
     except KeyboardInterrupt:
         st = seen[0]
         st.seconds = clock.elapsed()

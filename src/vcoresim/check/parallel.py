@@ -19,6 +19,7 @@ import queue
 import signal
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -128,6 +129,8 @@ def parallel_search(
     progress: Progress | None = None,
     stop: Callable[[], bool] | None = None,
     resume: dict[str, Any] | None = None,
+    finals: bool = False,
+    shield: Callable[[], AbstractContextManager[Any]] | None = None,
 ) -> Exploration:
     """The frontier search on ``workers`` processes, on Ray (``ray``: ``auto``
     or an address; ``workers`` Ray workers, 0: one per CPU of the cluster),
@@ -143,7 +146,7 @@ def parallel_search(
         backend = ProcessBackend(program, bounds, workers)
     else:
         backend = InlineBackend(program, bounds)
-    return frontier_search(program, bounds, backend, progress=progress, stop=stop, resume=resume, label=label)
+    return frontier_search(program, bounds, backend, progress=progress, stop=stop, resume=resume, label=label, finals=finals, shield=shield)
 
 
 def cpu_count() -> int:

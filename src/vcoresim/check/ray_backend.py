@@ -1,17 +1,19 @@
 """``--ray auto|ADDRESS``: swarm runs and the frontier search on Ray.
 
-Optional: ``pip install 'vcoresim[ray]'``.  ``auto`` joins the cluster Ray
-finds (``RAY_ADDRESS`` or a local ``ray start``) or, if there is none,
-starts a local instance; ``ADDRESS`` joins that cluster (``HOST:PORT`` or
+Optional: ``pip install 'vcoresim[ray]'``.  ``auto`` joins the cluster
+``RAY_ADDRESS`` names or, without it, starts a local instance of its own
+(never another run's); ``ADDRESS`` joins that cluster (``HOST:PORT`` or
 ``ray://HOST:PORT``).
 
 The exhaustive search is the ``--workers`` one (check/parallel.py) with Ray
 actors as its workers: each actor receives the scenario name and effective
 configuration (not the program: generators do not pickle), rebuilds the
-program and serves batches of the frontier search.  A visited set shared
-between processes prunes only if they compute the same fingerprints for the
-same state; the result says ``fingerprints_agree: false`` when they do not
-(sound, but states are then explored once per process that meets them).
+program and serves batches of the frontier search.  The workers share the
+visited set: fingerprints are the same in every process, whatever its hash
+seed (engine/stable.py; tests/test_parallel.py checks it).  Should a state
+identity ever differ between processes, the result says
+``fingerprints_agree: false`` (sound, but states are then explored once per
+process that meets them).
 """
 
 from __future__ import annotations
@@ -55,11 +57,12 @@ def _host_port(address: str) -> tuple[str, int] | None:
 
 
 def connect(address: str, *, stop: Callable[[], bool] | None = None, timeout: float = RAY_CONNECT_SECONDS) -> Any:
-    """Join the Ray cluster at ``address`` (``auto``: the one Ray finds, else a local
-    instance).  Gives up with ``RayUnavailable`` when nothing listens at the address
+    """Join the Ray cluster at ``address`` (``auto``: ``RAY_ADDRESS``'s, else a local
+    instance of this process's own).  Gives up with ``RayUnavailable`` when nothing listens at the address
     (``RAY_PROBE_SECONDS``) or Ray has not connected within ``timeout`` seconds;
     ``stop`` (Ctrl-C, SIGTERM) is polled while waiting (it raises ``KeyboardInterrupt``).
-    ``ray.init`` runs in a helper thread, since it blocks signals while it retries."""
+    For an address, ``ray.init`` runs in a helper thread, since it blocks
+    signals while it retries; ``auto`` runs it in this thread (below)."""
     try:
         import ray
     except ImportError:
@@ -79,15 +82,17 @@ def connect(address: str, *, stop: Callable[[], bool] | None = None, timeout: fl
 
     def init() -> None:
         try:
-            # String hashes then agree between the workers Ray starts (the fingerprint hashes names).
-            env = {"env_vars": {"PYTHONHASHSEED": "0"}}
-            if address == "auto":
-                try:
-                    ray.init(address="auto", logging_level="ERROR", log_to_driver=False, runtime_env=env)
-                except (ConnectionError, RuntimeError):
-                    ray.init(logging_level="ERROR", log_to_driver=False, include_dashboard=False, runtime_env=env)
+            # (No fixed PYTHONHASHSEED for the workers: fingerprints are the same
+            # in every process, engine/stable.py.)
+            if address == "auto" and os.environ.get("RAY_ADDRESS"):
+                ray.init(address="auto", logging_level="ERROR", log_to_driver=False)
+            elif address == "auto":
+                # A local instance of this run's own: Ray's own "auto" would join
+                # any instance on the machine, another run's included, whose
+                # end kills this run's actors.
+                ray.init(address="local", logging_level="ERROR", log_to_driver=False, include_dashboard=False)
             else:
-                ray.init(address=address, logging_level="ERROR", log_to_driver=False, runtime_env=env)
+                ray.init(address=address, logging_level="ERROR", log_to_driver=False)
             outcome["error"] = None
         except BaseException as e:  # reported in the caller's thread
             outcome["error"] = e
@@ -99,8 +104,15 @@ def connect(address: str, *, stop: Callable[[], bool] | None = None, timeout: fl
     sink = tempfile.TemporaryFile()
     os.dup2(sink.fileno(), 2)
     try:
+        if address == "auto":
+            # Joining a local cluster, or starting one, needs no timeout; and Ray
+            # (2.60 at least) must be initialised in the main thread: a driver
+            # initialised in a helper thread loses the cluster (its GCS client
+            # gives up after 60 s) at the first call from the main thread.
+            init()
         t = threading.Thread(target=init, name="vcoresim-ray-init", daemon=True)
-        t.start()
+        if address != "auto":
+            t.start()
         deadline = time.monotonic() + timeout
         while t.is_alive():
             t.join(0.2)

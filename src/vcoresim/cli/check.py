@@ -87,9 +87,9 @@ def check_cmd(
     if resume_file is not None:
         if scenarios or kernel or patches or strategy or seed is not None or max_steps or max_preemptions is not None or barrier_mutations or memory_model != "sc":
             fail("--resume: the checkpoint fixes the scenario, strategy and bounds; give only budgets and output options")
-        if ray_address is not None or cache:
-            fail("--resume: the checkpoint fixes --cache; --ray cannot resume a checkpoint")
-        _resume(resume_file, max_executions, max_seconds, checkpoint_out, trace_out, no_shrink, as_json, reproducible, quiet, workers)
+        if cache:
+            fail("--resume: the checkpoint fixes --cache")
+        _resume(resume_file, max_executions, max_seconds, checkpoint_out, trace_out, no_shrink, as_json, reproducible, quiet, workers, ray_address)
         return
     if ray_address is not None:
         workers = workers or 0  # 0: one Ray worker per CPU of the cluster
@@ -224,6 +224,7 @@ def _resume(
     reproducible: bool,
     quiet: bool,
     workers: int | None,
+    ray_address: str | None = None,
 ) -> None:
     from vcoresim.check.checkpoint import CheckpointError, check_against, load_checkpoint
 
@@ -237,9 +238,13 @@ def _resume(
     st = doc["strategy"]
     search = doc["state"]["search"]
     parallel = isinstance(search, dict) and search.get("kind") == "parallel"
-    if workers is not None and workers > 1 and not parallel and search is not None:
-        fail("--workers: this checkpoint's search ran in one process; resume it without --workers")
-    n_workers = workers or st.get("workers", 1)
+    if ((workers is not None and workers > 1) or ray_address is not None) and not parallel and search is not None:
+        fail(f"{'--ray' if ray_address is not None else '--workers'}: this checkpoint's search ran in one process; resume it without {'--ray' if ray_address is not None else '--workers'}")
+    if ray_address is not None:
+        n_workers = workers or 0  # 0: one Ray worker per CPU of the cluster
+        _connect_ray(ray_address)
+    else:
+        n_workers = workers or st.get("workers") or 1  # (a Ray run's checkpoint may say 0: one per CPU there)
     bounds = Bounds(max_steps=b["max_steps"], max_preemptions=b["max_preemptions"], max_executions=max_executions, max_seconds=max_seconds)
     display = ProgressDisplay(not quiet and not as_json and err.is_terminal)
     display.start(doc["scenario"])
@@ -257,6 +262,7 @@ def _resume(
             stop=INTERRUPT,
             resume=doc["state"],
             workers=n_workers,
+            ray=ray_address,
             checkpoint_out=checkpoint_out or path,
             shield=INTERRUPT.shield,
         )

@@ -23,7 +23,7 @@ from types import CodeType
 from typing import Any
 
 from vcoresim.engine.runtime import Execution
-from vcoresim.engine.world import Actor, Program, World
+from vcoresim.engine.world import Actor, Liveness, Program, World
 
 
 @dataclasses.dataclass
@@ -50,22 +50,32 @@ def covering(program: Program, cov: Coverage) -> Program:
     base = program.execution or Execution
     cls = type(f"Covered{base.__name__}", (_Recording, base), {"coverage": cov})
     build = program.build
+    copies: dict[int, tuple[Liveness, Liveness]] = {}  # a model may share its monitors between worlds
 
     def build_and_watch(w: World) -> None:
         build(w)
-        _watch_monitors(w, cov)
+        _watch_monitors(w, cov, copies)
 
     return dataclasses.replace(program, build=build_and_watch, execution=cls)
 
 
-def _watch_monitors(w: World, cov: Coverage) -> None:
+def _watch_monitors(w: World, cov: Coverage, copies: dict[int, tuple[Liveness, Liveness]]) -> None:
     # An invariant is re-checked after every step that writes what it reads, so
     # "a location it reads changed" is "it was evaluated on a changed value".
     for inv in w.invariants:
         cov.monitors.setdefault(inv.name, ("invariant", inv.reads))
+    watched = []
     for live in w.liveness:
         cov.monitors.setdefault(live.name, ("liveness", live.reads))
-        live.trigger = _arming(live.trigger, live.name, cov.armed)
+        # A copy whose trigger records when it holds; the same copy for the same
+        # monitor (the model's own object stays as it was, for other programs).
+        known = copies.get(id(live))
+        if known is None or known[0] is not live:
+            if len(copies) > 256:  # (a model that builds new monitors for every world)
+                copies.clear()
+            known = copies[id(live)] = (live, dataclasses.replace(live, trigger=_arming(live.trigger, live.name, cov.armed)))
+        watched.append(known[1])
+    w.liveness = watched
 
 
 def _arming(trigger: Callable[[Any], bool], name: str, armed: set[str]) -> Callable[[Any], bool]:
@@ -90,6 +100,7 @@ class _Recording(Execution):
         cov = self.coverage
         self._points = cov.points
         self._inner: dict[int, Any] = {}
+        self._last: dict[int, tuple[Any, Any]] = {}  # actor -> (top generator, its innermost one)
         super().__init__(program, **kwargs)
         if cov.initial is None:
             cov.initial = dict(self.mem)
@@ -97,20 +108,36 @@ class _Recording(Execution):
         self._changed = cov.changed
         cov.executions += 1
 
+    # A replayed prefix (``replaying``) reaches exactly what it reached when it
+    # first ran in this process: nothing new to record.  The innermost frames
+    # remembered in ``_inner`` may then be stale; a stale one still holding the
+    # top of a chain means the chain around it has not moved since it was walked.
     def _advance(self, a: Actor, value: Any) -> None:
         super()._advance(a, value)
-        if a.stack:
+        if a.stack and not self.replaying:
             self._record(a)
 
     def _throw(self, a: Actor, exc: BaseException) -> None:
         super()._throw(a, exc)
-        if a.stack:
+        if a.stack and not self.replaying:
             self._record(a)
 
     def _record(self, a: Actor) -> None:
         # The frames around the innermost generator stay suspended where they are
         # while it runs: walk the whole chain only when the innermost one changed.
         top: Any = a.stack[-1].gen
+        last = self._last.get(a.idx)
+        if last is not None and last[0] is top:
+            # The innermost generator last time, under the same top one: while it
+            # has not finished, the chain down to it cannot have changed, and it
+            # is still the innermost unless it now delegates to model code.
+            g = last[1]
+            f = g.gi_frame
+            if f is not None:
+                inner = g.gi_yieldfrom
+                if inner is None or inner.__class__ is not _GENERATOR:
+                    self._points.add((g.gi_code, f.f_lasti))
+                    return
         g = top
         inner = g.gi_yieldfrom
         while inner is not None:
@@ -122,6 +149,7 @@ class _Recording(Execution):
         if f is None:
             return
         self._points.add((g.gi_code, f.f_lasti))
+        self._last[a.idx] = (top, g)
         inners = self._inner
         if inners.get(a.idx) is g:
             return

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import dis
 import gc
+import os
 import sys
 from types import CodeType, FunctionType
 from typing import Any
@@ -283,10 +284,18 @@ _ITERATORS = frozenset(
 )
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__))) + os.sep
+
+
 def _code_id(code: CodeType) -> int:
     h = _CODE_ID.get(code)
     if h is None:
-        h = _CODE_ID[code] = stable_str(f"{code.co_filename}:{code.co_firstlineno}:{code.co_qualname if hasattr(code, 'co_qualname') else code.co_name}")
+        # The package's own code by its path inside the package, so that two
+        # checkouts (or Ray nodes) give a state the same fingerprint.
+        where = os.path.realpath(code.co_filename)
+        if where.startswith(_PACKAGE_DIR):
+            where = "vcoresim/" + where[len(_PACKAGE_DIR):].replace(os.sep, "/")
+        h = _CODE_ID[code] = stable_str(f"{where}:{code.co_firstlineno}:{code.co_qualname if hasattr(code, 'co_qualname') else code.co_name}")
     return h
 
 
@@ -667,6 +676,8 @@ def _fast_fingerprint(ex: Execution) -> int | None:
         if part[2]:
             held.append(part[2])
 
+    codes: dict[int, tuple[Any, ...]] | None = ex.__dict__.get("_fp_frames")
+
     def stack(st: list[Frame]) -> Any:
         seen = stacks.get(id(st))
         if seen is not None:
@@ -674,7 +685,11 @@ def _fast_fingerprint(ex: Execution) -> int | None:
         stacks[id(st)] = idx = len(stacks)
         out = []
         for fr in st:
-            e = _frame_code(ex, fr)
+            # (``_frame_code``'s own first look, without the call: a parked or
+            # switched-out stack's frames have not run since they were encoded)
+            e = codes.get(id(fr)) if codes is not None else None
+            if e is None or e[0] is not fr or e[1] != fr.hist:
+                e = _frame_code(ex, fr)
             if e[4]:
                 held.append(e[4])
             out.append((e[2], tuple([gref(r) for r in e[3]])) if e[3] else e[2])

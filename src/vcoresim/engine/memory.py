@@ -60,7 +60,7 @@ from typing import Any
 from vcoresim.engine import ops as O
 from vcoresim.engine.msr import MSR_EE
 from vcoresim.engine.runtime import Execution, OpRecord
-from vcoresim.engine.world import NAP, RUN, Actor, Program
+from vcoresim.engine.world import DONE, NAP, RUN, Actor, Program
 
 MODELS = ("sc", "tso", "pso", "power")
 
@@ -128,6 +128,12 @@ def _idle() -> Generator[O.Op, Any, None]:
 
 class WeakExecution(Execution):
     """An execution under a weak memory model (see the module docstring)."""
+
+    #: power: writes reach a *finished* thread without hardware (an environment
+    #: source, a litmus thread) in commit order only: it never looks at them, so
+    #: the order is unobservable (docs/exploration.md, "Weak memory").  False: in
+    #: every order (the unreduced reference of tests/test_power_dpor.py).
+    canonical_done = True
 
     def __init__(self, program: Program, *, record: bool = False, timed: bool = False, history: bool = False, sites: set[tuple[str, str, int]] | None = None) -> None:
         self.model = program.memory_model
@@ -359,7 +365,23 @@ class WeakExecution(Execution):
             r = self.req[x][j + 1]
             if r is None or all(k >= self._need(r, y) for y, k in lag.items()):
                 out.append(x)
+        if len(out) > 1 and self._canonical(v):
+            # The oldest write still to reach v (always among ``out``: what it
+            # requires was committed before it, so v has it).
+            ts = self.ts
+            out = [min(out, key=lambda x: ts[x][lag[x] + 1])]
         return out
+
+    def _canonical(self, v: int) -> bool:
+        """power: v is a finished thread without hardware, whose view nothing reads
+        but the full barriers of others waiting for writes to reach it."""
+        a = self.actors[v]
+        return self.canonical_done and a.status == DONE and a.hw is None and not self.pend[v]
+
+    def _finishes(self, u: int) -> tuple[str, ...]:
+        """power: what a step of a thread without hardware writes because it may be
+        its last (after which writes reach it in commit order only, see _props)."""
+        return (f"fin:{u}",) if self.power and self.canonical_done and self.actors[u].hw is None else ()
 
     def _snapshot(self, u: int) -> tuple[int, dict[str, int]]:
         return (self.clock, dict(self.lag[u]))
@@ -540,6 +562,14 @@ class WeakExecution(Execution):
     def footprint(self, idx: int, pending: bool = False) -> tuple[tuple[str, ...], tuple[str, ...]]:
         if not self.weak:
             return super().footprint(idx, pending)
+        r, w = self._weak_footprint(idx, pending)
+        if idx < self.n_real and r != ("*",):
+            fin = self._finishes(idx)
+            if fin:
+                w = (*w, *fin)
+        return r, w
+
+    def _weak_footprint(self, idx: int, pending: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
         ps = self._pseudo(idx)
         if ps is not None:
             kind, u = ps
@@ -551,7 +581,7 @@ class WeakExecution(Execution):
                 causes = tuple(f"^ld:{u}:{t}" for t in pend)
                 # a load that feeds an address records u's whole view when satisfied
                 views = (*(f"pv:{u}:{x}" for x in locs), *((f"pv:{u}",) if any(f for _, _, f in pend.values()) else ()))
-                return (*locs, *causes, *views, f"^sb:{u}", f"^ldq:{u}"), (f"^ld:{u}", *(f"^ldv:{u}:{t}" for t in pend))
+                return (*locs, *causes, *views, f"^sb:{u}", f"^ldq:{u}"), (f"^ld:{u}", *(f"^ldv:{u}:{t}" for t in pend), *self._finishes(u))
             if kind == "sb":
                 buf = self.buf[u]
                 if not buf:
@@ -572,7 +602,7 @@ class WeakExecution(Execution):
             if not lag:
                 return (), ()
             causes = tuple(f"^w:{x}:{j + 1}" for x, j in lag.items())
-            return (*lag, *causes, *self._lag_reads(u), f"lagset:{u}"), (*self._lag_reads(u), f"pv:{u}")
+            return (*lag, *causes, *self._lag_reads(u), f"lagset:{u}", *self._finishes(u)), (*self._lag_reads(u), f"pv:{u}")
         a = self.actors[idx]
         u = idx
         if a.status == NAP or self._delivers(a):
@@ -715,13 +745,14 @@ class WeakExecution(Execution):
 
     def fingerprint(self) -> int:
         from vcoresim.engine.fingerprint import canon
+        from vcoresim.engine.stable import stable
 
         base = super().fingerprint()
         if not self.weak:
             return base
         bufs = tuple(tuple((e[1], canon(e[2]), e[3], canon(e[4])) for e in b) for b in self.buf)
         if not self.power:
-            return hash((base, bufs))
+            return hash((base, stable(bufs)))  # stable: the same in every process (location names are strings)
         co = tuple(sorted((x, canon(v)) for x, v in self.co.items()))
         lag = tuple(tuple(sorted(d.items())) for d in self.lag)
         floors = tuple(tuple(sorted((x, self._low(u, x)) for x in self.co if self._low(u, x))) for u in range(self.n_real))
@@ -733,7 +764,7 @@ class WeakExecution(Execution):
         # thread (its writer's lwsync view when it committed: not the current one)
         oldest = {x: min(d[x] for d in self.lag if x in d) for x in {x for d in self.lag for x in d}}
         req = tuple((x, j, tuple((y, self._need(r, y)) for y in sorted(self.co))) for x, k in sorted(oldest.items()) for j in range(k + 1, len(self.co[x])) if (r := self.req[x][j]) is not None)
-        return hash((base, bufs, co, lag, floors, bview, late, sat, req))
+        return hash((base, stable((bufs, co, lag, floors, bview, late, sat, req))))
 
 
 __all__ = ["ACTIONS", "MODELS", "WeakExecution", "barrier_site", "split_memory_config", "with_memory_model"]

@@ -71,6 +71,10 @@ class StepRecord:
 class Execution:
     """Runs one execution of ``program``; a strategy calls :meth:`step` until ``finished``."""
 
+    #: Re-running steps this process already ran (a search's replayed prefix):
+    #: recorders of what the steps reach (engine/coverage.py) skip them.
+    replaying = False
+
     def __new__(cls, program: Program, *args: Any, **kwargs: Any) -> Execution:
         # A program may name the subclass that runs it (engine/memory.py's, under a
         # weak memory model); the sequentially consistent path stays this class.
@@ -97,10 +101,8 @@ class Execution:
         self._live_frames: dict[int, list[int]] = {}  # actor idx -> ids of its frames that may still be live
         self._next_frame = 1
         self._cur: StepRecord | None = None
-        self._alias = self._invariant_aliases()
         self._facets = tuple(self.world.mode_facets.values())
-        self._facet_locs = [tuple(f"{a.cpu_loc}:{n}" for n in self.world.mode_facets) for a in self.actors]
-        self._watch = self._watchers()
+        self._alias, self._facet_locs, self._watch, self._live_watch, self._mode_changes = self._tables()
         self._live_armed: list[int | None] = [None] * len(self.world.liveness)
         self.on_op: Callable[[Actor, O.Op, Any], None] | None = None  # timed driver hook
         # Per-frame hash of every value sent into it (``Frame.hist``): model
@@ -133,6 +135,27 @@ class Execution:
             if a.name == name:
                 return a
         raise KeyError(name)
+
+    def _tables(self) -> tuple[Any, ...]:
+        """What the monitors and actors of this world make of each location:
+        the same for every world of the program that installs the same monitor
+        objects for the same actors (a model may share them, kvm/model.py), so
+        kept with the program and recomputed only when they differ."""
+        w = self.world
+        key = (tuple(map(id, w.invariants)), tuple(map(id, w.liveness)), tuple(w.mode_facets), tuple(map(id, w.mode_facets.values())), tuple(a.name for a in self.actors))
+        known = self.program.__dict__.get("_execution_tables")
+        if known is not None and known[0] == key:
+            return known[1]  # type: ignore[no-any-return]
+        tables = (
+            self._invariant_aliases(),
+            [tuple(f"{a.cpu_loc}:{n}" for n in w.mode_facets) for a in self.actors],
+            self._watchers(),
+            self._live_watchers(),
+            {},  # (actor, status, MSR, new status, new MSR) -> the facets that change
+        )
+        # The monitors are kept with the key so their ids stay theirs.
+        self.program.__dict__["_execution_tables"] = (key, tables, (w.invariants, w.liveness, tuple(w.mode_facets.values())))
+        return tables
 
     def _invariant_aliases(self) -> dict[str, tuple[str, ...]]:
         """Writes to locations a monitor reads also write ``mon:NAME``, so two
@@ -227,8 +250,13 @@ class Execution:
         locs = self._facet_locs[a.idx] if a.idx < len(self._facet_locs) else tuple(f"{a.cpu_loc}:{n}" for n in self.world.mode_facets)
         if status is None:
             return locs
-        st, m = a.status, a.msr
-        return tuple(loc for f, loc in zip(facets, locs) if f(st, m) != f(status, msr))
+        key = (a.idx, a.status, a.msr, status, msr)
+        out = self._mode_changes.get(key)
+        if out is None:
+            # (facets are functions of (status, MSR): remembered per program)
+            st, m = a.status, a.msr
+            out = self._mode_changes[key] = tuple(loc for f, loc in zip(facets, locs) if f(st, m) != f(status, msr))
+        return out
 
     def _op_mode_writes(self, a: Actor, op: O.Op) -> tuple[str, ...]:
         """Mode writes of a pending MSR- or context-changing operation (EE alone is no mode change)."""
@@ -325,10 +353,13 @@ class Execution:
 
     def _fuse(self, a: Actor) -> None:
         n = 0
+        never = _NEVER_LOCAL
         while self.violation is None and a.status == RUN:
             op = a.stack[-1].op
             assert op is not None
-            if self._delivers(a) or not self.is_local(a, op):
+            # (an operation that is never local ends the step whatever is pending:
+            # asked first, it spares the interrupt lines a look)
+            if op.__class__ in never or self._delivers(a) or not self.is_local(a, op):
                 return
             self._exec(a, op, 0)
             n += 1
@@ -574,6 +605,30 @@ class Execution:
         by_actor = [tuple(sorted({*always, *by_loc.get(a.cpu_loc, ())})) for a in self.actors]
         return {loc: tuple(v) for loc, v in by_loc.items()}, by_actor, always
 
+    def _live_watchers(self) -> tuple[frozenset[str] | None, list[bool]]:
+        """``_watchers`` for the liveness monitors, coarser: the locations any
+        of them reads (None: one declares no reads, so it may read anything)
+        and, per actor, whether one reads its whole mode (``cpu:NAME``)."""
+        lives = self.world.liveness
+        if any(not live.reads for live in lives):
+            return None, [True] * len(self.actors)
+        locs = frozenset(loc for live in lives for loc in live.reads)
+        return locs, [a.cpu_loc in locs for a in self.actors]
+
+    def liveness_after(self, a: Actor, writes: tuple[str, ...], replayed: bool = False) -> None:
+        """Update the liveness monitors after a step of ``a`` that wrote ``writes``:
+        re-evaluated only if the step may have changed what one of them reads
+        (the rule ``_check_monitors`` applies to invariants); else only their
+        clocks move, and ``replayed`` (a step that ran before without a
+        violation) they cannot run out."""
+        if not self._live_armed:
+            return
+        locs, by_actor = self._live_watch
+        if locs is None or GLOBAL in writes or (by_actor[a.idx] if a.idx < len(by_actor) else True) or not locs.isdisjoint(writes):
+            self._check_liveness()
+        elif not replayed:
+            self._check_liveness(False)
+
     def _check_monitors(self, a: Actor | None = None, writes: tuple[str, ...] | None = None) -> None:
         """Check the invariants after a step of ``a`` that wrote ``writes`` (all of
         them when no step is given): only those reading a written location, or
@@ -597,15 +652,28 @@ class Execution:
             if msg:
                 self._violate("invariant", inv.name, msg)
                 return
-        self._check_liveness()
+        if a is None or writes is None:
+            self._check_liveness()
+        else:
+            self.liveness_after(a, writes)
 
     def _stores_in_flight(self, locs: tuple[str, ...]) -> bool:
         """A store to one of ``locs`` not yet in memory (none: stores are atomic here)."""
         return False
 
-    def _check_liveness(self) -> None:
+    def _check_liveness(self, evaluate: bool = True) -> None:
+        """Advance the liveness monitors' clocks.  ``evaluate=False``: nothing
+        any trigger or goal reads changed since they were last evaluated, so
+        only the clocks move: an unarmed monitor stays unarmed (its trigger
+        was false, or held together with its goal, and still does), an armed
+        one stays armed (its goal was false) until its bound runs out."""
         for i, live in enumerate(self.world.liveness):
             armed = self._live_armed[i]
+            if not evaluate:
+                if armed is not None and self.steps - armed > live.bound:
+                    self._violate("liveness", live.name, f"not reached within {live.bound} steps of step {armed}")
+                    return
+                continue
             if armed is None:
                 if live.trigger(self):
                     self._live_armed[i] = self.steps

@@ -696,6 +696,9 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
     if any(vm.pin is not None for vm in cfg.vm):
         raise ConfigError("vm.pin", "the entry model runs its vCPU on the runner's CPU (pin is a vcore-model field)")
     k = Entry(cfg, patches)
+    # Not memory (as in kvm/model.py): SPRs (LPIDR, HDEC), the XICS
+    # (cache-inhibited MMIO) and ghost state bypass store buffers and propagation.
+    w.uncached = ("core[", "xics[", "ghost[")
     cpu, v, vc = k.cpu, k.vcpu, k.vc
     cpus = [cpu] + ([k.prev_cpu] if k.prev_cpu is not None else [])
     for c in sorted({x // k.threads_per_core for x in cpus}):

@@ -344,6 +344,10 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
     if any(vm.pin is not None for vm in cfg.vm):
         raise ConfigError("vm.pin", "the timebase model runs each vCPU on its subcore's primary thread (pin is a vcore-model field)")
     k = Timebase(cfg, patches)
+    # Not memory (as in kvm/model.py): the timebase, TFMR, LPIDR, HDEC and HMER
+    # are per-core or per-thread registers (mftb/mtspr/mfspr, no store buffer,
+    # no propagation), and ghost state is the checker's.
+    w.uncached = ("core[0].tb[", "core[0].tfmr[", "core[0].subcore[", *(hmer(cpu) for cpu in k.cpus), "ghost")
     for s in k.subcores:
         w.loc(tb(s), 0)
         w.loc(tb_valid(s), 1)

@@ -199,7 +199,11 @@ def dec_timer_source(k: Kvm, vcpus: list[int]) -> Body:
 
 
 # ------------------------------------------------------------------- build
-def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
+def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str], monitors: dict[str, Any] | None = None) -> None:
+    """``monitors``: a dict the caller keeps across the worlds of one program.
+    The monitors read only the world's memory and threads (``MonitorView``)
+    and the configuration's topology, so the first world's are installed in
+    every later one instead of being built again for each execution."""
     if cfg.model != "vcore":  # the seed-002 / seed-004 models build their own worlds
         from vcoresim.kvm import entry_p9, hmi
 
@@ -330,4 +334,26 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
         else:
             for v in all_vcpus:
                 w.spawn(f"dec_timer{k.vcpu_label(v)}", dec_timer_source(k, [v]), daemon=True, role="env")
+    _install_monitors(w, k, cfg, monitors)
+
+
+def _install_monitors(w: World, k: Kvm, cfg: ScenarioConfig, monitors: dict[str, Any] | None) -> None:
+    """``install_monitors``, or what it set in the first world (``build_world``).
+    Only the world's fields it changed are carried over; if it declared
+    locations or spawned actors (state of each world's own) it runs every time."""
+    built = monitors.get("vcore", False) if monitors is not None else None
+    if built:
+        for name, value in built.items():
+            setattr(w, name, _shallow(value))
+        return
+    import dataclasses
+
+    before = {f.name: _shallow(getattr(w, f.name)) for f in dataclasses.fields(w)}
     install_monitors(w, k, cfg.invariants)
+    if monitors is not None and built is False:
+        changed = {name: _shallow(getattr(w, name)) for name, old in before.items() if getattr(w, name) != old}
+        monitors["vcore"] = None if "mem" in changed or "actors" in changed else changed
+
+
+def _shallow(v: Any) -> Any:
+    return list(v) if type(v) is list else dict(v) if type(v) is dict else v

@@ -80,8 +80,10 @@ def program_from_config(cfg: ScenarioConfig, *, timed: bool = True) -> Program:
 
     patches = resolve_kernel(cfg.kernel.preset, cfg.kernel.patches, "kernel")
 
+    monitors: dict[str, Any] = {}  # built with the first world, shared by the rest
+
     def build(w: World) -> None:
-        model.build_world(w, cfg, patches)
+        model.build_world(w, cfg, patches, monitors=monitors)
 
     # Build one world now, so errors only the model can see (a vCPU id beyond
     # KVM_MAX_VCORES, ...) are reported as bad input, not in the middle of a run.

@@ -634,7 +634,7 @@ def exhaustive(
         hb.truncate(depth)
         ex = Execution(program, history=cache)
         ex.fp_shared = fp_shared
-        replay_prefix(ex, schedule, hb.step_fp)
+        replay_prefix(ex, schedule, hb.step_fp, seen=True)
         stats.steps += depth
     stats.seconds = budget.elapsed()
     if cache:
@@ -749,18 +749,32 @@ def _source_backtrack(node: Node, initials: set[int], p: int) -> None:
     node.backtrack.add(p if p in awake else awake[0])
 
 
-def replay_prefix(ex: Execution, schedule: list[Transition], fps: list[Footprint]) -> None:
+def replay_prefix(ex: Execution, schedule: list[Transition], fps: list[Footprint], seen: bool = False) -> None:
     """Re-run a prefix the search already ran: its footprints are known and no
     invariant failed along it (model code is deterministic), so only the
-    transitions and the liveness monitors' armed state are recomputed."""
+    transitions and the liveness monitors' armed state are recomputed.
+    ``seen``: this process ran the prefix before, so what it reaches is
+    already recorded (engine/coverage.py records nothing while replaying)."""
     live = bool(ex.world.liveness)
+    if seen:
+        ex.replaying = True
+        try:
+            _replay(ex, schedule, fps, live)
+        finally:
+            ex.replaying = False
+        return
+    _replay(ex, schedule, fps, live)
+
+
+def _replay(ex: Execution, schedule: list[Transition], fps: list[Footprint], live: bool) -> None:
     for k, (q, alt) in enumerate(schedule):
         ex.schedule.append((q, alt))
         ex.footprints.append(fps[k])
         ex.steps += 1
-        ex._transition(ex.actors[q], alt)
+        a = ex.actors[q]
+        ex._transition(a, alt)
         if live:
-            ex._check_liveness()
+            ex.liveness_after(a, fps[k][1], replayed=True)
 
 
 def _preempts(node: Node, q: int) -> bool:

@@ -43,8 +43,10 @@ from __future__ import annotations
 
 import heapq
 import random
+import time
 from array import array
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -162,6 +164,8 @@ class Batch:
     executions: int | None
     generation: int
     depth_aware: bool
+    #: Report the key of every final state reached (the tests compare them between searches).
+    finals: bool = False
 
 
 @dataclass(slots=True)
@@ -173,6 +177,9 @@ class BatchResult:
     schedule: list[Transition] | None = None
     #: The initial state's fingerprint in this worker (do processes agree on fingerprints?).
     probe: int = 0
+    finals: list[int] | None = None
+    #: CPU seconds the worker spent on the batch (Ray's workers are not this process's children).
+    cpu: float = 0.0
 
 
 # ----------------------------------------------------------- visited set
@@ -293,7 +300,8 @@ class Explorer:
         visited = self.visited
         for key, entry in batch.delta:
             visited.add(key, entry)
-        res = BatchResult([], [], Stats(), probe=self.probe)
+        cpu = time.process_time()
+        res = BatchResult([], [], Stats(), probe=self.probe, finals=[] if batch.finals else None)
         items = list(batch.items)
         while items:
             if res.stats.steps >= batch.steps or (batch.executions is not None and res.stats.executions >= batch.executions):
@@ -301,8 +309,10 @@ class Explorer:
             item = items.pop(0)
             self._explore(item, batch, res)
             if res.violation is not None:
-                return res
-        res.leftovers.extend(items)
+                break
+        if res.violation is None:
+            res.leftovers.extend(items)
+        res.cpu = time.process_time() - cpu
         return res
 
     def _explore(self, item: Item, batch: Batch, res: BatchResult) -> None:
@@ -332,6 +342,8 @@ class Explorer:
                 ex.finish(bounded=False)
                 if ex.violation is not None:
                     res.violation, res.schedule = ex.violation, list(ex.schedule)
+                elif res.finals is not None:
+                    res.finals.append(key)
                 return
             todo = self._todo(ex, enabled, sleep, done, item.preempt, item.prev)
         else:
@@ -381,6 +393,8 @@ class Explorer:
                         stats.executions += 1
                         res.violation, res.schedule = ex.violation, list(ex.schedule)
                         return
+                    if res.finals is not None:
+                        res.finals.append(key)
                     break
                 if depth >= self.max_steps:
                     stats.truncated += 1  # not explored, so not claimed
@@ -525,6 +539,8 @@ def frontier_search(
     label: dict[str, Any] | None = None,
     batch_steps: int = BATCH_STEPS,
     split_steps: int = SPLIT_STEPS,
+    finals: bool = False,
+    shield: Callable[[], AbstractContextManager[Any]] | None = None,
 ) -> Exploration:
     """Run the frontier search on ``backend`` (or a factory making one).
 
@@ -532,7 +548,10 @@ def frontier_search(
     this process computes the same fingerprints, its visited set);
     ``label``: extra parameters for the result (backend, workers);
     ``batch_steps``/``split_steps``: a batch's step budget, and the smaller
-    one while there are fewer pending items than workers."""
+    one while there are fewer pending items than workers; ``finals``: list
+    the keys of the final states reached in ``params["final_states"]``;
+    ``shield``: a context in which a further Ctrl-C is noted, not raised
+    (the CLI's; see below)."""
     budget = Budget(bounds)
     be = backend() if callable(backend) else backend
     n = be.workers
@@ -548,6 +567,7 @@ def frontier_search(
     sent = [0] * n  # claim number each worker has seen up to
     running: dict[int, list[Batch]] = {w: [] for w in range(n)}  # each worker's batches, in order
     busy = 0.0  # worker-seconds spent running batches
+    worker_cpu = 0.0  # CPU seconds the workers report for them
     began = [0.0] * n  # when each worker's current batch started (at the latest)
     violation: Violation | None = None
     schedule: list[Transition] | None = None
@@ -555,6 +575,7 @@ def frontier_search(
     redundant = 0
     items_run = 0
     probes: set[int] = set()
+    final_states: set[int] = set()
     if resume is not None:
         total = Stats(**resume["stats"])
         start_execs = total.executions
@@ -584,76 +605,99 @@ def frontier_search(
         frontier.clear()
         frontier.push(Item(b""))
 
+    def hand_out() -> None:
+        """Hand batches to workers: one each, and a second queued behind it
+        while the frontier is wide (a worker then never waits for the
+        coordinator to answer)."""
+        nonlocal items_run, log, log_base
+        for depth in (1, 2):
+            hungry = [w for w in range(n) if len(running[w]) < depth]
+            while hungry and frontier and (depth == 1 or len(frontier) >= 2 * n):
+                w = hungry.pop(0)
+                left = None
+                if bounds.max_executions is not None:
+                    left = bounds.max_executions - (total.executions - start_execs) - sum(b.executions or 0 for q in running.values() for b in q)
+                    if left <= 0:
+                        break
+                items = frontier.take(w, BATCH_ITEMS)
+                steps = split_steps if len(frontier) < n else batch_steps
+                delta = [(k, e) for k, e, origin in log[sent[w] - log_base :] if origin != w]
+                sent[w] = log_base + len(log)
+                batch = Batch(items, delta, steps, left, generation, depth_aware, finals)
+                if not running[w]:
+                    began[w] = budget.elapsed()
+                running[w].append(batch)
+                items_run += len(items)
+                be.submit(w, batch)
+        # Forget claims every worker has been sent.
+        low = min(sent)
+        if low - log_base > 4096:
+            del log[: low - log_base]
+            log_base = low
+
+    def merge(w: int, res: BatchResult) -> None:
+        nonlocal busy, worker_cpu, redundant, violation, schedule
+        batch = running[w].pop(0)
+        now = budget.elapsed()
+        busy += now - began[w]
+        began[w] = now
+        if batch.generation != generation:
+            return
+        probes.add(res.probe)
+        worker_cpu += res.cpu
+        if res.finals:
+            final_states.update(res.finals)
+        total.add(res.stats)
+        for key, entry in res.claims:
+            if visited.add(key, entry):
+                log.append((key, entry, w))
+            else:
+                redundant += 1
+        for it in res.leftovers:
+            frontier.push(it, w)
+        if res.violation is not None and violation is None:
+            violation, schedule = res.violation, res.schedule
+
+    # Every change to the search's state happens inside ``guard`` (the CLI's
+    # shield: a further Ctrl-C there is noted, not raised), so a second
+    # Ctrl-C (``KeyboardInterrupt``) lands where the state is whole: while
+    # waiting for the workers, or in a batch this process runs, whose items
+    # are still pending.  It then ends the search like the first, with a
+    # checkpoint.
+    guard = shield if shield is not None else nullcontext
     try:
         while True:
-            # ---- hand batches to workers: one each, and a second queued behind
-            # it while the frontier is wide (a worker then never waits for the
-            # coordinator to answer)
-            if violation is None:
-                for depth in (1, 2):
-                    hungry = [w for w in range(n) if len(running[w]) < depth]
-                    while hungry and frontier and (depth == 1 or len(frontier) >= 2 * n):
-                        w = hungry.pop(0)
-                        left = None
-                        if bounds.max_executions is not None:
-                            left = bounds.max_executions - (total.executions - start_execs) - sum(b.executions or 0 for q in running.values() for b in q)
-                            if left <= 0:
-                                break
-                        items = frontier.take(w, BATCH_ITEMS)
-                        steps = split_steps if len(frontier) < n else batch_steps
-                        delta = [(k, e) for k, e, origin in log[sent[w] - log_base :] if origin != w]
-                        sent[w] = log_base + len(log)
-                        batch = Batch(items, delta, steps, left, generation, depth_aware)
-                        if not running[w]:
-                            began[w] = budget.elapsed()
-                        running[w].append(batch)
-                        items_run += len(items)
-                        be.submit(w, batch)
-                # Forget claims every worker has been sent.
-                low = min(sent)
-                if low - log_base > 4096:
-                    del log[: low - log_base]
-                    log_base = low
-            if not any(running.values()):
-                if frontier:
-                    complete = False  # the execution budget is spent
-                elif violation is None and total.truncated and not depth_aware:
-                    restart_depth_aware()
-                    continue
-                break
-            # ---- collect finished batches
-            for w, res in be.results(0.5):
-                batch = running[w].pop(0)
-                now = budget.elapsed()
-                busy += now - began[w]
-                began[w] = now
-                if batch.generation != generation:
-                    continue
-                probes.add(res.probe)
-                total.add(res.stats)
-                for key, entry in res.claims:
-                    if visited.add(key, entry):
-                        log.append((key, entry, w))
-                    else:
-                        redundant += 1
-                for it in res.leftovers:
-                    frontier.push(it, w)
-                if res.violation is not None and violation is None:
-                    violation, schedule = res.violation, res.schedule
-            total.states = len(visited)
-            total.seconds = budget.elapsed()
-            if progress is not None:
-                progress(total)
-            if violation is not None:
-                break
-            if (stop is not None and stop()) or budget.exhausted(total, start_execs):
-                complete = False
-                break
-            if bounds.max_executions is not None and total.executions - start_execs >= bounds.max_executions and (frontier or any(running.values())):
-                complete = False
-                break
+            with guard():
+                if violation is None:
+                    hand_out()
+                if not any(running.values()):
+                    if frontier:
+                        complete = False  # the execution budget is spent
+                    elif violation is None and total.truncated and not depth_aware:
+                        restart_depth_aware()
+                        continue
+                    break
+            done = be.results(0.5)  # (an inline backend runs a batch here)
+            with guard():
+                for w, res in done:
+                    merge(w, res)
+                total.states = len(visited)
+                total.seconds = budget.elapsed()
+                if progress is not None:
+                    progress(total)
+                if violation is not None:
+                    break
+                if (stop is not None and stop()) or budget.exhausted(total, start_execs):
+                    complete = False
+                    break
+                if bounds.max_executions is not None and total.executions - start_execs >= bounds.max_executions and (frontier or any(running.values())):
+                    complete = False
+                    break
+    except KeyboardInterrupt:
+        complete = False
     finally:
-        be.close()
+        with guard():
+            be.close()
     total.states = len(visited)
     total.seconds = budget.elapsed()
     params: dict[str, Any] = {
@@ -668,9 +712,12 @@ def frontier_search(
         # Of the workers' time, the share they spent running batches (the rest
         # they waited for work or for the coordinator).
         "worker_busy": round(busy / (n * total.seconds), 3) if total.seconds else 1.0,
+        "worker_cpu_s": round(worker_cpu, 3),
     }
     if len(probes) > 1:
         params["fingerprints_agree"] = False  # the processes hash states differently: no pruning across them
+    if finals:
+        params["final_states"] = sorted(final_states)
     params.update(label or {})
     res = Exploration("exhaustive", violation, schedule, total, complete and violation is None, True, params)
     if violation is None and not complete:
