@@ -96,11 +96,18 @@ class VmConfig(_Strict):
     radix: bool = False
     #: Guest timebase offset in ticks (a migrated guest's TB differs from the host's).
     tb_offset: int = Field(0, ge=INT64_MIN, le=INT64_MAX)
+    #: vcore model: the host CPU each vCPU's QEMU thread is pinned to (``taskset``,
+    #: libvirt's ``vcpupin``), one per vCPU, each an online CPU (a core's thread 0);
+    #: default: spread over the online CPUs in order.  Where a vcore runs is where
+    #: its runner task runs, so this places a vcore on a core other than 0.
+    pin: list[int] | None = Field(None, max_length=64)
 
     @model_validator(mode="after")
     def _check(self) -> VmConfig:
         if not self.vcpus:
             raise ValueError("vcpus: a VM needs at least one vCPU")
+        if self.pin is not None and len(self.pin) != len(self.vcpus):
+            raise ValueError("pin: one host CPU per vCPU")
         if len(set(self.vcpus)) != len(self.vcpus):
             raise ValueError("vcpus: duplicate vCPU id")
         if any(v < 0 for v in self.vcpus):
@@ -161,6 +168,17 @@ class FaultsConfig(_Strict):
     signal: int = Field(0, ge=0, le=8)
     resched: int = Field(0, ge=0, le=8)
     hmi: int = Field(0, ge=0, le=8)
+    #: Entry model: host ticks on the runner's CPU (the DEC expires; the handler,
+    #: ``timer_interrupt``, sets need_resched itself: no flag is set before it).
+    host_tick: int = Field(0, ge=0, le=8)
+    #: Entry model: how a signal's or a reschedule request's IPI reaches the
+    #: runner's CPU: the interrupt controller (XICS MFRR: level-triggered, it
+    #: stays asserted until the handler clears it) or a POWER9 ``msgsnd``
+    #: doorbell (edge-triggered: consumed when the interrupt is taken).
+    ipi: Literal["xics", "doorbell"] = "xics"
+    #: Timebase model: after the timebase stops, raise each thread's HMI in a
+    #: step of its own, in any order (default: on every thread at once).
+    hmi_per_thread: bool = False
     nmi: int = Field(0, ge=0, le=8)
     #: Hold an offline secondary in host kernel code after an unexpected wake-up
     #: (a long interrupt handler, a firmware excursion, a CPU being brought

@@ -91,6 +91,8 @@ from vcoresim.kvm.state import (
     vcpu,
 )
 from vcoresim.machine.interrupts import (
+    BOOK3S_INTERRUPT_DECREMENTER,
+    BOOK3S_INTERRUPT_DOORBELL,
     BOOK3S_INTERRUPT_H_DOORBELL,
     BOOK3S_INTERRUPT_HMI,
     MSR_GUEST,
@@ -114,9 +116,28 @@ VCORE_INACTIVE, VCORE_PREEMPT, VCORE_RUNNING, VCORE_EXITING = 0, 1, 4, 5
 HDEC_AT_ENTRY = NextTick("host_tick_ns")
 #: Guest rounds of an open-ended workload: unbounded in practice.
 OPEN_ENDED_ROUNDS = 1 << 62
+#: latched-irq-replayed: steps from latching an interrupt to its replay.  The
+#: longest legitimate distance in the built-ins is between 15 and 30 steps
+#: (signal-entry-race@tick-fixed and @doorbell-fixed hold at 30, not at 15:
+#: a latch before C5', the back-out, local_irq_enable); a retry of the entry
+#: that does not re-enable costs about as much again, so a livelock is
+#: reported after a few retries, long before max_steps.
+LATCHED_IRQ_BOUND = 100
 def ghost(cpu: int, field_: str) -> str:
     """Ghost state (not kernel state) that monitors read."""
     return f"ghost[{cpu}].{field_}"
+
+
+def dec_expired(cpu: int) -> str:
+    """The host decrementer has gone negative: a DEC interrupt is pending on ``cpu``."""
+    return f"thread[{cpu}].dec_expired"
+
+
+def dbell(cpu: int) -> str:
+    """A hypervisor doorbell (``msgsnd``) is pending on ``cpu``: edge-triggered, it
+    is consumed when the interrupt is taken (unlike the XICS IPI, whose MFRR stays
+    set until the handler clears it)."""
+    return f"thread[{cpu}].dbell"
 
 
 def csd(cpu: int) -> str:
@@ -186,10 +207,14 @@ def local_irq_enable(k: Entry, cpu: int) -> Body:
 
 
 def masked_interrupt(k: Entry, cpu: int, bit: int) -> Body:
-    """``MASKED_INTERRUPT``: soft-disabled, so record it for replay; the IPI is latched here."""
+    """``MASKED_INTERRUPT``: soft-disabled, so record it for replay; the IPI is latched
+    here, and ``MASKED_DEC_HANDLER`` sets DEC to its maximum (the tick is replayed)."""
     yield atomic_or(paca(cpu, "irq_happened"), bit)
     if bit == PACA_IRQ_EE:
         yield Store(mfrr(cpu), MFRR_NONE)
+    if bit == PACA_IRQ_DEC:
+        yield Store(dec_expired(cpu), 0)
+    # PACA_IRQ_DBELL: nothing to quiesce, the doorbell was consumed when taken.
     yield Note(f"masked interrupt: irq_happened |= {bit:#x}", event="irq_masked", data={"cpu": cpu, "bit": bit})
 
 
@@ -201,7 +226,43 @@ def host_interrupt_handler(k: Entry, cpu: int, vector: int) -> Body:
         if pending != MFRR_NONE:
             yield Store(mfrr(cpu), MFRR_NONE)
         yield Note("smp_ipi_demux: reschedule IPI handled", event="host_ipi", data={"cpu": cpu})
-    # Other vectors (HMI, DEC, doorbell) carry nothing this model looks at.
+    elif vector == BOOK3S_INTERRUPT_DECREMENTER:
+        yield from timer_interrupt(k, cpu)
+    elif vector in (BOOK3S_INTERRUPT_H_DOORBELL, BOOK3S_INTERRUPT_DOORBELL):
+        yield Note("doorbell_exception: smp_ipi_demux", event="host_ipi", data={"cpu": cpu, "doorbell": True})
+    # Other vectors (HMI) carry nothing this model looks at.
+
+
+def h_doorbell_common(k: Entry, cpu: int) -> Body:
+    """The hypervisor doorbell vector (0xe80, ``SOFTEN_TEST``); the doorbell is
+    already consumed (taking it cleared it)."""
+    yield Store(dbell(cpu), 0)
+    soft = yield Load(paca(cpu, "soft_enabled"))
+    if not soft:
+        yield from masked_interrupt(k, cpu, PACA_IRQ_DBELL)
+        return
+    yield MtMsr(set_bits=MSR_IR | MSR_DR | MSR_RI, what="exception prologue: MMU on, RI set")
+    yield from host_interrupt_handler(k, cpu, BOOK3S_INTERRUPT_H_DOORBELL)
+
+
+def timer_interrupt(k: Entry, cpu: int) -> Body:
+    """The host tick (``timer_interrupt`` → ``scheduler_tick`` → ``resched_curr``):
+    the runner's timeslice is used up, so the handler itself sets
+    TIF_NEED_RESCHED (no IPI and no flag set before the interrupt, unlike a
+    remote ``resched_curr``)."""
+    yield Store(dec_expired(cpu), 0)  # DEC reprogrammed for the next event
+    yield Store(task(k.runner, "need_resched"), 1)
+    yield Note("timer_interrupt: scheduler_tick sets need_resched", event="host_tick", data={"cpu": cpu})
+
+
+def decrementer_common(k: Entry, cpu: int) -> Body:
+    """The host decrementer vector (``EXCEPTION_PROLOG`` with ``SOFTEN_TEST``)."""
+    soft = yield Load(paca(cpu, "soft_enabled"))
+    if not soft:
+        yield from masked_interrupt(k, cpu, PACA_IRQ_DEC)
+        return
+    yield MtMsr(set_bits=MSR_IR | MSR_DR | MSR_RI, what="exception prologue: MMU on, RI set")
+    yield from timer_interrupt(k, cpu)
 
 
 def hardware_interrupt_common(k: Entry, cpu: int) -> Body:
@@ -455,6 +516,8 @@ def kvmppc_interrupt_hv(k: Entry, cpu: int, v: int, trap: int) -> Body:
         yield MtMsr(set_bits=MSR_IR | MSR_DR | ri, what="relocation-on interrupt; save SRR0/1, HSRR0/1" + (", set RI" if ri else ""))
     elif ri:
         yield MtMsr(set_bits=ri, what="save SRR0/1, HSRR0/1, set RI")
+    if trap == BOOK3S_INTERRUPT_H_DOORBELL:
+        yield Store(dbell(cpu), 0)  # taking the doorbell consumed it (edge-triggered)
     yield StoreN({vcpu(v, "trap"): trap, hstate(cpu, "in_guest"): 0})
     yield StoreN({core(c, "lpid"): 0, core(c, "hdec_expired"): 0})  # host partition; HDEC = max
     return trap, virt
@@ -469,7 +532,9 @@ def kvmppc_call_hv_entry_return(k: Entry, cpu: int, trap: int, virt: bool) -> Bo
         if not virt:
             yield MtMsr(set_bits=host_msr & (MSR_IR | MSR_DR | MSR_RI), what="rfid to host_msr (EE off)")
         return trap
-    if trap == BOOK3S_INTERRUPT_EXTERNAL:  # jump to the (relocation-on) external vector
+    if trap in (BOOK3S_INTERRUPT_EXTERNAL, BOOK3S_INTERRUPT_H_DOORBELL):
+        # jump to the host's (relocation-on) external vector, or "ba 0xe80": the
+        # doorbell the guest exit consumed is handled as the host's
         yield from host_interrupt_handler(k, cpu, trap)
     if virt:
         if host_msr & MSR_EE:  # .Lvirt_return: were interrupts hard-enabled? then re-enable them
@@ -481,11 +546,21 @@ def kvmppc_call_hv_entry_return(k: Entry, cpu: int, trap: int, virt: bool) -> Bo
 
 
 # ---------------------------------------------------------------- environment
+def smp_send_ipi(k: Entry, cpu: int) -> Body:
+    """``smp_muxed_ipi_message_pass``: through the interrupt controller (XICS: the
+    MFRR, level) or, with ``faults.ipi = "doorbell"``, a POWER9 ``msgsnd`` doorbell
+    (edge-triggered)."""
+    if k.cfg.faults.ipi == "doorbell":
+        yield SendIPI(dbell(cpu), 1, f"cpu{cpu}")
+    else:
+        yield SendIPI(mfrr(cpu), IPI_PRIORITY, f"cpu{cpu}")
+
+
 def kick_process(k: Entry, name: str) -> Body:
     """``signal_wake_up`` for a running task: flag it, then IPI its CPU (S1, S3)."""
     yield Store(task(name, "sigpending"), 1)
     yield smp_mb()
-    yield SendIPI(mfrr(k.cpu), IPI_PRIORITY, f"cpu{k.cpu}")
+    yield from smp_send_ipi(k, k.cpu)
 
 
 def signal_source(k: Entry, budget: int) -> Body:
@@ -526,7 +601,23 @@ def resched_source(k: Entry, budget: int) -> Body:
         yield Note(f"resched_curr(cpu{k.cpu})", event="resched_request", data={"cpu": k.cpu, "vcpu": k.vcpu})
         yield Store(task(k.runner, "need_resched"), 1)
         yield smp_mb()
-        yield SendIPI(mfrr(k.cpu), IPI_PRIORITY, f"cpu{k.cpu}")
+        yield from smp_send_ipi(k, k.cpu)
+
+
+def host_tick_source(k: Entry, budget: int) -> Body:
+    """Fault: the host's DEC expires on P (a scheduler tick), at any time.  In the
+    guest the host DEC is not delivered (the guest's DEC is loaded and HDEC ends
+    the timeslice); it is taken, or latched if soft-disabled, once P is back in
+    the host with EE on."""
+    for _ in range(budget):
+        go = yield Choose((k.cpu, None), what="host tick (None: no more)")
+        if go is None:
+            return
+        done = yield Load(vcpu(k.vcpu, "thread_done"))
+        if done:
+            return
+        yield Note(f"host DEC expires on cpu{k.cpu}", event="host_tick_due", data={"cpu": k.cpu})
+        yield Store(dec_expired(k.cpu), 1)
 
 
 def nmi_source(k: Entry, budget: int) -> Body:
@@ -546,7 +637,7 @@ def nmi_source(k: Entry, budget: int) -> Body:
 def _hw_thread(k: Entry, cpu: int, ref: list[Any]) -> HwThread:
     c = cpu // k.threads_per_core
     nmi = ghost(cpu, "nmi_pending")
-    irq_locs = (mfrr(cpu), core(c, "hdec_expired"), nmi)
+    irq_locs = (mfrr(cpu), core(c, "hdec_expired"), nmi, dec_expired(cpu), dbell(cpu))
 
     def pending(mem: dict[str, Any]) -> str | None:
         msr = ref[0].msr
@@ -556,8 +647,12 @@ def _hw_thread(k: Entry, cpu: int, ref: list[Any]) -> HwThread:
             return None
         if mem[mfrr(cpu)] != MFRR_NONE:
             return "external"
+        if mem[dbell(cpu)]:
+            return "doorbell"
         if mem[core(c, "hdec_expired")] and not msr & MSR_HV:
             return "hdec"
+        if mem[dec_expired(cpu)] and msr & MSR_HV:
+            return "dec"
         return None
 
     def vector(kind: str) -> Any:
@@ -565,9 +660,14 @@ def _hw_thread(k: Entry, cpu: int, ref: list[Any]) -> HwThread:
         if kind == "nmi":
             return system_reset_exception(k, cpu, a.msr)
         if not a.msr & MSR_HV:
-            return GuestInterrupt(BOOK3S_INTERRUPT_EXTERNAL if kind == "external" else BOOK3S_INTERRUPT_HV_DECREMENTER)
+            traps = {"external": BOOK3S_INTERRUPT_EXTERNAL, "doorbell": BOOK3S_INTERRUPT_H_DOORBELL}
+            return GuestInterrupt(traps.get(kind, BOOK3S_INTERRUPT_HV_DECREMENTER))
         if cpu != k.cpu:
             return generic_smp_call_function_single_interrupt(k, cpu)
+        if kind == "dec":
+            return decrementer_common(k, cpu)
+        if kind == "doorbell":
+            return h_doorbell_common(k, cpu)
         return hardware_interrupt_common(k, cpu)
 
     def never(*_a: Any) -> Any:
@@ -607,6 +707,10 @@ ENTRY_INVARIANTS: dict[str, str] = {
 #: The entry model's liveness: the vCPU thread finishes its workload.
 ENTRY_LIVENESS: dict[str, str] = {
     "vcpus-complete": "liveness: the vCPU thread runs its guest rounds to the end and returns to QEMU (checked when the run ends)",
+    "latched-irq-replayed": f"bounded liveness: an interrupt latched in irq_happened (taken while soft-disabled, or recorded by a guest exit) "
+    f"is replayed within {LATCHED_IRQ_BOUND} steps: the entry path that backs out because lazy_irq_pending() saw it must re-enable "
+    "(local_irq_enable replays it); a back-out that left interrupts off would retry the entry forever, and a check without this "
+    "property would only run into its step bound",
 }
 
 
@@ -615,6 +719,8 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
         raise ConfigError("vm.radix", "radix guests need POWER9")
     if len(cfg.vm) != 1 or len(cfg.vm[0].vcpus) != 1:
         raise ConfigError("vm", "the entry model runs one VM with one vCPU (one vcore on the runner's CPU)")
+    if any(vm.pin is not None for vm in cfg.vm):
+        raise ConfigError("vm.pin", "the entry model runs its vCPU on the runner's CPU (pin is a vcore-model field)")
     k = Entry(cfg, patches)
     # Not memory (as in kvm/model.py): SPRs (LPIDR, HDEC), the XICS
     # (cache-inhibited MMIO) and ghost state bypass store buffers and propagation.
@@ -629,6 +735,8 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
         w.loc(ghost(x, "nmi_pending"), 0)
         w.loc(ghost(x, "halt"), 0)
         w.loc(csd(x), 0)
+        w.loc(dec_expired(x), 0)
+        w.loc(dbell(x), 0)
     w.loc(ghost(cpu, "unrecoverable_nmi"), 0)
     w.loc(paca(cpu, "soft_enabled"), 1)
     w.loc(paca(cpu, "irq_happened"), 0)
@@ -653,6 +761,8 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
         w.spawn("resched", resched_source(k, cfg.faults.resched), role="env")
     if cfg.faults.nmi:
         w.spawn("nmi", nmi_source(k, cfg.faults.nmi), role="env")
+    if cfg.faults.host_tick:
+        w.spawn("host_tick", host_tick_source(k, cfg.faults.host_tick), role="env")
     install_entry_monitors(w, k, cfg.invariants)
 
 
@@ -767,6 +877,18 @@ def install_entry_monitors(w: World, k: Entry, selected: list[str] | None) -> No
     if "vcpus-complete" in want:
         done = vcpu(k.vcpu, "thread_done")
         w.add_liveness(Liveness("vcpus-complete", ENTRY_LIVENESS["vcpus-complete"], (done,), trigger=lambda ex: True, goal=lambda ex: bool(ex.mem[done]), bound=10**9))
+    latched = lambda ex: bool(ex.mem[paca(cpu, "irq_happened")] & ~PACA_IRQ_HARD_DIS)
+    if "latched-irq-replayed" in want:
+        w.add_liveness(
+            Liveness(
+                "latched-irq-replayed",
+                ENTRY_LIVENESS["latched-irq-replayed"],
+                (paca(cpu, "irq_happened"),),
+                trigger=latched,
+                goal=lambda ex: not latched(ex),
+                bound=LATCHED_IRQ_BOUND,
+            )
+        )
     w.check_deadlock = "no-deadlock" in want
 
 

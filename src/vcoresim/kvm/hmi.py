@@ -292,9 +292,21 @@ def tb_error_source(k: Timebase, budget: int) -> Body:
         if go is None:
             break
         yield Note("TB error: timebase invalid on every subcore", event="tb_error", data={"subcores": list(k.subcores)})
-        # TB stops on every subcore, and HMER[TFAC] is set on every thread at once;
-        # each thread takes its HMI when it next can (EE on, or in a guest).
-        yield StoreN({**{tb_valid(s): 0 for s in k.subcores}, **{hmer(cpu): 1 for cpu in k.cpus}})
+        if not k.cfg.faults.hmi_per_thread:
+            # TB stops on every subcore, and HMER[TFAC] is set on every thread at once;
+            # each thread takes its HMI when it next can (EE on, or in a guest).
+            yield StoreN({**{tb_valid(s): 0 for s in k.subcores}, **{hmer(cpu): 1 for cpu in k.cpus}})
+            continue
+        # faults.hmi_per_thread: the TB stops on every subcore at once (one
+        # core-wide timebase facility), then each thread's HMER is raised in a
+        # step of its own, in any order: a thread may take its HMI, lead the
+        # resync and even finish before a sibling's HMI is raised.
+        yield StoreN({tb_valid(s): 0 for s in k.subcores})
+        left = list(k.cpus)
+        while left:
+            cpu = left[0] if len(left) == 1 else (yield Choose(tuple(left), what="thread whose HMI is raised next"))
+            left.remove(cpu)
+            yield Store(hmer(cpu), 1)
     yield Store(FAULTS_DONE, 1)
 
 
@@ -355,6 +367,8 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str]) -> None:
         raise ConfigError("vm", f"one VM per subcore: {len(cfg.vm)} VMs on {cfg.machine.split_core} subcore(s)")
     if any(len(vm.vcpus) != 1 for vm in cfg.vm):
         raise ConfigError("vm.vcpus", "the timebase model runs one vCPU per VM (on its subcore's primary thread)")
+    if any(vm.pin is not None for vm in cfg.vm):
+        raise ConfigError("vm.pin", "the timebase model runs each vCPU on its subcore's primary thread (pin is a vcore-model field)")
     k = Timebase(cfg, patches)
     # Not memory (as in kvm/model.py): the timebase, TFMR, LPIDR, HDEC and HMER
     # are per-core or per-thread registers (mftb/mtspr/mfspr, no store buffer,

@@ -215,13 +215,18 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str], monitors
     bad = [cpu for cpu in cfg.faults.stray_ipi_targets or () if cpu not in k.cpus or k.online(cpu)]
     if bad:
         raise ConfigError("faults.stray_ipi_targets", f"cpu{bad[0]} is not an offline secondary thread of this machine")
+    online = [cpu for cpu in k.cpus if k.online(cpu)]
     gid = 0
+    pinned: dict[int, int] = {}  # vCPU -> the host CPU its QEMU thread is pinned to
     for vi, vm in enumerate(cfg.vm):
-        for vid in vm.vcpus:
+        for i, vid in enumerate(vm.vcpus):
             kvmppc_core_vcpu_create(k, w, vi, vid, gid, f"vm[{vi}].vcpus")
+            if vm.pin is not None:
+                if vm.pin[i] not in online:
+                    raise ConfigError(f"vm[{vi}].pin", f"cpu{vm.pin[i]} is not an online CPU of this machine (thread 0 of a core: {online})")
+                pinned[gid] = vm.pin[i]
             gid += 1
     all_vcpus = list(range(gid))
-    online = [cpu for cpu in k.cpus if k.online(cpu)]
     # Memory: machine, PACA, XICS.  Under a weak memory model, SPRs (LPIDR, HDEC),
     # the XICS (cache-inhibited MMIO) and ghost state bypass the store buffers.
     w.uncached = ("core[", "xics[", "ghost[", "thread[", "fault.")
@@ -296,7 +301,7 @@ def build_world(w: World, cfg: ScenarioConfig, patches: frozenset[str], monitors
         w.loc(task(idle_t.name, "state"), TASK_RUNNING)
         w.loc(task(idle_t.name, "sigpending"), 0)
     for v in all_vcpus:
-        cpu = online[v % len(online)]  # QEMU's vCPU threads spread over the online CPUs
+        cpu = pinned.get(v, online[v % len(online)])  # pinned, else spread over the online CPUs
         name = f"qemu-vcpu{k.vcpu_label(v)}"
         t = Task(name, cpu, None, msr=MSR_KERNEL)
         t.entry = (lambda _v=v: book3s_hv.qemu_vcpu_thread(k, _v))
