@@ -47,6 +47,11 @@ LONG = {
     "stray-ipi@guard-only-v3.18",
     "stray-ipi@vcpu-pointer",
     "stray-ipi@vcpu-pointer-fixed",
+    # issue 17's costlier ones (20-40 s each here); their smaller siblings stay in the default run
+    "stray-ipi@core1",
+    "signal-entry-race@doorbell-fixed",
+    "hmi-tb-resync@per-thread-fixed",
+    "hmi-tb-resync@two-guests-per-thread-fixed",
 }
 
 
@@ -62,6 +67,7 @@ NO_FINALS = {
     "hmi-tb-resync@two-guests-fixed-no-rendezvous",
     "hmi-tb-resync@two-guests-fixed-skiboot6",
     "stray-ipi@vcpu-pointer-fixed",
+    "hmi-tb-resync@two-guests-per-thread-fixed",
 }
 
 
