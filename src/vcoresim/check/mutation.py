@@ -7,7 +7,9 @@ barrier, swap a store with the next operation, invert a loaded flag, skip an
 IPI).  A mutant the check catches is *killed* (with the invariant and a
 trace that replays it), as is one whose executions no longer end within
 ``max_steps`` where every execution of the scenario did (its verdict turns
-from ``holds`` to ``bounded``: a livelock the check shows); one it does not
+from ``holds`` to ``bounded``: a livelock the check shows; one such execution
+within a per-mutant budget is enough, since the mutant's complete check
+explores an equivalent one, as long); one it does not
 notice *survived*: the scenario does not check that line.  The kill rate is
 killed / (mutants - equivalent ones).
 
@@ -303,8 +305,12 @@ def _run_mutant(m: OperationMutant) -> MutantOutcome:
         return MutantOutcome(m, "crashed", None, f"{type(e).__name__}: {e}", time.perf_counter() - t)
     # A mutant whose executions no longer end within max_steps, where every
     # execution of the scenario itself did (a baseline that holds, none cut),
-    # is noticed: the verdict changes from holds to bounded (a livelock).
-    killed = res.verdict == "violation" or (res.verdict == "bounded" and job["baseline_ends"])
+    # is noticed: the verdict changes from holds to bounded (a livelock).  One
+    # cut execution is enough, even when the per-mutant budget ran out: the
+    # mutant's complete check explores an execution equivalent to it (same
+    # events, so the same length), so it cannot say holds either.
+    looped = res.verdict == "bounded" or res.stats.truncated > 0
+    killed = res.verdict == "violation" or (looped and job["baseline_ends"])
     return MutantOutcome(m, "killed" if killed else "survived", res, None, time.perf_counter() - t)
 
 
@@ -340,7 +346,7 @@ def mutate(
     _JOB.clear()
     _JOB.update(
         program=program, strategy=strategy, bounds=mutant_bounds, seed=seed, trace_dir=trace_dir, stem=stem,
-        progress=progress if workers <= 1 else None, baseline_ends=baseline.verdict == "holds" and baseline.cut == 0,
+        progress=progress if workers <= 1 else None, baseline_ends=baseline.verdict == "holds" and baseline.cut == 0 and baseline.stats.truncated == 0,
     )
     try:
         if workers <= 1:
