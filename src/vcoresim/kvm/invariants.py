@@ -472,6 +472,8 @@ def _rendezvous_invariants(k: Kvm, guest: Any) -> list[Invariant]:
         # preempt_count is the runner's own per-CPU state: read as it sees it
         for cpu in online:
             a = ex.actors[cpu]
+            if a.status != RUN:  # (a ceded runner naps in the guest with preemption off)
+                continue
             if _own_view(ex, a, preempt(cpu)) and not any(
                 _own_view(ex, a, vcore(vc, "pcpu")) == cpu and _own_view(ex, a, vcore(vc, "vcore_running")) in (VCORE_RUNNING, VCORE_EXITING) for vc in k.vcores
             ):
