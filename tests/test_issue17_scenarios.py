@@ -139,8 +139,9 @@ def test_a_backout_that_leaves_interrupts_off_is_a_liveness_violation(tmp_path: 
     """Broken copy: local_irq_enable only soft-enables (no replay, MSR[EE] stays
     off).  The runner backs out on the latched tick again and again; without
     latched-irq-replayed the check only runs into max_steps (bounded; with the
-    state cache the cycle even reads as explored), with it the livelock is a
-    violation with a trace."""
+    state cache: holds, with the cycles it closed counted and said, see
+    tests/test_state_cache.py), with it the livelock is a violation with a
+    trace; with the built-in's whole list lazy-irq-consistent sees it first."""
     from vcoresim.engine.ops import Store
     from vcoresim.kvm import entry_p9
 
@@ -149,11 +150,15 @@ def test_a_backout_that_leaves_interrupts_off_is_a_liveness_violation(tmp_path: 
 
     monkeypatch.setattr(entry_p9, "local_irq_enable", local_irq_enable_broken)
     sc = get_scenario("signal-entry-race@tick-fixed")
-    res = check(sc.make({}), strategy="dfs", bounds=sc.bounds, seed=0, trace_out=tmp_path / "t.json")
-    assert res.verdict == "violation" and res.invariant == "latched-irq-replayed", res.message
+    # The built-in's whole list: lazy-irq-consistent (a safety invariant) sees it first.
+    res0 = check(sc.make({}), strategy="dfs", bounds=sc.bounds, seed=0, trace_out=tmp_path / "t0.json")
+    assert res0.verdict == "violation" and res0.invariant == "lazy-irq-consistent", res0.message
     from vcoresim.scenarios import builtin
 
     cfg = builtin.variant_config(builtin.builtin_config("signal-entry-race"), "tick-fixed")  # type: ignore[arg-type]
+    liveness_only = builtin.scenario_for(cfg.model_copy(update={"invariants": ["signal-exits-guest", "latched-irq-replayed", "no-deadlock"]})).make({})
+    res = check(liveness_only, strategy="dfs", bounds=sc.bounds, seed=0, trace_out=tmp_path / "t.json")
+    assert res.verdict == "violation" and res.invariant == "latched-irq-replayed", res.message
     without = builtin.scenario_for(cfg.model_copy(update={"invariants": ["signal-exits-guest", "no-deadlock"]})).make({})
     res2 = check(without, strategy="dfs", bounds=sc.bounds, seed=0, cache=False, do_shrink=False, trace_dir=tmp_path)
     assert res2.verdict == "bounded", res2.verdict

@@ -7,6 +7,7 @@ Long cases are marked ``slow`` (``pytest -m slow``)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -154,3 +155,31 @@ def test_litmus_registers_are_part_of_the_state() -> None:
     )
     rep = audit(with_memory_model(litmus_program(lit), "pso"), walks=120, max_steps=200, continuations=3)
     assert rep.merges_checked > 0 and rep.ok, rep.problems[:1]
+
+
+def test_a_cycle_closed_by_the_cache_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With full expansion and the cache, an execution that comes back to a
+    state of its own path is pruned there: the state space is covered (safety
+    holds in every state, so the verdict is holds), but the model can run for
+    ever, which the uncached search shows only by running into max_steps.
+    The verdict says so: the livelocked entry path of issue 17's test (a
+    local_irq_enable that does not replay) closes cycles; the fixed one none."""
+    from vcoresim.check.driver import check
+    from vcoresim.engine.ops import Store
+    from vcoresim.kvm import entry_p9
+    from vcoresim.scenarios import builtin
+    from vcoresim.scenarios.registry import get_scenario
+
+    sc = get_scenario("signal-entry-race@tick-fixed")
+    cfg = builtin.variant_config(builtin.builtin_config("signal-entry-race"), "tick-fixed")  # type: ignore[arg-type]
+    only_safety = cfg.model_copy(update={"invariants": ["signal-exits-guest", "no-deadlock"]})
+    fixed = check(builtin.scenario_for(only_safety).make({}), strategy="dfs", bounds=sc.bounds, seed=0, cache=True, do_shrink=False, trace_dir=tmp_path)
+    assert fixed.verdict == "holds" and fixed.stats.cycles == 0 and "forever" not in fixed.summary
+
+    def local_irq_enable_broken(k, cpu):  # type: ignore[no-untyped-def]
+        yield Store(entry_p9.paca(cpu, "soft_enabled"), 1)
+
+    monkeypatch.setattr(entry_p9, "local_irq_enable", local_irq_enable_broken)
+    looping = check(builtin.scenario_for(only_safety).make({}), strategy="dfs", bounds=sc.bounds, seed=0, cache=True, do_shrink=False, trace_dir=tmp_path)
+    assert looping.verdict == "holds" and looping.stats.cycles > 0
+    assert "run forever" in looping.summary and "liveness" in looping.summary

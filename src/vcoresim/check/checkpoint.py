@@ -98,6 +98,7 @@ class StatsDoc(_Closed):
     seconds: Annotated[Float, Field(ge=0)]
     truncated: Nat = 0
     pruned: Nat = 0
+    cycles: Nat = 0
 
 
 class NodeDoc(_Open):

@@ -123,7 +123,13 @@ class CheckResult:
             where = f"at step {self.violation_step}" if self.violation_step else "in the initial state"
             return f"violation of {self.invariant} {where}: {self.message}"
         if self.verdict == "holds":
-            return f"holds: every execution within the bounds explored ({s.executions:,} executions, none cut at max_steps)"
+            loops = (
+                f"; {s.cycles:,} {_plural(s.cycles, 'execution')} came back to a state on their own path, so the model can "
+                "run forever there (safety holds in every state; only a liveness property checks progress)"
+                if s.cycles
+                else ""
+            )
+            return f"holds: every execution within the bounds explored ({s.executions:,} executions, none cut at max_steps){loops}"
         if self.verdict == "bounded":
             of = f" of {self.cut_of:,}" if self.cut_of else ""
             return (
@@ -365,7 +371,7 @@ def auto(
 
 
 def _minus(a: Stats, b: Stats) -> Stats:
-    return Stats(a.executions - b.executions, a.states - b.states, a.steps - b.steps, 0.0, a.truncated - b.truncated, a.pruned - b.pruned)
+    return Stats(a.executions - b.executions, a.states - b.states, a.steps - b.steps, 0.0, a.truncated - b.truncated, a.pruned - b.pruned, a.cycles - b.cycles)
 
 
 def explore(

@@ -34,6 +34,7 @@ class Stats:
     seconds: float = 0.0
     truncated: int = 0  # executions cut by max_steps
     pruned: int = 0  # executions cut by sleep sets, the state cache or the preemption bound
+    cycles: int = 0  # of those, cut by the cache at a state on their own path (the model can loop there)
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -47,6 +48,7 @@ class Stats:
         self.steps += part.steps
         self.truncated += part.truncated
         self.pruned += part.pruned
+        self.cycles += part.cycles
 
 
 @dataclass

@@ -317,6 +317,7 @@ def exhaustive(
     reduce = dpor and not cache  # (stateful DPOR, below, reduces with the cache too)
     stateful = False
     visited = VisitedStates()
+    path_keys: dict[int, int] = {}  # full expansion with the cache: fingerprints of the current path (cycles)
     accesses = Accesses()
     fp_shared: dict[int, Any] = {}  # frame encodings, shared by the executions (engine/fingerprint.py)
     stack: list[Node] = []
@@ -426,6 +427,8 @@ def exhaustive(
                 stack[-1].summary |= node.summary
             if node.key is not None:
                 visited.close(node.key, node.summary)
+        elif node.key is not None:
+            path_keys[node.key] -= 1
         return node
 
     causal = program.memory_model != "sc" or bool(program.removed_barriers)
@@ -443,6 +446,9 @@ def exhaustive(
         # Rebuild the path of the checkpoint: its nodes as saved, the execution
         # and the vector clocks by replaying the prefix.
         stack.extend(node_from_json(d) for d in resume["nodes"])
+        for n in stack:
+            if n.key is not None:
+                path_keys[n.key] = path_keys.get(n.key, 0) + 1
         schedule = [(q, alt) for q, alt in resume["schedule"]]
         base = resume.get("base", 0)
         stats = Stats(**resume["stats"])
@@ -459,6 +465,9 @@ def exhaustive(
     elif root is not None or path is not None:
         if path is not None:
             stack.extend(path[0])
+            for n in stack:
+                if n.key is not None:
+                    path_keys[n.key] = path_keys.get(n.key, 0) + 1
             schedule = list(path[1])
             fps = [stack[k].fps[q] for k, (q, _alt) in enumerate(schedule)]
         else:
@@ -560,10 +569,14 @@ def exhaustive(
                 if not stateful:
                     if visited.seen(key, depth, sleep_keys, preempt):
                         stats.pruned += 1
+                        if path_keys.get(key):
+                            stats.cycles += 1  # back at a state of its own path: it could go round for ever
                         end_reason = "cached"
                         break
                     visited.open(key, depth, sleep_keys, preempt)
                     visited.close(key, 0)
+                    child.key = key
+                    path_keys[key] = path_keys.get(key, 0) + 1
                     continue
                 summary = visited.covers(key, depth, sleep_keys, preempt)
                 if summary is not None:
