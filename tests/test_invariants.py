@@ -159,6 +159,22 @@ def test_ptid_unique_catches_a_removal_that_does_not_renumber(tmp_path: Path, mo
     _violates(tmp_path, "smt-vcore", "ptid-unique", n=1000)
 
 
+@pytest.mark.parametrize(("value", "what"), [(1, "has preemption enabled"), (0, "has preemption disabled but runs no vcore")])
+def test_state_consistent_catches_a_run_that_forgets_preempt_disable_or_enable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: int, what: str) -> None:
+    # kvmppc_run_core without its preempt_disable (guest code runs while the runner
+    # may be preempted) or without its preempt_enable (left off after the run);
+    # both survived the mutation run before this clause: nothing read preempt_count.
+    def drops(op: Any, args: tuple[Any, ...]) -> list[Any] | None:
+        if isinstance(op, O.Store) and op.loc.endswith(".preempt_count") and op.value == value:
+            return []
+        return None
+
+    monkeypatch.setattr(book3s_hv, "kvmppc_run_core", _intercept(book3s_hv.kvmppc_run_core, drops))
+    _violates(tmp_path, "stray-ipi@fixed", "vcore-state-consistent", n=50)
+    doc = (tmp_path / "t.json").read_text()
+    assert what in doc
+
+
 # ------------------------------------------------------------ fixed kernels hold
 def test_every_new_invariant_is_known_and_enabled_on_a_fixed_scenario() -> None:
     for name in SEED000 + SEED001:

@@ -238,3 +238,43 @@ def test_mutants_under_the_state_cache_agree_with_the_plain_search() -> None:
         plain = check(mutated(HANDSHAKE, m), strategy="exhaustive")
         cached = check(mutated(HANDSHAKE, m), strategy="exhaustive", cache=True)
         assert (plain.verdict, plain.invariant) == (cached.verdict, cached.invariant), (kind, what)
+
+
+# ------------------------------------------- a livelock within a sampled budget
+def _countdown(w: World) -> None:
+    """A worker counts ``rounds`` down to 0 (it reads ``x`` first, which another
+    thread stores: two executions); every execution ends in a few steps."""
+    for name in ("rounds", "x", "seen"):
+        w.loc(name, 0)
+    w.mem["rounds"] = 3
+
+    def worker() -> Body:
+        seen = yield O.Load("x")
+        yield O.Store("seen", seen + 1)
+        n = yield O.Load("rounds")
+        while n > 0:
+            yield O.Store("rounds", n - 1)
+            n = yield O.Load("rounds")
+
+    def other() -> Body:
+        yield O.Store("x", 1)
+
+    w.spawn("worker", worker())
+    w.spawn("other", other())
+
+
+COUNTDOWN = Program("countdown", _countdown, {"model": "test:countdown"})
+
+
+def test_a_livelock_is_a_kill_even_when_the_per_mutant_budget_runs_out() -> None:
+    # Dropping the decrement loops forever: the first execution is cut at
+    # max_steps, and the mutant's complete check would be bounded, not holds.
+    bounds = Bounds(max_steps=60)
+    assert check(COUNTDOWN, strategy="exhaustive", bounds=bounds).verdict == "holds"
+    run = mutate(COUNTDOWN, strategy="exhaustive", bounds=bounds, mutant_bounds=Bounds(max_steps=60, max_executions=1), seed=0, trace_dir=None, kinds=("drop-store",), sites="worker")
+    by_what = {o.mutant.what.split(" =")[0]: o for o in run.outcomes}
+    loop = by_what["store rounds"]
+    assert loop.result is not None and loop.result.verdict == "incomplete"  # the budget ran out first
+    assert loop.status == "killed" and loop.caught_by == "max_steps"
+    # a mutant that changes nothing observable within the budget still survives
+    assert by_what["store seen"].status == "survived"

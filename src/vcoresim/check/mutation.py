@@ -7,7 +7,9 @@ barrier, swap a store with the next operation, invert a loaded flag, skip an
 IPI).  A mutant the check catches is *killed* (with the invariant and a
 trace that replays it), as is one whose executions no longer end within
 ``max_steps`` where every execution of the scenario did (its verdict turns
-from ``holds`` to ``bounded``: a livelock the check shows); one it does not
+from ``holds`` to ``bounded``: a livelock the check shows; one such execution
+of its exhaustive search within a per-mutant budget is enough, since the
+mutant's complete check runs the same search further); one it does not
 notice *survived*: the scenario does not check that line.  The kill rate is
 killed / (mutants - equivalent ones).
 
@@ -288,6 +290,15 @@ def select_mutants(mutants: list[OperationMutant], pattern: str | None) -> list[
 _JOB: dict[str, Any] = {}
 
 
+def _exhaustive_cut(res: CheckResult) -> int:
+    """Executions of the exhaustive search (``auto``'s DPOR phases, or the
+    ``exhaustive`` strategy) cut at max_steps; sampling phases not counted."""
+    phases = res.strategy.get("phases")
+    if phases is not None:
+        return sum(int(p.get("truncated", 0)) for p in phases if p.get("phase") == "exhaustive")
+    return res.stats.truncated if res.strategy.get("name") == "exhaustive" else 0
+
+
 def _run_mutant(m: OperationMutant) -> MutantOutcome:
     job = _JOB
     program: Program = job["program"]
@@ -303,8 +314,14 @@ def _run_mutant(m: OperationMutant) -> MutantOutcome:
         return MutantOutcome(m, "crashed", None, f"{type(e).__name__}: {e}", time.perf_counter() - t)
     # A mutant whose executions no longer end within max_steps, where every
     # execution of the scenario itself did (a baseline that holds, none cut),
-    # is noticed: the verdict changes from holds to bounded (a livelock).
-    killed = res.verdict == "violation" or (res.verdict == "bounded" and job["baseline_ends"])
+    # is noticed: the verdict changes from holds to bounded (a livelock).  One
+    # execution of the exhaustive search cut is enough, even when the
+    # per-mutant budget ran out: the mutant's complete check explores that
+    # execution (the budget only stops the same search earlier), so it cannot
+    # say holds either.  A cut in a sampling phase is not: its random walks
+    # ignore the preemption bound the complete check keeps.
+    looped = res.verdict == "bounded" or _exhaustive_cut(res) > 0
+    killed = res.verdict == "violation" or (looped and job["baseline_ends"])
     return MutantOutcome(m, "killed" if killed else "survived", res, None, time.perf_counter() - t)
 
 

@@ -60,7 +60,7 @@ INVARIANTS: dict[str, str] = {
     "release-after-switch-back": "safety: once the vcore's exit has begun, no sibling's hwthread_req is cleared until the core is back in the host partition: kvmppc_release_hwthread (P4) runs only after __kvmppc_vcore_entry returns, i.e. after the primary stored LPIDR = host; a sibling woken in between must still be kept out of the host kernel",
     "no-stale-vcpu": "safety: a thread's kvm_hstate.kvm_vcpu points at a vCPU only while that vCPU's vcore is RUNNING: kvmppc_start_thread stores it during the run and kvmppc_release_hwthread (and kvm_no_guest) clear it before the run leaves RUNNING, so a secondary enters kvmppc_hv_entry only with a vCPU stored by the current run (interleaving C of seed 000: a stale pointer runs a finished vCPU)",
     # Seed 001 (smt-vcores.md): the vcore's run state and its rendezvous counters.
-    "vcore-state-consistent": "safety: the vcore state machine (INACTIVE -> RUNNING -> EXITING -> INACTIVE) agrees with the threads: guest code of a vcore runs only while it is RUNNING, and with vc->lock free a vcore that is not RUNNING has in_guest = 0 and every thread that entered has counted its exit (entry_exit_count entries = exits)",
+    "vcore-state-consistent": "safety: the vcore state machine (INACTIVE -> RUNNING -> EXITING -> INACTIVE) agrees with the threads: guest code of a vcore runs only while it is RUNNING and its runner (vc->pcpu) has preemption disabled, a CPU has preemption disabled only while a vcore it runs is RUNNING or EXITING (kvmppc_run_core's preempt_disable before __kvmppc_vcore_entry, preempt_enable once the exit is done: a runner preempted with its siblings in the guest would leave the core in the guest partition under another task), and with vc->lock free a vcore that is not RUNNING has in_guest = 0 and every thread that entered has counted its exit (entry_exit_count entries = exits)",
     "rendezvous-counters": "safety: the run's counters agree: exits <= entries (entry_exit_count) at every step, and with vc->lock free nap_count <= n_woken (only a woken secondary counts itself napped, once), entries <= n_woken + 1 (the primary and the threads kvmppc_start_thread IPI'd), and a vcore that is not RUNNING has nap_count = n_woken unless kvmppc_wait_for_nap timed out",
     "ptid-unique": "safety: with vc->lock free, the runnable vCPUs of a vcore have distinct ptids in 0 .. n_runnable-1 (kvmppc_run_vcpu gives a new vCPU ptid = n_runnable; kvmppc_remove_runnable moves the later ones down): two vCPUs never share a hardware thread",
     # Seed 000 invariant 8 (stray-ipi.md section 5) and seed 003 (idle-wakeup-lockup.md section 5, 1b).
@@ -360,6 +360,11 @@ def _own_view(ex: Execution, a: Any, loc: str) -> Any:
     return ex.mem[loc]
 
 
+def preempt(cpu: int) -> str:
+    """The CPU's preempt_count (kvmppc_run_core's preempt_disable/enable)."""
+    return f"rq[{cpu}].preempt_count"
+
+
 def _entries(eec: int) -> int:
     return eec & 0xFF
 
@@ -450,6 +455,7 @@ def _interlock_invariants(k: Kvm, host_virt: Any, guest: Any) -> list[Invariant]
 
 def _rendezvous_invariants(k: Kvm, guest: Any) -> list[Invariant]:
     """Seed 001's vcore state machine, rendezvous counters and ptids."""
+    online = [c for c in k.cpus if k.online(c)]  # the CPUs with a runqueue (a runner is one)
 
     def state_consistent(ex: Execution) -> str | None:
         m = ex.mem
@@ -459,6 +465,19 @@ def _rendezvous_invariants(k: Kvm, guest: Any) -> list[Invariant]:
                 v = m[hstate(cpu, "kvm_vcpu")]
                 if v is not None and m[vcore(k.vcore_of(v), "vcore_running")] != VCORE_RUNNING:
                     return f"cpu{cpu} runs guest code of vcpu {k.vcpu_label(v)} while vcore {k.vcore_of(v)} is {_RUN_STATE[m[vcore(k.vcore_of(v), 'vcore_running')]]}"
+                if v is not None:
+                    runner = m[vcore(k.vcore_of(v), "pcpu")]
+                    if _own_view(ex, ex.actors[runner], preempt(runner)) != 1:
+                        return f"cpu{cpu} runs guest code of vcpu {k.vcpu_label(v)} while its runner cpu{runner} has preemption enabled"
+        # preempt_count is the runner's own per-CPU state: read as it sees it
+        for cpu in online:
+            a = ex.actors[cpu]
+            if a.status != RUN:  # (a ceded runner naps in the guest with preemption off)
+                continue
+            if _own_view(ex, a, preempt(cpu)) and not any(
+                _own_view(ex, a, vcore(vc, "pcpu")) == cpu and _own_view(ex, a, vcore(vc, "vcore_running")) in (VCORE_RUNNING, VCORE_EXITING) for vc in k.vcores
+            ):
+                return f"cpu{cpu} has preemption disabled but runs no vcore that is RUNNING or EXITING"
         for vc in k.vcores:
             if m[vcore(vc, "lock")] or m[vcore(vc, "vcore_running")] == VCORE_RUNNING:
                 continue
@@ -496,18 +515,21 @@ def _rendezvous_invariants(k: Kvm, guest: Any) -> list[Invariant]:
                 return f"vcore {vc}: runnable vcpus {[k.vcpu_label(v) for v in runnable]} have ptids {[m[vcpu(v, 'ptid')] for v in runnable]}"
         return None
 
-    per_vc = ("lock", "vcore_running", "entry_exit_count", "in_guest", "n_woken", "nap_count", "wait_for_nap_timeouts")
+    per_vc = ("lock", "vcore_running", "entry_exit_count", "in_guest", "n_woken", "nap_count", "wait_for_nap_timeouts", "pcpu")
     vc_locs = tuple(vcore(vc, f) for vc in k.vcores for f in per_vc)
-    running = tuple(vcore(vc, "vcore_running") for vc in k.vcores)
-    guest_locs = tuple(guest(c) for c in k.cpus) + tuple(hstate(c, "kvm_vcpu") for c in k.cpus)
+    running = tuple(vcore(vc, "vcore_running") for vc in k.vcores) + tuple(vcore(vc, "pcpu") for vc in k.vcores)
+    preempts = tuple(preempt(c) for c in online)
+    guest_locs = tuple(guest(c) for c in k.cpus) + tuple(hstate(c, "kvm_vcpu") for c in k.cpus) + preempts
     ptid_locs = tuple(vcore(vc, f) for vc in k.vcores for f in ("lock", "runnable_threads")) + tuple(vcpu(v, "ptid") for v in k.vcpu_vcore)
 
     def on(vc: int, *fields: str) -> tuple[str, ...]:
         return tuple(vcore(vc, f) for f in fields)
 
     # Each fact conjoins the locations of one group (see Invariant.groups).
-    state_groups = tuple((guest(c), hstate(c, "kvm_vcpu"), *running) for c in k.cpus) + tuple(
-        on(vc, "lock", "vcore_running", "entry_exit_count", "in_guest") for vc in k.vcores
+    state_groups = (
+        tuple((guest(c), hstate(c, "kvm_vcpu"), *running, *preempts) for c in k.cpus)
+        + tuple(on(vc, "lock", "vcore_running", "entry_exit_count", "in_guest") for vc in k.vcores)
+        + tuple((preempt(c), *running) for c in online)
     )
     counter_groups = tuple(
         g
