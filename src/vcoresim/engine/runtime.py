@@ -143,7 +143,7 @@ class Execution:
         kept with the program and recomputed only when they differ."""
         w = self.world
         key = (tuple(map(id, w.invariants)), tuple(map(id, w.liveness)), tuple(w.mode_facets), tuple(map(id, w.mode_facets.values())), tuple(a.name for a in self.actors))
-        known = self.program.__dict__.get("_execution_tables")
+        known = self.program.execution_tables
         if known is not None and known[0] == key:
             return known[1]  # type: ignore[no-any-return]
         tables = (
@@ -154,7 +154,7 @@ class Execution:
             {},  # (actor, status, MSR, new status, new MSR) -> the facets that change
         )
         # The monitors are kept with the key so their ids stay theirs.
-        self.program.__dict__["_execution_tables"] = (key, tables, (w.invariants, w.liveness, tuple(w.mode_facets.values())))
+        self.program.execution_tables = (key, tables, (w.invariants, w.liveness, tuple(w.mode_facets.values())))
         return tables
 
     def _invariant_aliases(self) -> dict[str, tuple[str, ...]]:

@@ -261,6 +261,9 @@ class Program:
     #: The ``Execution`` subclass that runs this program (a weak memory model or a
     #: barrier mutation runs engine/memory.py's); None: the sequentially consistent engine.
     execution: type[Any] | None = None
+    #: What ``Execution`` derives from the monitors of this program's worlds
+    #: (engine/runtime.py ``Execution._tables``), kept between executions.
+    execution_tables: Any = field(default=None, init=False, repr=False, compare=False)
 
     def new_world(self) -> World:
         world = World()

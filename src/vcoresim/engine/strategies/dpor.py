@@ -431,6 +431,12 @@ def exhaustive(
             path_keys[node.key] -= 1
         return node
 
+    def on_path(nodes: list[Node]) -> None:
+        """Full expansion with the cache: these nodes' states are on the current path."""
+        for n in nodes:
+            if n.key is not None:
+                path_keys[n.key] = path_keys.get(n.key, 0) + 1
+
     causal = program.memory_model != "sc" or bool(program.removed_barriers)
     ex = Execution(program, history=cache)
     ex.fp_shared = fp_shared
@@ -446,9 +452,7 @@ def exhaustive(
         # Rebuild the path of the checkpoint: its nodes as saved, the execution
         # and the vector clocks by replaying the prefix.
         stack.extend(node_from_json(d) for d in resume["nodes"])
-        for n in stack:
-            if n.key is not None:
-                path_keys[n.key] = path_keys.get(n.key, 0) + 1
+        on_path(stack)
         schedule = [(q, alt) for q, alt in resume["schedule"]]
         base = resume.get("base", 0)
         stats = Stats(**resume["stats"])
@@ -465,9 +469,7 @@ def exhaustive(
     elif root is not None or path is not None:
         if path is not None:
             stack.extend(path[0])
-            for n in stack:
-                if n.key is not None:
-                    path_keys[n.key] = path_keys.get(n.key, 0) + 1
+            on_path(stack)
             schedule = list(path[1])
             fps = [stack[k].fps[q] for k, (q, _alt) in enumerate(schedule)]
         else:
@@ -576,7 +578,7 @@ def exhaustive(
                     visited.open(key, depth, sleep_keys, preempt)
                     visited.close(key, 0)
                     child.key = key
-                    path_keys[key] = path_keys.get(key, 0) + 1
+                    on_path([child])
                     continue
                 summary = visited.covers(key, depth, sleep_keys, preempt)
                 if summary is not None:
@@ -768,15 +770,11 @@ def replay_prefix(ex: Execution, schedule: list[Transition], fps: list[Footprint
     transitions and the liveness monitors' armed state are recomputed.
     ``seen``: this process ran the prefix before, so what it reaches is
     already recorded (engine/coverage.py records nothing while replaying)."""
-    live = bool(ex.world.liveness)
-    if seen:
-        ex.replaying = True
-        try:
-            _replay(ex, schedule, fps, live)
-        finally:
-            ex.replaying = False
-        return
-    _replay(ex, schedule, fps, live)
+    ex.replaying = seen
+    try:
+        _replay(ex, schedule, fps, bool(ex.world.liveness))
+    finally:
+        ex.replaying = False
 
 
 def _replay(ex: Execution, schedule: list[Transition], fps: list[Footprint], live: bool) -> None:
