@@ -98,6 +98,7 @@ def test_bad_files_give_one_line_errors(text: str, needle: str) -> None:
     assert needle in msg and msg.startswith("bad.litmus:") and "\n" not in msg
 
 
+@pytest.mark.slow  # 13 s; each shipped file is checked per model by test_shipped_file_gives_its_expected_result_per_model
 def test_cli_shipped_all_expected(cli) -> None:  # type: ignore[no-untyped-def]
     r = cli("litmus", "--reproducible", "--memory-model", "tso", "--memory-model", "power")
     assert r.code == 0, r.stdout + r.stderr

@@ -182,6 +182,7 @@ exists (x=2 /\\ y=2)
 """
 
 
+@pytest.mark.slow  # 12 s; the cache under power stays checked on the litmus tests of tests/test_power_dpor.py
 def test_power_state_cache_search_reaches_every_final_state_on_z61_core() -> None:
     lit = parse(Z61_CORE)
     full = _outcomes(lit, "power", dpor=False)

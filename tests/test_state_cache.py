@@ -52,6 +52,9 @@ LONG = {
     "signal-entry-race@doorbell-fixed",
     "hmi-tb-resync@per-thread-fixed",
     "hmi-tb-resync@two-guests-per-thread-fixed",
+    "hmi-tb-resync@per-thread",
+    "hmi-tb-resync@per-thread-no-rendezvous",
+    "stray-ipi@core1-fixed",
 }
 
 
