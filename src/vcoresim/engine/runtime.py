@@ -670,7 +670,7 @@ class Execution:
         for i, live in enumerate(self.world.liveness):
             armed = self._live_armed[i]
             if not evaluate:
-                if armed is not None and self.steps - armed > live.bound:
+                if armed is not None and live.bound is not None and self.steps - armed > live.bound:
                     self._violate("liveness", live.name, f"not reached within {live.bound} steps of step {armed}")
                     return
                 continue
@@ -681,7 +681,7 @@ class Execution:
                         self._live_armed[i] = None
             elif live.goal(self):
                 self._live_armed[i] = None
-            elif self.steps - armed > live.bound:
+            elif live.bound is not None and self.steps - armed > live.bound:
                 self._violate("liveness", live.name, f"not reached within {live.bound} steps of step {armed}")
                 return
 
@@ -708,6 +708,15 @@ class Execution:
         self.outcome = "done"
 
     # ------------------------------------------------------------ fingerprint
+    def liveness_clocks(self) -> tuple[int, ...]:
+        """The liveness monitors' part of the state: per monitor -1 when unarmed,
+        else the steps since it was armed, which decide when its bound runs out.
+        An ``eventually`` monitor (``bound`` None) has no bound to run out: all
+        that decides its future is whether it is armed (0), so two states that
+        differ only in how long ago it was armed get the same identity."""
+        lives = self.world.liveness
+        return tuple(-1 if x is None else 0 if lives[i].bound is None else self.steps - x for i, x in enumerate(self._live_armed))
+
     def fingerprint(self) -> int:
         """Hash of everything that decides the future: memory, every stack and its locals."""
         from vcoresim.engine.fingerprint import state_fingerprint

@@ -150,7 +150,9 @@ class Invariant:
 class Liveness:
     """Bounded liveness: within ``bound`` steps of ``trigger`` holding, ``goal`` holds.
 
-    An execution that ends with the obligation open also violates it.
+    An execution that ends with the obligation open also violates it.  With
+    ``bound`` None the goal must hold only by the end ("eventually"): no
+    clock runs, so how long ago the monitor was armed is not part of the state.
     """
 
     name: str
@@ -158,7 +160,7 @@ class Liveness:
     reads: tuple[str, ...]
     trigger: Callable[[Any], bool]  # receives a MonitorView
     goal: Callable[[Any], bool]
-    bound: int
+    bound: int | None
 
 
 @dataclass(frozen=True)
