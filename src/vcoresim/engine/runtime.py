@@ -227,7 +227,7 @@ class Execution:
             return wake_locs + hw.wake_reads, self._aliased((*self._mode_writes(a, RUN, MSR_INTERRUPT), *hw.wake_writes))
         if self._delivers(a):
             assert hw is not None
-            return hw.irq_locs, self._aliased(self._mode_writes(a, RUN, MSR_INTERRUPT))
+            return hw.irq_locs if hw.pending_locs is None else hw.pending_locs(a.msr), self._aliased(self._mode_writes(a, RUN, MSR_INTERRUPT))
         op = a.stack[-1].op
         assert op is not None
         if not pending and op.__class__ is O.WaitUntil and not self.is_enabled(a):
@@ -238,7 +238,13 @@ class Execution:
         if cls in _CPU_WRITERS:
             writes = (*writes, *self._op_mode_writes(a, op))
         if hw is not None and (a.msr & MSR_EE or hw.nmi or _may_enable_ee(op)):
-            reads = (*reads, *hw.irq_locs)
+            # Whether this step is the op or an interrupt taken instead depends
+            # on ``pending`` under the present MSR, which only this thread's own
+            # steps change; an op that may change the MSR reads every line.
+            if hw.pending_locs is None or cls in _CPU_WRITERS or _may_enable_ee(op):
+                reads = (*reads, *hw.irq_locs)
+            else:
+                reads = (*reads, *hw.pending_locs(a.msr))
         return reads, self._aliased(writes)
 
     def _mode_writes(self, a: Actor, status: int | None, msr: int) -> tuple[str, ...]:

@@ -83,6 +83,10 @@ class HwThread:
     #: The thread can take non-maskable interrupts: ``pending`` is asked whatever
     #: MSR[EE] is and applies EE itself to the maskable ones.
     nmi: bool = False
+    #: What ``pending(mem)`` reads under a given MSR, when it is a subset of
+    #: ``irq_locs`` (an HDEC reaches only guest code: with MSR[HV] set a write
+    #: to it cannot change whether the thread's next step takes an interrupt).
+    pending_locs: Callable[[int], tuple[str, ...]] | None = None
 
 
 class Actor:
