@@ -157,11 +157,14 @@ def main() -> None:
 
     Execution.fingerprint = fingerprint  # type: ignore[method-assign]
     t0 = _cpu()
-    r = exhaustive(program, Bounds(b.max_steps, b.max_preemptions, None, None), dpor=True, cache=True, stop=lambda: _cpu() - t0 - spent[0] >= args.budget)
+    bounds = Bounds(b.max_steps, b.max_preemptions, None, None)
+    r = exhaustive(program, bounds, dpor=True, cache=True, stop=lambda: _cpu() - t0 - spent[0] >= args.budget)
     Execution.fingerprint = original  # type: ignore[method-assign]
 
     n = len(states)
-    print(f"{sc.name}: {'complete' if r.complete else 'incomplete (budget)'}, {r.stats.executions:,} executions, {n:,} stored states (fingerprints), search {_cpu() - t0 - spent[0]:.1f} CPU s")
+    verdict = "complete" if r.complete else "incomplete (budget)"
+    search = _cpu() - t0 - spent[0]
+    print(f"{sc.name}: {verdict}, {r.stats.executions:,} executions, {n:,} stored states (fingerprints), search {search:.1f} CPU s")
     keys = sorted({k for c in states.values() for k in c if not k.startswith("~")})
     rows = [list(c.get(k) for k in keys) for c in states.values()]
     out = []
@@ -205,7 +208,8 @@ def main() -> None:
     print(f"{swapped:9,}  with every history-identified frame replaced by its code positions (optimistic, unsound)")
 
     total = sum(hist_frames.values())
-    print(f"\nFrames identified by history: {total:,} in {sum(1 for c in states.values() if any(k.startswith('~') for k in c)):,} of {n:,} states")
+    with_hist = sum(1 for c in states.values() if any(k.startswith("~") for k in c))
+    print(f"\nFrames identified by history: {total:,} in {with_hist:,} of {n:,} states")
     for k, c in hist_frames.most_common(args.top):
         print(f"{c:9,}  {k}")
     print("\nWhere the snapshot failed:")

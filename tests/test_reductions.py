@@ -385,6 +385,7 @@ def test_pending_locs_keep_the_unreduced_finals() -> None:
     reduced = _finals_and_violations(prog, bounds, cache=False)
     cached = _finals_and_violations(prog, bounds, cache=True)
     full_search = dpor_mod.exhaustive
-    with mock.patch.object(dpor_mod, "dependent", lambda a, b: True), mock.patch.object(dpor_mod, "exhaustive", lambda p, b, dpor, cache: full_search(p, b, dpor=False, cache=True)):
+    every_order = mock.patch.object(dpor_mod, "dependent", lambda a, b: True)
+    with every_order, mock.patch.object(dpor_mod, "exhaustive", lambda p, b, dpor, cache: full_search(p, b, dpor=False, cache=True)):
         full = _finals_and_violations(prog, bounds, cache=True)
     assert reduced == full and cached == full and full[0]

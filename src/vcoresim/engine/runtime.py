@@ -227,7 +227,8 @@ class Execution:
             return wake_locs + hw.wake_reads, self._aliased((*self._mode_writes(a, RUN, MSR_INTERRUPT), *hw.wake_writes))
         if self._delivers(a):
             assert hw is not None
-            return hw.irq_locs if hw.pending_locs is None else hw.pending_locs(a.msr), self._aliased(self._mode_writes(a, RUN, MSR_INTERRUPT))
+            lines = hw.irq_locs if hw.pending_locs is None else hw.pending_locs(a.msr)
+            return lines, self._aliased(self._mode_writes(a, RUN, MSR_INTERRUPT))
         op = a.stack[-1].op
         assert op is not None
         if not pending and op.__class__ is O.WaitUntil and not self.is_enabled(a):

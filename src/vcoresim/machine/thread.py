@@ -86,7 +86,17 @@ def power_thread(
         return host_lines if msr & MSR_HV else guest_lines
 
     return HwThread(
-        (ipi, hdec, pece1, dec, acc), pending, wakeup, vector, reset_vector, stale_frame, on_wake, wake_reads, wake_writes, wakeup_locs=(ipi, pece1, dec, acc), pending_locs=pending_locs
+        (ipi, hdec, pece1, dec, acc),
+        pending,
+        wakeup,
+        vector,
+        reset_vector,
+        stale_frame,
+        on_wake,
+        wake_reads,
+        wake_writes,
+        wakeup_locs=(ipi, pece1, dec, acc),
+        pending_locs=pending_locs,
     )
 
 
