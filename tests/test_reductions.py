@@ -321,3 +321,71 @@ def test_fingerprints_are_the_same_in_every_process() -> None:
     )
     runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**__import__("os").environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
     assert len(runs) == 1 and all(0 <= int(x) < 1 << 64 for x in runs.pop().strip()[1:-1].split(","))
+
+
+def test_pending_locs_cover_what_pending_reads() -> None:
+    """``HwThread.pending_locs(msr)`` is a footprint the race analysis and the
+    sleep sets trust: changing any other interrupt line must not change what
+    ``pending`` returns under that MSR.  Checked on the states of random walks
+    through the P8 stray-IPI model (threads in the host and in the guest),
+    flipping each line left out; and a running thread's step leaves the HDEC
+    out of its reads in the host, keeps it in the guest."""
+    from vcoresim.engine.msr import MSR_EE, MSR_HV
+    from vcoresim.engine.world import RUN
+    from vcoresim.scenarios.registry import get_scenario
+
+    prog = get_scenario("stray-ipi@p8-fixed").make({})
+    host = guest = 0
+    for seed in range(6):
+        ex = Execution(prog)
+        rng = random.Random(seed)
+        for _ in range(400):
+            for a in ex.actors:
+                hw = a.hw
+                if hw is None or hw.pending_locs is None or a.status != RUN:
+                    continue
+                declared = hw.pending_locs(a.msr)
+                want = hw.pending(ex.mem)
+                for loc in hw.irq_locs:
+                    if loc in declared:
+                        continue
+                    old = ex.mem[loc]
+                    for v in (0, 1, 0xFF, None):
+                        ex.mem[loc] = v
+                        assert hw.pending(ex.mem) == want, (a.name, hex(a.msr), loc, v)
+                    ex.mem[loc] = old
+                if a.msr & MSR_EE and type(a.op) is Load:
+                    hdec_read = any(loc.endswith("hdec_expired") for loc in ex.footprint(a.idx)[0])
+                    assert hdec_read == (not a.msr & MSR_HV)
+                    host += not hdec_read
+                    guest += hdec_read
+            en = ex.enabled()
+            if not en or ex.violation is not None:
+                break
+            q = rng.choice(en)
+            ex.step(q, rng.randrange(ex.alternatives(q)))
+    assert host > 0 and guest > 0
+
+
+@pytest.mark.slow
+def test_pending_locs_keep_the_unreduced_finals() -> None:
+    """``stray-ipi@fixed`` (no preemption bound): stateless DPOR and the cached
+    search with the refined footprints reach the final states and violations
+    of the unreduced search (every transition and branch at every state, no
+    sleep sets: every pair dependent; the fingerprint merges equal states)."""
+    from unittest import mock
+
+    from test_state_cache import _finals_and_violations
+    from vcoresim.scenarios.registry import get_scenario
+
+    sc = get_scenario("stray-ipi@fixed")
+    prog = sc.make({})
+    bounds = Bounds(sc.bounds.max_steps)
+    assert sc.bounds.max_preemptions is None
+    reduced = _finals_and_violations(prog, bounds, cache=False)
+    cached = _finals_and_violations(prog, bounds, cache=True)
+    full_search = dpor_mod.exhaustive
+    every_order = mock.patch.object(dpor_mod, "dependent", lambda a, b: True)
+    with every_order, mock.patch.object(dpor_mod, "exhaustive", lambda p, b, dpor, cache: full_search(p, b, dpor=False, cache=True)):
+        full = _finals_and_violations(prog, bounds, cache=True)
+    assert reduced == full and cached == full and full[0]

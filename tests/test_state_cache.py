@@ -14,8 +14,10 @@ from unittest import mock
 import pytest
 
 from vcoresim.engine.audit import audit
+from vcoresim.engine.ops import Load, Store
 from vcoresim.engine.strategies import dpor as dpor_mod
 from vcoresim.engine.strategies.base import Bounds
+from vcoresim.engine.world import Body, Liveness, Program, World
 from vcoresim.scenarios.registry import builtin_scenarios, get_scenario
 
 ALL = sorted(builtin_scenarios())
@@ -174,7 +176,6 @@ def test_a_cycle_closed_by_the_cache_is_reported(tmp_path: Path, monkeypatch: py
     The verdict says so: the livelocked entry path of issue 17's test (a
     local_irq_enable that does not replay) closes cycles; the fixed one none."""
     from vcoresim.check.driver import check
-    from vcoresim.engine.ops import Store
     from vcoresim.kvm import entry_p9
     from vcoresim.scenarios import builtin
     from vcoresim.scenarios.registry import get_scenario
@@ -192,3 +193,59 @@ def test_a_cycle_closed_by_the_cache_is_reported(tmp_path: Path, monkeypatch: py
     looping = check(builtin.scenario_for(only_safety).make({}), strategy="dfs", bounds=sc.bounds, seed=0, cache=True, do_shrink=False, trace_dir=tmp_path)
     assert looping.verdict == "holds" and looping.stats.cycles > 0
     assert "run forever" in looping.summary and "liveness" in looping.summary
+
+
+def _spinner(bound: int | None, value: int = 1) -> Any:
+    """S spins on ``flag`` (each load of 0 returns it to the same code position
+    with nothing live), then records whether the flag was 1; T sets the flag
+    to ``value``.  A liveness monitor, armed from the start, wants
+    ``done`` by the end (``bound`` None) or within ``bound`` steps."""
+    def spinner() -> Body:
+        while True:
+            v = yield Load("flag")
+            if v:
+                break
+        yield Store("done", 1 if v == 1 else 0)
+
+    def setter() -> Body:
+        yield Store("flag", value)
+
+    def build(w: World) -> None:
+        w.loc("flag", 0)
+        w.loc("done", 0)
+        w.spawn("S", spinner())
+        w.spawn("T", setter())
+        w.add_liveness(Liveness("done", "done by the end", ("done",), lambda ex: True, lambda ex: ex.mem["done"] == 1, bound))
+
+    return Program("spinner", build)
+
+
+def test_eventually_monitor_keeps_no_clock() -> None:
+    """An armed monitor without a bound: how long ago it was armed is not part
+    of the state, so a spin that comes back to the same code position with the
+    same memory meets its earlier state (it did not while the steps since
+    arming were in the fingerprint: every depth was a new state).  With a bound
+    the steps since arming decide when it runs out: they stay in the state."""
+    from vcoresim.engine.runtime import Execution
+
+    for bound, merged in ((None, True), (50, False)):
+        ex = Execution(_spinner(bound), history=True)
+        seen = []
+        for _ in range(4):
+            ex.step(0)  # S loads flag == 0 and spins
+            seen.append(ex.fingerprint())
+        assert ex._live_armed == [0]
+        assert (len(set(seen)) == 1) is merged
+
+
+def test_eventually_monitor_cached_search_keeps_finals_and_violations() -> None:
+    """Brute force against the cache on the spinner: the same final states and
+    violations (where T sets the flag to 2, done stays 0 and the monitor is
+    violated at the end), whether or not the spin's states merge."""
+    bounds = Bounds(40)
+    for value in (1, 2):
+        prog = _spinner(None, value)
+        plain = _finals_and_violations(prog, bounds, cache=False)
+        cached = _finals_and_violations(prog, bounds, cache=True)
+        assert cached == plain and plain[0]
+        assert plain[1] == ({"done"} if value == 2 else set())

@@ -493,7 +493,7 @@ def slow_fingerprint(ex: Execution) -> int:
     actors = tuple([enc.actor(a) for a in ex.actors])
     tasks = tuple([(stable_str(name), t.msr, enc.stack(t.stack)) for name, t in sorted(ex.switched.items()) if t.stack is not None])
     records = enc.records()
-    live = tuple(-1 if x is None else ex.steps - x for x in ex._live_armed)
+    live = ex.liveness_clocks()
     return hash((_SLOW, mem, actors, tasks, records, live)) & _MASK
 
 
@@ -715,7 +715,7 @@ def _fast_fingerprint(ex: Execution) -> int | None:
             records.append((owner, msr, 3))
     if len(held) > 1 and sum(len(h) for h in held) != len(frozenset().union(*held)):
         return None  # a mutable object shared between frames
-    live = tuple(-1 if x is None else ex.steps - x for x in ex._live_armed) if ex._live_armed else ()
+    live = ex.liveness_clocks() if ex._live_armed else ()
     return hash((inc.total, tuple(mem_refs), tuple(actor_codes), tasks, tuple(records), live)) & _MASK
 
 
@@ -765,7 +765,7 @@ def symmetric_fingerprint(ex: Execution) -> tuple[int, dict[int, int]]:
     others = tuple(enc.actor(a) for a in ex.actors if a.idx not in perm)
     tasks = tuple([(stable_str(name), t.msr, enc.stack(t.stack)) for name, t in sorted(ex.switched.items()) if t.stack is not None])
     records = tuple(r if not isinstance(r, tuple) or r[0] not in perm else (perm[r[0]], *r[1:]) for r in enc.records())
-    live = tuple(-1 if x is None else ex.steps - x for x in ex._live_armed)
+    live = ex.liveness_clocks()
     del order
     observed = NONE if ex.world.observed is None else stable(ex.world.observed())  # (not renamed: finer, sound)
     return hash((tuple(mem), tuple(blocks), others, tasks, records, live, observed)) & _MASK, perm

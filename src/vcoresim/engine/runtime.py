@@ -227,7 +227,8 @@ class Execution:
             return wake_locs + hw.wake_reads, self._aliased((*self._mode_writes(a, RUN, MSR_INTERRUPT), *hw.wake_writes))
         if self._delivers(a):
             assert hw is not None
-            return hw.irq_locs, self._aliased(self._mode_writes(a, RUN, MSR_INTERRUPT))
+            lines = hw.irq_locs if hw.pending_locs is None else hw.pending_locs(a.msr)
+            return lines, self._aliased(self._mode_writes(a, RUN, MSR_INTERRUPT))
         op = a.stack[-1].op
         assert op is not None
         if not pending and op.__class__ is O.WaitUntil and not self.is_enabled(a):
@@ -238,7 +239,13 @@ class Execution:
         if cls in _CPU_WRITERS:
             writes = (*writes, *self._op_mode_writes(a, op))
         if hw is not None and (a.msr & MSR_EE or hw.nmi or _may_enable_ee(op)):
-            reads = (*reads, *hw.irq_locs)
+            # Whether this step is the op or an interrupt taken instead depends
+            # on ``pending`` under the present MSR, which only this thread's own
+            # steps change; an op that may change the MSR reads every line.
+            if hw.pending_locs is None or cls in _CPU_WRITERS or _may_enable_ee(op):
+                reads = (*reads, *hw.irq_locs)
+            else:
+                reads = (*reads, *hw.pending_locs(a.msr))
         return reads, self._aliased(writes)
 
     def _mode_writes(self, a: Actor, status: int | None, msr: int) -> tuple[str, ...]:
@@ -670,7 +677,7 @@ class Execution:
         for i, live in enumerate(self.world.liveness):
             armed = self._live_armed[i]
             if not evaluate:
-                if armed is not None and self.steps - armed > live.bound:
+                if armed is not None and live.bound is not None and self.steps - armed > live.bound:
                     self._violate("liveness", live.name, f"not reached within {live.bound} steps of step {armed}")
                     return
                 continue
@@ -681,7 +688,7 @@ class Execution:
                         self._live_armed[i] = None
             elif live.goal(self):
                 self._live_armed[i] = None
-            elif self.steps - armed > live.bound:
+            elif live.bound is not None and self.steps - armed > live.bound:
                 self._violate("liveness", live.name, f"not reached within {live.bound} steps of step {armed}")
                 return
 
@@ -708,6 +715,15 @@ class Execution:
         self.outcome = "done"
 
     # ------------------------------------------------------------ fingerprint
+    def liveness_clocks(self) -> tuple[int, ...]:
+        """The liveness monitors' part of the state: per monitor -1 when unarmed,
+        else the steps since it was armed, which decide when its bound runs out.
+        An ``eventually`` monitor (``bound`` None) has no bound to run out: all
+        that decides its future is whether it is armed (0), so two states that
+        differ only in how long ago it was armed get the same identity."""
+        lives = self.world.liveness
+        return tuple(-1 if x is None else 0 if lives[i].bound is None else self.steps - x for i, x in enumerate(self._live_armed))
+
     def fingerprint(self) -> int:
         """Hash of everything that decides the future: memory, every stack and its locals."""
         from vcoresim.engine.fingerprint import state_fingerprint

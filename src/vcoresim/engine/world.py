@@ -83,6 +83,10 @@ class HwThread:
     #: The thread can take non-maskable interrupts: ``pending`` is asked whatever
     #: MSR[EE] is and applies EE itself to the maskable ones.
     nmi: bool = False
+    #: What ``pending(mem)`` reads under a given MSR, when it is a subset of
+    #: ``irq_locs`` (an HDEC reaches only guest code: with MSR[HV] set a write
+    #: to it cannot change whether the thread's next step takes an interrupt).
+    pending_locs: Callable[[int], tuple[str, ...]] | None = None
 
 
 class Actor:
@@ -150,7 +154,9 @@ class Invariant:
 class Liveness:
     """Bounded liveness: within ``bound`` steps of ``trigger`` holding, ``goal`` holds.
 
-    An execution that ends with the obligation open also violates it.
+    An execution that ends with the obligation open also violates it.  With
+    ``bound`` None the goal must hold only by the end ("eventually"): no
+    clock runs, so how long ago the monitor was armed is not part of the state.
     """
 
     name: str
@@ -158,7 +164,7 @@ class Liveness:
     reads: tuple[str, ...]
     trigger: Callable[[Any], bool]  # receives a MonitorView
     goal: Callable[[Any], bool]
-    bound: int
+    bound: int | None
 
 
 @dataclass(frozen=True)

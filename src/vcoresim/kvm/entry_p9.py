@@ -876,7 +876,7 @@ def install_entry_monitors(w: World, k: Entry, selected: list[str] | None) -> No
             w.add_invariant(inv)
     if "vcpus-complete" in want:
         done = vcpu(k.vcpu, "thread_done")
-        w.add_liveness(Liveness("vcpus-complete", ENTRY_LIVENESS["vcpus-complete"], (done,), trigger=lambda ex: True, goal=lambda ex: bool(ex.mem[done]), bound=10**9))
+        w.add_liveness(Liveness("vcpus-complete", ENTRY_LIVENESS["vcpus-complete"], (done,), trigger=lambda ex: True, goal=lambda ex: bool(ex.mem[done]), bound=None))
     latched = lambda ex: bool(ex.mem[paca(cpu, "irq_happened")] & ~PACA_IRQ_HARD_DIS)
     if "latched-irq-replayed" in want:
         w.add_liveness(

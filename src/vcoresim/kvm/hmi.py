@@ -483,7 +483,7 @@ def install_timebase_monitors(w: World, k: Timebase, selected: list[str] | None)
         if inv.name in want:
             w.add_invariant(inv)
     if "tb-valid-again" in want:
-        w.add_liveness(Liveness("tb-valid-again", TIMEBASE_LIVENESS["tb-valid-again"], valid_locs, trigger=tb_invalid, goal=lambda ex: not tb_invalid(ex), bound=10**9))
+        w.add_liveness(Liveness("tb-valid-again", TIMEBASE_LIVENESS["tb-valid-again"], valid_locs, trigger=tb_invalid, goal=lambda ex: not tb_invalid(ex), bound=None))
     if "tb-resync-completes" in want:
-        w.add_liveness(Liveness("tb-resync-completes", TIMEBASE_LIVENESS["tb-resync-completes"], (FLAGS,), trigger=bit63, goal=lambda ex: not bit63(ex), bound=10**9))
+        w.add_liveness(Liveness("tb-resync-completes", TIMEBASE_LIVENESS["tb-resync-completes"], (FLAGS,), trigger=bit63, goal=lambda ex: not bit63(ex), bound=None))
     w.check_deadlock = "no-deadlock" in want

@@ -343,7 +343,7 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
                 done_locs,
                 trigger=lambda ex: True,
                 goal=lambda ex: all(ex.mem[loc] for loc in done_locs),
-                bound=10**9,
+                bound=None,
             )
         )
     w.check_deadlock = "no-deadlock" in want

@@ -80,7 +80,24 @@ def power_thread(
             return guest_interrupt(kind)
         return host_vector(kind)
 
-    return HwThread((ipi, hdec, pece1, dec, acc), pending, wakeup, vector, reset_vector, stale_frame, on_wake, wake_reads, wake_writes, wakeup_locs=(ipi, pece1, dec, acc))
+    host_lines, guest_lines = (ipi, acc), (ipi, acc, hdec)
+
+    def pending_locs(msr: int) -> tuple[str, ...]:  # what ``pending`` reads under that MSR
+        return host_lines if msr & MSR_HV else guest_lines
+
+    return HwThread(
+        (ipi, hdec, pece1, dec, acc),
+        pending,
+        wakeup,
+        vector,
+        reset_vector,
+        stale_frame,
+        on_wake,
+        wake_reads,
+        wake_writes,
+        wakeup_locs=(ipi, pece1, dec, acc),
+        pending_locs=pending_locs,
+    )
 
 
 def declare_thread_registers(w: Any, cpu: int) -> None:

@@ -77,7 +77,7 @@ def state_key(ex: Execution, prev: int | None) -> int:
     steps since each was armed (what decides their future), and under a
     preemption bound the actor that ran last (what counts as a preemption
     next depends on it)."""
-    live = tuple(-1 if armed is None else ex.steps - armed for armed in ex._live_armed)
+    live = ex.liveness_clocks()
     return hash((ex.fingerprint(), live, -2 if prev is None else prev)) & _MASK64
 
 
