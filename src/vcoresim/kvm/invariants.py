@@ -82,6 +82,13 @@ INVARIANTS: dict[str, str] = {
     "EXITING: kvm_do_nap sets it for a ceded primary's nap, and kvmppc_run_core's release loop, which starts at thread 0, "
     "clears it before the vcore goes INACTIVE and the thread returns to the host; a host nap with the request still set "
     "would wake into kvm_start_guest instead of the host (seed 003's setting)",
+    "napping-truthful": "safety: a thread whose kvm_hstate.napping is set, or whose bit is set in its vcore's "
+    "napping_threads, runs neither guest code nor host code with the MMU on: kvmppc_h_cede sets the bit (C3) and "
+    "napping = NAPPING_CEDE (C4) only on its way to the cede nap, and kvm_end_cede (C8, or the C4 exit branch that "
+    "joins it) clears both before the thread re-enters the guest or takes the exit path.  The kernel relies on both: "
+    "kvm_start_guest routes a wake-up by napping (a stale NAPPING_CEDE sends the thread's next wake-up into "
+    "kvm_end_cede on an old host_r1), and the first thread to exit IPIs exactly the threads in napping_threads "
+    "(idle-wakeup-lockup.md section 5, invariant 5)",
     "vcpus-complete": "liveness: every vCPU thread runs its guest to the end and exits (checked when the run ends)",
     "no-deadlock": "liveness: no hard lock-up: when nothing can move, no CPU is stuck in a wait and every task has finished",
 }
@@ -305,6 +312,31 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
                 return f"cpu{cpu} runs host code with the MMU on [{msr_str(a.msr)}] while kvm_hstate.in_guest = {flag}"
         return None
 
+    def napping_truthful(ex: Execution) -> str | None:
+        m = ex.mem
+        flagged: dict[int, str] = {}
+        for cpu in k.cpus:
+            if _own_view(ex, ex.actors[cpu], hstate(cpu, "napping")):
+                flagged[cpu] = "kvm_hstate.napping is set"
+        for vc in k.vcores:
+            pcpu = m[vcore(vc, "pcpu")]
+            bits = m[vcore(vc, "napping_threads")]
+            if not bits or not isinstance(pcpu, int) or pcpu < 0:
+                continue
+            base = k.pcpu_of_core(k.core_of(pcpu))
+            for t in range(k.threads_per_core):
+                if bits >> t & 1 and base + t in k.cpus:
+                    flagged.setdefault(base + t, f"its bit is set in vcore {vc}'s napping_threads")
+        for cpu, why in flagged.items():
+            a = ex.actors[cpu]
+            if a.status != RUN:
+                continue
+            if not (a.msr & MSR_HV):
+                return f"cpu{cpu} runs guest code while {why} (the cede's bookkeeping was not cleared)"
+            if in_host_virtual_mode(a.msr):
+                return f"cpu{cpu} runs host code with the MMU on [{msr_str(a.msr)}] while {why}"
+        return None
+
     table += [
         Invariant(
             "guest-mode-flag",
@@ -326,6 +358,12 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
             tuple(f"cpu:cpu{c}:nap" for c in k.cpus) + tuple(xirr(c) for c in k.cpus),
             ipi_hygiene,
             tuple((f"cpu:cpu{c}:nap", xirr(c)) for c in k.cpus),
+        ),
+        Invariant(
+            "napping-truthful",
+            INVARIANTS["napping-truthful"],
+            guest_locs + host_locs + tuple(hstate(c, "napping") for c in k.cpus) + tuple(vcore(vc, f) for vc in k.vcores for f in ("pcpu", "napping_threads")),
+            napping_truthful,
         ),
         Invariant("no-stale-frame-return", INVARIANTS["no-stale-frame-return"], tuple(stale_frame(c) for c in k.cpus), no_stale_frame),
     ]
