@@ -89,6 +89,11 @@ INVARIANTS: dict[str, str] = {
     "kvm_start_guest routes a wake-up by napping (a stale NAPPING_CEDE sends the thread's next wake-up into "
     "kvm_end_cede on an old host_r1), and the first thread to exit IPIs exactly the threads in napping_threads "
     "(idle-wakeup-lockup.md section 5, invariant 5)",
+    "kvm-nap-routable": "safety: an online thread (a primary) that naps with its own hwthread_req set has kvm_hstate.napping != 0: "
+    "kvm_start_guest routes a wake-up with the request set by napping (NAPPING_CEDE to kvm_end_cede, which resumes the KVM "
+    "entry frame saved in host_r1); with napping = 0 it takes the thread for a secondary and runs whatever kvm_vcpu holds, "
+    "abandoning the ceded primary's frame (idle-wakeup-lockup.md section 5, invariant 4; kvmppc_h_cede stores NAPPING_CEDE "
+    "(C4) before kvm_do_nap sets the request (C6))",
     "vcpus-complete": "liveness: every vCPU thread runs its guest to the end and exits (checked when the run ends)",
     "no-deadlock": "liveness: no hard lock-up: when nothing can move, no CPU is stuck in a wait and every task has finished",
 }
@@ -312,6 +317,13 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
                 return f"cpu{cpu} runs host code with the MMU on [{msr_str(a.msr)}] while kvm_hstate.in_guest = {flag}"
         return None
 
+    def kvm_nap_routable(ex: Execution) -> str | None:
+        for cpu in online:
+            a = ex.actors[cpu]
+            if a.status == NAP and _own_view(ex, a, hstate(cpu, "hwthread_req")) and not _own_view(ex, a, hstate(cpu, "napping")):
+                return f"online cpu{cpu} naps with its own hwthread_req set and kvm_hstate.napping = 0: its wake-up would take the secondary path"
+        return None
+
     def napping_truthful(ex: Execution) -> str | None:
         m = ex.mem
         flagged: dict[int, str] = {}
@@ -364,6 +376,12 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
             INVARIANTS["napping-truthful"],
             guest_locs + host_locs + tuple(hstate(c, "napping") for c in k.cpus) + tuple(vcore(vc, f) for vc in k.vcores for f in ("pcpu", "napping_threads")),
             napping_truthful,
+        ),
+        Invariant(
+            "kvm-nap-routable",
+            INVARIANTS["kvm-nap-routable"],
+            tuple(f"cpu:cpu{c}:nap" for c in online) + tuple(hstate(c, f) for c in online for f in ("hwthread_req", "napping")),
+            kvm_nap_routable,
         ),
         Invariant("no-stale-frame-return", INVARIANTS["no-stale-frame-return"], tuple(stale_frame(c) for c in k.cpus), no_stale_frame),
     ]
