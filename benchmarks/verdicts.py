@@ -5,6 +5,7 @@ cost of recording unreached code.
     python benchmarks/verdicts.py coverage [SCENARIO ...] [--repeat N]
     python benchmarks/verdicts.py union OUT.json [OUT.json ...]
     python benchmarks/verdicts.py retable docs/mutation-survivors.md NEW.json [...] --prior-relevant N
+    python benchmarks/verdicts.py sites docs/mutation-survivors.md [--files kvm/hmi.py,...]
 
 ``mutation``: for each scenario (default: every built-in scenario whose
 expected verdict is ``holds``), ``check --mutate`` with every mutation kind
@@ -21,6 +22,8 @@ survivors, one line each.
 ``retable``: a survivor table (docs/mutation-survivors.md) re-checked
 against new ``mutation --sites`` runs of other scenarios: the rows they kill
 leave it, the rest are reclassified; prints the new whole-check figures.
+``sites``: the ``--sites`` pattern of a survivor table's open rows (not
+classified, or a gap), to re-run them on other scenarios.
 
 ``coverage``: each scenario's check with and without ``unreached`` recording,
 alternating, ``--repeat`` times; prints the median wall times and their
@@ -200,6 +203,19 @@ SURVIVOR_NOTES: dict[tuple[str, str], str] = {
     ("icp_ack_clear", "xirr"): "equivalent: the accept only keeps the presenter from presenting another IPI until the EOI two stores later, and the thread (real mode, EE off) takes no interrupt and does not nap in between",
     ("icp_ack_clear", "mfrr"): "equivalent as a swap: the MFRR clear moves past the EOI, and the thread (real mode, EE off) takes nothing in between; dropping it is killed (a nap that wakes at once, forever)",
     ("kvmppc_run_vcpu", "ret = 0, vcpu[*].trap = 0, vcpu[*].exit_reason = None"): "equivalent in the model: the runner stores ret and trap = 0 for every vCPU it ran (V1); a stale exit_reason reaches QEMU only with -EINTR or -EBUSY, where QEMU reads it only to delay for an hcall",
+    ("invert-load kvmppc_run_vcpu", "load vcpu[*].ret"): "equivalent in effect: the inverted ret only chooses between returning to QEMU, which calls KVM_RUN again (exit_reason, not ret, decides what QEMU does), and a spurious block of the vCPU until its DEC timer fires",
+    ("drop-store kvmppc_vcpu_block", "BUSY_IN_HOST"): "equivalent: the vCPU stays BLOCKED and counted in n_blocked, which is the original's state between the task's wake-up and kvmppc_vcpu_unblocked; kvmppc_run_vcpu makes a BLOCKED vCPU runnable and decrements n_blocked itself; a DEC timer left armed only adds a spurious wake-up",
+    ("invert-load kvmppc_run_core", "sigpending"): "equivalent in effect: a spurious -EINTR sends QEMU round and back into KVM_RUN; a missed one is seen by kvmppc_run_vcpu's own signal test on its next pass",
+    ("invert-load kvmppc_h_cede", "prodded"): "equivalent in effect, and a gap of the scenarios: a cede that returns at once without napping is legal (the guest runs or cedes again); no scenario prods a vCPU (prodded is never 1), so the prod path is not exercised",
+    ("swap kvmppc_h_cede", "napping = 1"): "equivalent: moved past the lwsync to the entry_exit_count load, still before the nap (dropping it is killed by kvm-nap-routable)",
+    ("drop-store kvm_do_nap", "lpcr_pece1 = 1"): "gap: the cede nap no longer wakes on the guest's decrementer, only on an IPI; every scenario ends the cede with the exit's IPI. A liveness property 'a ceded vCPU wakes when its DEC expires' with a cede nothing else ends would catch it",
+    ("swap kvm_do_nap", "lpcr_pece1 = 1"): "equivalent: a swap is not moved past a nap, and the nap is the next operation: the order is unchanged",
+    ("swap power7_nap", "saved_r1"): "equivalent: moved past the nap_state_lost store; saved_r1 is read only by this thread's wake-up, after the nap",
+    ("swap pnv_powersave_common", "saved_r1"): "equivalent: moved past the nap_state_lost store; saved_r1 is read only by this thread's wake-up, after the nap",
+    ("swap power7_nap", "hwthread_state = 1"): "equivalent: a swap is not moved past a nap, and the nap is the next operation: the order is unchanged",
+    ("swap pnv_enter_arch207_idle_mode", "hwthread_state = 1"): "equivalent: a swap is not moved past a nap, and the nap is the next operation: the order is unchanged",
+    ("swap pnv_powersave_wakeup", "hwthread_state = 0"): "gap of the budget: moved past the sync to the hwthread_req load, it breaks the store-buffering pair grab-sound describes (G1-G3 against S2-S4); only a grab racing with a wake-up (stray-ipi@p8-fixed's stray IPI) shows it, and its per-mutant checks are samples",
+    ("swap dec_timer_source", "dec_timer = 0"): "equivalent: the timer's store is delayed past the first operation of the wake-up it precedes; the woken task reads dec_timer only after it runs",
     # issue 17, fourth session (branch kill17b): the survivors of a complete
     # check read against the model and the kernel.  "KIND FUNCTION": that kind only.
     # seed 002 (kvm/hmi.py, machine/opal.py)
@@ -221,6 +237,17 @@ SURVIVOR_NOTES: dict[tuple[str, str], str] = {
     ("drop-store kvmppc_prepare_radix_vcpu", "prev_cpu"): "equivalent in effect: prev_cpu only decides whether the next entry flushes the old core's TLB; a stale value makes an extra flush (a cross-call made with interrupts on, safe)",
     ("swap kvmppc_prepare_radix_vcpu", "prev_cpu"): "equivalent: prev_cpu is read only by this vCPU's next entry",
     ("drop-store smp_call_function_single", "csd_lock = 1"): "gap: the sender no longer waits for the remote TLB flush to finish before the guest runs; no invariant says the flush completed (a ghost 'flush done' read at guest entry would catch it)",
+    # the host scheduler (kvm/host.py): rq->lock sections and the sleep / wake-up pair
+    ("swap send_signal", "sigpending = 1"): "equivalent: moved past the rq->lock acquire; a lock-free reader sees the flag one step later (as if the signal came later), and schedule()'s signal test runs under the lock the sender then holds",
+    ("swap try_to_wake_up", "state = 'R'"): "equivalent: under rq->lock, moved past the queue load; the only lock-free writer of the state is the task itself (set_current_state), and a state it stores in the window is overwritten by RUNNING: a spurious wake-up, which every wait loop re-checks",
+    ("drop-store try_to_wake_up", "state = 'R'"): "gap of the bounds (argued): a woken task that has set its state but not yet slept (ttwu_runnable: not queued) then sleeps in schedule() and is never woken; the window needs the waker to run between the sleeper's set_current_state and its schedule()",
+    ("swap set_current_state", "state = 'X'"): "gap of the bounds (argued): moved past smp_mb to the sleeper's condition test, it breaks the store-buffering pair with try_to_wake_up (a lost wake-up); visible only with the waker inside the window (smt-vcore@1p, 1 preemption, sampled)",
+    ("swap try_to_wake_up_many", "rq[*].queue"): "gap of the bounds: a store under rq->lock moved past the unlock; the same shape in try_to_wake_up is killed by smt-vcore@1p (1 preemption), here only samples ran",
+    ("swap schedule", "rq[*].queue = ()"): "gap of the bounds: a store under rq->lock moved past the unlock; the same shape in try_to_wake_up is killed by smt-vcore@1p (1 preemption), here only samples ran",
+    ("swap schedule", "rq[*].curr"): "gap of the bounds: a store under rq->lock moved past the unlock (see try_to_wake_up's, killed by smt-vcore@1p)",
+    ("drop-store schedule", "rq[*].curr"): "gap of the bounds (argued): rq->curr still names the task that left the CPU, so a wake-up of it is taken for ttwu_runnable and not queued (a lost wake-up) when it is woken while another task runs there; not reached within the scenarios' preemption bounds",
+    ("swap kvmppc_vcpu_block", "BLOCKED"): "gap of the bounds: a store under vc->lock moved past the unlock (when no wake-up follows); a runner taking the lock in the window counts n_blocked without this vCPU; the same shape in try_to_wake_up is killed by smt-vcore@1p",
+    ("swap generic_smp_call_function_single_interrupt", "mfrr = 255"): "gap of the scenario: moved past csd_unlock, the MFRR clear could erase a second IPI sent to the target once the sender is released; the scenario makes one cross-call (a second flush, or another IPI source on the target's core, would show it)",
     ("swap generic_smp_call_function_single_interrupt", "csd_lock = 0"): "equivalent: csd_unlock only releases the sender's csd_lock_wait; delayed past the target's next operation it keeps every other order (a subset of the original's interleavings)",
     ("swap kvmppc_start_thread", "kvm_hstate.kvm_vcpu = 0"): "equivalent: the runner's own PACA fields, read by its exit path and the guest-context check, both after the operation it moves past",
     ("swap __kvmppc_vcore_entry", "host_msr"): "equivalent: only this thread reads host_msr, at X2",
@@ -240,7 +267,6 @@ SURVIVOR_NOTES: dict[tuple[str, str], str] = {
     ("kvmppc_handle_exit", "exit_reason = None"): "equivalent: a store of the value the location holds: kvmppc_run_vcpu stored exit_reason = None at this KVM_RUN's start and every other store to it ends the run first",
     ("swap kvmppc_handle_exit", "KVM_EXIT_PAPR_HCALL"): "equivalent: the vCPU's task reads exit_reason only after KVM_RUN returns, after the runner wakes it",
     ("secondary_nap", "kvm_vcpu = None"): "gap of the scenario: kvmppc_release_hwthread clears the same pointer before the vcore leaves RUNNING; only a wake-up between the nap and the release (a stray IPI, as in stray-ipi@p8-fixed, sampled there) would run the finished vCPU again (interleaving C of seed 000)",
-    ("secondary_nap", "mfrr = 255"): "equivalent in effect: a nap with the MFRR set wakes at once into kvm_start_guest, whose icp_ack_clear clears the MFRR and EOIs before the thread naps again",
     ("swap kvmppc_hv_entry", "vcore[*].in_guest = 1"): "equivalent: moved past the primary's own kvm_hstate.in_guest store, before its hrfid; the secondaries waiting on it (E4) are released one step later, a subset of the original's interleavings",
     ("swap kvmppc_guest_exit", "kvm_hstate.in_guest = 0"): "equivalent: moved past the trap store of the same real-mode exit path; guest-mode-flag reads the flag only while the thread runs guest code or host code with the MMU on",
     ("swap kvmppc_guest_exit", "trap = 3072"): "gap of the bounds: moved past the lwsync and the exit count, the primary could see every exit counted before the trap is stored and read a stale trap; visible only if the secondary is preempted across the whole of the primary's exit (beyond 0 preemptions; stray-ipi@fixed, unbounded, samples it)",
@@ -363,9 +389,21 @@ def run_retable(table: Path, files: list[Path], prior_relevant: int) -> None:
         print(f"| {r['kind']} | `{r['function']}` {r['file']}:{r['line']} | {what} | {', '.join(r['scenarios'])} | {classify(r)} |")
 
 
+def run_sites(table: Path, files: str | None) -> None:
+    """The ``--sites`` pattern of a survivor table's open rows (not classified,
+    or a gap), optionally only those of the model files named (comma-separated)."""
+    want = None if files is None else {f.strip() for f in files.split(",")}
+    pats = [
+        f"{r['kind']} {r['function']} {r['file']}[:]{r['line']}"
+        for r in _table_rows(table)
+        if r["status"] == "survived" and classify(r).startswith(("not classified", "gap")) and (want is None or r["file"] in want)
+    ]
+    print(",".join(pats))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=("mutation", "coverage", "union", "retable"))
+    ap.add_argument("what", choices=("mutation", "coverage", "union", "retable", "sites"))
     ap.add_argument("scenarios", nargs="*")
     ap.add_argument("--mutant-executions", type=int, default=MUTANT_EXECUTIONS)
     ap.add_argument("--workers", type=int, default=1)
@@ -373,8 +411,11 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--sites", default=None, help="only mutants of these sites (as check --mutate --sites): re-check survivors after a change")
     ap.add_argument("--prior-relevant", type=int, default=None, help="retable: the non-equivalent mutants of the table's headline")
+    ap.add_argument("--files", default=None, help="sites: only rows of these model files (comma-separated, e.g. kvm/hmi.py)")
     a = ap.parse_args()
-    if a.what == "retable":
+    if a.what == "sites":
+        run_sites(Path(a.scenarios[0]), a.files)
+    elif a.what == "retable":
         if a.prior_relevant is None or not a.scenarios:
             ap.error("retable needs the survivor table, the new --json files and --prior-relevant")
         run_retable(Path(a.scenarios[0]), [Path(x) for x in a.scenarios[1:]], a.prior_relevant)

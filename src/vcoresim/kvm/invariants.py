@@ -326,8 +326,9 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
 
     def napping_truthful(ex: Execution) -> str | None:
         m = ex.mem
+        running = [cpu for cpu in k.cpus if ex.actors[cpu].status == RUN]
         flagged: dict[int, str] = {}
-        for cpu in k.cpus:
+        for cpu in running:
             if _own_view(ex, ex.actors[cpu], hstate(cpu, "napping")):
                 flagged[cpu] = "kvm_hstate.napping is set"
         for vc in k.vcores:
@@ -337,12 +338,10 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
                 continue
             base = k.pcpu_of_core(k.core_of(pcpu))
             for t in range(k.threads_per_core):
-                if bits >> t & 1 and base + t in k.cpus:
+                if bits >> t & 1 and base + t in running:
                     flagged.setdefault(base + t, f"its bit is set in vcore {vc}'s napping_threads")
         for cpu, why in flagged.items():
             a = ex.actors[cpu]
-            if a.status != RUN:
-                continue
             if not (a.msr & MSR_HV):
                 return f"cpu{cpu} runs guest code while {why} (the cede's bookkeeping was not cleared)"
             if in_host_virtual_mode(a.msr):
@@ -409,7 +408,7 @@ def _own_view(ex: Execution, a: Any, loc: str) -> Any:
     """``loc`` as thread ``a`` reads it: under a weak memory model its own buffered
     store forwards to it (the thread's own vectors read its flag that way)."""
     forward = getattr(ex, "_forward", None)
-    if forward is not None:
+    if forward is not None and getattr(ex, "weak", False):  # (boot runs sequentially consistent, before the buffers exist)
         hit, value = forward(a.idx, loc)
         if hit:
             return value
