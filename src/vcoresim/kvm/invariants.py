@@ -375,12 +375,15 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
             INVARIANTS["napping-truthful"],
             guest_locs + host_locs + tuple(hstate(c, "napping") for c in k.cpus) + tuple(vcore(vc, f) for vc in k.vcores for f in ("pcpu", "napping_threads")),
             napping_truthful,
+            # one thread's facts at a time (its modes, its flag, the vcores' bitmaps)
+            tuple((guest(c), host_virt(c), hstate(c, "napping"), *(vcore(vc, f) for vc in k.vcores for f in ("pcpu", "napping_threads"))) for c in k.cpus),
         ),
         Invariant(
             "kvm-nap-routable",
             INVARIANTS["kvm-nap-routable"],
             tuple(f"cpu:cpu{c}:nap" for c in online) + tuple(hstate(c, f) for c in online for f in ("hwthread_req", "napping")),
             kvm_nap_routable,
+            tuple((f"cpu:cpu{c}:nap", hstate(c, "hwthread_req"), hstate(c, "napping")) for c in online),
         ),
         Invariant("no-stale-frame-return", INVARIANTS["no-stale-frame-return"], tuple(stale_frame(c) for c in k.cpus), no_stale_frame),
     ]
