@@ -82,6 +82,18 @@ INVARIANTS: dict[str, str] = {
     "EXITING: kvm_do_nap sets it for a ceded primary's nap, and kvmppc_run_core's release loop, which starts at thread 0, "
     "clears it before the vcore goes INACTIVE and the thread returns to the host; a host nap with the request still set "
     "would wake into kvm_start_guest instead of the host (seed 003's setting)",
+    "napping-truthful": "safety: a thread whose kvm_hstate.napping is set, or whose bit is set in its vcore's "
+    "napping_threads, runs neither guest code nor host code with the MMU on: kvmppc_h_cede sets the bit (C3) and "
+    "napping = NAPPING_CEDE (C4) only on its way to the cede nap, and kvm_end_cede (C8, or the C4 exit branch that "
+    "joins it) clears both before the thread re-enters the guest or takes the exit path.  The kernel relies on both: "
+    "kvm_start_guest routes a wake-up by napping (a stale NAPPING_CEDE sends the thread's next wake-up into "
+    "kvm_end_cede on an old host_r1), and the first thread to exit IPIs exactly the threads in napping_threads "
+    "(idle-wakeup-lockup.md section 5, invariant 5)",
+    "kvm-nap-routable": "safety: an online thread (a primary) that naps with its own hwthread_req set has kvm_hstate.napping != 0: "
+    "kvm_start_guest routes a wake-up with the request set by napping (NAPPING_CEDE to kvm_end_cede, which resumes the KVM "
+    "entry frame saved in host_r1); with napping = 0 it takes the thread for a secondary and runs whatever kvm_vcpu holds, "
+    "abandoning the ceded primary's frame (idle-wakeup-lockup.md section 5, invariant 4; kvmppc_h_cede stores NAPPING_CEDE "
+    "(C4) before kvm_do_nap sets the request (C6))",
     "vcpus-complete": "liveness: every vCPU thread runs its guest to the end and exits (checked when the run ends)",
     "no-deadlock": "liveness: no hard lock-up: when nothing can move, no CPU is stuck in a wait and every task has finished",
 }
@@ -305,6 +317,37 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
                 return f"cpu{cpu} runs host code with the MMU on [{msr_str(a.msr)}] while kvm_hstate.in_guest = {flag}"
         return None
 
+    def kvm_nap_routable(ex: Execution) -> str | None:
+        for cpu in online:
+            a = ex.actors[cpu]
+            if a.status == NAP and _own_view(ex, a, hstate(cpu, "hwthread_req")) and not _own_view(ex, a, hstate(cpu, "napping")):
+                return f"online cpu{cpu} naps with its own hwthread_req set and kvm_hstate.napping = 0: its wake-up would take the secondary path"
+        return None
+
+    def napping_truthful(ex: Execution) -> str | None:
+        m = ex.mem
+        running = [cpu for cpu in k.cpus if ex.actors[cpu].status == RUN]
+        flagged: dict[int, str] = {}
+        for cpu in running:
+            if _own_view(ex, ex.actors[cpu], hstate(cpu, "napping")):
+                flagged[cpu] = "kvm_hstate.napping is set"
+        for vc in k.vcores:
+            pcpu = m[vcore(vc, "pcpu")]
+            bits = m[vcore(vc, "napping_threads")]
+            if not bits or not isinstance(pcpu, int) or pcpu < 0:
+                continue
+            base = k.pcpu_of_core(k.core_of(pcpu))
+            for t in range(k.threads_per_core):
+                if bits >> t & 1 and base + t in running:
+                    flagged.setdefault(base + t, f"its bit is set in vcore {vc}'s napping_threads")
+        for cpu, why in flagged.items():
+            a = ex.actors[cpu]
+            if not (a.msr & MSR_HV):
+                return f"cpu{cpu} runs guest code while {why} (the cede's bookkeeping was not cleared)"
+            if in_host_virtual_mode(a.msr):
+                return f"cpu{cpu} runs host code with the MMU on [{msr_str(a.msr)}] while {why}"
+        return None
+
     table += [
         Invariant(
             "guest-mode-flag",
@@ -326,6 +369,21 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
             tuple(f"cpu:cpu{c}:nap" for c in k.cpus) + tuple(xirr(c) for c in k.cpus),
             ipi_hygiene,
             tuple((f"cpu:cpu{c}:nap", xirr(c)) for c in k.cpus),
+        ),
+        Invariant(
+            "napping-truthful",
+            INVARIANTS["napping-truthful"],
+            guest_locs + host_locs + tuple(hstate(c, "napping") for c in k.cpus) + tuple(vcore(vc, f) for vc in k.vcores for f in ("pcpu", "napping_threads")),
+            napping_truthful,
+            # one thread's facts at a time (its modes, its flag, the vcores' bitmaps)
+            tuple((guest(c), host_virt(c), hstate(c, "napping"), *(vcore(vc, f) for vc in k.vcores for f in ("pcpu", "napping_threads"))) for c in k.cpus),
+        ),
+        Invariant(
+            "kvm-nap-routable",
+            INVARIANTS["kvm-nap-routable"],
+            tuple(f"cpu:cpu{c}:nap" for c in online) + tuple(hstate(c, f) for c in online for f in ("hwthread_req", "napping")),
+            kvm_nap_routable,
+            tuple((f"cpu:cpu{c}:nap", hstate(c, "hwthread_req"), hstate(c, "napping")) for c in online),
         ),
         Invariant("no-stale-frame-return", INVARIANTS["no-stale-frame-return"], tuple(stale_frame(c) for c in k.cpus), no_stale_frame),
     ]
@@ -353,7 +411,7 @@ def _own_view(ex: Execution, a: Any, loc: str) -> Any:
     """``loc`` as thread ``a`` reads it: under a weak memory model its own buffered
     store forwards to it (the thread's own vectors read its flag that way)."""
     forward = getattr(ex, "_forward", None)
-    if forward is not None:
+    if forward is not None and getattr(ex, "weak", False):  # (boot runs sequentially consistent, before the buffers exist)
         hit, value = forward(a.idx, loc)
         if hit:
             return value
