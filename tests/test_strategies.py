@@ -340,3 +340,17 @@ def test_fingerprint_sees_for_loop_position() -> None:
     plain = _explored_finals(prog, dpor=False, cache=False)
     assert {dict(f)["r0"] for f in plain} == {0, 1}  # the bump ran before or after a store
     assert _explored_finals(prog, dpor=False, cache=True) == plain
+
+
+@pytest.mark.parametrize("strategy", ["auto", "exhaustive"])
+def test_preemption_bounded_dpor_does_not_claim_every_execution(strategy: str) -> None:
+    """DPOR cut at a preemption bound is a heuristic (it can miss executions
+    within the bound): a holds verdict says so, in the sentence and the JSON."""
+    res = check(example_program("peterson"), strategy=strategy, bounds=Bounds(max_preemptions=0), trace_dir=None)
+    assert res.verdict == "holds"
+    assert res.strategy["preemption_bound_cut"] is True
+    assert "every execution within the bounds explored" not in res.summary
+    assert "heuristic" in res.summary
+    unbounded = check(example_program("peterson"), strategy=strategy, trace_dir=None)
+    assert "preemption_bound_cut" not in unbounded.strategy or not unbounded.strategy["preemption_bound_cut"]
+    assert unbounded.summary.startswith("holds: every execution within the bounds explored")

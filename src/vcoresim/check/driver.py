@@ -129,6 +129,14 @@ class CheckResult:
                 if s.cycles
                 else ""
             )
+            if self.strategy.get("preemption_bound_cut"):
+                # DPOR's backtrack points assume every schedule is allowed; cutting
+                # schedules at a preemption bound can drop the one a race needed.
+                return (
+                    f"holds: every execution DPOR explores within the bounds ({s.executions:,} executions, none cut at "
+                    "max_steps); DPOR cut schedules at the preemption bound, where its reduction is a heuristic that can "
+                    f"miss executions within the bound (--workers 2 makes the bound exact){loops}"
+                )
             return f"holds: every execution within the bounds explored ({s.executions:,} executions, none cut at max_steps){loops}"
         if self.verdict == "bounded":
             of = f" of {self.cut_of:,}" if self.cut_of else ""
@@ -307,6 +315,9 @@ def auto(
 
     def params() -> dict[str, Any]:
         out = {"seed": seed, "phases": phases, "dpor": True, "sleep_sets": True, "state_cache": any(p.get("state_cache") for p in phases)}
+        last = next((p for p in reversed(phases) if p["phase"] == "exhaustive"), None)
+        if last is not None and last.get("preemption_bound_cut"):  # the verdict covers the last phase
+            out["preemption_bound_cut"] = True
         if workers > 1:
             out["workers"] = workers
         if ray is not None:
@@ -357,6 +368,8 @@ def auto(
         search_state = None
         _add(total, res2.stats)
         phases.append({"phase": "exhaustive", "max_preemptions": limit, "executions": res2.stats.executions, "truncated": res2.stats.truncated, "complete": res2.complete, "state_cache": bool(res2.params.get("state_cache"))})
+        if res2.params.get("preemption_bound_cut"):  # (DPOR's bound only: the frontier search's is exact)
+            phases[-1]["preemption_bound_cut"] = True
         if res2.violation is not None:
             break
         if not res2.complete:
