@@ -15,9 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
+from typing import TYPE_CHECKING, Any
 
 from vcoresim.engine.msr import msr_str
 from vcoresim.engine.runtime import GLOBAL, Execution, Violation
@@ -26,6 +24,9 @@ from vcoresim.engine.world import Program
 from vcoresim.errors import InputError
 from vcoresim.files import MAX_TRACE_BYTES, excerpt, load_json, printable, read_text, show_path, write_atomic
 from vcoresim.scenarios.loader import format_validation_error
+
+if TYPE_CHECKING:  # pydantic: only to read a trace back (tracedoc.py)
+    from pydantic import ValidationError
 
 FORMAT = "vcoresim-trace"
 VERSION = 1
@@ -38,38 +39,6 @@ Schedule = list[tuple[int, int]]
 class TraceError(InputError):
     """A trace file that cannot be used (malformed, truncated, foreign version,
     or a schedule that does not match the model); the message names the field."""
-
-
-_Str = Annotated[str, Strict()]
-_Nat = Annotated[int, Strict(), Field(ge=0)]
-
-
-class _ViolationDoc(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    kind: Literal["invariant", "liveness", "deadlock"]
-    invariant: Annotated[_Str, Field(min_length=1, max_length=200)]
-    message: Annotated[_Str, Field(max_length=100_000)]
-    step: _Nat
-    #: A timed run's trace: the simulated time of the violation, in ns.
-    t_ns: _Nat | None = None
-
-
-class _TraceDoc(BaseModel):
-    """The v1 trace file (``format`` and ``version`` are checked before, with their own messages)."""
-
-    model_config = ConfigDict(extra="forbid")
-    format: _Str
-    version: Annotated[int, Strict()]
-    scenario: Annotated[_Str, Field(min_length=1, max_length=200)]
-    config: dict[_Str, Any]
-    strategy: dict[_Str, Any] = Field(default_factory=dict)
-    bounds: dict[_Str, Any] = Field(default_factory=dict)
-    violation: _ViolationDoc | None = None
-    shrink: dict[_Str, Any] = Field(default_factory=dict)
-    schedule: Annotated[list[tuple[Annotated[_Str, Field(min_length=1, max_length=200)], _Nat]], Field(max_length=MAX_SCHEDULE)]
-    steps: list[dict[_Str, Any]] = Field(default_factory=list)
-    #: The counterexample's timing window (simulate/window.py), when it has one.
-    window: dict[_Str, Any] | None = None
 
 
 def context_switches(schedule: Schedule) -> int:
@@ -452,8 +421,10 @@ def load_trace(path: Path) -> Trace:
     version = doc.get("version")
     if type(version) is not int or version != VERSION:
         raise TraceError(f"{src}: field 'version': trace version {excerpt(version)}; this vcoresim reads version {VERSION}")
+    from vcoresim.check.tracedoc import TraceDoc, ValidationError
+
     try:
-        d = _TraceDoc.model_validate(doc)
+        d = TraceDoc.model_validate(doc)
     except ValidationError as e:
         raise TraceError(f"{src}: field {_field(e)}") from None
     viol = d.violation.model_dump() if d.violation is not None else None
