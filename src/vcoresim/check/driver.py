@@ -537,7 +537,8 @@ def check(
         if stopped:
             trace.shrink["stopped"] = stopped[0]  # "budget" or "interrupted": shrunk as far as it got
         if trace_out is not None or trace_dir is not None:
-            path = str(trace.write(trace_out if trace_out is not None else trace.default_path(trace_dir)))
+            text = trace.to_json()  # once: it names the file and is its content
+            path = str(trace.write(trace_out if trace_out is not None else trace.default_path(trace_dir, text), text=text))
     v = ex.violation or res.violation
     res.stats.seconds = clock.elapsed()
     return CheckResult(

@@ -365,16 +365,18 @@ class Trace:
         }
         return json.dumps(doc, indent=1, sort_keys=False) + "\n"
 
-    def write(self, path: Path, option: str = "--trace-out") -> Path:
-        """Write atomically (a unique temporary file renamed over ``path``)."""
-        return write_atomic(path, self.to_json(), option)
+    def write(self, path: Path, option: str = "--trace-out", text: str | None = None) -> Path:
+        """Write atomically (a unique temporary file renamed over ``path``);
+        ``text``: ``to_json()`` if the caller has it already (a long trace's
+        JSON takes tens of ms)."""
+        return write_atomic(path, text if text is not None else self.to_json(), option)
 
-    def default_path(self, folder: Path = Path("traces")) -> Path:
+    def default_path(self, folder: Path = Path("traces"), text: str | None = None) -> Path:
         """``traces/<scenario>.<memory model>.<digest>.trace.json``: the digest is
         the file's own content (SHA-256), so two runs that write the same name
         write the same bytes, and a run never reports a path holding another
         run's counterexample; rerunning a deterministic check rewrites its file."""
-        digest = hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
+        digest = hashlib.sha256((text if text is not None else self.to_json()).encode()).hexdigest()[:12]
         model = self.config.get("memory_model", "sc")
         removed = "".join(f".no-{safe_name(f'{f}-{k}-{line}')}" for f, k, line in self.config.get("removed_barriers", []))
         return folder / f"{safe_name(self.scenario)}.{safe_name(str(model))}{removed}.{digest}.trace.json"
