@@ -111,7 +111,7 @@ def shrink_schedule(
     previous run.  Every candidate is checked by re-executing it.
 
     ``budget``: replayed steps the delta debugging and the moves may spend
-    (the driver gives half what the search spent, at least 2,000): a trace
+    (the driver gives a quarter of what the search spent, at least 2,000): a trace
     from a short search is not worth a long shrink.  Without
     one, each phase runs to its end (at most ``max_replays`` candidates).
     """

@@ -347,10 +347,11 @@ def _build(program: Program, schedule: list[tuple[int, int]], tm: Timing) -> tup
     return nodes, ex
 
 
-def _longest_from(nodes: list[_Node], src: int) -> list[float]:
+def _longest_from(nodes: list[_Node], src: int, end: int | None = None) -> list[float]:
+    """Longest paths from ``src`` to each node before ``end`` (the rest: NEG)."""
     dist = [NEG] * len(nodes)
     dist[src] = 0.0
-    for v in range(src + 1, len(nodes)):
+    for v in range(src + 1, len(nodes) if end is None else end):
         best = NEG
         for u, w in nodes[v].preds:
             if u >= src:
@@ -384,7 +385,7 @@ def timing_window(program: Program, schedule: list[tuple[int, int]], timing: Tim
         if roles[actor] == "env" or len(seq) < 2:
             continue
         for a_pos, i in enumerate(seq[:-1]):
-            dist = _longest_from(nodes, i)
+            dist = _longest_from(nodes, i, seq[-1] + 1)  # read up to the actor's last node
             own = 0.0
             free: list[str] = []
             for b_pos in range(a_pos + 1, len(seq)):
