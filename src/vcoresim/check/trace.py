@@ -30,8 +30,6 @@ if TYPE_CHECKING:  # pydantic: only to read a trace back (tracedoc.py)
 
 FORMAT = "vcoresim-trace"
 VERSION = 1
-#: Longest schedule a trace may hold (steps).
-MAX_SCHEDULE = 10_000_000
 
 Schedule = list[tuple[int, int]]
 

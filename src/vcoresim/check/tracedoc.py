@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 
-from vcoresim.check.trace import MAX_SCHEDULE
+from vcoresim.files import MAX_SCHEDULE
 
 __all__ = ["TraceDoc", "ValidationError"]
 
