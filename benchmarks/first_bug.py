@@ -4,15 +4,22 @@
     python benchmarks/first_bug.py --runs 9 stray-ipi p8-idle-lockup
     python benchmarks/first_bug.py --vs /path/to/other/src   # before/after
 
-Each run is ``vcoresim check NAME --quiet`` in a fresh process (the console
-script's interpreter, no shell), from a scratch directory; the table gives
-the median wall time and the median CPU time (user + system) of the process,
-the search's executions and steps, and the trace's length (and before
-shrinking).  Then the floor: the same process doing nothing but importing
-what ``check`` imports.  CPU time is what "on one core" means here: on a
-shared machine wall time also counts the other jobs (the load average is
-printed).  ``--vs SRC`` runs the same with ``PYTHONPATH=SRC`` (another
-checkout's ``src``) and prints the ratio per scenario.
+Each run is ``vcoresim check NAME --quiet --json`` in a fresh process (the
+console script's interpreter, no shell), from a scratch directory; the table
+gives the median wall time and the median CPU time (user + system) of the
+process, the search's executions and steps, and the trace's length (and
+before shrinking); "CPU s (text)" is the same without ``--json`` (the verdict
+printed as text, through rich).  Then the floor: the same process doing
+nothing but importing what ``check`` imports and building one scenario.  CPU
+time is what "on one core" means here: on a shared machine wall time also
+counts the other jobs (the load average is printed).  ``--vs SRC`` runs the
+same with ``PYTHONPATH=SRC`` (another checkout's ``src``) and prints the
+ratio per scenario.
+
+Python's bytecode cache is on, in a scratch folder per source tree
+(``PYTHONPYCACHEPREFIX``; one run first fills it), as for an installed
+package: a checkout run with ``PYTHONDONTWRITEBYTECODE=1`` and no
+``__pycache__`` compiles every module at every start (about 0.1 s more).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -47,10 +55,25 @@ SEED_BUGS = [
 ]
 
 
-def _run(argv: list[str], src: str | None) -> tuple[float, float, str]:
+_CACHES: dict[str | None, str] = {}
+
+
+def _env(src: str | None) -> dict[str, str]:
     env = dict(os.environ)
     if src is not None:
         env["PYTHONPATH"] = src
+    # Absolute: the runs start in a scratch folder (a relative "src" would
+    # silently fall back to the installed package).
+    env["PYTHONPATH"] = os.pathsep.join(str(Path(p).resolve()) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if src not in _CACHES:
+        _CACHES[src] = tempfile.mkdtemp(prefix="vcoresim-pycache-")
+    env["PYTHONPYCACHEPREFIX"] = _CACHES[src]
+    return env
+
+
+def _run(argv: list[str], src: str | None) -> tuple[float, float, str]:
+    env = _env(src)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as d:
@@ -61,24 +84,31 @@ def _run(argv: list[str], src: str | None) -> tuple[float, float, str]:
     return wall, cpu, p.stdout
 
 
-def measure(name: str, runs: int, src: str | None) -> dict[str, Any]:
+def _argv(name: str, *flags: str) -> list[str]:
     exe = str(Path(sys.executable).with_name("vcoresim"))
-    argv = [exe, "check", name, "--quiet", "--json"] if Path(exe).exists() else [sys.executable, "-m", "vcoresim.cli", "check", name, "--quiet", "--json"]
-    walls, cpus = [], []
+    head = [exe] if Path(exe).exists() else [sys.executable, "-m", "vcoresim.cli"]
+    return [*head, "check", name, "--quiet", *flags]
+
+
+def measure(name: str, runs: int, src: str | None) -> dict[str, Any]:
+    _run(_argv(name, "--json"), src)  # fills the bytecode cache (not counted)
+    walls, cpus, texts = [], [], []
     doc: dict[str, Any] = {}
     for _ in range(runs):
-        wall, cpu, out = _run(argv, src)
+        wall, cpu, out = _run(_argv(name, "--json"), src)
         walls.append(wall)
         cpus.append(cpu)
         try:
             doc = json.loads(out)
         except json.JSONDecodeError:
             doc = {"verdict": "error"}
-    return {"wall": statistics.median(walls), "cpu": statistics.median(cpus), "doc": doc}
+        texts.append(_run(_argv(name), src)[1])
+    return {"wall": statistics.median(walls), "cpu": statistics.median(cpus), "text": statistics.median(texts), "doc": doc}
 
 
 def floor(runs: int, src: str | None) -> tuple[float, float]:
     code = "import vcoresim.cli.check, vcoresim.kvm.model; from vcoresim.scenarios.registry import get_scenario; get_scenario('stray-ipi').make({})"
+    _run([sys.executable, "-c", code], src)
     res = [_run([sys.executable, "-c", code], src) for _ in range(runs)]
     return statistics.median(r[0] for r in res), statistics.median(r[1] for r in res)
 
@@ -92,7 +122,7 @@ def main() -> None:
     con = Console(width=200)
     con.print(f"load average at start: {', '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} CPUs; Python {sys.version.split()[0]}")
     t = Table(title=f"Seed bugs end to end (vcoresim check NAME): medians of {args.runs} runs", title_justify="left")
-    cols = ["scenario", "verdict", "wall s", "CPU s", "executions", "steps", "trace steps (found)"]
+    cols = ["scenario", "verdict", "wall s", "CPU s", "CPU s (text)", "executions", "steps", "trace steps (found)"]
     if args.vs:
         cols += ["CPU s (--vs)", "CPU ratio"]
     for c in cols:
@@ -102,7 +132,7 @@ def main() -> None:
         d = r["doc"]
         stats = d.get("stats") or {}
         sh = d.get("shrink") or {}
-        row = [name, f"{d.get('verdict')} ({d.get('invariant')})", f"{r['wall']:.2f}", f"{r['cpu']:.2f}", f"{stats.get('executions', '-')}", f"{stats.get('steps', '-')}", f"{sh.get('steps_after', '-')} ({sh.get('steps_before', '-')})"]
+        row = [name, f"{d.get('verdict')} ({d.get('invariant')})", f"{r['wall']:.2f}", f"{r['cpu']:.2f}", f"{r['text']:.2f}", f"{stats.get('executions', '-')}", f"{stats.get('steps', '-')}", f"{sh.get('steps_after', '-')} ({sh.get('steps_before', '-')})"]
         if args.vs:
             o = measure(name, args.runs, args.vs)
             row += [f"{o['cpu']:.2f}", f"{r['cpu'] / o['cpu']:.2f}"]
@@ -114,6 +144,8 @@ def main() -> None:
         w2, c2 = floor(args.runs, args.vs)
         line += f"; --vs: wall {w2:.2f} s, CPU {c2:.2f} s"
     con.print(line)
+    for d in _CACHES.values():
+        shutil.rmtree(d, ignore_errors=True)
     con.print(f"load average at end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

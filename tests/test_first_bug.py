@@ -24,6 +24,8 @@ from vcoresim.engine.runtime import Execution
 from vcoresim.engine.strategies.base import Bounds, run_schedule
 from vcoresim.engine.strategies.sampling import pct, portfolio, random_walk
 from vcoresim.examples import example_program
+from vcoresim.kvm.config import dump
+from vcoresim.scenarios.loader import loads
 from vcoresim.scenarios.registry import get_scenario
 
 
@@ -57,8 +59,25 @@ def test_check_loads_only_what_it_needs(tmp_path: Any) -> None:
     # A violation's timing window (simulate/window.py) replays it with the timed
     # driver's costs: those modules, and no other part of simulate, come with it.
     window = {"vcoresim.simulate", "vcoresim.simulate.window", "vcoresim.simulate.timed", "vcoresim.simulate.states"}
-    for unwanted in ("vcoresim.engine.memory", "vcoresim.simulate", "vcoresim.litmus", *(f"vcoresim.report.{r}" for r in reports), "vcoresim.cli.simulate", "rich.table", "rich.progress"):
+    for unwanted in ("vcoresim.engine.memory", "vcoresim.simulate", "vcoresim.litmus", *(f"vcoresim.report.{r}" for r in reports), "vcoresim.cli.simulate", "rich.table", "rich.progress", "pydantic"):
         assert not [m for m in mods if (m == unwanted or m.startswith(unwanted + ".")) and m not in window], unwanted
+
+
+def test_check_json_imports_neither_rich_nor_pydantic(tmp_path: Any) -> None:
+    """A built-in scenario is trusted (no pydantic: its test compares both ways of
+    loading it) and JSON needs no console (rich is made when first printed to)."""
+    code = f"import os\nos.chdir({str(tmp_path)!r})\nfrom vcoresim.cli import main\ntry:\n    main(['check', 'hmi-tb-resync', '--quiet', '--json'])\nexcept SystemExit:\n    pass"
+    mods = _modules_after(code)
+    assert [m for m in mods if m.split(".")[0] in ("rich", "pydantic", "pydantic_core")] == []
+    assert list((tmp_path / "traces").iterdir())  # the check ran and wrote its trace
+
+
+def test_trusted_build_types_values_as_pydantic_does() -> None:
+    """Ints in float fields become floats both ways (a trace's config is compared by type)."""
+    text = 'name = "x"\n[check]\nmax_seconds = 5\n[workload]\nactions = ["exit", "cede"]\nweights = [1, 2]\nrun = {dist = "lognormal", median_us = 40, sigma = 1}\n[[vm]]\nvcpus = [0, 1]\n'
+    checked, trusted = loads(text, "x.toml"), loads(text, "x.toml", trusted=True)
+    assert checked == trusted and json.dumps(dump(checked)) == json.dumps(dump(trusted))
+    assert trusted.check.max_seconds == 5.0 and isinstance(trusted.check.max_seconds, float) and trusted.vm[0].name == "vm0"
 
 
 # ----------------------------------------------------------- first phase

@@ -6,6 +6,7 @@ is found and replays; the fixed side's verdicts are pinned in the slow tests
 
 from __future__ import annotations
 
+from dataclasses import replace
 import json
 from pathlib import Path
 
@@ -156,9 +157,9 @@ def test_a_backout_that_leaves_interrupts_off_is_a_liveness_violation(tmp_path: 
     from vcoresim.scenarios import builtin
 
     cfg = builtin.variant_config(builtin.builtin_config("signal-entry-race"), "tick-fixed")  # type: ignore[arg-type]
-    liveness_only = builtin.scenario_for(cfg.model_copy(update={"invariants": ["signal-exits-guest", "latched-irq-replayed", "no-deadlock"]})).make({})
+    liveness_only = builtin.scenario_for(replace(cfg, invariants=["signal-exits-guest", "latched-irq-replayed", "no-deadlock"])).make({})
     res = check(liveness_only, strategy="dfs", bounds=sc.bounds, seed=0, trace_out=tmp_path / "t.json")
     assert res.verdict == "violation" and res.invariant == "latched-irq-replayed", res.message
-    without = builtin.scenario_for(cfg.model_copy(update={"invariants": ["signal-exits-guest", "no-deadlock"]})).make({})
+    without = builtin.scenario_for(replace(cfg, invariants=["signal-exits-guest", "no-deadlock"])).make({})
     res2 = check(without, strategy="dfs", bounds=sc.bounds, seed=0, cache=False, do_shrink=False, trace_dir=tmp_path)
     assert res2.verdict == "bounded", res2.verdict

@@ -7,6 +7,7 @@ Long cases are marked ``slow`` (``pytest -m slow``)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -182,7 +183,7 @@ def test_a_cycle_closed_by_the_cache_is_reported(tmp_path: Path, monkeypatch: py
 
     sc = get_scenario("signal-entry-race@tick-fixed")
     cfg = builtin.variant_config(builtin.builtin_config("signal-entry-race"), "tick-fixed")  # type: ignore[arg-type]
-    only_safety = cfg.model_copy(update={"invariants": ["signal-exits-guest", "no-deadlock"]})
+    only_safety = replace(cfg, invariants=["signal-exits-guest", "no-deadlock"])
     fixed = check(builtin.scenario_for(only_safety).make({}), strategy="dfs", bounds=sc.bounds, seed=0, cache=True, do_shrink=False, trace_dir=tmp_path)
     assert fixed.verdict == "holds" and fixed.stats.cycles == 0 and "forever" not in fixed.summary
 

@@ -31,6 +31,8 @@ from vcoresim.errors import InputError
 MAX_SCENARIO_BYTES = 1 << 20  # 1 MiB: the built-in scenarios are under 4 KiB
 MAX_LITMUS_BYTES = 1 << 20
 MAX_TRACE_BYTES = 256 << 20  # a trace of a 4,000-step KVM run is about 5 MiB
+#: Longest schedule a trace may hold (steps).
+MAX_SCHEDULE = 10_000_000
 MAX_CHECKPOINT_BYTES = 256 << 20
 #: Nesting limits: arrays and tables / objects inside each other.
 MAX_TOML_DEPTH = 32

@@ -30,9 +30,10 @@ AUTO_RANDOM_EXECUTIONS = 200
 #: walks were half the phase's cost and found nothing the short ones miss); the
 #: exhaustive phases keep the full step bound.
 AUTO_RANDOM_MAX_STEPS = 500
-#: Steps shrinking a counterexample may replay at least (or half as many as the
-#: search ran, if more): ``trace.shrink``'s budget.  A short trace is shrunk to
-#: the end within it; a long one from a short search is not worth more.
+#: Steps shrinking a counterexample may replay at least (or a quarter as many as
+#: the search ran, if more): ``trace.shrink``'s budget.  A short trace is shrunk
+#: to the end within it; a long one from a short search is not worth more.  (Half
+#: the search's steps shrank no built-in counterexample further than a quarter.)
 SHRINK_STEPS = 2_000
 #: Executions of the PCT phase ``auto`` adds under a weak memory model: a uniform
 #: random walk picks store-buffer and propagation pseudo-actors as often as
@@ -463,7 +464,7 @@ def check(
     (``stats.seconds`` too).  A second Ctrl-C (``KeyboardInterrupt``) while
     shrinking writes the trace shrunk so far; in the search, it ends the check
     as interrupted with the statistics last reported (no checkpoint).
-    Shrinking spends at most half the search's steps (at least
+    Shrinking spends at most a quarter of the search's steps (at least
     ``SHRINK_STEPS``) unless ``full_shrink`` (swarm: it folds runs by where
     the shrunk trace fails).  ``shield``: a context in which the results are written (the CLI's: a
     further Ctrl-C there is noted, not raised).  ``coverage``: record the
@@ -530,7 +531,7 @@ def check(
     assert res.schedule is not None
     stopped: list[str] = []
     deadline = None if bounds.max_seconds is None else clock.start + bounds.max_seconds
-    shrink_steps = None if full_shrink else max(res.stats.steps // 2, SHRINK_STEPS)
+    shrink_steps = None if full_shrink else max(res.stats.steps // 4, SHRINK_STEPS)
     schedule = shrink(program, res.schedule, res.violation, deadline=deadline, stop=stop, cut=stopped, budget=shrink_steps) if do_shrink else res.schedule
     from vcoresim.simulate.window import timing_window  # only a violation has a window
 
@@ -550,7 +551,8 @@ def check(
         if stopped:
             trace.shrink["stopped"] = stopped[0]  # "budget" or "interrupted": shrunk as far as it got
         if trace_out is not None or trace_dir is not None:
-            path = str(trace.write(trace_out if trace_out is not None else trace.default_path(trace_dir)))
+            text = trace.to_json()  # once: it names the file and is its content
+            path = str(trace.write(trace_out if trace_out is not None else trace.default_path(trace_dir, text), text=text))
     v = ex.violation or res.violation
     res.stats.seconds = clock.elapsed()
     return CheckResult(

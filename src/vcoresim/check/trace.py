@@ -15,9 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
+from typing import TYPE_CHECKING, Any
 
 from vcoresim.engine.msr import msr_str
 from vcoresim.engine.runtime import GLOBAL, Execution, Violation
@@ -27,10 +25,11 @@ from vcoresim.errors import InputError
 from vcoresim.files import MAX_TRACE_BYTES, excerpt, load_json, printable, read_text, show_path, write_atomic
 from vcoresim.scenarios.loader import format_validation_error
 
+if TYPE_CHECKING:  # pydantic: only to read a trace back (tracedoc.py)
+    from pydantic import ValidationError
+
 FORMAT = "vcoresim-trace"
 VERSION = 1
-#: Longest schedule a trace may hold (steps).
-MAX_SCHEDULE = 10_000_000
 
 Schedule = list[tuple[int, int]]
 
@@ -38,38 +37,6 @@ Schedule = list[tuple[int, int]]
 class TraceError(InputError):
     """A trace file that cannot be used (malformed, truncated, foreign version,
     or a schedule that does not match the model); the message names the field."""
-
-
-_Str = Annotated[str, Strict()]
-_Nat = Annotated[int, Strict(), Field(ge=0)]
-
-
-class _ViolationDoc(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    kind: Literal["invariant", "liveness", "deadlock"]
-    invariant: Annotated[_Str, Field(min_length=1, max_length=200)]
-    message: Annotated[_Str, Field(max_length=100_000)]
-    step: _Nat
-    #: A timed run's trace: the simulated time of the violation, in ns.
-    t_ns: _Nat | None = None
-
-
-class _TraceDoc(BaseModel):
-    """The v1 trace file (``format`` and ``version`` are checked before, with their own messages)."""
-
-    model_config = ConfigDict(extra="forbid")
-    format: _Str
-    version: Annotated[int, Strict()]
-    scenario: Annotated[_Str, Field(min_length=1, max_length=200)]
-    config: dict[_Str, Any]
-    strategy: dict[_Str, Any] = Field(default_factory=dict)
-    bounds: dict[_Str, Any] = Field(default_factory=dict)
-    violation: _ViolationDoc | None = None
-    shrink: dict[_Str, Any] = Field(default_factory=dict)
-    schedule: Annotated[list[tuple[Annotated[_Str, Field(min_length=1, max_length=200)], _Nat]], Field(max_length=MAX_SCHEDULE)]
-    steps: list[dict[_Str, Any]] = Field(default_factory=list)
-    #: The counterexample's timing window (simulate/window.py), when it has one.
-    window: dict[_Str, Any] | None = None
 
 
 def context_switches(schedule: Schedule) -> int:
@@ -142,7 +109,7 @@ def shrink_schedule(
     previous run.  Every candidate is checked by re-executing it.
 
     ``budget``: replayed steps the delta debugging and the moves may spend
-    (the driver gives half what the search spent, at least 2,000): a trace
+    (the driver gives a quarter of what the search spent, at least 2,000): a trace
     from a short search is not worth a long shrink.  Without
     one, each phase runs to its end (at most ``max_replays`` candidates).
     """
@@ -396,16 +363,18 @@ class Trace:
         }
         return json.dumps(doc, indent=1, sort_keys=False) + "\n"
 
-    def write(self, path: Path, option: str = "--trace-out") -> Path:
-        """Write atomically (a unique temporary file renamed over ``path``)."""
-        return write_atomic(path, self.to_json(), option)
+    def write(self, path: Path, option: str = "--trace-out", text: str | None = None) -> Path:
+        """Write atomically (a unique temporary file renamed over ``path``);
+        ``text``: ``to_json()`` if the caller has it already (a long trace's
+        JSON takes tens of ms)."""
+        return write_atomic(path, text if text is not None else self.to_json(), option)
 
-    def default_path(self, folder: Path = Path("traces")) -> Path:
+    def default_path(self, folder: Path = Path("traces"), text: str | None = None) -> Path:
         """``traces/<scenario>.<memory model>.<digest>.trace.json``: the digest is
         the file's own content (SHA-256), so two runs that write the same name
         write the same bytes, and a run never reports a path holding another
         run's counterexample; rerunning a deterministic check rewrites its file."""
-        digest = hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
+        digest = hashlib.sha256((text if text is not None else self.to_json()).encode()).hexdigest()[:12]
         model = self.config.get("memory_model", "sc")
         removed = "".join(f".no-{safe_name(f'{f}-{k}-{line}')}" for f, k, line in self.config.get("removed_barriers", []))
         return folder / f"{safe_name(self.scenario)}.{safe_name(str(model))}{removed}.{digest}.trace.json"
@@ -452,8 +421,10 @@ def load_trace(path: Path) -> Trace:
     version = doc.get("version")
     if type(version) is not int or version != VERSION:
         raise TraceError(f"{src}: field 'version': trace version {excerpt(version)}; this vcoresim reads version {VERSION}")
+    from vcoresim.check.tracedoc import TraceDoc, ValidationError
+
     try:
-        d = _TraceDoc.model_validate(doc)
+        d = TraceDoc.model_validate(doc)
     except ValidationError as e:
         raise TraceError(f"{src}: field {_field(e)}") from None
     viol = d.violation.model_dump() if d.violation is not None else None

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-from rich.markup import escape
 
 from vcoresim.check.driver import STRATEGIES, CheckResult, check, not_run
 from vcoresim.check.mutation import MUTANT_EXECUTIONS
@@ -280,6 +279,8 @@ def _resume(
 
 
 def _print_one(r: CheckResult, reproducible: bool) -> None:
+    from rich.markup import escape
+
     from vcoresim.report.verdict import COLOURS, verdict_lines
 
     colour = COLOURS[r.verdict]

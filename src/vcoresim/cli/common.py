@@ -23,13 +23,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, Self
 
 import click
-from rich.console import Console
-from rich.markup import escape
 
 from vcoresim.errors import InputError
 from vcoresim.files import ensure_folder, one_line, show_path
 
-if TYPE_CHECKING:  # the engine and rich's progress load when a command runs, not for --help
+if TYPE_CHECKING:  # the engine and rich load when a command prints, not for --help or --json
+    from rich.console import Console
     from rich.progress import Progress
 
     from vcoresim.engine.strategies.base import Stats
@@ -44,8 +43,27 @@ def _width() -> int | None:
     return None if sys.stdout.isatty() else 160
 
 
-out = Console(highlight=False, emoji=False, soft_wrap=True, width=_width())
-err = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)
+class _LazyConsole:
+    """rich's ``Console``, made when first used: a command that prints only
+    JSON (``check --json``) or one error line never imports rich (about 30 ms)."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.console(), name)
+
+    def console(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
+
+
+out: Console = _LazyConsole(highlight=False, emoji=False, soft_wrap=True, width=_width())  # type: ignore[assignment]
+err: Console = _LazyConsole(stderr=True, highlight=False, emoji=False, soft_wrap=True)  # type: ignore[assignment]
 
 EXIT_OK, EXIT_VIOLATION, EXIT_BAD_INPUT, EXIT_INCOMPLETE, EXIT_INTERNAL = 0, 1, 2, 3, 4
 
@@ -98,9 +116,20 @@ def parse_patches(values: tuple[str, ...]) -> dict[str, bool]:
     return patches
 
 
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
 def _clock(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _real(console: Console) -> Console:
+    """The rich ``Console`` behind ``out`` / ``err`` (what rich's own classes take)."""
+    return console.console() if isinstance(console, _LazyConsole) else console
 
 
 class ProgressDisplay:
@@ -127,7 +156,7 @@ class ProgressDisplay:
         if enabled:
             from rich.progress import Progress, SpinnerColumn, TextColumn
 
-            self.prog = Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=True)
+            self.prog = Progress(SpinnerColumn(), TextColumn("{task.description}"), console=_real(err), transient=True)
             self.head = self.prog.add_task("", total=None)
             self.body = self.prog.add_task("", total=None)
             self.prog.start()
@@ -153,7 +182,7 @@ class ProgressDisplay:
         if k is not None and n is not None and k > 1:
             per = (time.perf_counter() - self.items_started) / (k - 1)
             head += f"  (all: ETA {_clock(per * (n - k + 1))})"
-        self.prog.update(self.head, description=escape(head))
+        self.prog.update(self.head, description=_escape(head))
         self.prog.update(self.body, description="")
 
     def phase(self, name: str, total: int | None = None) -> None:
@@ -174,7 +203,7 @@ class ProgressDisplay:
         if self.prog is None:
             return
         line = " · ".join(p for p in (self.phase_name, text) if p)
-        self.prog.update(self.body, description=escape(line))
+        self.prog.update(self.body, description=_escape(line))
 
 
 # ------------------------------------------------------------ interruptions

@@ -37,8 +37,10 @@ def _sim_config(config: dict[str, Any]) -> dict[str, Any]:
     sim = config.get("simulate")
     if sim is None:
         return {}
-    if hasattr(sim, "model_dump"):
-        sim = sim.model_dump()
+    if not isinstance(sim, dict):
+        from vcoresim.kvm.config import dump
+
+        sim = dump(sim)
     return dict(sim) if isinstance(sim, dict) else {}
 
 

@@ -16,10 +16,12 @@ only these fields.  TOML layout, one table per class below::
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
 
 from vcoresim.engine.timing import MAX_DURATION_NS, check_dist
 from vcoresim.machine.topology import CPU_THREADS, supports_split_core
@@ -42,11 +44,32 @@ MAX_DURATION_US = 1_000_000_000
 MAX_WEIGHT = 1e6
 
 
-class _Strict(BaseModel):
-    # Infinite and NaN floats are refused everywhere (a weight, a budget, a distribution).
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+def Field(default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING, **limits: Any) -> Any:
+    """A field with pydantic's limits (``ge``, ``le``, ``gt``, ``min_length``,
+    ``max_length``, ``pattern``) kept as metadata: ``scenarios/schema.py``
+    validates a user's file with them; a built-in file is trusted (its test
+    compares both paths)."""
+    return dataclasses.field(default=default, default_factory=default_factory, metadata=limits)
 
 
+class _Strict:
+    """A frozen table of the configuration.  Validated input (pydantic, no
+    extra fields, no infinite or NaN floats) comes from ``scenarios/schema.py``;
+    ``_check`` holds the rules across fields, run on every construction."""
+
+    def __post_init__(self) -> None:
+        self._check()
+
+    def _check(self) -> Any:
+        return self
+
+    @staticmethod
+    def _prepare(data: Any) -> Any:
+        """The raw table before validation (a default filled in from its position)."""
+        return data
+
+
+@dataclass(frozen=True, kw_only=True)
 class MachineConfig(_Strict):
     cpu: Literal["POWER7", "POWER8", "POWER9"] = "POWER7"
     cores: int = Field(1, ge=1, le=16)
@@ -66,7 +89,6 @@ class MachineConfig(_Strict):
     #: thread meets at four rendezvous and thread 0 recovers the timebase).
     opal_hmi_rendezvous: Literal["none", "subcore", "core"] = "none"
 
-    @model_validator(mode="after")
     def _check(self) -> MachineConfig:
         native = CPU_THREADS[self.cpu]
         if self.threads_per_core is not None and self.threads_per_core != native:
@@ -84,11 +106,13 @@ class MachineConfig(_Strict):
         return self.threads // self.split_core
 
 
+@dataclass(frozen=True, kw_only=True)
 class KernelConfig(_Strict):
     preset: str | None = None
     patches: dict[str, bool] = Field(default_factory=dict)
 
 
+@dataclass(frozen=True, kw_only=True)
 class VmConfig(_Strict):
     #: Default: ``vm0``, ``vm1``, ... by position in the ``[[vm]]`` list.
     name: str = Field("vm0", pattern=NAME_PATTERN, max_length=64)
@@ -102,7 +126,6 @@ class VmConfig(_Strict):
     #: its runner task runs, so this places a vcore on a core other than 0.
     pin: list[int] | None = Field(None, max_length=64)
 
-    @model_validator(mode="after")
     def _check(self) -> VmConfig:
         if not self.vcpus:
             raise ValueError("vcpus: a VM needs at least one vCPU")
@@ -115,6 +138,7 @@ class VmConfig(_Strict):
         return self
 
 
+@dataclass(frozen=True, kw_only=True)
 class WorkloadConfig(_Strict):
     #: Guest rounds per vCPU in checking: each round the vCPU runs, then takes one action.
     rounds: int = Field(2, ge=0, le=16)
@@ -138,7 +162,6 @@ class WorkloadConfig(_Strict):
     #: environment the scenario describes.
     open_ended: bool = False
 
-    @model_validator(mode="after")
     def _check(self) -> WorkloadConfig:
         if not self.actions:
             raise ValueError("actions: at least one action (exit, cede, idle)")
@@ -161,6 +184,7 @@ class WorkloadConfig(_Strict):
         return dict(spec) if spec is not None else {"dist": "exp", "mean_ns": getattr(self, f"{name}_ns")}
 
 
+@dataclass(frozen=True, kw_only=True)
 class FaultsConfig(_Strict):
     stray_ipi: int = Field(0, ge=0, le=8)
     #: The threads stray IPIs may hit (default: every offline secondary).
@@ -190,6 +214,7 @@ class FaultsConfig(_Strict):
     mean_interval_us: int = Field(500, ge=1, le=MAX_DURATION_US)
 
 
+@dataclass(frozen=True, kw_only=True)
 class CheckConfig(_Strict):
     strategy: Literal["auto", "exhaustive", "dfs", "random", "pct"] = "auto"
     max_steps: int = Field(4000, ge=1, le=10_000_000)
@@ -209,6 +234,7 @@ class CheckConfig(_Strict):
     memory_model: Literal["sc", "tso", "pso", "power"] = "sc"
 
 
+@dataclass(frozen=True, kw_only=True)
 class SimulateConfig(_Strict):
     duration_us: int = Field(10_000, ge=1, le=MAX_DURATION_US)
     seed: int = Field(0, ge=INT64_MIN, le=INT64_MAX)
@@ -223,20 +249,20 @@ class SimulateConfig(_Strict):
     #: through violations; the run reports figures, not a verdict).
     check_invariants: bool = True
 
-    @field_validator("timing")
-    @classmethod
-    def _timing(cls, v: dict[str, int]) -> dict[str, int]:
-        for name, ns in v.items():
+    def _check(self) -> SimulateConfig:
+        for name, ns in self.timing.items():
             if not 0 <= ns <= MAX_DURATION_NS:
-                raise ValueError(f"{name}: {ns} is not in [0, {MAX_DURATION_NS}] nanoseconds")
-        return v
+                raise ValueError(f"timing: {name}: {ns} is not in [0, {MAX_DURATION_NS}] nanoseconds")
+        return self
 
 
+@dataclass(frozen=True, kw_only=True)
 class ExpectConfig(_Strict):
     verdict: Literal["holds", "violation"] | None = None
     invariant: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
 class VariantConfig(_Strict):
     """A named kernel variant of the scenario, listed as ``NAME@VARIANT``."""
 
@@ -256,12 +282,10 @@ class VariantConfig(_Strict):
     #: Optional: replaces the scenario's ``invariants`` (the question the variant asks).
     invariants: list[str] | None = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _vm_names(cls, data: Any) -> Any:
+    @staticmethod
+    def _prepare(data: Any) -> Any:
         return _default_vm_names(data)
 
-    @model_validator(mode="after")
     def _check(self) -> VariantConfig:
         if self.vm is not None:
             _check_vms(self.vm)
@@ -295,6 +319,7 @@ def _check_vms(vms: list[VmConfig]) -> None:
         seen.add(vm.name)
 
 
+@dataclass(frozen=True, kw_only=True)
 class ScenarioConfig(_Strict):
     #: Printable, one line (file names made from it replace anything unusual).
     name: str = Field(min_length=1, max_length=100)
@@ -312,12 +337,10 @@ class ScenarioConfig(_Strict):
     expect: ExpectConfig = Field(default_factory=ExpectConfig)
     variants: dict[str, VariantConfig] = Field(default_factory=dict)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _vm_names(cls, data: Any) -> Any:
+    @staticmethod
+    def _prepare(data: Any) -> Any:
         return _default_vm_names(data)
 
-    @model_validator(mode="after")
     def _check(self) -> ScenarioConfig:
         if not self.name.isprintable():
             raise ValueError("name: must be printable (no newlines or control characters)")
@@ -331,9 +354,74 @@ class ScenarioConfig(_Strict):
         """The configuration a timed run uses: an open-ended workload, every
         pick of the host scheduler drawn (a FIFO pick is a checking bound), and
         sequential consistency (the timed driver runs SC)."""
-        return self.model_copy(
-            update={
-                "workload": self.workload.model_copy(update={"open_ended": True}),
-                "check": self.check.model_copy(update={"scheduler": "any", "memory_model": "sc"}),
-            }
+        return dataclasses.replace(
+            self,
+            workload=dataclasses.replace(self.workload, open_ended=True),
+            check=dataclasses.replace(self.check, scheduler="any", memory_model="sc"),
         )
+
+
+# ------------------------------------------------------------- building, dumping
+T = TypeVar("T", bound=_Strict)
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def field_types(cls: type) -> dict[str, Any]:
+    """A table's fields and their types, in declaration order."""
+    if cls not in _HINTS:
+        hints = typing.get_type_hints(cls)
+        _HINTS[cls] = {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+    return _HINTS[cls]
+
+
+def _value(tp: Any, v: Any) -> Any:
+    """``v`` as a field of type ``tp`` holds it: tables built, ints of a float field as floats (as pydantic does)."""
+    origin = typing.get_origin(tp)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return v if isinstance(v, tp) else build(tp, v)
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        return [_value(item, x) for x in v]
+    if origin is dict:
+        _key, item = typing.get_args(tp)
+        return {k: _value(item, x) for k, x in v.items()}
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if v is None:
+            return None
+        if float in args and isinstance(v, int) and not isinstance(v, bool):
+            return float(v)
+        return _value(args[0], v) if len(args) == 1 else v
+    if tp is float and isinstance(v, int) and not isinstance(v, bool):
+        return float(v)
+    return v
+
+
+def build(cls: type[T], data: Any) -> T:
+    """A table from a trusted document (a built-in scenario file, or what
+    ``scenarios/schema.py`` validated): defaults filled in, no checks of types
+    or limits; the rules across fields (``_check``) still run."""
+    data = cls._prepare(data)
+    types_ = field_types(cls)
+    unknown = [k for k in data if k not in types_]
+    if unknown:
+        raise ValueError(f"{unknown[0]}: unknown field (known: {', '.join(types_)})")
+    return cls(**{k: _value(types_[k], v) for k, v in data.items()})
+
+
+def dump(obj: Any, *, exclude_none: bool = False) -> Any:
+    """A table as JSON-ready dicts and lists, fields in declaration order."""
+    if isinstance(obj, _Strict):
+        out = {}
+        for f in dataclasses.fields(obj):  # type: ignore[arg-type]
+            v = getattr(obj, f.name)
+            if v is None and exclude_none:
+                continue
+            out[f.name] = dump(v, exclude_none=exclude_none)
+        return out
+    if isinstance(obj, list):
+        return [dump(x, exclude_none=exclude_none) for x in obj]
+    if isinstance(obj, dict):
+        return {k: dump(x, exclude_none=exclude_none) for k, x in obj.items()}
+    return obj

@@ -11,16 +11,14 @@ force.  ``make(program.config)`` rebuilds the same program.
 from __future__ import annotations
 
 import re
-
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from vcoresim.engine.strategies.base import Bounds
 from vcoresim.engine.world import Program, World
-from vcoresim.kvm.config import KernelConfig, ScenarioConfig
+from vcoresim.kvm.config import KernelConfig, ScenarioConfig, dump
 from vcoresim.kvm.patches import resolve_kernel
 from vcoresim.scenarios.base import Scenario, ScenarioError
 from vcoresim.scenarios.loader import format_validation_error, load, loads
@@ -55,11 +53,11 @@ def variant_config(cfg: ScenarioConfig, variant: str) -> ScenarioConfig:
         upd["workload"] = v.workload
     if v.invariants is not None:
         upd["invariants"] = v.invariants
-    return cfg.model_copy(update=upd)
+    return replace(cfg, **upd)
 
 
 def _config_doc(cfg: ScenarioConfig, patches: frozenset[str]) -> dict[str, Any]:
-    doc = cfg.model_dump(mode="json")
+    doc = dump(cfg)
     doc["patches"] = sorted(patches)
     return doc
 
@@ -67,7 +65,7 @@ def _config_doc(cfg: ScenarioConfig, patches: frozenset[str]) -> dict[str, Any]:
 def _model_bounds(cfg: ScenarioConfig) -> dict[str, Any]:
     """What the configuration bounds: stated with every verdict."""
     out: dict[str, Any] = {"guest_rounds": cfg.workload.rounds, "scheduler": cfg.check.scheduler}
-    faults = {k: v for k, v in cfg.faults.model_dump().items() if isinstance(v, int) and not isinstance(v, bool) and v and not k.endswith("_us")}
+    faults = {k: v for k, v in dump(cfg.faults).items() if isinstance(v, int) and not isinstance(v, bool) and v and not k.endswith("_us")}
     if faults:
         out["faults"] = faults
     return out
@@ -102,9 +100,11 @@ def program_from_config(cfg: ScenarioConfig, *, timed: bool = True) -> Program:
 
 def config_from_doc(doc: dict[str, Any]) -> ScenarioConfig:
     """A full configuration (``Program.config``) back into a ``ScenarioConfig``."""
+    from vcoresim.scenarios.schema import ValidationError, validate
+
     body = {k: v for k, v in doc.items() if k != "patches"}
     try:
-        return ScenarioConfig.model_validate(body)
+        return validate(ScenarioConfig, body)
     except ValidationError as e:
         raise ScenarioError(f"config: {format_validation_error(e)}") from None
 
@@ -127,7 +127,7 @@ def apply_overrides(cfg: ScenarioConfig, overrides: dict[str, Any]) -> ScenarioC
     if preset is not None and not isinstance(preset, str):
         raise ScenarioError(f"--kernel: expected a preset name, got {preset!r}")
     resolve_kernel(preset, patches, "--")  # names the CLI option in errors
-    return cfg.model_copy(update={"kernel": _override_kernel(cfg.kernel, preset, patches)})
+    return replace(cfg, kernel=_override_kernel(cfg.kernel, preset, patches))
 
 
 def scenario_for(cfg: ScenarioConfig) -> Scenario:
@@ -143,7 +143,7 @@ def scenario_for(cfg: ScenarioConfig) -> Scenario:
         return program_from_config(apply_overrides(cfg, overrides))
 
     c = cfg.check
-    variants = {n: v.model_dump(mode="json", exclude_none=True) for n, v in cfg.variants.items()}
+    variants = {n: dump(v, exclude_none=True) for n, v in cfg.variants.items()}
     return Scenario(
         name=cfg.name,
         description=cfg.description,
@@ -167,7 +167,7 @@ def builtin_configs() -> list[ScenarioConfig]:
     out = []
     for entry in sorted(resources.files("vcoresim.scenarios").iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".toml"):
-            out.append(loads(entry.read_text(encoding="utf-8"), entry.name))
+            out.append(loads(entry.read_text(encoding="utf-8"), entry.name, trusted=True))
     return out
 
 
@@ -185,7 +185,7 @@ def builtin_config(name: str) -> ScenarioConfig | None:
             return None
     except OSError:
         return None
-    cfg = loads(entry.read_text(encoding="utf-8"), entry.name)
+    cfg = loads(entry.read_text(encoding="utf-8"), entry.name, trusted=True)
     return cfg if cfg.name == name else None
 
 

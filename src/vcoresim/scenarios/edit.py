@@ -18,13 +18,13 @@ from vcoresim.engine.memory import MODELS, with_memory_model
 from vcoresim.engine.strategies.base import Bounds
 from vcoresim.engine.world import Program
 from vcoresim.errors import ScenarioError, did_you_mean
-from vcoresim.kvm.config import CheckConfig, ScenarioConfig
+from vcoresim.kvm.config import CheckConfig, ScenarioConfig, dump, field_types
 from vcoresim.scenarios import builtin
 from vcoresim.scenarios.base import Scenario as _Recipe
 from vcoresim.scenarios.registry import builtin_scenarios, get_scenario
 
 #: The strategies a scenario may name (``[check] strategy``).
-STRATEGIES: tuple[str, ...] = typing.get_args(CheckConfig.model_fields["strategy"].annotation)
+STRATEGIES: tuple[str, ...] = typing.get_args(field_types(CheckConfig)["strategy"])
 
 __all__ = ["Scenario", "ScenarioError", "load_scenario", "scenario_names"]
 
@@ -188,10 +188,11 @@ def _merge(base: Any, new: Any) -> Any:
 def _validated(cfg: ScenarioConfig, tables: Mapping[str, Any]) -> ScenarioConfig:
     from vcoresim.scenarios.loader import parse_config
 
-    doc = cfg.model_dump(mode="json")
+    doc = dump(cfg)
+    known = field_types(ScenarioConfig)
     for key, value in tables.items():
-        if key not in ScenarioConfig.model_fields:
-            raise ScenarioError(f"{key}: unknown table{did_you_mean(key, ScenarioConfig.model_fields)} (known: {', '.join(ScenarioConfig.model_fields)})")
+        if key not in known:
+            raise ScenarioError(f"{key}: unknown table{did_you_mean(key, known)} (known: {', '.join(known)})")
         doc[key] = _merge(doc.get(key), value)
     new = parse_config(doc)
     # What only the model can reject (a vCPU id past KVM_MAX_VCORES, ...), now rather than mid-check.

@@ -14,11 +14,14 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from typing import TYPE_CHECKING
 
 from vcoresim.errors import InputError, ScenarioError, did_you_mean
 from vcoresim.files import MAX_INT_DIGITS, MAX_SCENARIO_BYTES, MAX_TOML_DEPTH, check_depth, excerpt, read_text
-from vcoresim.kvm.config import ScenarioConfig
+from vcoresim.kvm.config import ScenarioConfig, build
+
+if TYPE_CHECKING:  # pydantic is imported only to validate a document from outside the package
+    from pydantic import BaseModel, ValidationError
 
 
 def _loc_str(loc: tuple[Any, ...]) -> str:
@@ -32,7 +35,11 @@ def _loc_str(loc: tuple[Any, ...]) -> str:
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     """The pydantic model that holds the field at ``loc`` (for listing known fields)."""
-    cls: Any = ScenarioConfig
+    from pydantic import BaseModel
+
+    from vcoresim.scenarios.schema import model_for
+
+    cls: Any = model_for(ScenarioConfig)
     for part in loc:
         if isinstance(part, int) or not (isinstance(cls, type) and issubclass(cls, BaseModel)):
             continue  # list index / dict key: the element type was already taken
@@ -64,7 +71,7 @@ def format_validation_error(e: ValidationError, skip: frozenset[str] = frozenset
     loc = tuple(p for p in err.get("loc", ()) if isinstance(p, int) or (p not in _TYPE_TAGS and p not in skip and "[" not in str(p)))
     msg = str(err.get("msg", "invalid value"))
     kind = err.get("type", "")
-    if kind == "extra_forbidden":
+    if kind in ("extra_forbidden", "unexpected_keyword_argument"):
         owner = _model_at(loc[:-1])
         known = f" (known: {', '.join(owner.model_fields)})" if owner is not None else ""
         return f"{_loc_str(loc)}: unknown field{known}"
@@ -123,21 +130,32 @@ def validate_invariant_names(cfg: ScenarioConfig) -> None:
             raise ScenarioError(f"{where}.invariant: names an invariant, but the expected verdict is 'holds'")
 
 
-def parse_config(doc: dict[str, Any], source: str = "") -> ScenarioConfig:
-    """Validate a scenario given as a dict (as TOML gives it); errors are one line."""
+def parse_config(doc: dict[str, Any], source: str = "", *, trusted: bool = False) -> ScenarioConfig:
+    """Validate a scenario given as a dict (as TOML gives it); errors are one line.
+    ``trusted``: a file shipped in the package, whose types and limits its test
+    checks with pydantic (``tests/test_scenarios.py``): built without pydantic."""
     prefix = f"{source}: " if source else ""
+    if trusted:
+        try:
+            cfg = build(ScenarioConfig, doc)
+        except (ValueError, TypeError) as e:
+            raise ScenarioError(prefix + str(e)) from None
+    else:
+        from vcoresim.scenarios.schema import ValidationError, validate
+
+        try:
+            cfg = validate(ScenarioConfig, doc)
+        except ValidationError as e:
+            raise ScenarioError(prefix + format_validation_error(e)) from None
     try:
-        cfg = ScenarioConfig.model_validate(doc)
         validate_kernels(cfg)
         validate_invariant_names(cfg)
-    except ValidationError as e:
-        raise ScenarioError(prefix + format_validation_error(e)) from None
     except ScenarioError as e:
         raise ScenarioError(prefix + str(e)) from None
     return cfg
 
 
-def loads(text: str, source: str = "<string>") -> ScenarioConfig:
+def loads(text: str, source: str = "<string>", *, trusted: bool = False) -> ScenarioConfig:
     if len(text) > MAX_SCENARIO_BYTES:
         raise ScenarioError(f"{source}: larger than {MAX_SCENARIO_BYTES >> 20} MiB; not a scenario file")
     try:
@@ -153,7 +171,7 @@ def loads(text: str, source: str = "<string>") -> ScenarioConfig:
         if long is not None:
             raise ScenarioError(f"{source}:{text.count(chr(10), 0, long.start()) + 1}: a number of more than {MAX_INT_DIGITS} digits") from None
         raise ScenarioError(f"{source}: TOML value error: {excerpt(str(e), 100)}") from None
-    return parse_config(doc, source)
+    return parse_config(doc, source, trusted=trusted)
 
 
 def load(path: str | Path) -> ScenarioConfig:

@@ -84,7 +84,8 @@ def write_if_violated(program: Program, result: SimResult, path: Path | None, *,
     trace = timed_trace(program, seed=result.seed, timing=timing, duration_ns=result.duration_ns)
     if trace is None:
         return None
-    return Path(trace.write(path if path is not None else trace.default_path(folder)))
+    text = trace.to_json()
+    return Path(trace.write(path if path is not None else trace.default_path(folder, text), text=text))
 
 
 def replay_any(path: Path, program_for: Any) -> ReplayOutcome:

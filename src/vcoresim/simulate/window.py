@@ -347,16 +347,18 @@ def _build(program: Program, schedule: list[tuple[int, int]], tm: Timing) -> tup
     return nodes, ex
 
 
-def _longest_from(nodes: list[_Node], src: int) -> list[float]:
-    dist = [NEG] * len(nodes)
+def _longest_from(preds: list[list[tuple[int, float]]], src: int, end: int) -> list[float]:
+    """Longest paths from ``src`` to each node before ``end`` (the rest: NEG).
+    A node's predecessors come before it; those before ``src`` or unreached
+    from it are NEG (-inf), so ``NEG + w`` never wins."""
+    dist = [NEG] * len(preds)
     dist[src] = 0.0
-    for v in range(src + 1, len(nodes)):
+    for v in range(src + 1, end):
         best = NEG
-        for u, w in nodes[v].preds:
-            if u >= src:
-                du = dist[u]
-                if du != NEG and du + w > best:
-                    best = du + w
+        for u, w in preds[v]:
+            d = dist[u] + w
+            if d > best:
+                best = d
         dist[v] = best
     return dist
 
@@ -376,6 +378,7 @@ def timing_window(program: Program, schedule: list[tuple[int, int]], timing: Tim
     names = [a.name for a in ex.actors]
     roles = [a.role for a in ex.actors]
     n_steps = len(ex.schedule)
+    preds = [nd.preds for nd in nodes]
     by_actor: dict[int, list[int]] = {}
     for i, nd in enumerate(nodes):
         by_actor.setdefault(nd.actor, []).append(i)
@@ -383,25 +386,33 @@ def timing_window(program: Program, schedule: list[tuple[int, int]], timing: Tim
     for actor, seq in by_actor.items():
         if roles[actor] == "env" or len(seq) < 2:
             continue
+        gaps = [nodes[j].gap for j in seq]
+        # The cost of each of the actor's own edges (its previous node to this one).
+        chain = [0.0] + [next(w for u, w in nodes[seq[b]].preds if u == seq[b - 1]) for b in range(1, len(seq))]
         for a_pos, i in enumerate(seq[:-1]):
-            dist = _longest_from(nodes, i)
+            # The later nodes a delay from i can need: up to a wait or a second
+            # free gap, which absorbs any delay to every node after it.
+            last, n_free = a_pos, 0
+            for b_pos in range(a_pos + 1, len(seq)):
+                if gaps[b_pos] != "code":
+                    n_free += 1
+                    if n_free > 1 or gaps[b_pos] not in ("guest", "workload", "fault"):
+                        break
+                last = b_pos
+            if last == a_pos:
+                continue
+            dist = _longest_from(preds, i, seq[last] + 1)
             own = 0.0
             free: list[str] = []
-            for b_pos in range(a_pos + 1, len(seq)):
+            for b_pos in range(a_pos + 1, last + 1):
                 j = seq[b_pos]
-                prev = seq[b_pos - 1]
-                own += next(w for u, w in nodes[j].preds if u == prev)
-                if nodes[j].gap != "code":
-                    free.append(nodes[j].gap)
+                own += chain[b_pos]
+                if gaps[b_pos] != "code":
+                    free.append(gaps[b_pos])
                 d = dist[j]
                 if d == NEG or d - own < MIN_NS:
                     continue
-                if not free:
-                    kind = "stall"
-                elif len(free) == 1 and free[0] in ("guest", "workload", "fault"):
-                    kind = free[0]
-                else:
-                    continue  # a wait (or several free gaps) can absorb it
+                kind = free[0] if free else "stall"
                 found.append(Need(names[actor], kind, int(d - own), int(own), nodes[i].label, nodes[j].label, i, min(n_steps, j)))
     return TimingWindow(_tightest(found), n_steps)
 
