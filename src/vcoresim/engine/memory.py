@@ -19,7 +19,10 @@ special cases, and traces record it:
   location to NAME.  A committed write is visible to its writer at once and
   reaches every other thread separately, in coherence order per location
   but in any order across locations (non-multi-copy-atomic), unless a
-  cumulative barrier orders it after writes its writer had seen.
+  cumulative barrier orders it after writes its writer had seen.  Lazily:
+  no write reaches a thread that is not looking (napping with no wake-up
+  enabled, or finished without hardware) on its own; a full barrier that
+  needs it there carries it (``WeakExecution.lazy``).
 
 Loads forward from the thread's own buffer.  Under ``power`` a load of x may
 return any write of x between the thread's *floor* for x (the newest write it
@@ -366,7 +369,7 @@ class WeakExecution(Execution):
     def _looking(self, v: int) -> bool:
         """power: may v look at its view before a full barrier of another thread
         waits for it?  Not a napping thread whose wake-up is not enabled (a
-        finished thread without hardware has no view left: see _finished)."""
+        finished thread without hardware has no view left: see _gone)."""
         if not self.lazy:
             return True
         a = self.actors[v]
@@ -415,7 +418,7 @@ class WeakExecution(Execution):
 
     def _finishes(self, u: int) -> tuple[str, ...]:
         """power: what a step of a thread without hardware writes because it may be
-        its last (after which no write reaches it, see _finished)."""
+        its last (after which no write reaches it, see _gone)."""
         return (f"fin:{u}",) if self.power and self.lazy and self.actors[u].hw is None else ()
 
     def _lookouts(self, u: int) -> tuple[str, ...]:
@@ -841,7 +844,8 @@ class WeakExecution(Execution):
         sat = tuple(tuple(sorted((t, None if b is None else tuple(sorted((x, self._need(b, x)) for x in self.co))) for t, b in d.items())) for d in self.sat)
         # what each write still lagging somewhere requires before it may reach a
         # thread (its writer's lwsync view when it committed: not the current one)
-        oldest = {x: min(d[x] for d in self.lag if x in d) for x in {x for d in self.lag for x in d}}
+        live = [d for v, d in enumerate(self.lag) if not self._gone(v)]
+        oldest = {x: min(d[x] for d in live if x in d) for x in {x for d in live for x in d}}
         req = tuple((x, j, tuple((y, self._need(r, y)) for y in sorted(self.co))) for x, k in sorted(oldest.items()) for j in range(k + 1, len(self.co[x])) if (r := self.req[x][j]) is not None)
         return hash((base, stable((bufs, co, lag, floors, bview, late, sat, req))))
 
