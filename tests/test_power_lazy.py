@@ -170,7 +170,8 @@ def test_lazy_model_propagates_nothing_to_a_thread_that_is_not_looking() -> None
         w.loc("x", 0)
         w.loc("mfrr.N", 0)
         w.uncached = ("mfrr.",)
-        hw = HwThread(("mfrr.N",), lambda _m: None, lambda m: "external" if m["mfrr.N"] else None, lambda _k: iter(()), lambda _k: iter(()), lambda: iter(()))
+        wake = lambda m: "external" if m["mfrr.N"] else None  # noqa: E731
+        hw = HwThread(("mfrr.N",), lambda _m: None, wake, lambda _k: iter(()), lambda _k: iter(()), lambda: iter(()))
 
         def writer() -> Body:
             yield O.Store("x", 1)

@@ -712,11 +712,13 @@ class WeakExecution(Execution):
         if cls is O.Barrier:
             act = self._barrier_action(op)
             if act == "full":
-                r = (*r, f"^sb:{u}", *(self._all_lag_reads() if self.power else ()), *((f"^ld:{u}",) if self.power else ()), *self._lookouts(u))
+                r = (*r, f"^sb:{u}", *(self._all_lag_reads() if self.power else ()), *((f"^ld:{u}",) if self.power else ()))
+                r = (*r, *self._lookouts(u))
             elif act == "lwsync" or act == "floor":
                 r = (*r, f"^sb:{u}", *(self._view_reads(u) if self.power else ()), *((f"^ld:{u}",) if self.power else ()))
         elif cls in _FULL_OPS:
-            r = (*r, f"^sb:{u}", *(self._all_lag_reads() if self.power else ()), *((f"^ld:{u}",) if self.power else ()), *self._lookouts(u))
+            r = (*r, f"^sb:{u}", *(self._all_lag_reads() if self.power else ()), *((f"^ld:{u}",) if self.power else ()))
+            r = (*r, *self._lookouts(u))
             if cls is O.Nap and self.power and self.lazy:
                 w = (*w, f"look:{u}")  # it may stop looking (see _looking)
             if self.power and cls in _DIRECT:
@@ -766,8 +768,10 @@ class WeakExecution(Execution):
             return
         cls = op.__class__
         u = a.idx
-        if self.power and self.lazy and (cls in _FULL_OPS and not (cls is O.RMW and op.order != "mb") or (cls is O.Barrier and self._barrier_action(op) == "full")):  # type: ignore[attr-defined]
-            self._catch_up(u)
+        if self.power and self.lazy:
+            full = cls is O.Barrier and self._barrier_action(op) == "full"
+            if full or (cls in _FULL_OPS and not (cls is O.RMW and op.order != "mb")):  # type: ignore[attr-defined]
+                self._catch_up(u)  # a full barrier, or what acts as one
         if cls is O.Load:
             x = op.loc_  # type: ignore[attr-defined]
             if self.power and op.late and not self._uncached(x):  # type: ignore[attr-defined]
