@@ -10,7 +10,7 @@ import pytest
 
 from vcoresim.check.driver import check, replay
 from vcoresim.engine import ops as O
-from vcoresim.engine.memory import MODELS, split_memory_config, with_memory_model
+from vcoresim.engine.memory import MODELS, WeakExecution, split_memory_config, with_memory_model
 from vcoresim.engine.runtime import Execution
 from vcoresim.engine.strategies.base import Bounds
 from vcoresim.engine.strategies.dpor import exhaustive
@@ -30,7 +30,7 @@ def _outcomes(lit: Litmus, model: str, *, dpor: bool, cache: bool = False, max_s
         n = len(lit.threads)
 
         def record(ex: Execution) -> str | None:
-            if all(a.status == DONE for a in ex.actors[:n]) and not any(getattr(ex, "buf", ())) and not any(getattr(ex, "lag", ())) and not any(getattr(ex, "pend", ())):
+            if all(a.status == DONE for a in ex.actors[:n]) and (not isinstance(ex, WeakExecution) or ex.settled()):
                 seen.add((tuple(sorted(ex.mem.items())), tuple(sorted(final_registers(ex, ex.world.litmus_regs).items()))))  # type: ignore[attr-defined]
             return None
 

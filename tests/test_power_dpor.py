@@ -35,7 +35,7 @@ SMALL = {"LB+acquire", "LB+ctrl+data", "LB+mbs", "MP", "MP+release+acquire", "MP
 def _final(ex: Execution, n: int) -> Any:
     """The final state (memory, registers) if every thread is done and the memory
     system has settled, else None."""
-    if any(a.status != DONE for a in ex.actors[:n]) or any(getattr(ex, "buf", ())) or any(getattr(ex, "lag", ())) or any(getattr(ex, "pend", ())):
+    if any(a.status != DONE for a in ex.actors[:n]) or (isinstance(ex, WeakExecution) and not ex.settled()):
         return None
     return (tuple(sorted(ex.mem.items())), tuple(sorted(final_registers(ex, ex.world.litmus_regs).items())))  # type: ignore[attr-defined]
 
@@ -70,9 +70,10 @@ def raw_state(ex: Execution) -> Any:
 
 class EveryOrder(WeakExecution):
     """The weak execution without the canonical order of propagation to finished
-    threads (``WeakExecution.canonical_done``): writes reach them in every order."""
+    threads and lazy propagation (``WeakExecution.lazy``): every write reaches
+    every thread, in every order."""
 
-    canonical_done = False
+    lazy = False
 
 
 def unreduced_finals(prog: Program, n: int, max_states: int = 2_000_000) -> set[Any]:

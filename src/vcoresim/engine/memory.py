@@ -19,7 +19,10 @@ special cases, and traces record it:
   location to NAME.  A committed write is visible to its writer at once and
   reaches every other thread separately, in coherence order per location
   but in any order across locations (non-multi-copy-atomic), unless a
-  cumulative barrier orders it after writes its writer had seen.
+  cumulative barrier orders it after writes its writer had seen.  Lazily:
+  no write reaches a thread that is not looking (napping with no wake-up
+  enabled, or finished without hardware) on its own; a full barrier that
+  needs it there carries it (``WeakExecution.lazy``).
 
 Loads forward from the thread's own buffer.  Under ``power`` a load of x may
 return any write of x between the thread's *floor* for x (the newest write it
@@ -129,11 +132,14 @@ def _idle() -> Generator[O.Op, Any, None]:
 class WeakExecution(Execution):
     """An execution under a weak memory model (see the module docstring)."""
 
-    #: power: writes reach a *finished* thread without hardware (an environment
-    #: source, a litmus thread) in commit order only: it never looks at them, so
-    #: the order is unobservable (docs/exploration.md, "Weak memory").  False: in
-    #: every order (the unreduced reference of tests/test_power_dpor.py).
-    canonical_done = True
+    #: power: lazy propagation to threads that are not looking (docs/exploration.md,
+    #: "Weak memory"): no write reaches a finished thread without hardware (an
+    #: environment source, a litmus thread), and none is propagated on its own to a
+    #: napping thread whose wake-up is not enabled: a full barrier that waits for
+    #: writes to reach it makes them reach it as part of the barrier step.  False:
+    #: every write reaches every thread in every order (the unreduced reference of
+    #: tests/test_power_dpor.py).
+    lazy = True
 
     def __init__(self, program: Program, *, record: bool = False, timed: bool = False, history: bool = False, sites: set[tuple[str, str, int]] | None = None) -> None:
         self.model = program.memory_model
@@ -158,6 +164,7 @@ class WeakExecution(Execution):
         self.fb: list[tuple[int, dict[str, int]] | None] = [None] * n  # floors from the last barrier: (clock, lag snapshot)
         self.bview: list[tuple[int, dict[str, int]] | None] = [None] * n  # view at the last lwsync: required by later writes
         self._unc: dict[str, bool] = {}
+        self._lookout_cache: dict[int, tuple[str, ...]] = {}
         # power: loads satisfied after later instructions (Load(late=True)):
         # token -> (location, dependency tokens); values of satisfied ones not yet
         # awaited; what each token'd load had seen when satisfied (address deps).
@@ -345,12 +352,54 @@ class WeakExecution(Execution):
     def _propagated(self, u: int) -> bool:
         """power: every write u has seen has reached every thread."""
         for v in range(self.n_real):
-            if v == u:
+            if v == u or not self.lag[v] or not self._looking(v):
                 continue
             for x, j in self.lag[v].items():
                 if j < self._view_idx(u, x):
                     return False
         return True
+
+    def settled(self) -> bool:
+        """Every buffer drained, every late load satisfied, every write propagated
+        to every thread that may still read it (the end of a litmus execution)."""
+        if not self.weak:
+            return True
+        return not any(self.buf) and not any(self.pend) and not any(lag and not self._gone(v) for v, lag in enumerate(self.lag))
+
+    def _looking(self, v: int) -> bool:
+        """power: may v look at its view before a full barrier of another thread
+        waits for it?  Not a napping thread whose wake-up is not enabled (a
+        finished thread without hardware has no view left: see _gone)."""
+        if not self.lazy:
+            return True
+        a = self.actors[v]
+        if a.status == DONE:
+            return not self._gone(v)
+        return not (a.status == NAP and a.hw is not None and a.hw.wakeup(self.mem) is None)
+
+    def _catch_up(self, u: int) -> None:
+        """power, lazy: a full barrier of u makes every write u has seen reach each
+        thread that is not looking, as part of the barrier step.  The writes a
+        thread has seen are closed under cumulativity (each reached it only after
+        what it required), so propagating them in commit order is an order the
+        architecture allows, and it is the least the barrier needs."""
+        for v in range(self.n_real):
+            lag = self.lag[v]
+            if v == u or not lag or self._looking(v) or self._gone(v):
+                continue
+            for x, j in list(lag.items()):
+                m = self._view_idx(u, x)
+                if j < m:
+                    if m == len(self.co[x]) - 1:
+                        del lag[x]
+                    else:
+                        lag[x] = m
+
+    def _gone(self, v: int) -> bool:
+        """power, lazy: v is a finished thread without hardware and with no late load
+        pending: it never reads its view again, so no write needs to reach it."""
+        a = self.actors[v]
+        return self.lazy and a.status == DONE and a.hw is None and not self.pend[v]
 
     def _full_ready(self, u: int) -> bool:
         if self.buf[u] or (self.power and self.pend[u]):
@@ -365,23 +414,40 @@ class WeakExecution(Execution):
             r = self.req[x][j + 1]
             if r is None or all(k >= self._need(r, y) for y, k in lag.items()):
                 out.append(x)
-        if len(out) > 1 and self._canonical(v):
-            # The oldest write still to reach v (always among ``out``: what it
-            # requires was committed before it, so v has it).
-            ts = self.ts
-            out = [min(out, key=lambda x: ts[x][lag[x] + 1])]
         return out
-
-    def _canonical(self, v: int) -> bool:
-        """power: v is a finished thread without hardware, whose view nothing reads
-        but the full barriers of others waiting for writes to reach it."""
-        a = self.actors[v]
-        return self.canonical_done and a.status == DONE and a.hw is None and not self.pend[v]
 
     def _finishes(self, u: int) -> tuple[str, ...]:
         """power: what a step of a thread without hardware writes because it may be
-        its last (after which writes reach it in commit order only, see _props)."""
-        return (f"fin:{u}",) if self.power and self.canonical_done and self.actors[u].hw is None else ()
+        its last (after which no write reaches it, see _gone)."""
+        return (f"fin:{u}",) if self.power and self.lazy and self.actors[u].hw is None else ()
+
+    def _lookouts(self, u: int) -> tuple[str, ...]:
+        """power, lazy: what decides whether each other thread is looking, read by a
+        full barrier of u (it waits for the threads that are, and catches up those
+        that are not): a fixed set of names, written by a thread's nap (``look:v``),
+        by whatever enables its wake-up (the wake-up locations) and by a step that
+        may be the last of a thread without hardware (``fin:v``)."""
+        if not (self.power and self.lazy):
+            return ()
+        out = self._lookout_cache.get(u)
+        if out is None:
+            names: list[str] = []
+            for a in self.actors[: self.n_real]:
+                if a.idx == u:
+                    continue
+                if a.hw is None:
+                    names.append(f"fin:{a.idx}")
+                else:
+                    names.append(f"look:{a.idx}")
+                    names.extend(self._wake_locs(a.idx))
+            out = self._lookout_cache[u] = tuple(dict.fromkeys(names))
+        return out
+
+    def _wake_locs(self, v: int) -> tuple[str, ...]:
+        hw = self.actors[v].hw
+        if hw is None:
+            return ()
+        return hw.irq_locs if hw.wakeup_locs is None else hw.wakeup_locs
 
     def _snapshot(self, u: int) -> tuple[int, dict[str, int]]:
         return (self.clock, dict(self.lag[u]))
@@ -497,7 +563,7 @@ class WeakExecution(Execution):
             kind, u = ps
             if kind == "ld":
                 return bool(self.pend[u])
-            return bool(self.buf[u]) if kind == "sb" else bool(self.lag[u]) and bool(self._props(u))
+            return bool(self.buf[u]) if kind == "sb" else bool(self.lag[u]) and self._looking(u) and bool(self._props(u))
         if a.status != RUN or (a.hw is not None and a.msr & MSR_EE and a.hw.pending(self.mem) is not None):
             return super().is_enabled(a)
         op = a.stack[-1].op
@@ -539,7 +605,9 @@ class WeakExecution(Execution):
         if cls is O.RMW and self.power and op.order != "mb":  # type: ignore[attr-defined]
             return False
         if cls in _FULL_OPS:
-            return self._full_ready(u)
+            # power: its effect depends on what has reached each thread (and, lazy,
+            # on which threads are looking): a step of its own
+            return not self.power and self._full_ready(u)
         return True
 
     def alternatives(self, idx: int) -> int:
@@ -598,11 +666,20 @@ class WeakExecution(Execution):
                 # power: the committed write becomes the writer's view of x at once.
                 own = (*(f"pv:{u}:{x}" for x in locs), f"pv:{u}") if self.power else ()
                 return (*locs, *causes, *queue), self._aliased((*locs, *riders, f"^sb:{u}", *made, *own, *self._lagsets(u)))
+            # lazy: what makes u stop or start looking, fixed names (so the footprint
+            # does not change while u is not looking and a commit adds to its lag):
+            # its nap and wake-up locations, or (no hardware) each step that may be
+            # its last.  Read even with nothing lagging: after u's last step a commit
+            # no longer gives u anything to receive, so that step must race with the
+            # pending propagation (without fin:u here DPOR missed outcomes of MP+wmb+ctrl).
+            look = (*self._finishes(u), *((f"look:{u}", *self._wake_locs(u)) if self.lazy and self.actors[u].hw is not None else ()))
             lag = self.lag[u]
-            if not lag:
-                return (), ()
+            if not lag or self._gone(u) or not self._looking(u):
+                # nothing lagging, finished for good, or napping with its wake-up not
+                # enabled: nothing reaches u until a step writes one of these names
+                return look, ()
             causes = tuple(f"^w:{x}:{j + 1}" for x, j in lag.items())
-            return (*lag, *causes, *self._lag_reads(u), f"lagset:{u}", *self._finishes(u)), (*self._lag_reads(u), f"pv:{u}")
+            return (*lag, *causes, *self._lag_reads(u), f"lagset:{u}", *look), (*self._lag_reads(u), f"pv:{u}")
         a = self.actors[idx]
         u = idx
         if a.status == NAP or self._delivers(a):
@@ -636,10 +713,14 @@ class WeakExecution(Execution):
             act = self._barrier_action(op)
             if act == "full":
                 r = (*r, f"^sb:{u}", *(self._all_lag_reads() if self.power else ()), *((f"^ld:{u}",) if self.power else ()))
+                r = (*r, *self._lookouts(u))
             elif act == "lwsync" or act == "floor":
                 r = (*r, f"^sb:{u}", *(self._view_reads(u) if self.power else ()), *((f"^ld:{u}",) if self.power else ()))
         elif cls in _FULL_OPS:
             r = (*r, f"^sb:{u}", *(self._all_lag_reads() if self.power else ()), *((f"^ld:{u}",) if self.power else ()))
+            r = (*r, *self._lookouts(u))
+            if cls is O.Nap and self.power and self.lazy:
+                w = (*w, f"look:{u}")  # it may stop looking (see _looking)
             if self.power and cls in _DIRECT:
                 # a direct write reaches every thread: their propagations and views change
                 w = (*w, *self._lagsets(-1), *self._all_views(op.loc_))  # type: ignore[attr-defined]
@@ -687,6 +768,10 @@ class WeakExecution(Execution):
             return
         cls = op.__class__
         u = a.idx
+        if self.power and self.lazy:
+            full = cls is O.Barrier and self._barrier_action(op) == "full"
+            if full or (cls in _FULL_OPS and not (cls is O.RMW and op.order != "mb")):  # type: ignore[attr-defined]
+                self._catch_up(u)  # a full barrier, or what acts as one
         if cls is O.Load:
             x = op.loc_  # type: ignore[attr-defined]
             if self.power and op.late and not self._uncached(x):  # type: ignore[attr-defined]
@@ -754,7 +839,8 @@ class WeakExecution(Execution):
         if not self.power:
             return hash((base, stable(bufs)))  # stable: the same in every process (location names are strings)
         co = tuple(sorted((x, canon(v)) for x, v in self.co.items()))
-        lag = tuple(tuple(sorted(d.items())) for d in self.lag)
+        # (a finished thread that is gone never reads its lag: not state)
+        lag = tuple(() if self._gone(v) else tuple(sorted(d.items())) for v, d in enumerate(self.lag))
         floors = tuple(tuple(sorted((x, self._low(u, x)) for x in self.co if self._low(u, x))) for u in range(self.n_real))
         bview = tuple(None if b is None else (tuple(sorted((x, self._need(b, x)) for x in self.co))) for b in self.bview)
         late = tuple((tuple(sorted(p.items())), tuple(sorted((t, canon(v)) for t, v in lv.items()))) for p, lv in zip(self.pend, self.lval, strict=True))
@@ -762,7 +848,8 @@ class WeakExecution(Execution):
         sat = tuple(tuple(sorted((t, None if b is None else tuple(sorted((x, self._need(b, x)) for x in self.co))) for t, b in d.items())) for d in self.sat)
         # what each write still lagging somewhere requires before it may reach a
         # thread (its writer's lwsync view when it committed: not the current one)
-        oldest = {x: min(d[x] for d in self.lag if x in d) for x in {x for d in self.lag for x in d}}
+        live = [d for v, d in enumerate(self.lag) if not self._gone(v)]
+        oldest = {x: min(d[x] for d in live if x in d) for x in {x for d in live for x in d}}
         req = tuple((x, j, tuple((y, self._need(r, y)) for y in sorted(self.co))) for x, k in sorted(oldest.items()) for j in range(k + 1, len(self.co[x])) if (r := self.req[x][j]) is not None)
         return hash((base, stable((bufs, co, lag, floors, bview, late, sat, req))))
 

@@ -353,7 +353,8 @@ def _arith(op: str, a: Any, b: Any, e: Any) -> Any:
 def _settled(ex: Execution, n: int) -> bool:
     if any(a.status != DONE for a in ex.actors[:n]):
         return False
-    return not (any(getattr(ex, "buf", ())) or any(getattr(ex, "lag", ())) or any(getattr(ex, "pend", ())))
+    settled = getattr(ex, "settled", None)  # weak memory: buffers, propagation, late loads
+    return settled is None or bool(settled())
 
 
 def final_registers(ex: Execution, regs: dict[tuple[int, str], Any]) -> dict[tuple[int, str], Any]:
