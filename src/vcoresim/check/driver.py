@@ -129,9 +129,11 @@ class CheckResult:
                 if s.cycles
                 else ""
             )
-            if self.strategy.get("preemption_bound_cut"):
-                # DPOR's backtrack points assume every schedule is allowed; cutting
-                # schedules at a preemption bound can drop the one a race needed.
+            if self.strategy.get("preemption_bound_cut") and not self.strategy.get("bounded_por"):
+                # Plain DPOR's backtrack points assume every schedule is allowed;
+                # cutting schedules at a preemption bound can drop the one a race
+                # needed.  (Searches now run BPOR's rule; a checkpoint from before
+                # the rule resumes without it.)
                 return (
                     f"holds: every execution DPOR explores within the bounds ({s.executions:,} executions, none cut at "
                     "max_steps); DPOR cut schedules at the preemption bound, where its reduction is a heuristic that can "
@@ -318,6 +320,10 @@ def auto(
         last = next((p for p in reversed(phases) if p["phase"] == "exhaustive"), None)
         if last is not None and last.get("preemption_bound_cut"):  # the verdict covers the last phase
             out["preemption_bound_cut"] = True
+            if last.get("bounded_por"):
+                out["bounded_por"] = True
+        if last is not None and last.get("sleep_sets") is False:
+            out["sleep_sets"] = False
         if workers > 1:
             out["workers"] = workers
         if ray is not None:
@@ -370,6 +376,10 @@ def auto(
         phases.append({"phase": "exhaustive", "max_preemptions": limit, "executions": res2.stats.executions, "truncated": res2.stats.truncated, "complete": res2.complete, "state_cache": bool(res2.params.get("state_cache"))})
         if res2.params.get("preemption_bound_cut"):  # (DPOR's bound only: the frontier search's is exact)
             phases[-1]["preemption_bound_cut"] = True
+            if res2.params.get("bounded_por"):
+                phases[-1]["bounded_por"] = True
+        if res2.params.get("sleep_sets") is False:
+            phases[-1]["sleep_sets"] = False
         if res2.violation is not None:
             break
         if not res2.complete:

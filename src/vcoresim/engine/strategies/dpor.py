@@ -442,6 +442,8 @@ def exhaustive(
 
     def search_params() -> dict[str, Any]:
         out = _params(reduce, cache, bounded_by_preemption, source_sets, symmetric, sleep_sets)
+        if bounded_by_preemption and bounded_por:
+            out["bounded_por"] = True  # the cut covers every schedule within the bound
         if cache and len(visited):
             out["cache_bytes_per_state"] = round(visited.nbytes() / len(visited))
         return out
@@ -470,6 +472,7 @@ def exhaustive(
     # the sleeping one; under a preemption bound the equivalent order can cost
     # more preemptions and have been cut (found by test_bpor), so none then.
     sleep_sets = bounds.max_preemptions is None
+    bounded_por = True  # the bound's conservative rule (backtrack_at) ran from the start
     ex = Execution(program, history=cache)
     ex.fp_shared = fp_shared
     hb = HappensBefore(len(ex.actors), causal)
@@ -493,6 +496,7 @@ def exhaustive(
             visited = VisitedStates.from_json(resume["cache"])
             accesses = Accesses.from_json(resume["cache"]["accesses"])
         bounded_by_preemption = resume.get("preemption_bound_cut", False)
+        bounded_por = resume.get("bounded_por", False)  # (a checkpoint from before the rule: its part ran without)
         fps = [stack[k].fps[q] if k >= base else tuple(map(tuple, resume["prefix_fps"][k])) for k, (q, _alt) in enumerate(schedule)]
         replay_prefix(ex, schedule, fps)  # type: ignore[arg-type]
         for k, (q, _alt) in enumerate(schedule):
@@ -665,6 +669,7 @@ def exhaustive(
                 "prefix_fps": [list(map(list, f)) for f in hb.step_fp[:base]],
                 "stats": stats.as_dict() | {"seconds": 0.0},
                 "preemption_bound_cut": bounded_by_preemption,
+                "bounded_por": bounded_por,
             }
             if cache:
                 # Fingerprints are the same in every process: the resumed search
