@@ -1,5 +1,6 @@
-"""DPOR under a preemption bound misses nothing within the bound (bounded
-partial-order reduction, Coons, Musuvathi & McKinley, OOPSLA 2013): on small
+"""DPOR under a preemption bound with ``bounded_por=True`` misses nothing within
+the bound (bounded partial-order reduction, Coons, Musuvathi & McKinley,
+OOPSLA 2013, and no sleep sets): on small
 random programs its final states equal those of a brute-force enumeration of
 every schedule with at most that many preemptions (no reduction, no sleep sets)."""
 
@@ -51,7 +52,7 @@ def bounded_brute_finals(program: Program, max_preemptions: int, max_steps: int 
 
 def dpor_finals(program: Program, max_preemptions: int, **kw: Any) -> Finals:
     with recording_finals() as finals:
-        res = exhaustive(program, Bounds(max_steps=100, max_preemptions=max_preemptions), **kw)
+        res = exhaustive(program, Bounds(max_steps=100, max_preemptions=max_preemptions), **({"bounded_por": True} | kw))
     assert res.complete
     if res.violation is not None:
         finals.add((("violation", str(res.violation.invariant)),))
@@ -96,16 +97,20 @@ def test_bounded_dpor_small_programs(spec: list[tuple[Item, ...]], k: int) -> No
 
 
 def test_bounded_dpor_reports_no_sleep_sets() -> None:
-    res = exhaustive(make_program(SLEEP), Bounds(max_steps=100, max_preemptions=0))
-    assert res.params["sleep_sets"] is False and res.params["preemption_bound_cut"] is True
-    assert exhaustive(make_program(SLEEP), Bounds(max_steps=100)).params["sleep_sets"] is True
+    res = exhaustive(make_program(SLEEP), Bounds(max_steps=100, max_preemptions=0), bounded_por=True)
+    assert res.params["sleep_sets"] is False and res.params["preemption_bound_cut"] is True and res.params["bounded_por"] is True
+    assert exhaustive(make_program(SLEEP), Bounds(max_steps=100), bounded_por=True).params["sleep_sets"] is True
+    # Without the rule (the default): sleep sets, a heuristic bound, and the old miss.
+    plain = exhaustive(make_program(SLEEP), Bounds(max_steps=100, max_preemptions=0))
+    assert plain.params["sleep_sets"] is True and "bounded_por" not in plain.params
+    assert dpor_finals(make_program(SLEEP), 0, bounded_por=False) < bounded_brute_finals(make_program(SLEEP), 0)
 
 
 @pytest.mark.slow
 def test_bounded_dpor_p8_idle_lockup_fixed() -> None:
     """The built-in where the gap was seen (bound 0: DPOR reached 3 final states,
-    the unreduced search 4): the same final states and violations as the
-    unreduced search (every enabled transition, no sleep sets under a bound)."""
+    the unreduced search 4): with the rule, the same final states and
+    violations as the unreduced search (every enabled transition, no sleep sets)."""
     from unittest import mock
 
     from test_state_cache import _finals_and_violations
@@ -115,8 +120,10 @@ def test_bounded_dpor_p8_idle_lockup_fixed() -> None:
     sc = get_scenario("p8-idle-lockup@fixed")
     prog = sc.make({})
     bounds = Bounds(sc.bounds.max_steps, 0)
-    reduced = _finals_and_violations(prog, bounds, cache=False)
     full_search = dpor_mod.exhaustive
-    with mock.patch.object(dpor_mod, "exhaustive", lambda p, b, dpor, cache: full_search(p, b, dpor=False, cache=False)):
+    bpor = mock.patch.object(dpor_mod, "exhaustive", lambda p, b, dpor, cache: full_search(p, b, dpor=True, cache=False, bounded_por=True))
+    with bpor:
+        reduced = _finals_and_violations(prog, bounds, cache=False)
+    with mock.patch.object(dpor_mod, "exhaustive", lambda p, b, dpor, cache: full_search(p, b, dpor=False, cache=False, bounded_por=True)):
         full = _finals_and_violations(prog, bounds, cache=False)
     assert reduced == full and len(full[0]) > 1

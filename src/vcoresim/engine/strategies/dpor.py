@@ -14,13 +14,14 @@ continuation of a pruned state, so with caching the search expands every
 enabled transition (full persistent sets) and keeps only sleep sets: sound,
 but more states per execution.  Preemption bounding (``max_preemptions``)
 cuts schedules with too many involuntary switches.  Cut schedules can hide
-the races that would add a needed backtrack point, so under a bound every
-race also adds a *conservative* backtrack point where the racing actor can
-be scheduled at no extra preemption (bounded partial-order reduction, Coons,
-Musuvathi & McKinley, OOPSLA 2013), and sleep sets are off (the equivalent
-order a sleep set relies on may cost more preemptions and have been cut).
-With both, the bounded search reaches every state a schedule within the
-bound reaches (docs/exploration.md; tests/test_bpor.py).
+the races that would add a needed backtrack point, so by default DPOR's
+bound is a heuristic (the result says so).  ``bounded_por=True`` makes it
+exact: every race also adds a *conservative* backtrack point where the
+racing actor can be scheduled at no extra preemption (bounded partial-order
+reduction, Coons, Musuvathi & McKinley, OOPSLA 2013), and sleep sets are off
+(the equivalent order a sleep set relies on may cost more preemptions and
+have been cut); it costs far more on some scenarios (docs/exploration.md;
+tests/test_bpor.py).
 """
 
 from __future__ import annotations
@@ -297,6 +298,7 @@ def exhaustive(
     cache: bool = False,
     stateful_dpor: bool = True,
     source_sets: bool = False,
+    bounded_por: bool = False,
     progress: Progress | None = None,
     resume: dict[str, Any] | None = None,
     root: dict[str, Any] | None = None,
@@ -310,6 +312,8 @@ def exhaustive(
     """``cache``: prune states met before (engine/fingerprint.py); with
     ``dpor`` it runs stateful DPOR unless ``stateful_dpor`` is False (then the
     cache forces full expansion, as before stateful DPOR);
+    ``bounded_por``: under a preemption bound, BPOR's conservative backtrack
+    points and no sleep sets, so the bound is exact (else a heuristic);
     ``resume``: a search state from ``Exploration.checkpoint`` (continue it);
     ``root``: a work item (explore only the subtree under its prefix; the
     prefix's nodes were fully expanded by whoever split the search);
@@ -394,7 +398,7 @@ def exhaustive(
         bound is reached even when p at step i itself is over the bound.  (No
         sleep sets under a bound, so p is awake there.)"""
         race_point(i, p, vc)
-        if bounds.max_preemptions is None:
+        if bounds.max_preemptions is None or not bounded_por:
             return
         sp = hb.step_proc
         j = i
@@ -471,8 +475,7 @@ def exhaustive(
     # Sleep sets assume an explored sibling covered every order equivalent to
     # the sleeping one; under a preemption bound the equivalent order can cost
     # more preemptions and have been cut (found by test_bpor), so none then.
-    sleep_sets = bounds.max_preemptions is None
-    bounded_por = True  # the bound's conservative rule (backtrack_at) ran from the start
+    sleep_sets = bounds.max_preemptions is None or not bounded_por
     ex = Execution(program, history=cache)
     ex.fp_shared = fp_shared
     hb = HappensBefore(len(ex.actors), causal)
@@ -496,7 +499,9 @@ def exhaustive(
             visited = VisitedStates.from_json(resume["cache"])
             accesses = Accesses.from_json(resume["cache"]["accesses"])
         bounded_by_preemption = resume.get("preemption_bound_cut", False)
-        bounded_por = resume.get("bounded_por", False)  # (a checkpoint from before the rule: its part ran without)
+        # (The rule must have run from the start: a checkpoint from without it resumes without it.)
+        bounded_por = bounded_por and resume.get("bounded_por", False)
+        sleep_sets = bounds.max_preemptions is None or not bounded_por
         fps = [stack[k].fps[q] if k >= base else tuple(map(tuple, resume["prefix_fps"][k])) for k, (q, _alt) in enumerate(schedule)]
         replay_prefix(ex, schedule, fps)  # type: ignore[arg-type]
         for k, (q, _alt) in enumerate(schedule):
