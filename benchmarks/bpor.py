@@ -33,7 +33,7 @@ def run(name: str, bpor: bool, cap: float) -> tuple[str, int, int, float]:
         execs += res.stats.executions
         states += res.stats.states
         if res.violation is not None:
-            verdict = f"violation {res.violation.invariant} (bound {limit})"
+            verdict = f"violation {res.violation.name} (bound {limit})"
             break
         if not res.complete:
             verdict = f"cut at {cap:.0f} s (bound {limit})"

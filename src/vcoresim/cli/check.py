@@ -259,7 +259,7 @@ def _resume(
             seed=st["seed"],
             pct_depth=st.get("pct_depth", 3),
             cache=st.get("cache"),
-            bounded_por=True,  # (only if the checkpoint's search ran it: dpor.py)
+            bounded_por=bool(isinstance(search, dict) and search.get("bounded_por")),  # (--exact-bound, as the search that wrote it)
             trace_out=trace_out or Path("traces") / f"{program.name.replace('/', '-')}.trace.json",
             do_shrink=not no_shrink,
             progress=display if display.enabled else None,
