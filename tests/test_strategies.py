@@ -343,14 +343,23 @@ def test_fingerprint_sees_for_loop_position() -> None:
 
 
 @pytest.mark.parametrize("strategy", ["auto", "exhaustive"])
-def test_preemption_bounded_dpor_does_not_claim_every_execution(strategy: str) -> None:
+def test_preemption_bounded_dpor_claims_the_bound_only_with_bpor(strategy: str) -> None:
     """DPOR cut at a preemption bound is a heuristic (it can miss executions
-    within the bound): a holds verdict says so, in the sentence and the JSON."""
+    within the bound): a holds verdict says so, in the sentence and the JSON.
+    With BPOR's rule (tests/test_bpor.py) it covers every execution within
+    the bound and says that; the JSON still says the bound cut schedules."""
     res = check(example_program("peterson"), strategy=strategy, bounds=Bounds(max_preemptions=0), trace_dir=None)
     assert res.verdict == "holds"
-    assert res.strategy["preemption_bound_cut"] is True
+    assert res.strategy["preemption_bound_cut"] is True and "bounded_por" not in res.strategy
     assert "every execution within the bounds explored" not in res.summary
     assert "heuristic" in res.summary
+    sound = check(example_program("peterson"), strategy=strategy, bounds=Bounds(max_preemptions=0), trace_dir=None, bounded_por=True)
+    assert sound.verdict == "holds"
+    assert sound.strategy["preemption_bound_cut"] is True and sound.strategy["bounded_por"] is True
+    assert sound.strategy["sleep_sets"] is False
+    assert sound.summary.startswith("holds: every execution within the bounds explored")
     unbounded = check(example_program("peterson"), strategy=strategy, trace_dir=None)
     assert "preemption_bound_cut" not in unbounded.strategy or not unbounded.strategy["preemption_bound_cut"]
+    assert unbounded.summary.startswith("holds: every execution within the bounds explored")
+    assert unbounded.strategy["sleep_sets"] is True
     assert unbounded.summary.startswith("holds: every execution within the bounds explored")

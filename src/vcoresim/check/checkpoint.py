@@ -144,6 +144,7 @@ class SearchDoc(_Open):
     prefix_fps: list[Fp] = Field(default_factory=list)
     stats: StatsDoc
     preemption_bound_cut: Bool = False
+    bounded_por: Bool = False
     cache: CacheDoc | None = None
 
 

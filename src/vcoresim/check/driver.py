@@ -130,9 +130,11 @@ class CheckResult:
                 if s.cycles
                 else ""
             )
-            if self.strategy.get("preemption_bound_cut"):
-                # DPOR's backtrack points assume every schedule is allowed; cutting
-                # schedules at a preemption bound can drop the one a race needed.
+            if self.strategy.get("preemption_bound_cut") and not self.strategy.get("bounded_por"):
+                # Plain DPOR's backtrack points assume every schedule is allowed;
+                # cutting schedules at a preemption bound can drop the one a race
+                # needed.  (Searches now run BPOR's rule; a checkpoint from before
+                # the rule resumes without it.)
                 return (
                     f"holds: every execution DPOR explores within the bounds ({s.executions:,} executions, none cut at "
                     "max_steps); DPOR cut schedules at the preemption bound, where its reduction is a heuristic that can "
@@ -246,7 +248,7 @@ def _plain_sc(program: Program) -> bool:
     return issubclass(cls, _Recording) and cls.__mro__[1:3] == (_Recording, Execution)
 
 
-def _search(program: Program, bounds: Bounds, *, dpor: bool, cache: bool | None, progress: Progress | None, resume: dict[str, Any] | None, stop: Stop, workers: int, ray: str | None = None, shield: Shield = None) -> Exploration:
+def _search(program: Program, bounds: Bounds, *, dpor: bool, cache: bool | None, progress: Progress | None, resume: dict[str, Any] | None, stop: Stop, workers: int, ray: str | None = None, shield: Shield = None, bounded_por: bool = False) -> Exploration:
     """One exhaustive search: serial DPOR (resumable), or the frontier search
     on ``workers`` processes or on Ray (check/parallel.py; a checkpoint of it
     resumes it, in one process unless workers are given)."""
@@ -255,7 +257,7 @@ def _search(program: Program, bounds: Bounds, *, dpor: bool, cache: bool | None,
         from vcoresim.check.parallel import parallel_search
 
         return parallel_search(program, bounds, workers, ray=ray, progress=progress, stop=stop, resume=resume, shield=shield)
-    return exhaustive(program, bounds, dpor=dpor, cache=cache, progress=progress, resume=resume, stop=stop)
+    return exhaustive(program, bounds, dpor=dpor, cache=cache, progress=progress, resume=resume, stop=stop, bounded_por=bounded_por)
 
 
 def auto(
@@ -270,6 +272,7 @@ def auto(
     workers: int = 1,
     ray: str | None = None,
     shield: Shield = None,
+    bounded_por: bool = False,
 ) -> Exploration:
     """The default: a seeded sampling phase (one walk without choice, then PCT
     and uniform random walks taking turns; under a weak memory model, a PCT
@@ -319,6 +322,10 @@ def auto(
         last = next((p for p in reversed(phases) if p["phase"] == "exhaustive"), None)
         if last is not None and last.get("preemption_bound_cut"):  # the verdict covers the last phase
             out["preemption_bound_cut"] = True
+            if last.get("bounded_por"):
+                out["bounded_por"] = True
+        if last is not None and last.get("sleep_sets") is False:
+            out["sleep_sets"] = False
         if workers > 1:
             out["workers"] = workers
         if ray is not None:
@@ -365,12 +372,16 @@ def auto(
         before = Stats(**total.as_dict())
         search = "frontier search" if frontier else "DPOR"
         announce(progress, f"{search}, preemption bound {'none' if limit is None else limit} (bound {n + 1} of {len(limits)})", left)
-        res2 = _search(program, Bounds(bounds.max_steps, limit, left, secs_left()), dpor=True, cache=cache, progress=progress, resume=search_state, stop=stop, workers=workers, ray=ray, shield=shield)
+        res2 = _search(program, Bounds(bounds.max_steps, limit, left, secs_left()), dpor=True, cache=cache, progress=progress, resume=search_state, stop=stop, workers=workers, ray=ray, shield=shield, bounded_por=bounded_por)
         search_state = None
         _add(total, res2.stats)
         phases.append({"phase": "exhaustive", "max_preemptions": limit, "executions": res2.stats.executions, "truncated": res2.stats.truncated, "complete": res2.complete, "state_cache": bool(res2.params.get("state_cache"))})
         if res2.params.get("preemption_bound_cut"):  # (DPOR's bound only: the frontier search's is exact)
             phases[-1]["preemption_bound_cut"] = True
+            if res2.params.get("bounded_por"):
+                phases[-1]["bounded_por"] = True
+        if res2.params.get("sleep_sets") is False:
+            phases[-1]["sleep_sets"] = False
         if res2.violation is not None:
             break
         if not res2.complete:
@@ -402,12 +413,13 @@ def explore(
     workers: int = 1,
     ray: str | None = None,
     shield: Shield = None,
+    bounded_por: bool = False,
 ) -> Exploration:
     if strategy == "auto":
-        return auto(program, bounds, seed, cache=cache, progress=progress, resume=resume, stop=stop, workers=workers, ray=ray, shield=shield)
+        return auto(program, bounds, seed, cache=cache, progress=progress, resume=resume, stop=stop, workers=workers, ray=ray, shield=shield, bounded_por=bounded_por)
     if strategy in ("exhaustive", "dfs"):
         announce(progress, "frontier search" if (workers > 1 or ray is not None) else "DPOR" if strategy == "exhaustive" else "DFS + sleep sets", bounds.max_executions)
-        res = _search(program, bounds, dpor=strategy == "exhaustive", cache=cache, progress=progress, resume=resume["search"] if resume else None, stop=stop, workers=workers, ray=ray, shield=shield)
+        res = _search(program, bounds, dpor=strategy == "exhaustive", cache=cache, progress=progress, resume=resume["search"] if resume else None, stop=stop, workers=workers, ray=ray, shield=shield, bounded_por=bounded_por)
         if res.checkpoint is not None:
             res.checkpoint = {"kind": strategy, "search": res.checkpoint}
         return res
@@ -444,6 +456,7 @@ def check(
     ray: str | None = None,
     shield: Callable[[], AbstractContextManager[Any]] | None = None,
     coverage: bool = False,
+    bounded_por: bool = False,
 ) -> CheckResult:
     """Explore ``program``; shrink what it finds and return its verdict (see
     :class:`CheckResult`).
@@ -486,7 +499,7 @@ def check(
     report = _Remember(progress, seen)
     all_bounds = {**bounds.as_dict(), **program.model_bounds}
     try:
-        res = explore(program, strategy, bounds, seed, pct_depth=pct_depth, cache=cache, progress=report, resume=resume, stop=stop, workers=workers, ray=ray, shield=shield)
+        res = explore(program, strategy, bounds, seed, pct_depth=pct_depth, cache=cache, progress=report, resume=resume, stop=stop, workers=workers, ray=ray, shield=shield, bounded_por=bounded_por)
     except KeyboardInterrupt:
         st = seen[0]
         st.seconds = clock.elapsed()

@@ -30,6 +30,7 @@ from vcoresim.scenarios.registry import Scenario, ScenarioError, builtin_scenari
 @click.option("--max-seconds", type=click.FloatRange(0, min_open=True), default=None, help="Wall-clock budget (makes results timing-dependent).")
 @click.option("--pct-depth", type=click.IntRange(1), default=3, show_default=True, help="PCT bug depth d.")
 @click.option("--cache/--no-cache", default=None, help="State cache and stateful DPOR (default: on for searches without a preemption bound).")
+@click.option("--exact-bound", is_flag=True, default=False, help="Under a preemption bound, DPOR with bounded partial-order reduction and no sleep sets: the bound is exact, not a heuristic (can cost far more; docs/exploration.md).")
 @click.option("--kernel", "kernel", default=None, help="Kernel release preset (overrides the scenario's kernel).")
 @click.option("--patch", "patches", multiple=True, help="NAME=on|off, repeatable (overrides the scenario's kernel).")
 @click.option("--trace-out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Where to write the counterexample trace.")
@@ -59,6 +60,7 @@ def check_cmd(
     max_seconds: float | None,
     pct_depth: int,
     cache: bool | None,
+    exact_bound: bool,
     kernel: str | None,
     patches: tuple[str, ...],
     trace_out: Path | None,
@@ -138,6 +140,7 @@ def check_cmd(
                     seed=seed if seed is not None else sc.seed,
                     pct_depth=pct_depth,
                     cache=cache,
+                    bounded_por=exact_bound,
                     trace_out=trace_out,
                     do_shrink=not no_shrink,
                     expected=expected,
@@ -255,6 +258,7 @@ def _resume(
             seed=st["seed"],
             pct_depth=st.get("pct_depth", 3),
             cache=st.get("cache"),
+            bounded_por=bool(isinstance(search, dict) and search.get("bounded_por")),  # (--exact-bound, as the search that wrote it)
             trace_out=trace_out or Path("traces") / f"{program.name.replace('/', '-')}.trace.json",
             do_shrink=not no_shrink,
             progress=display if display.enabled else None,

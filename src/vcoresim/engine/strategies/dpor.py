@@ -13,8 +13,15 @@ greater depth with no smaller sleep set.  DPOR's race analysis needs the
 continuation of a pruned state, so with caching the search expands every
 enabled transition (full persistent sets) and keeps only sleep sets: sound,
 but more states per execution.  Preemption bounding (``max_preemptions``)
-cuts schedules with too many involuntary switches; with DPOR that bound is a
-heuristic (schedules it cuts can hide races), and the result says so.
+cuts schedules with too many involuntary switches.  Cut schedules can hide
+the races that would add a needed backtrack point, so by default DPOR's
+bound is a heuristic (the result says so).  ``bounded_por=True`` makes it
+exact: every race also adds a *conservative* backtrack point where the
+racing actor can be scheduled at no extra preemption (bounded partial-order
+reduction, Coons, Musuvathi & McKinley, OOPSLA 2013), and sleep sets are off
+(the equivalent order a sleep set relies on may cost more preemptions and
+have been cut); it costs far more on some scenarios (docs/exploration.md;
+tests/test_bpor.py).
 """
 
 from __future__ import annotations
@@ -291,6 +298,7 @@ def exhaustive(
     cache: bool = False,
     stateful_dpor: bool = True,
     source_sets: bool = False,
+    bounded_por: bool = False,
     progress: Progress | None = None,
     resume: dict[str, Any] | None = None,
     root: dict[str, Any] | None = None,
@@ -304,6 +312,8 @@ def exhaustive(
     """``cache``: prune states met before (engine/fingerprint.py); with
     ``dpor`` it runs stateful DPOR unless ``stateful_dpor`` is False (then the
     cache forces full expansion, as before stateful DPOR);
+    ``bounded_por``: under a preemption bound, BPOR's conservative backtrack
+    points and no sleep sets, so the bound is exact (else a heuristic);
     ``resume``: a search state from ``Exploration.checkpoint`` (continue it);
     ``root``: a work item (explore only the subtree under its prefix; the
     prefix's nodes were fully expanded by whoever split the search);
@@ -380,7 +390,29 @@ def exhaustive(
             backtrack_at(i, p, fp, vc)
 
     def backtrack_at(i: int, p: int, fp: Footprint, vc: list[int]) -> None:
-        """The backtrack point for a race of step i with p's transition (clock ``vc``)."""
+        """The backtrack point for a race of step i with p's transition (clock
+        ``vc``), and under a preemption bound its conservative point (BPOR):
+        the start of the run of steps that ends at i, the latest j <= i where
+        another actor stepped just before (or the root).  Choosing p there costs
+        no preemption the path did not already pay, so p's order within the
+        bound is reached even when p at step i itself is over the bound.  (No
+        sleep sets under a bound, so p is awake there.)"""
+        race_point(i, p, vc)
+        if bounds.max_preemptions is None or not bounded_por:
+            return
+        sp = hb.step_proc
+        j = i
+        while j > 0 and sp[j - 1] == sp[j]:
+            j -= 1
+        if j == i:
+            return  # i already starts a run: the backtrack point is the conservative point
+        node = stack[j]
+        if p in node.enabled:
+            node.backtrack.add(p)
+        else:
+            node.backtrack.update(node.enabled)  # as FG do when p is not enabled at the race
+
+    def race_point(i: int, p: int, vc: list[int]) -> None:
         if True:
             node = stack[i]
             if source_sets:
@@ -413,7 +445,9 @@ def exhaustive(
                 node.backtrack.update(node.enabled)
 
     def search_params() -> dict[str, Any]:
-        out = _params(reduce, cache, bounded_by_preemption, source_sets, symmetric)
+        out = _params(reduce, cache, bounded_by_preemption, source_sets, symmetric, sleep_sets)
+        if bounded_by_preemption and bounded_por:
+            out["bounded_por"] = True  # the cut covers every schedule within the bound
         if cache and len(visited):
             out["cache_bytes_per_state"] = round(visited.nbytes() / len(visited))
         return out
@@ -438,6 +472,10 @@ def exhaustive(
                 path_keys[n.key] = path_keys.get(n.key, 0) + 1
 
     causal = program.memory_model != "sc" or bool(program.removed_barriers)
+    # Sleep sets assume an explored sibling covered every order equivalent to
+    # the sleeping one; under a preemption bound the equivalent order can cost
+    # more preemptions and have been cut (found by test_bpor), so none then.
+    sleep_sets = bounds.max_preemptions is None or not bounded_por
     ex = Execution(program, history=cache)
     ex.fp_shared = fp_shared
     hb = HappensBefore(len(ex.actors), causal)
@@ -461,6 +499,9 @@ def exhaustive(
             visited = VisitedStates.from_json(resume["cache"])
             accesses = Accesses.from_json(resume["cache"]["accesses"])
         bounded_by_preemption = resume.get("preemption_bound_cut", False)
+        # (The rule must have run from the start: a checkpoint from without it resumes without it.)
+        bounded_por = bounded_por and resume.get("bounded_por", False)
+        sleep_sets = bounds.max_preemptions is None or not bounded_por
         fps = [stack[k].fps[q] if k >= base else tuple(map(tuple, resume["prefix_fps"][k])) for k, (q, _alt) in enumerate(schedule)]
         replay_prefix(ex, schedule, fps)  # type: ignore[arg-type]
         for k, (q, _alt) in enumerate(schedule):
@@ -538,7 +579,7 @@ def exhaustive(
             q, alt = t
             fp = node.fps[q]
             child_sleep: dict[Transition, Footprint] = {}
-            for s, sfp in [*node.sleep.items(), *node.done.items()]:
+            for s, sfp in [*node.sleep.items(), *node.done.items()] if sleep_sets else ():
                 if s[0] != q and not dependent(sfp, fp):
                     child_sleep[s] = sfp
             node.done[t] = fp
@@ -633,6 +674,7 @@ def exhaustive(
                 "prefix_fps": [list(map(list, f)) for f in hb.step_fp[:base]],
                 "stats": stats.as_dict() | {"seconds": 0.0},
                 "preemption_bound_cut": bounded_by_preemption,
+                "bounded_por": bounded_por,
             }
             if cache:
                 # Fingerprints are the same in every process: the resumed search
@@ -793,8 +835,8 @@ def _preempts(node: Node, q: int) -> bool:
     return node.prev >= 0 and q != node.prev and node.prev in node.enabled
 
 
-def _params(reduced: bool, cache: bool, preemption_cut: bool, source_sets: bool = False, symmetry: bool = False) -> dict[str, Any]:
-    out = {"dpor": reduced, "source_sets": reduced and source_sets, "sleep_sets": True, "state_cache": cache, "preemption_bound_cut": preemption_cut}
+def _params(reduced: bool, cache: bool, preemption_cut: bool, source_sets: bool = False, symmetry: bool = False, sleep_sets: bool = True) -> dict[str, Any]:
+    out = {"dpor": reduced, "source_sets": reduced and source_sets, "sleep_sets": sleep_sets, "state_cache": cache, "preemption_bound_cut": preemption_cut}
     if reduced and cache:
         out["stateful_dpor"] = True
     if symmetry:
