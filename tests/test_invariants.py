@@ -15,7 +15,7 @@ from vcoresim.check.driver import check, replay
 from vcoresim.engine import ops as O
 from vcoresim.engine.strategies.base import Bounds
 from vcoresim.engine.world import Body
-from vcoresim.kvm import book3s_hv, book3s_hv_rmhandlers, idle
+from vcoresim.kvm import book3s_hv, book3s_hv_rmhandlers, entry_p9, idle
 from vcoresim.kvm.catalog import MODEL_INVARIANTS
 from vcoresim.kvm.state import LPID_RESERVED, VCORE_EXITING, core, hstate, vcore
 from vcoresim.scenarios.registry import get_scenario, program_for
@@ -452,3 +452,28 @@ def test_the_cede_invariants_hold_on_the_fixed_cede_path() -> None:
     config = {**program.config, "invariants": names}
     res = check(program_for("p8-idle-lockup@fixed", config), strategy="random", bounds=Bounds(max_steps=4000, max_executions=25), seed=sc.seed, do_shrink=False)
     assert res.invariant is None, (res.invariant, res.message)
+
+
+# --------------------------------------------------- seed 004, the radix flush
+def test_xcall_done_before_guest_catches_a_cross_call_that_does_not_wait(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # smp_call_function_single forgets csd_lock: its csd_lock_wait returns at once,
+    # so the vCPU enters the guest before the old core has taken the flush IPI
+    # (the survivor `drop-store smp_call_function_single`, docs/mutation-survivors.md).
+    def no_csd_lock(op: Any, args: tuple[Any, ...]) -> list[Any] | None:
+        if isinstance(op, O.Store) and op.loc.startswith("cfd[") and op.value == 1:
+            return []
+        return None
+
+    monkeypatch.setattr(entry_p9, "smp_call_function_single", _intercept(entry_p9.smp_call_function_single, no_csd_lock))
+    _violates(tmp_path, "signal-entry-race@radix-fixed", "xcall-done-before-guest", max_preemptions=0)
+
+
+def test_xcall_done_before_guest_holds_on_the_fixed_radix_kernel() -> None:
+    # A complete check (the scenario's own bounds); `vcoresim check` also runs it on @radix.
+    for name in ("signal-entry-race@radix-fixed",):
+        sc = get_scenario(name)
+        program = sc.make({})
+        assert "xcall-done-before-guest" in (program.select or ())
+        config = {**program.config, "invariants": ["xcall-done-before-guest"]}
+        res = check(program_for(name, config), strategy=sc.strategy, bounds=sc.bounds, seed=sc.seed, do_shrink=False)
+        assert res.verdict == "holds", (name, res.verdict, res.invariant, res.message)
