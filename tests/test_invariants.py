@@ -477,3 +477,50 @@ def test_xcall_done_before_guest_holds_on_the_fixed_radix_kernel() -> None:
         config = {**program.config, "invariants": ["xcall-done-before-guest"]}
         res = check(program_for(name, config), strategy=sc.strategy, bounds=sc.bounds, seed=sc.seed, do_shrink=False)
         assert res.verdict == "holds", (name, res.verdict, res.invariant, res.message)
+
+
+# ------------------------------------------- the exit rendezvous (X7's pokes)
+def _guest_exit_mutant(kind: str, text: str) -> Any:
+    """The mutation harness's mutant of the kvmppc_guest_exit line holding ``text``
+    (the model itself, mutated at run time: the invariant locates X8 by function)."""
+    import inspect
+
+    from vcoresim.engine.mutants import Mutant, Site
+
+    lines, first = inspect.getsourcelines(book3s_hv_rmhandlers.kvmppc_guest_exit)
+    (line,) = [first + i for i, src in enumerate(lines) if text in src]
+    return Mutant(kind, Site("kvm/book3s_hv_rmhandlers.py", "kvmppc_guest_exit", line))
+
+
+def _violates_mutated(tmp_path: Path, scenario: str, invariant: str, mutant: Any) -> None:
+    from vcoresim.engine.mutants import mutated
+
+    sc = get_scenario(scenario)
+    program = mutated(program_for(scenario, {**sc.make({}).config, "invariants": [invariant]}), mutant)
+    res = check(program, strategy=sc.strategy, bounds=sc.bounds, seed=sc.seed, trace_out=tmp_path / "t.json", do_shrink=False)
+    assert res.verdict == "violation", res.verdict
+    assert res.invariant == invariant, (res.invariant, res.message)
+    assert replay(tmp_path / "t.json", program_for).reproduced  # type: ignore[arg-type]
+
+
+def test_exit_pokes_catches_a_first_exit_that_leaves_hdec_alone(tmp_path: Path) -> None:
+    # X7 forgets HDEC = 0: the other thread keeps running its guest (survivor
+    # `drop-store kvmppc_guest_exit` :245, docs/mutation-survivors.md).
+    m = _guest_exit_mutant("drop-store", 'Store(core(c, "hdec_expired"), 1)')
+    _violates_mutated(tmp_path, "p8-idle-lockup@fixed", "exit-pokes-guest-threads", m)
+
+
+def test_exit_pokes_catches_a_first_exit_that_does_not_wake_a_ceded_thread(tmp_path: Path) -> None:
+    # X7 forgets the IPI to threads napping in H_CEDE (survivor `skip-ipi kvmppc_guest_exit` :249).
+    m = _guest_exit_mutant("skip-ipi", "SendIPI(")
+    _violates_mutated(tmp_path, "p8-idle-lockup@fixed", "exit-pokes-guest-threads", m)
+
+
+def test_exit_pokes_holds_on_the_fixed_cede_path() -> None:
+    # The unbroken model on a sample (`vcoresim check` runs the complete checks).
+    sc = get_scenario("p8-idle-lockup@fixed")
+    program = sc.make({})
+    assert "exit-pokes-guest-threads" in (program.select or ())
+    config = {**program.config, "invariants": ["exit-pokes-guest-threads"]}
+    res = check(program_for("p8-idle-lockup@fixed", config), strategy="random", bounds=Bounds(max_steps=4000, max_executions=25), seed=sc.seed, do_shrink=False)
+    assert res.invariant is None, (res.invariant, res.message)

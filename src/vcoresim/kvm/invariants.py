@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from vcoresim.engine import ops as O
 from vcoresim.engine.msr import MSR_HV, in_host_virtual_mode, msr_str
 from vcoresim.engine.world import NAP, RUN, Invariant, Liveness, World
 from vcoresim.errors import ConfigError
+from vcoresim.machine.xics import MFRR_NONE, mfrr
 from vcoresim.kvm.state import (
     BLOCKED,
     KVM_GUEST_MODE_GUEST,
@@ -89,6 +91,14 @@ INVARIANTS: dict[str, str] = {
     "kvm_start_guest routes a wake-up by napping (a stale NAPPING_CEDE sends the thread's next wake-up into "
     "kvm_end_cede on an old host_r1), and the first thread to exit IPIs exactly the threads in napping_threads "
     "(idle-wakeup-lockup.md section 5, invariant 5)",
+    "exit-pokes-guest-threads": "safety: a thread that has counted its exit waits for the others (X8: the primary for entry "
+    "count == exit count, a secondary for vc->in_guest == 0) only once each thread of its vcore still in the guest will "
+    "leave without an outside event: a thread running guest code has the core's HDEC expired, and a thread napping in "
+    "H_CEDE (its bit in napping_threads) has an IPI pending. The first thread out pokes them in X7 (kvmppc_guest_exit: "
+    "HDEC = 0 unless the trap was HDEC, an IPI to every napping thread, since HDEC does not wake a nap); the others' "
+    "cede and exit paths see the exit count (lwarx/stwcx., sync) and do not nap. Without the poke the rendezvous waits "
+    "for the other guest's own timeslice or its decrementer, and a guest that ceded with no timer armed never returns "
+    "to the host (the bounded-exit liveness of smt-vcores.md section 5, 10, checked as safety)",
     "kvm-nap-routable": "safety: an online thread (a primary) that naps with its own hwthread_req set has kvm_hstate.napping != 0: "
     "kvm_start_guest routes a wake-up with the request set by napping (NAPPING_CEDE to kvm_end_cede, which resumes the KVM "
     "entry frame saved in host_r1); with napping = 0 it takes the thread for a secondary and runs whatever kvm_vcpu holds, "
@@ -387,6 +397,7 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
         ),
         Invariant("no-stale-frame-return", INVARIANTS["no-stale-frame-return"], tuple(stale_frame(c) for c in k.cpus), no_stale_frame),
     ]
+    table.append(_exit_poke_invariant(k, guest))
     table += _interlock_invariants(k, host_virt, guest)
     table += _rendezvous_invariants(k, guest)
     for inv in table:
@@ -509,6 +520,49 @@ def _interlock_invariants(k: Kvm, host_virt: Any, guest: Any) -> list[Invariant]
         Invariant("release-after-switch-back", INVARIANTS["release-after-switch-back"], req_locs, lambda ex: unrequested_sibling(ex, True), req_groups, program_order=True),
         Invariant("no-stale-vcpu", INVARIANTS["no-stale-vcpu"], vcpu_locs, stale_vcpu, tuple((hstate(c, "kvm_vcpu"), *running) for c in k.cpus), program_order=True),
     ]
+
+
+def _at_exit_rendezvous(a: Any) -> bool:
+    """``a`` waits in kvmppc_guest_exit's X8 (its exit counted, the others not yet out)."""
+    if a.status != RUN or not a.stack or a.stack[-1].op.__class__ is not O.WaitUntil:
+        return False
+    g: Any = a.stack[-1].gen
+    while g is not None and getattr(g, "gi_yieldfrom", None) is not None and hasattr(g.gi_yieldfrom, "gi_code"):
+        g = g.gi_yieldfrom
+    return g is not None and g.gi_code.co_name == "kvmppc_guest_exit"
+
+
+def _exit_poke_invariant(k: Kvm, guest: Any) -> Invariant:
+    """X7: the first thread out pokes every thread of its vcore still in the guest."""
+
+    def exit_pokes(ex: Execution) -> str | None:
+        m = ex.mem
+        for vc in k.vcores:
+            pcpu = m[vcore(vc, "pcpu")]
+            if not isinstance(pcpu, int) or pcpu < 0 or _exits(m[vcore(vc, "entry_exit_count")]) == 0:
+                continue
+            base = k.pcpu_of_core(k.core_of(pcpu))
+            threads = [base + t for t in range(k.threads_per_core) if base + t in k.cpus]
+            waiter = next((c for c in threads if _at_exit_rendezvous(ex.actors[c])), None)
+            if waiter is None:
+                continue
+            bits = m[vcore(vc, "napping_threads")]
+            for cpu in threads:
+                a = ex.actors[cpu]
+                if a.status == RUN and not (a.msr & MSR_HV) and not m[core(k.core_of(cpu), "hdec_expired")]:
+                    return f"cpu{waiter} waits for vcore {vc}'s exit rendezvous while cpu{cpu} runs guest code with the core's HDEC not expired"
+                if a.status == NAP and bits >> (cpu - base) & 1 and m[mfrr(cpu)] == MFRR_NONE:
+                    return f"cpu{waiter} waits for vcore {vc}'s exit rendezvous while cpu{cpu} naps in H_CEDE with no IPI pending"
+        return None
+
+    cores = sorted({k.core_of(c) for c in k.cpus})
+    reads = (
+        tuple(f"cpu:cpu{c}" for c in k.cpus)
+        + tuple(vcore(vc, f) for vc in k.vcores for f in ("pcpu", "entry_exit_count", "napping_threads"))
+        + tuple(core(c, "hdec_expired") for c in cores)
+        + tuple(mfrr(c) for c in k.cpus)
+    )
+    return Invariant("exit-pokes-guest-threads", INVARIANTS["exit-pokes-guest-threads"], reads, exit_pokes)
 
 
 def _rendezvous_invariants(k: Kvm, guest: Any) -> list[Invariant]:
