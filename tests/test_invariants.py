@@ -480,16 +480,21 @@ def test_xcall_done_before_guest_holds_on_the_fixed_radix_kernel() -> None:
 
 
 # ------------------------------------------- the exit rendezvous (X7's pokes)
-def _guest_exit_mutant(kind: str, text: str) -> Any:
-    """The mutation harness's mutant of the kvmppc_guest_exit line holding ``text``
-    (the model itself, mutated at run time: the invariant locates X8 by function)."""
+def _rm_mutant(kind: str, function: str, text: str) -> Any:
+    """The mutation harness's mutant of the book3s_hv_rmhandlers line of ``function``
+    holding ``text`` (the model itself, mutated at run time: exit-pokes-guest-threads
+    locates X8 by function name, which a wrapped copy would hide)."""
     import inspect
 
     from vcoresim.engine.mutants import Mutant, Site
 
-    lines, first = inspect.getsourcelines(book3s_hv_rmhandlers.kvmppc_guest_exit)
+    lines, first = inspect.getsourcelines(getattr(book3s_hv_rmhandlers, function))
     (line,) = [first + i for i, src in enumerate(lines) if text in src]
-    return Mutant(kind, Site("kvm/book3s_hv_rmhandlers.py", "kvmppc_guest_exit", line))
+    return Mutant(kind, Site("kvm/book3s_hv_rmhandlers.py", function, line))
+
+
+def _guest_exit_mutant(kind: str, text: str) -> Any:
+    return _rm_mutant(kind, "kvmppc_guest_exit", text)
 
 
 def _violates_mutated(tmp_path: Path, scenario: str, invariant: str, mutant: Any) -> None:
@@ -522,5 +527,20 @@ def test_exit_pokes_holds_on_the_fixed_cede_path() -> None:
     program = sc.make({})
     assert "exit-pokes-guest-threads" in (program.select or ())
     config = {**program.config, "invariants": ["exit-pokes-guest-threads"]}
+    res = check(program_for("p8-idle-lockup@fixed", config), strategy="random", bounds=Bounds(max_steps=4000, max_executions=25), seed=sc.seed, do_shrink=False)
+    assert res.invariant is None, (res.invariant, res.message)
+
+
+def test_cede_wakes_on_dec_catches_a_cede_nap_without_pece1(tmp_path: Path) -> None:
+    # kvm_do_nap forgets LPCR[PECE1] (survivor `drop-store kvm_do_nap` :325): only an IPI ends the cede.
+    m = _rm_mutant("drop-store", "kvm_do_nap", "Store(lpcr_pece1(cpu), 1)")
+    _violates_mutated(tmp_path, "p8-idle-lockup@fixed", "cede-wakes-on-dec", m)
+
+
+def test_cede_wakes_on_dec_holds_on_the_fixed_cede_path() -> None:
+    sc = get_scenario("p8-idle-lockup@fixed")
+    program = sc.make({})
+    assert "cede-wakes-on-dec" in (program.select or ())
+    config = {**program.config, "invariants": ["cede-wakes-on-dec"]}
     res = check(program_for("p8-idle-lockup@fixed", config), strategy="random", bounds=Bounds(max_steps=4000, max_executions=25), seed=sc.seed, do_shrink=False)
     assert res.invariant is None, (res.invariant, res.message)

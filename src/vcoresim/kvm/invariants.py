@@ -7,12 +7,14 @@ model reaches a state that breaks one of them.
 
 from __future__ import annotations
 
+from collections import ChainMap
 from typing import TYPE_CHECKING, Any
 
 from vcoresim.engine import ops as O
 from vcoresim.engine.msr import MSR_HV, in_host_virtual_mode, msr_str
 from vcoresim.engine.world import NAP, RUN, Invariant, Liveness, World
 from vcoresim.errors import ConfigError
+from vcoresim.machine.thread import dec_expired, lpcr_pece1
 from vcoresim.machine.xics import MFRR_NONE, mfrr
 from vcoresim.kvm.state import (
     BLOCKED,
@@ -21,6 +23,7 @@ from vcoresim.kvm.state import (
     KVM_HWTHREAD_IN_KERNEL,
     LPID_HOST,
     LPID_RESERVED,
+    NAPPING_CEDE,
     RUNNABLE,
     STOPPED,
     VCORE_EXIT_SHIFT,
@@ -91,6 +94,10 @@ INVARIANTS: dict[str, str] = {
     "kvm_start_guest routes a wake-up by napping (a stale NAPPING_CEDE sends the thread's next wake-up into "
     "kvm_end_cede on an old host_r1), and the first thread to exit IPIs exactly the threads in napping_threads "
     "(idle-wakeup-lockup.md section 5, invariant 5)",
+    "cede-wakes-on-dec": "safety: a thread napping for H_CEDE (kvm_hstate.napping = NAPPING_CEDE) would be woken by its "
+    "guest's decrementer: PAPR's H_CEDE lasts until an external or a decrementer interrupt, so kvm_do_nap sets LPCR "
+    "PECE0 | PECE1 before it naps (C6); a cede that only an IPI ends loses the guest's timer tick, and a vcore whose "
+    "threads all cede with nothing else to wake them stays asleep (the cede's wake-up is the DEC the guest armed)",
     "exit-pokes-guest-threads": "safety: a thread that has counted its exit waits for the others (X8: the primary for entry "
     "count == exit count, a secondary for vc->in_guest == 0) only once each thread of its vcore still in the guest will "
     "leave without an outside event: a thread running guest code has the core's HDEC expired, and a thread napping in "
@@ -398,6 +405,7 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
         Invariant("no-stale-frame-return", INVARIANTS["no-stale-frame-return"], tuple(stale_frame(c) for c in k.cpus), no_stale_frame),
     ]
     table.append(_exit_poke_invariant(k, guest))
+    table.append(_cede_dec_invariant(k))
     table += _interlock_invariants(k, host_virt, guest)
     table += _rendezvous_invariants(k, guest)
     for inv in table:
@@ -563,6 +571,23 @@ def _exit_poke_invariant(k: Kvm, guest: Any) -> Invariant:
         + tuple(mfrr(c) for c in k.cpus)
     )
     return Invariant("exit-pokes-guest-threads", INVARIANTS["exit-pokes-guest-threads"], reads, exit_pokes)
+
+
+def _cede_dec_invariant(k: Kvm) -> Invariant:
+    """C6: the cede nap is one the guest's DEC ends."""
+
+    def cede_wakes_on_dec(ex: Execution) -> str | None:
+        for cpu in k.cpus:
+            a = ex.actors[cpu]
+            if a.status == NAP and a.hw is not None and ex.mem[hstate(cpu, "napping")] == NAPPING_CEDE:
+                if a.hw.wakeup(ChainMap({dec_expired(cpu): 1}, ex.mem)) is None:  # type: ignore[arg-type]
+                    return f"cpu{cpu} naps in H_CEDE with the decrementer wake-up disabled (LPCR[PECE1] clear): only an IPI ends the cede"
+        return None
+
+    # one thread's facts at a time: its mode, its flag and its wake-up lines
+    groups = tuple((f"cpu:cpu{c}:nap", hstate(c, "napping"), lpcr_pece1(c), mfrr(c), xirr(c)) for c in k.cpus)
+    reads = tuple(x for g in groups for x in g)
+    return Invariant("cede-wakes-on-dec", INVARIANTS["cede-wakes-on-dec"], reads, cede_wakes_on_dec, groups)
 
 
 def _rendezvous_invariants(k: Kvm, guest: Any) -> list[Invariant]:
