@@ -105,7 +105,7 @@ INVARIANTS: dict[str, str] = {
     "HDEC = 0 unless the trap was HDEC, an IPI to every napping thread, since HDEC does not wake a nap); the others' "
     "cede and exit paths see the exit count (lwarx/stwcx., sync) and do not nap. Without the poke the rendezvous waits "
     "for the other guest's own timeslice or its decrementer, and a guest that ceded with no timer armed never returns "
-    "to the host (the bounded-exit liveness of smt-vcores.md section 5, 10, checked as safety)",
+    "to the host (smt-vcores.md section 5, 10: the bounded exit, checked as safety)",
     "kvm-nap-routable": "safety: an online thread (a primary) that naps with its own hwthread_req set has kvm_hstate.napping != 0: "
     "kvm_start_guest routes a wake-up with the request set by napping (NAPPING_CEDE to kvm_end_cede, which resumes the KVM "
     "entry frame saved in host_r1); with napping = 0 it takes the thread for a secondary and runs whatever kvm_vcpu holds, "
