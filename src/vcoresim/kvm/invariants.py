@@ -14,8 +14,6 @@ from vcoresim.engine import ops as O
 from vcoresim.engine.msr import MSR_HV, in_host_virtual_mode, msr_str
 from vcoresim.engine.world import NAP, RUN, Invariant, Liveness, World
 from vcoresim.errors import ConfigError
-from vcoresim.machine.thread import dec_expired, lpcr_pece1
-from vcoresim.machine.xics import MFRR_NONE, mfrr
 from vcoresim.kvm.state import (
     BLOCKED,
     KVM_GUEST_MODE_GUEST,
@@ -39,6 +37,8 @@ from vcoresim.kvm.state import (
     woke_with_req,
     xirr,
 )
+from vcoresim.machine.thread import dec_expired, lpcr_pece1
+from vcoresim.machine.xics import MFRR_NONE, mfrr
 
 if TYPE_CHECKING:
     from vcoresim.engine.runtime import Execution
@@ -99,7 +99,8 @@ INVARIANTS: dict[str, str] = {
     "PECE0 | PECE1 before it naps (C6); a cede that only an IPI ends loses the guest's timer tick, and a vcore whose "
     "threads all cede with nothing else to wake them stays asleep (the cede's wake-up is the DEC the guest armed)",
     "exit-pokes-guest-threads": "safety: a thread that has counted its exit waits for the others (X8: the primary for entry "
-    "count == exit count, a secondary for vc->in_guest == 0) only once each thread of its vcore still in the guest will "
+    "count == exit count, a secondary for vc->in_guest == 0) with every other exiting thread also there (so the first out "
+    "has done X7) only once each thread of its vcore still in the guest will "
     "leave without an outside event: a thread running guest code has the core's HDEC expired, and a thread napping in "
     "H_CEDE (its bit in napping_threads) has an IPI pending. The first thread out pokes them in X7 (kvmppc_guest_exit: "
     "HDEC = 0 unless the trap was HDEC, an IPI to every napping thread, since HDEC does not wake a nap); the others' "
@@ -404,7 +405,7 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
         ),
         Invariant("no-stale-frame-return", INVARIANTS["no-stale-frame-return"], tuple(stale_frame(c) for c in k.cpus), no_stale_frame),
     ]
-    table.append(_exit_poke_invariant(k, guest))
+    table.append(_exit_poke_invariant(k))
     table.append(_cede_dec_invariant(k))
     table += _interlock_invariants(k, host_virt, guest)
     table += _rendezvous_invariants(k, guest)
@@ -530,9 +531,9 @@ def _interlock_invariants(k: Kvm, host_virt: Any, guest: Any) -> list[Invariant]
     ]
 
 
-def _at_exit_rendezvous(a: Any) -> bool:
-    """``a`` waits in kvmppc_guest_exit's X8 (its exit counted, the others not yet out)."""
-    if a.status != RUN or not a.stack or a.stack[-1].op.__class__ is not O.WaitUntil:
+def _in_guest_exit(a: Any) -> bool:
+    """``a`` runs kvmppc_guest_exit itself (X1..X8, not a function it calls)."""
+    if a.status != RUN or not a.stack:
         return False
     g: Any = a.stack[-1].gen
     while g is not None and getattr(g, "gi_yieldfrom", None) is not None and hasattr(g.gi_yieldfrom, "gi_code"):
@@ -540,7 +541,7 @@ def _at_exit_rendezvous(a: Any) -> bool:
     return g is not None and g.gi_code.co_name == "kvmppc_guest_exit"
 
 
-def _exit_poke_invariant(k: Kvm, guest: Any) -> Invariant:
+def _exit_poke_invariant(k: Kvm) -> Invariant:
     """X7: the first thread out pokes every thread of its vcore still in the guest."""
 
     def exit_pokes(ex: Execution) -> str | None:
@@ -551,9 +552,12 @@ def _exit_poke_invariant(k: Kvm, guest: Any) -> Invariant:
                 continue
             base = k.pcpu_of_core(k.core_of(pcpu))
             threads = [base + t for t in range(k.threads_per_core) if base + t in k.cpus]
-            waiter = next((c for c in threads if _at_exit_rendezvous(ex.actors[c])), None)
-            if waiter is None:
+            # Checked once every thread on its way out waits in X8 (its only
+            # WaitUntil): the first one out has then done X7, whichever it was.
+            exiting = [c for c in threads if _in_guest_exit(ex.actors[c])]
+            if not exiting or any(ex.actors[c].stack[-1].op.__class__ is not O.WaitUntil for c in exiting):
                 continue
+            waiter = exiting[0]
             bits = m[vcore(vc, "napping_threads")]
             for cpu in threads:
                 a = ex.actors[cpu]
