@@ -508,13 +508,6 @@ def _violates_mutated(tmp_path: Path, scenario: str, invariant: str, mutant: Any
     assert replay(tmp_path / "t.json", program_for).reproduced  # type: ignore[arg-type]
 
 
-def test_exit_pokes_catches_a_first_exit_that_leaves_hdec_alone(tmp_path: Path) -> None:
-    # X7 forgets HDEC = 0: the other thread keeps running its guest (survivor
-    # `drop-store kvmppc_guest_exit` :245, docs/mutation-survivors.md).
-    m = _guest_exit_mutant("drop-store", 'Store(core(c, "hdec_expired"), 1)')
-    _violates_mutated(tmp_path, "p8-idle-lockup@fixed", "exit-pokes-guest-threads", m)
-
-
 def test_exit_pokes_catches_a_first_exit_that_does_not_wake_a_ceded_thread(tmp_path: Path) -> None:
     # X7 forgets the IPI to threads napping in H_CEDE (survivor `skip-ipi kvmppc_guest_exit` :249).
     m = _guest_exit_mutant("skip-ipi", "SendIPI(")
