@@ -550,16 +550,15 @@ def _exit_poke_invariant(k: Kvm) -> Invariant:
     def exit_pokes(ex: Execution) -> str | None:
         m = ex.mem
         for c, threads in cores.items():
+            unpoked = [x for x in threads if ex.actors[x].status == NAP and m[hstate(x, "napping")] == NAPPING_CEDE and m[mfrr(x)] == MFRR_NONE]
+            if not unpoked:  # (cheap first: the stacks are read only when a ceded thread has no IPI)
+                continue
             # Checked once every thread of the core on its way out waits in X8
             # (its only WaitUntil): the first one out has then done X7.
             exiting = [x for x in threads if _in_guest_exit(ex.actors[x])]
             if not exiting or any(ex.actors[x].stack[-1].op.__class__ is not O.WaitUntil for x in exiting):
                 continue
-            waiter = exiting[0]
-            for cpu in threads:
-                a = ex.actors[cpu]
-                if a.status == NAP and m[hstate(cpu, "napping")] == NAPPING_CEDE and m[mfrr(cpu)] == MFRR_NONE:
-                    return f"cpu{waiter} waits for the exit rendezvous while cpu{cpu} naps in H_CEDE with no IPI pending"
+            return f"cpu{exiting[0]} waits for the exit rendezvous while cpu{unpoked[0]} naps in H_CEDE with no IPI pending"
         return None
 
     if not shared:  # nothing to check: read one location, so the monitor adds no dependency
