@@ -15,7 +15,7 @@ from vcoresim.check.driver import check, replay
 from vcoresim.engine import ops as O
 from vcoresim.engine.strategies.base import Bounds
 from vcoresim.engine.world import Body
-from vcoresim.kvm import book3s_hv, book3s_hv_rmhandlers, idle
+from vcoresim.kvm import book3s_hv, book3s_hv_rmhandlers, entry_p9, idle
 from vcoresim.kvm.catalog import MODEL_INVARIANTS
 from vcoresim.kvm.state import LPID_RESERVED, VCORE_EXITING, core, hstate, vcore
 from vcoresim.scenarios.registry import get_scenario, program_for
@@ -450,5 +450,90 @@ def test_the_cede_invariants_hold_on_the_fixed_cede_path() -> None:
     names = ["napping-truthful", "kvm-nap-routable"]
     assert set(names) <= set(program.select or ())
     config = {**program.config, "invariants": names}
+    res = check(program_for("p8-idle-lockup@fixed", config), strategy="random", bounds=Bounds(max_steps=4000, max_executions=25), seed=sc.seed, do_shrink=False)
+    assert res.invariant is None, (res.invariant, res.message)
+
+
+# --------------------------------------------------- seed 004, the radix flush
+def test_xcall_done_before_guest_catches_a_cross_call_that_does_not_wait(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # smp_call_function_single forgets csd_lock: its csd_lock_wait returns at once,
+    # so the vCPU enters the guest before the old core has taken the flush IPI
+    # (the survivor `drop-store smp_call_function_single`, docs/mutation-survivors.md).
+    def no_csd_lock(op: Any, args: tuple[Any, ...]) -> list[Any] | None:
+        if isinstance(op, O.Store) and op.loc.startswith("cfd[") and op.value == 1:
+            return []
+        return None
+
+    monkeypatch.setattr(entry_p9, "smp_call_function_single", _intercept(entry_p9.smp_call_function_single, no_csd_lock))
+    _violates(tmp_path, "signal-entry-race@radix-fixed", "xcall-done-before-guest", max_preemptions=0)
+
+
+def test_xcall_done_before_guest_holds_on_the_fixed_radix_kernel() -> None:
+    # A complete check (the scenario's own bounds); `vcoresim check` also runs it on @radix.
+    for name in ("signal-entry-race@radix-fixed",):
+        sc = get_scenario(name)
+        program = sc.make({})
+        assert "xcall-done-before-guest" in (program.select or ())
+        config = {**program.config, "invariants": ["xcall-done-before-guest"]}
+        res = check(program_for(name, config), strategy=sc.strategy, bounds=sc.bounds, seed=sc.seed, do_shrink=False)
+        assert res.verdict == "holds", (name, res.verdict, res.invariant, res.message)
+
+
+# ------------------------------------------- the exit rendezvous (X7's pokes)
+def _rm_mutant(kind: str, function: str, text: str) -> Any:
+    """The mutation harness's mutant of the book3s_hv_rmhandlers line of ``function``
+    holding ``text`` (the model itself, mutated at run time: exit-pokes-guest-threads
+    locates X8 by function name, which a wrapped copy would hide)."""
+    import inspect
+
+    from vcoresim.engine.mutants import Mutant, Site
+
+    lines, first = inspect.getsourcelines(getattr(book3s_hv_rmhandlers, function))
+    (line,) = [first + i for i, src in enumerate(lines) if text in src]
+    return Mutant(kind, Site("kvm/book3s_hv_rmhandlers.py", function, line))
+
+
+def _guest_exit_mutant(kind: str, text: str) -> Any:
+    return _rm_mutant(kind, "kvmppc_guest_exit", text)
+
+
+def _violates_mutated(tmp_path: Path, scenario: str, invariant: str, mutant: Any) -> None:
+    from vcoresim.engine.mutants import mutated
+
+    sc = get_scenario(scenario)
+    program = mutated(program_for(scenario, {**sc.make({}).config, "invariants": [invariant]}), mutant)
+    res = check(program, strategy=sc.strategy, bounds=sc.bounds, seed=sc.seed, trace_out=tmp_path / "t.json", do_shrink=False)
+    assert res.verdict == "violation", res.verdict
+    assert res.invariant == invariant, (res.invariant, res.message)
+    assert replay(tmp_path / "t.json", program_for).reproduced  # type: ignore[arg-type]
+
+
+def test_exit_pokes_catches_a_first_exit_that_does_not_wake_a_ceded_thread(tmp_path: Path) -> None:
+    # X7 forgets the IPI to threads napping in H_CEDE (survivor `skip-ipi kvmppc_guest_exit` :249).
+    m = _guest_exit_mutant("skip-ipi", "SendIPI(")
+    _violates_mutated(tmp_path, "p8-idle-lockup@fixed", "exit-pokes-guest-threads", m)
+
+
+def test_exit_pokes_holds_on_the_fixed_cede_path() -> None:
+    # The unbroken model on a sample (`vcoresim check` runs the complete checks).
+    sc = get_scenario("p8-idle-lockup@fixed")
+    program = sc.make({})
+    assert "exit-pokes-guest-threads" in (program.select or ())
+    config = {**program.config, "invariants": ["exit-pokes-guest-threads"]}
+    res = check(program_for("p8-idle-lockup@fixed", config), strategy="random", bounds=Bounds(max_steps=4000, max_executions=25), seed=sc.seed, do_shrink=False)
+    assert res.invariant is None, (res.invariant, res.message)
+
+
+def test_cede_wakes_on_dec_catches_a_cede_nap_without_pece1(tmp_path: Path) -> None:
+    # kvm_do_nap forgets LPCR[PECE1] (survivor `drop-store kvm_do_nap` :325): only an IPI ends the cede.
+    m = _rm_mutant("drop-store", "kvm_do_nap", "Store(lpcr_pece1(cpu), 1)")
+    _violates_mutated(tmp_path, "p8-idle-lockup@fixed", "cede-wakes-on-dec", m)
+
+
+def test_cede_wakes_on_dec_holds_on_the_fixed_cede_path() -> None:
+    sc = get_scenario("p8-idle-lockup@fixed")
+    program = sc.make({})
+    assert "cede-wakes-on-dec" in (program.select or ())
+    config = {**program.config, "invariants": ["cede-wakes-on-dec"]}
     res = check(program_for("p8-idle-lockup@fixed", config), strategy="random", bounds=Bounds(max_steps=4000, max_executions=25), seed=sc.seed, do_shrink=False)
     assert res.invariant is None, (res.invariant, res.message)

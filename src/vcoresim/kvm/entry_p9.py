@@ -681,6 +681,11 @@ ENTRY_INVARIANTS: dict[str, str] = {
     "before its timeslice ends: no guest runs out its HDEC while that task has TIF_SIGPENDING or TIF_NEED_RESCHED set",
     "no-xcall-irqs-off": "safety: no CPU waits for a synchronous cross-call (smp_call_function_single) with interrupts soft- or hard-disabled",
     "no-nmi-ri-clear": "safety: no interrupt is taken while MSR[RI] is clear (the kernel reports it as unrecoverable)",
+    "xcall-done-before-guest": "safety: a radix vCPU that moved core runs guest code only after the cross-call to its previous core "
+    "completed: radix_flush_cpu marks the old core's need_tlb_flush and calls smp_call_function_single(prev_cpu, "
+    "do_nothing, NULL, 1) with wait = 1, so the old core has taken the IPI (left any guest, to flush on its next entry) "
+    "before this vCPU's guest may use translations the old core still caches: the guest never runs while the runner's "
+    "call_single_data is locked or its IPI is still pending at the target (MFRR not back to 0xff)",
     # Seed 004's bookkeeping (issue 17): what the fixed entry path relies on.
     "irq-replayed-before-guest": "safety: the guest never runs while an interrupt the host took soft-disabled waits in paca->irq_happened "
     "(PACA_IRQ_EE/DBELL/DEC/HMI): kvmppc_run_core hard-disables, then lazy_irq_pending() sends it back out to replay it "
@@ -797,6 +802,16 @@ def install_entry_monitors(w: World, k: Entry, selected: list[str] | None) -> No
                 return f"cpu{cpu} waits for a cross-call (smp_call_function_single) with interrupts {state}-disabled"
         return None
 
+    xcall = (csd(cpu), *((mfrr(k.prev_cpu),) if k.prev_cpu is not None else ()))
+
+    def xcall_done_before_guest(ex: Any) -> str | None:
+        if ex.actors[0].msr & MSR_HV:
+            return None
+        locked, *pending = (ex.mem[x] for x in xcall)
+        if locked or (pending and pending[0] != MFRR_NONE):
+            return f"cpu{cpu} runs the guest before its cross-call to cpu{k.prev_cpu} completed (csd locked = {locked}, target MFRR = {pending[0] if pending else None})"
+        return None
+
     def no_nmi_ri_clear(ex: Any) -> str | None:
         if ex.mem[ghost(cpu, "unrecoverable_nmi")]:
             return f"cpu{cpu} took a non-maskable interrupt with MSR[RI] clear: unrecoverable"
@@ -870,6 +885,7 @@ def install_entry_monitors(w: World, k: Entry, selected: list[str] | None) -> No
         Invariant("entry-vcore-state", ENTRY_INVARIANTS["entry-vcore-state"], (*vstate, vcpu(k.vcpu, "state")), entry_vcore_state),
         Invariant("no-xcall-irqs-off", ENTRY_INVARIANTS["no-xcall-irqs-off"], (p_loc, csd(cpu), paca(cpu, "soft_enabled")), no_xcall_irqs_off),
         Invariant("no-nmi-ri-clear", ENTRY_INVARIANTS["no-nmi-ri-clear"], (ghost(cpu, "unrecoverable_nmi"),), no_nmi_ri_clear),
+        Invariant("xcall-done-before-guest", ENTRY_INVARIANTS["xcall-done-before-guest"], (p_loc, *xcall), xcall_done_before_guest),
     ]
     for inv in table:
         if inv.name in want:

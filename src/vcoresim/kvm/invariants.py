@@ -7,8 +7,10 @@ model reaches a state that breaks one of them.
 
 from __future__ import annotations
 
+from collections import ChainMap
 from typing import TYPE_CHECKING, Any
 
+from vcoresim.engine import ops as O
 from vcoresim.engine.msr import MSR_HV, in_host_virtual_mode, msr_str
 from vcoresim.engine.world import NAP, RUN, Invariant, Liveness, World
 from vcoresim.errors import ConfigError
@@ -19,6 +21,7 @@ from vcoresim.kvm.state import (
     KVM_HWTHREAD_IN_KERNEL,
     LPID_HOST,
     LPID_RESERVED,
+    NAPPING_CEDE,
     RUNNABLE,
     STOPPED,
     VCORE_EXIT_SHIFT,
@@ -34,6 +37,8 @@ from vcoresim.kvm.state import (
     woke_with_req,
     xirr,
 )
+from vcoresim.machine.thread import dec_expired, lpcr_pece1
+from vcoresim.machine.xics import MFRR_NONE, mfrr
 
 if TYPE_CHECKING:
     from vcoresim.engine.runtime import Execution
@@ -89,6 +94,17 @@ INVARIANTS: dict[str, str] = {
     "kvm_start_guest routes a wake-up by napping (a stale NAPPING_CEDE sends the thread's next wake-up into "
     "kvm_end_cede on an old host_r1), and the first thread to exit IPIs exactly the threads in napping_threads "
     "(idle-wakeup-lockup.md section 5, invariant 5)",
+    "cede-wakes-on-dec": "safety: a thread napping for H_CEDE (kvm_hstate.napping = NAPPING_CEDE) would be woken by its "
+    "guest's decrementer: PAPR's H_CEDE lasts until an external or a decrementer interrupt, so kvm_do_nap sets LPCR "
+    "PECE0 | PECE1 before it naps (C6); a cede that only an IPI ends loses the guest's timer tick, and a vcore whose "
+    "threads all cede with nothing else to wake them stays asleep (the cede's wake-up is the DEC the guest armed)",
+    "exit-pokes-guest-threads": "safety: once every thread of a core on its way out of the guest waits at the exit "
+    "rendezvous (X8 of kvmppc_guest_exit: the primary for entry count == exit count, a secondary for vc->in_guest == 0; "
+    "the first one out has then done X7), no thread of the core naps in H_CEDE (kvm_hstate.napping = NAPPING_CEDE) "
+    "without an IPI pending: the first thread out IPIs every thread in napping_threads but itself, because the HDEC "
+    "it fires does not wake a nap, and a thread ceding later sees the exit count after setting its bit (lwarx/stwcx., "
+    "lwsync, load) and does not nap. Without the IPI the rendezvous waits for the ceded thread's own decrementer, or for "
+    "whatever unrelated IPI comes next (smt-vcores.md section 5, 10: the bounded exit, checked as safety)",
     "kvm-nap-routable": "safety: an online thread (a primary) that naps with its own hwthread_req set has kvm_hstate.napping != 0: "
     "kvm_start_guest routes a wake-up with the request set by napping (NAPPING_CEDE to kvm_end_cede, which resumes the KVM "
     "entry frame saved in host_r1); with napping = 0 it takes the thread for a secondary and runs whatever kvm_vcpu holds, "
@@ -387,6 +403,8 @@ def install_monitors(w: World, k: Kvm, selected: list[str] | None) -> None:
         ),
         Invariant("no-stale-frame-return", INVARIANTS["no-stale-frame-return"], tuple(stale_frame(c) for c in k.cpus), no_stale_frame),
     ]
+    table.append(_exit_poke_invariant(k))
+    table.append(_cede_dec_invariant(k))
     table += _interlock_invariants(k, host_virt, guest)
     table += _rendezvous_invariants(k, guest)
     for inv in table:
@@ -509,6 +527,68 @@ def _interlock_invariants(k: Kvm, host_virt: Any, guest: Any) -> list[Invariant]
         Invariant("release-after-switch-back", INVARIANTS["release-after-switch-back"], req_locs, lambda ex: unrequested_sibling(ex, True), req_groups, program_order=True),
         Invariant("no-stale-vcpu", INVARIANTS["no-stale-vcpu"], vcpu_locs, stale_vcpu, tuple((hstate(c, "kvm_vcpu"), *running) for c in k.cpus), program_order=True),
     ]
+
+
+def _in_guest_exit(a: Any) -> bool:
+    """``a`` runs kvmppc_guest_exit itself (X1..X8, not a function it calls)."""
+    if a.status != RUN or not a.stack:
+        return False
+    g: Any = a.stack[-1].gen
+    while g is not None and getattr(g, "gi_yieldfrom", None) is not None and hasattr(g.gi_yieldfrom, "gi_code"):
+        g = g.gi_yieldfrom
+    return g is not None and g.gi_code.co_name == "kvmppc_guest_exit"
+
+
+def _exit_poke_invariant(k: Kvm) -> Invariant:
+    """X7: the first thread out pokes every thread of its vcore still in the guest."""
+    # Only a vcore of several vCPUs has other threads to poke; one runs on one core.
+    shared = any(len(vc.vcpus) > 1 for vc in k.vcores.values())
+    cores: dict[int, list[int]] = {}
+    for c in k.cpus:
+        cores.setdefault(k.core_of(c), []).append(c)
+
+    def exit_pokes(ex: Execution) -> str | None:
+        m = ex.mem
+        for c, threads in cores.items():
+            unpoked = [x for x in threads if ex.actors[x].status == NAP and m[hstate(x, "napping")] == NAPPING_CEDE and m[mfrr(x)] == MFRR_NONE]
+            if not unpoked:  # (cheap first: the stacks are read only when a ceded thread has no IPI)
+                continue
+            # Checked once every thread of the core on its way out waits in X8
+            # (its only WaitUntil): the first one out has then done X7.
+            exiting = [x for x in threads if _in_guest_exit(ex.actors[x])]
+            if not exiting or any(ex.actors[x].stack[-1].op.__class__ is not O.WaitUntil for x in exiting):
+                continue
+            return f"cpu{exiting[0]} waits for the exit rendezvous while cpu{unpoked[0]} naps in H_CEDE with no IPI pending"
+        return None
+
+    if not shared:  # nothing to check: read one location, so the monitor adds no dependency
+        return Invariant("exit-pokes-guest-threads", INVARIANTS["exit-pokes-guest-threads"], (core(next(iter(cores)), "hdec_expired"),), lambda ex: None)
+    # The waiters' call stacks (``cpu:cpuN``, re-read after each of their steps)
+    # and, one fact per thread, its nap, cede flag and IPI line: pokes of
+    # different threads stay independent.  (X7's HDEC poke of threads still
+    # running the guest is not checked: with the guest mode and the core's HDEC
+    # in these facts, stray-ipi@fixed-2vcpu explored 7,487 executions, not 5,481.)
+    groups = tuple((f"cpu:cpu{c}:nap", hstate(c, "napping"), mfrr(c)) for c in k.cpus)
+    reads = tuple(dict.fromkeys((*(f"cpu:cpu{c}" for c in k.cpus), *(x for g in groups for x in g))))
+    return Invariant("exit-pokes-guest-threads", INVARIANTS["exit-pokes-guest-threads"], reads, exit_pokes, groups)
+
+
+def _cede_dec_invariant(k: Kvm) -> Invariant:
+    """C6: the cede nap is one the guest's DEC ends."""
+
+    def cede_wakes_on_dec(ex: Execution) -> str | None:
+        for cpu in k.cpus:
+            a = ex.actors[cpu]
+            if a.status == NAP and a.hw is not None and ex.mem[hstate(cpu, "napping")] == NAPPING_CEDE:
+                # the DEC alone, no IPI: would it end the nap?
+                if a.hw.wakeup(ChainMap({dec_expired(cpu): 1, mfrr(cpu): MFRR_NONE}, ex.mem)) is None:  # type: ignore[arg-type]
+                    return f"cpu{cpu} naps in H_CEDE with the decrementer wake-up disabled (LPCR[PECE1] clear): only an IPI ends the cede"
+        return None
+
+    # one thread's facts at a time: its mode, its flag and its DEC wake-up enable
+    groups = tuple((f"cpu:cpu{c}:nap", hstate(c, "napping"), lpcr_pece1(c)) for c in k.cpus)
+    reads = tuple(x for g in groups for x in g)
+    return Invariant("cede-wakes-on-dec", INVARIANTS["cede-wakes-on-dec"], reads, cede_wakes_on_dec, groups)
 
 
 def _rendezvous_invariants(k: Kvm, guest: Any) -> list[Invariant]:
