@@ -133,8 +133,7 @@ class CheckResult:
             if self.strategy.get("preemption_bound_cut") and not self.strategy.get("bounded_por"):
                 # Plain DPOR's backtrack points assume every schedule is allowed;
                 # cutting schedules at a preemption bound can drop the one a race
-                # needed.  (Searches now run BPOR's rule; a checkpoint from before
-                # the rule resumes without it.)
+                # needed.  BPOR's rule (--exact-bound, opt-in) does not.
                 return (
                     f"holds: every execution DPOR explores within the bounds ({s.executions:,} executions, none cut at "
                     "max_steps); DPOR cut schedules at the preemption bound, where its reduction is a heuristic that can "
