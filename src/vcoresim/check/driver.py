@@ -137,7 +137,7 @@ class CheckResult:
                 return (
                     f"holds: every execution DPOR explores within the bounds ({s.executions:,} executions, none cut at "
                     "max_steps); DPOR cut schedules at the preemption bound, where its reduction is a heuristic that can "
-                    f"miss executions within the bound (--workers 2 makes the bound exact){loops}"
+                    f"miss executions within the bound (--exact-bound or --workers 2 make the bound exact){loops}"
                 )
             return f"holds: every execution within the bounds explored ({s.executions:,} executions, none cut at max_steps){loops}"
         if self.verdict == "bounded":
